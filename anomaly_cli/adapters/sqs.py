@@ -1,0 +1,230 @@
+"""SQS adapter: client factory, named quotas, and batch calls that always check ``Failed[]``.
+
+AWS limits: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from anomaly_cli.config import Settings
+from anomaly_cli.errors import QueueError, QueueUnavailable
+
+MAX_BATCH_ENTRIES = 10  # SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch
+MAX_LONG_POLL_SECONDS = 20
+MAX_VISIBILITY_TIMEOUT_SECONDS = 12 * 3600
+MAX_RECEIVE_MESSAGES = 10
+MAX_MESSAGE_BYTES = 256 * 1024
+MAX_DELAY_SECONDS = 900
+FIFO_DEDUP_WINDOW_SECONDS = 5 * 60
+
+_TRANSIENT_CODES = {
+    "Throttling", "ThrottlingException", "RequestThrottled", "ServiceUnavailable", "InternalError",
+    "InternalFailure", "KmsThrottled", "RequestTimeout", "SlowDown", "AWS.SimpleQueueService.RequestThrottled",
+}
+
+
+def boto_config(settings: Settings | None = None, *, connect_timeout: float = 5.0, read_timeout: float = 30.0) -> Any:
+    """botocore config with its own retries turned down: our tenacity / loop retries decide."""
+    from botocore.config import Config
+
+    return Config(
+        region_name=settings.aws_region if settings else None,
+        connect_timeout=connect_timeout, read_timeout=read_timeout,
+        retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=64,
+    )
+
+
+def make_client(service: str, settings: Settings, **config_kw: Any) -> Any:
+    """A boto3 client for ``service`` honouring ``AWS_REGION`` and ``AWS_ENDPOINT_URL``."""
+    import boto3
+
+    kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": boto_config(settings, **config_kw)}
+    if settings.aws_endpoint_url:
+        kwargs["endpoint_url"] = settings.aws_endpoint_url
+    return boto3.session.Session().client(service, **kwargs)
+
+
+def translate(e: BaseException, what: str) -> Exception:
+    """A botocore/network exception as a :class:`QueueUnavailable` or :class:`QueueError`."""
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, ConnectionClosedError
+
+    if isinstance(e, ClientError):
+        err = e.response.get("Error", {})
+        code = err.get("Code", "")
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0
+        if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+            return QueueUnavailable(f"SQS {what} failed: {code or status}")
+        return QueueError(f"SQS {what} failed: {code}: {err.get('Message', '')[:200]}", code=_queue_code(code))
+    if isinstance(e, (EndpointConnectionError, ConnectionClosedError, BotoCoreError, OSError)):
+        return QueueUnavailable(f"SQS {what} failed: {type(e).__name__}")
+    return QueueError(f"SQS {what} failed: {type(e).__name__}: {e}")
+
+
+def _queue_code(aws_code: str) -> str:
+    if "NonExistentQueue" in aws_code or aws_code == "QueueDoesNotExist":
+        return "queue_not_found"
+    if "AccessDenied" in aws_code:
+        return "queue_access_denied"
+    return "queue_error"
+
+
+@dataclass(frozen=True)
+class BatchFailure:
+    """One entry of a batch call that SQS refused."""
+
+    id: str
+    code: str
+    message: str
+    sender_fault: bool
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch call (possibly retried) finally did: ids that succeeded and that failed."""
+
+    succeeded: list[str] = field(default_factory=list)
+    failed: list[BatchFailure] = field(default_factory=list)
+
+
+def chunks(seq: Sequence[Any], size: int = MAX_BATCH_ENTRIES) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i:i + size]
+
+
+class SqsQueue:
+    """One queue. Every batch call checks ``Failed[]`` and retries only the entries that can
+    succeed (``SenderFault == false``) with exponential backoff and jitter."""
+
+    def __init__(self, client: Any, url: str, *, retries: int = 4, base_delay: float = 0.2,
+                 sleep: Callable[[float], None] = time.sleep):
+        if not url:
+            raise QueueError("no queue URL (set SQS_QUEUE_URL)", code="config_invalid")
+        self.client = client
+        self.url = url
+        self.retries = retries
+        self.base_delay = base_delay
+        self._sleep = sleep
+
+    @property
+    def is_fifo(self) -> bool:
+        return self.url.endswith(".fifo")
+
+    def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        """Call ``fn`` retrying transient failures a few times with backoff."""
+        attempt = 0
+        while True:
+            try:
+                return fn(**kwargs)
+            except Exception as e:  # noqa: BLE001 - translated below
+                err = translate(e, what)
+                attempt += 1
+                if not isinstance(err, QueueUnavailable) or attempt > self.retries:
+                    raise err from e
+                self._sleep(self._backoff(attempt))
+
+    def _backoff(self, attempt: int) -> float:
+        return min(5.0, self.base_delay * (2 ** (attempt - 1))) * (0.5 + random.random())
+
+    def _batch(self, what: str, fn: Callable[..., Any], entries: list[dict[str, Any]]) -> BatchOutcome:
+        """Send ``entries`` (<= 10, each with ``Id``) retrying per-entry non-sender failures."""
+        outcome = BatchOutcome()
+        pending = list(entries)
+        attempt = 0
+        while pending:
+            resp = self._call(what, fn, QueueUrl=self.url, Entries=pending)
+            outcome.succeeded.extend(s["Id"] for s in resp.get("Successful", []))
+            retry: list[dict[str, Any]] = []
+            by_id = {e["Id"]: e for e in pending}
+            for f in resp.get("Failed", []) or []:
+                failure = BatchFailure(f["Id"], f.get("Code", ""), f.get("Message", ""), bool(f.get("SenderFault")))
+                if not failure.sender_fault and attempt < self.retries and f["Id"] in by_id:
+                    retry.append(by_id[f["Id"]])
+                else:
+                    outcome.failed.append(failure)
+            pending = retry
+            if pending:
+                attempt += 1
+                self._sleep(self._backoff(attempt))
+        return outcome
+
+    def send_batch(self, entries: list[dict[str, Any]]) -> BatchOutcome:
+        """``SendMessageBatch`` in chunks of 10; entries are dicts with ``Id``, ``MessageBody`` ..."""
+        out = BatchOutcome()
+        for chunk in chunks(entries):
+            res = self._batch("SendMessageBatch", self.client.send_message_batch, list(chunk))
+            out.succeeded += res.succeeded
+            out.failed += res.failed
+        return out
+
+    def delete_batch(self, receipts: list[tuple[str, str]]) -> BatchOutcome:
+        """Delete ``(id, receipt_handle)`` pairs in chunks of 10, checking ``Failed[]``."""
+        out = BatchOutcome()
+        for chunk in chunks(receipts):
+            entries = [{"Id": i, "ReceiptHandle": r} for i, r in chunk]
+            res = self._batch("DeleteMessageBatch", self.client.delete_message_batch, entries)
+            out.succeeded += res.succeeded
+            out.failed += res.failed
+        return out
+
+    def change_visibility_batch(self, items: list[tuple[str, str, int]]) -> BatchOutcome:
+        """Set visibility of ``(id, receipt_handle, seconds)`` triples in chunks of 10."""
+        out = BatchOutcome()
+        for chunk in chunks(items):
+            entries = [{"Id": i, "ReceiptHandle": r, "VisibilityTimeout": max(0, min(int(s), MAX_VISIBILITY_TIMEOUT_SECONDS))}
+                       for i, r, s in chunk]
+            res = self._batch("ChangeMessageVisibilityBatch", self.client.change_message_visibility_batch, entries)
+            out.succeeded += res.succeeded
+            out.failed += res.failed
+        return out
+
+    def receive(self, max_messages: int = MAX_RECEIVE_MESSAGES, wait_seconds: int = MAX_LONG_POLL_SECONDS,
+                visibility_timeout: int | None = None) -> list[dict[str, Any]]:
+        """Long-poll up to 10 messages with ``ApproximateReceiveCount`` and all attributes."""
+        kwargs: dict[str, Any] = {
+            "QueueUrl": self.url, "MaxNumberOfMessages": max(1, min(max_messages, MAX_RECEIVE_MESSAGES)),
+            "WaitTimeSeconds": max(0, min(wait_seconds, MAX_LONG_POLL_SECONDS)),
+            "MessageSystemAttributeNames": ["All"], "MessageAttributeNames": ["All"],
+        }
+        if visibility_timeout is not None:
+            kwargs["VisibilityTimeout"] = max(0, min(visibility_timeout, MAX_VISIBILITY_TIMEOUT_SECONDS))
+        # One attempt: the worker loop owns the backoff for receive failures.
+        try:
+            resp = self.client.receive_message(**kwargs)
+        except Exception as e:  # noqa: BLE001
+            raise translate(e, "ReceiveMessage") from e
+        return resp.get("Messages", []) or []
+
+    def attributes(self, names: Sequence[str] = ("All",)) -> dict[str, str]:
+        """``GetQueueAttributes`` (raises :class:`QueueError` ``queue_not_found`` when missing)."""
+        resp = self._call("GetQueueAttributes", self.client.get_queue_attributes, AttributeNames=list(names))
+        return resp.get("Attributes", {})
+
+    def approximate_counts(self) -> dict[str, int]:
+        attrs = self.attributes(["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                                 "ApproximateNumberOfMessagesDelayed"])
+        return {"visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
+                "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+                "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0))}
+
+
+def receive_count(message: dict[str, Any]) -> int:
+    """``ApproximateReceiveCount`` of a received message (1 when SQS did not say)."""
+    try:
+        return int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+    except (TypeError, ValueError):
+        return 1
+
+
+def queue_url_from_arn(client: Any, arn: str) -> str:
+    """The queue URL for a queue ARN (``arn:aws:sqs:region:account:name``)."""
+    parts = arn.split(":")
+    if len(parts) < 6:
+        raise QueueError(f"not a queue ARN: {arn!r}")
+    try:
+        return client.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+    except Exception as e:  # noqa: BLE001
+        raise translate(e, "GetQueueUrl") from e

@@ -1,0 +1,8 @@
+"""`anomaly seed-sqs` (being built; see the issue that owns it)."""
+
+import typer
+
+
+def command() -> None:
+    """Not built yet."""
+    raise typer.Exit(1)

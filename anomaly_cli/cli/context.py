@@ -1,0 +1,74 @@
+"""The CLI context: settings and clients, built lazily.
+
+``anomaly --help`` and read-only commands never touch a network, and nothing heavy (boto3,
+pymongo, numpy) is imported until a command asks for it.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import typer
+
+from anomaly_cli.config import Settings, load_settings, with_overrides
+
+
+class CliContext:
+    """Per-invocation state shared by the commands (``ctx.obj``)."""
+
+    def __init__(self, env_file: str | None = None, log_level: str | None = None):
+        self.env_file = env_file
+        self.log_level = log_level
+        self._settings: Settings | None = None
+
+    def settings(self, **flags: Any) -> Settings:
+        """Load settings once (defaults < .env < env < global flags), then apply ``flags``."""
+        if self._settings is None:
+            self._settings = load_settings({"log_level": self.log_level}, env_file=self.env_file or ".env")
+            from anomaly_cli.log import configure_logging
+
+            configure_logging(self._settings.log_level)
+        if flags:
+            self._settings = with_overrides(self._settings, **flags)
+        return self._settings
+
+    @cached_property
+    def mongo_client(self) -> Any:
+        from anomaly_cli.adapters import mongo
+
+        s = self.settings()
+        return mongo.connect(s.mongo_uri, timeout_ms=s.mongo_timeout_ms)
+
+    @property
+    def db(self) -> Any:
+        return self.mongo_client[self.settings().mongo_db_name]
+
+    @cached_property
+    def sqs_client(self) -> Any:
+        from anomaly_cli.adapters.sqs import make_client
+
+        return make_client("sqs", self.settings())
+
+    @cached_property
+    def s3_client(self) -> Any:
+        from anomaly_cli.adapters.sqs import make_client
+
+        s = self.settings()
+        return make_client("s3", s, connect_timeout=s.fetch_connect_timeout_seconds, read_timeout=s.fetch_read_timeout_seconds)
+
+    def queue(self, url: str | None = None) -> Any:
+        from anomaly_cli.adapters.sqs import SqsQueue
+
+        s = self.settings()
+        if not (url or s.sqs_queue_url):
+            s.require("sqs_queue_url")
+        return SqsQueue(self.sqs_client, url or s.sqs_queue_url)
+
+
+def get(ctx: typer.Context) -> CliContext:
+    """The :class:`CliContext` of a command (made on first use when a command runs alone)."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliContext):
+        root.obj = CliContext()
+    return root.obj

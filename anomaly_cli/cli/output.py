@@ -1,0 +1,89 @@
+"""Output helpers: stdout carries data (tables, JSON), stderr carries logs, progress and errors.
+
+Every command ends an error through :func:`fail`, which prints
+``{"error": {"code", "message", "hint"}}`` on stdout under ``--json`` and a human line on
+stderr otherwise, then raises ``typer.Exit`` with a named exit code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import sys
+from typing import Any, Iterator, NoReturn
+
+import typer
+from rich.console import Console
+
+from anomaly_cli.cli import exit_codes
+
+_out: Console | None = None
+_err: Console | None = None
+
+
+def out() -> Console:
+    """The data console (stdout)."""
+    global _out
+    if _out is None or _out.file is not sys.stdout:
+        _out = Console(file=sys.stdout, soft_wrap=True)
+    return _out
+
+
+def err() -> Console:
+    """The human console (stderr): progress, panels about problems, hints."""
+    global _err
+    if _err is None or _err.file is not sys.stderr:
+        _err = Console(file=sys.stderr)
+    return _err
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert datetimes, ObjectIds, numpy scalars and tuples for ``json.dumps``."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def emit_json(payload: Any) -> None:
+    """Print one JSON document on stdout."""
+    sys.stdout.write(json.dumps(to_jsonable(payload), ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def fail(code: str, message: str, *, hint: str | None = None, exit_code: int = exit_codes.RET_ERROR,
+         json_mode: bool = False) -> NoReturn:
+    """End the command with an error, machine-readable under ``--json``."""
+    from anomaly_cli.config import redact_text
+
+    message = redact_text(message)
+    if json_mode:
+        emit_json({"error": {"code": code, "message": message, "hint": hint}})
+    else:
+        err().print(f"[bold red]error[/] [dim]({code})[/]: {message}", markup=True, highlight=False)
+        if hint:
+            err().print(f"[yellow]hint[/]: {hint}", highlight=False)
+    raise typer.Exit(exit_code)
+
+
+@contextlib.contextmanager
+def handle_errors(json_mode: bool = False) -> Iterator[None]:
+    """Turn project errors escaping a command into :func:`fail` with the right exit code."""
+    from anomaly_cli.errors import AnomalyError
+
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except AnomalyError as e:
+        fail(e.code, str(e), hint=e.hint, exit_code=exit_codes.for_exception(e), json_mode=json_mode)
+    except KeyboardInterrupt:
+        fail("interrupted", "interrupted", exit_code=exit_codes.RET_INTERRUPTED, json_mode=json_mode)

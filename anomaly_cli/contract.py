@@ -1,0 +1,317 @@
+"""The data contract shared by every stage: the 13-field SQS message, the result id, the
+natural key, and the one function that normalises a source subject row.
+
+Each of these has exactly one builder and one parser, here. ``shared/spec/PIPELINE.md`` is the
+authority; its "Decisions" section fixes the formats:
+
+- ``mongo_doc_id``: the source ``_id`` as a string; ``test_date``: ``YYYY-MM-DD``;
+- ``source_updated_at`` / ``subject_created_at`` / ``discovered_at``: ISO-8601 with an explicit
+  UTC offset; ``source_updated_at == subject_created_at``;
+- ``record_type``: ``teacher`` | ``admin`` | ``adhoc`` (``push-urls`` items, no source row);
+- result ``_id``: lowercase hex SHA-256 of
+  ``source_collection|mongo_doc_id|test_date|record_type|subject_id|audio_url``.
+
+The parser is strict: a body that is not a JSON object with exactly the 13 fields, each of the
+right type, is a :class:`~anomaly_cli.errors.ContractError` (the worker leaves such a message
+for the DLQ, where ``replay-dlq`` can inspect it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import unicodedata
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+from anomaly_cli.errors import ContractError
+
+RECORD_TYPES = ("teacher", "admin")
+ADHOC = "adhoc"
+ALL_RECORD_TYPES = RECORD_TYPES + (ADHOC,)
+RECORD_PATHS = {"teacher": "teacher_record", "admin": "admin_record"}
+
+MESSAGE_FIELDS = (
+    "source_collection", "mongo_doc_id", "test_date", "record_type", "subject_id", "subject_name",
+    "audio_s3_url", "source_updated_at", "subject_created_at", "student_id", "udise", "trace_id",
+    "discovered_at",
+)
+_DATETIME_FIELDS = ("source_updated_at", "subject_created_at", "discovered_at")
+_NULLABLE_FIELDS = ("student_id", "udise")
+
+#: The worker honours this SQS message attribute: overwrite an existing result.
+RESCREEN_ATTRIBUTE = "rescreen"
+#: Our bodies are < 2 KB; anything near the 256 KiB SQS limit is not one of ours.
+MAX_BODY_BYTES = 64 * 1024
+MAX_FIELD_CHARS = 4096
+
+
+def normalize_text(value: str) -> str:
+    """NFC-normalise and trim (subject names typed on different phones differ in both)."""
+    return unicodedata.normalize("NFC", value).strip()
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    """An aware UTC datetime; naive values are taken as UTC (that is what MongoDB returns)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def iso(value: dt.datetime) -> str:
+    """ISO-8601 with an explicit offset, millisecond precision (MongoDB's precision)."""
+    return utc(value).isoformat(timespec="milliseconds")
+
+
+def test_date_datetime(test_date: str) -> dt.datetime:
+    """``YYYY-MM-DD`` -> midnight UTC, the form ``source.test_date`` is stored in."""
+    d = dt.date.fromisoformat(test_date)
+    return dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone.utc)
+
+
+def result_id(source_collection: str, mongo_doc_id: str, test_date: str, record_type: str,
+              subject_id: str, audio_url: str) -> str:
+    """The deterministic result ``_id``: anyone can recompute it from the six parts."""
+    raw = "|".join([source_collection, mongo_doc_id, test_date, record_type, subject_id, audio_url.strip()])
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One audio to screen: the parsed SQS message (exactly the 13 contract fields)."""
+
+    source_collection: str
+    mongo_doc_id: str
+    test_date: str
+    record_type: str
+    subject_id: str
+    subject_name: str
+    audio_s3_url: str
+    source_updated_at: dt.datetime
+    subject_created_at: dt.datetime
+    student_id: str | None
+    udise: str | None
+    trace_id: str
+    discovered_at: dt.datetime
+
+    @property
+    def result_id(self) -> str:
+        return result_id(self.source_collection, self.mongo_doc_id, self.test_date, self.record_type,
+                         self.subject_id, self.audio_s3_url)
+
+    @property
+    def natural_key(self) -> tuple[str, str, str, str]:
+        """(mongo_doc_id, test_date, record_type, subject_id): how old results are recognised."""
+        return (self.mongo_doc_id, self.test_date, self.record_type, self.subject_id)
+
+    @property
+    def is_adhoc(self) -> bool:
+        return self.record_type == ADHOC
+
+    def to_message(self) -> dict[str, Any]:
+        """The message as a JSON-ready dict, fields in contract order."""
+        raw = asdict(self)
+        return {k: (iso(raw[k]) if k in _DATETIME_FIELDS else raw[k]) for k in MESSAGE_FIELDS}
+
+    def to_body(self) -> str:
+        """The SQS message body (the only place a body is built)."""
+        return json.dumps(self.to_message(), ensure_ascii=False, separators=(",", ":"))
+
+
+def natural_key_filter(item: WorkItem) -> dict[str, Any]:
+    """A results-collection filter on the natural key (served by the spec's first index)."""
+    return {
+        "source.mongo_doc_id": item.mongo_doc_id,
+        "source.test_date": test_date_datetime(item.test_date),
+        "source.record_type": item.record_type,
+        "source.subject_id": item.subject_id,
+    }
+
+
+def _parse_datetime(name: str, value: Any) -> dt.datetime:
+    if not isinstance(value, str):
+        raise ContractError(f"field {name!r} must be an ISO-8601 string, got {type(value).__name__}")
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise ContractError(f"field {name!r} is not an ISO-8601 datetime: {value[:64]!r}") from e
+    if parsed.tzinfo is None:
+        raise ContractError(f"field {name!r} has no UTC offset: {value[:64]!r}")
+    return utc(parsed)
+
+
+def parse_message(body: str | bytes | Mapping[str, Any]) -> WorkItem:
+    """Parse an SQS body into a :class:`WorkItem` or raise :class:`ContractError` saying why."""
+    if isinstance(body, (str, bytes)):
+        size = len(body.encode("utf-8") if isinstance(body, str) else body)
+        if size > MAX_BODY_BYTES:
+            raise ContractError(f"body is {size} bytes, over the {MAX_BODY_BYTES} byte limit of a work item")
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ContractError(f"body is not JSON: {e}") from e
+    else:
+        data = dict(body)
+    if not isinstance(data, dict):
+        raise ContractError(f"body must be a JSON object, got {type(data).__name__}")
+    missing = [k for k in MESSAGE_FIELDS if k not in data]
+    if missing:
+        raise ContractError(f"missing fields: {', '.join(missing)}")
+    extra = sorted(k for k in data if k not in MESSAGE_FIELDS)
+    if extra:
+        raise ContractError(f"unexpected fields: {', '.join(extra[:5])}")
+    values: dict[str, Any] = {}
+    for name in MESSAGE_FIELDS:
+        value = data[name]
+        if name in _DATETIME_FIELDS:
+            values[name] = _parse_datetime(name, value)
+            continue
+        if name in _NULLABLE_FIELDS and value is None:
+            values[name] = None
+            continue
+        if not isinstance(value, str):
+            raise ContractError(f"field {name!r} must be a string, got {type(value).__name__}")
+        if len(value) > MAX_FIELD_CHARS:
+            raise ContractError(f"field {name!r} is longer than {MAX_FIELD_CHARS} characters")
+        if name not in _NULLABLE_FIELDS and not value.strip():
+            raise ContractError(f"field {name!r} is empty")
+        values[name] = value
+    try:
+        dt.date.fromisoformat(values["test_date"])
+        if len(values["test_date"]) != 10:
+            raise ValueError("not YYYY-MM-DD")
+    except ValueError as e:
+        raise ContractError(f"field 'test_date' must be YYYY-MM-DD, got {values['test_date'][:32]!r}") from e
+    if values["record_type"] not in ALL_RECORD_TYPES:
+        raise ContractError(f"field 'record_type' must be one of {', '.join(ALL_RECORD_TYPES)}, got {values['record_type'][:32]!r}")
+    if values["audio_s3_url"] != values["audio_s3_url"].strip():
+        values["audio_s3_url"] = values["audio_s3_url"].strip()
+    return WorkItem(**values)
+
+
+# --- source rows -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SubjectRow:
+    """A valid reading row of a source document, normalised (what discovery enqueues)."""
+
+    mongo_doc_id: str
+    record_type: str
+    subject_id: str
+    subject_name: str
+    audio_url: str
+    subject_created_at: dt.datetime
+    student_id: str | None
+    udise: str | None
+
+    @property
+    def sort_key(self) -> tuple[dt.datetime, str, str, str]:
+        """The discovery order: (source_updated_at, mongo_doc_id, record_type, subject_id)."""
+        return (self.subject_created_at, self.mongo_doc_id, self.record_type, self.subject_id)
+
+    def to_work_item(self, source_collection: str, test_date: str, *, now: dt.datetime | None = None,
+                     trace_id: str | None = None) -> WorkItem:
+        """The work item of this row; ``trace_id`` is a fresh UUID per enqueue."""
+        return WorkItem(
+            source_collection=source_collection, mongo_doc_id=self.mongo_doc_id, test_date=test_date,
+            record_type=self.record_type, subject_id=self.subject_id, subject_name=self.subject_name,
+            audio_s3_url=self.audio_url, source_updated_at=self.subject_created_at,
+            subject_created_at=self.subject_created_at, student_id=self.student_id, udise=self.udise,
+            trace_id=trace_id or str(uuid.uuid4()), discovered_at=now or dt.datetime.now(dt.timezone.utc),
+        )
+
+    def result_id(self, source_collection: str, test_date: str) -> str:
+        return result_id(source_collection, self.mongo_doc_id, test_date, self.record_type, self.subject_id, self.audio_url)
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A reading row that cannot be screened, with the data reason (counted, never enqueued)."""
+
+    mongo_doc_id: str
+    record_type: str
+    subject_id: str | None
+    reason: str
+
+
+#: Reasons a reading row is rejected; stats count them under ``skipped_invalid.<reason>``.
+REJECT_REASONS = (
+    "missing_subject_id", "audio_url_not_string", "empty_audio_url", "missing_subject_created_at",
+    "subject_created_at_not_date", "subject_created_at_in_future",
+)
+#: Rows stamped further than this in the future are phone-clock errors, not screenable rows.
+FUTURE_TOLERANCE = dt.timedelta(days=1)
+
+
+def _id_str(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (dict, list)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def subject_matches(raw: Mapping[str, Any], subject_name: str) -> bool:
+    """True when a raw subject row is a row of ``subject_name`` (after NFC + trim)."""
+    name = raw.get("subject_name") if isinstance(raw, Mapping) else None
+    return isinstance(name, str) and normalize_text(name) == normalize_text(subject_name)
+
+
+def normalize_subject_row(
+    *, mongo_doc_id: Any, record_type: str, raw: Mapping[str, Any], student: Mapping[str, Any],
+    now: dt.datetime | None = None,
+) -> SubjectRow | RejectedRow:
+    """Normalise one raw subject row (already known to be of the right subject).
+
+    The one function behind discovery and the worker's source re-check: it trims
+    ``audio_url``, turns ids into strings and rejects rows for a *data* reason instead of
+    raising, so one bad row never stops a run.
+    """
+    doc_id = str(mongo_doc_id)
+    subject_id = _id_str(raw.get("subject_id"))
+    if subject_id is None:
+        return RejectedRow(doc_id, record_type, None, "missing_subject_id")
+    url = raw.get("audio_url")
+    if not isinstance(url, str):
+        return RejectedRow(doc_id, record_type, subject_id, "audio_url_not_string" if url is not None else "empty_audio_url")
+    url = url.strip()
+    if not url or url.lower() in ("null", "none", "undefined"):
+        return RejectedRow(doc_id, record_type, subject_id, "empty_audio_url")
+    created = raw.get("subject_created_at")
+    if created is None:
+        return RejectedRow(doc_id, record_type, subject_id, "missing_subject_created_at")
+    if not isinstance(created, dt.datetime):
+        return RejectedRow(doc_id, record_type, subject_id, "subject_created_at_not_date")
+    created = utc(created)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    if created > now + FUTURE_TOLERANCE:
+        return RejectedRow(doc_id, record_type, subject_id, "subject_created_at_in_future")
+    return SubjectRow(
+        mongo_doc_id=doc_id, record_type=record_type, subject_id=subject_id,
+        subject_name=normalize_text(raw["subject_name"]), audio_url=url, subject_created_at=created,
+        student_id=_id_str(student.get("student_id")), udise=_id_str(student.get("udise")),
+    )
+
+
+def test_date_matches(value: Any, test_date: str, tz: dt.tzinfo) -> bool:
+    """Whether an ``assessments.test_date`` (a date, or the string ``YYYY-MM-DD``) is ``test_date``.
+
+    A date-typed value belongs to its calendar day in ``tz`` (``TEST_DATE_TIMEZONE``): apps in
+    India often store local midnight, i.e. 18:30 UTC the day before.
+    """
+    if isinstance(value, dt.datetime):
+        return utc(value).astimezone(tz).date().isoformat() == test_date
+    if isinstance(value, str):
+        text = value.strip()
+        return text == test_date or text.startswith(test_date + "T")
+    return False
+
+
+def test_date_window(test_date: str, tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
+    """The UTC ``[start, end)`` of the calendar day ``test_date`` in ``tz``."""
+    d = dt.date.fromisoformat(test_date)
+    start = dt.datetime(d.year, d.month, d.day, tzinfo=tz).astimezone(dt.timezone.utc)
+    end = (dt.datetime(d.year, d.month, d.day, tzinfo=tz) + dt.timedelta(days=1)).astimezone(dt.timezone.utc)
+    return start, end

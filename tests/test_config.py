@@ -1,0 +1,52 @@
+"""Settings: precedence, validation errors naming the variable, redaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from anomaly_cli.config import load_settings, redact_text, redact_uri, redact_url
+from anomaly_cli.errors import ConfigError
+
+
+def test_precedence_defaults_dotenv_env_flags(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("BATCH_SIZE=3\nMAX_CONCURRENCY=5\nexport SUBJECT_NAME='गणित'\n# comment\n")
+    s = load_settings({"max_concurrency": 9}, environ={"BATCH_SIZE": "4"}, env_file=env_file)
+    assert (s.batch_size, s.max_concurrency, s.subject_name, s.discovery_batch_size) == (4, 9, "गणित", 100)
+    assert s.sources["batch_size"] == "env"
+    assert s.sources["max_concurrency"] == "flag"
+    assert s.sources["subject_name"] == ".env"
+    assert s.sources["discovery_batch_size"] == "default"
+
+
+@pytest.mark.parametrize("env, name", [
+    ({"BATCH_SIZE": "ten"}, "BATCH_SIZE"),
+    ({"DISCOVERY_BATCH_SIZE": "0"}, "DISCOVERY_BATCH_SIZE"),
+    ({"TEST_DATE": "2025-13-01"}, "TEST_DATE"),
+    ({"TEST_DATE": '{"$gt": ""}'}, "TEST_DATE"),
+    ({"MONGO_TO_SQS_MODE": "fast"}, "MONGO_TO_SQS_MODE"),
+    ({"TEST_DATE_TIMEZONE": "Mars/Olympus"}, "TEST_DATE_TIMEZONE"),
+    ({"ENABLE_SOURCE_BACKLINK_UPDATE": "maybe"}, "ENABLE_SOURCE_BACKLINK_UPDATE"),
+    ({"SQS_WAIT_SECONDS": "30"}, "SQS_WAIT_SECONDS"),
+])
+def test_invalid_values_name_the_variable(env, name):
+    with pytest.raises(ConfigError) as e:
+        load_settings(environ=env, env_file=None)
+    assert name in str(e.value)
+
+
+def test_allowlist_and_bool_parsing():
+    s = load_settings(environ={"AUDIO_URL_ALLOWLIST": "s3://a, cdn.example.org ,", "ENABLE_SOURCE_BACKLINK_UPDATE": "yes",
+                               "MAX_RECORDS": ""}, env_file=None)
+    assert s.audio_url_allowlist == ("s3://a", "cdn.example.org")
+    assert s.enable_source_backlink_update is True
+    assert s.max_records is None
+
+
+def test_redaction():
+    s = load_settings(environ={"MONGO_URI": "mongodb://admin:hunter2@db.example:27017/x"}, env_file=None)
+    assert "hunter2" not in str(s.redacted())
+    assert redact_uri("mongodb+srv://u:p@c.example/db") == "mongodb+srv://***@c.example/db"
+    url = "https://b.s3.amazonaws.com/k.m4a?X-Amz-Signature=abc&X-Amz-Credential=AKIA"
+    assert "abc" not in redact_url(url) and "AKIA" not in redact_url(url)
+    assert "abc" not in redact_text(f"failed to get {url}")
