@@ -1,0 +1,69 @@
+"""What the screening engine returns for one recording, shared by the engine, the worker,
+``anomaly score`` and the operator tools.
+
+A :class:`Screening` is always an *answer*: a recording that could not be fetched or decoded
+is a screening with ``status == "failed"``, an ``error`` and a ``corrupt`` / ``unavailable``
+reason, never an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: Every reason code, in the order they are reported when several apply (most basic first).
+REASON_CODES = (
+    "unavailable", "corrupt", "truncated", "too_short", "too_long", "silent", "low_volume", "no_speech",
+    "noisy", "clipped", "dc_offset", "duplicate", "outlier",
+)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a recording is flagged: the measured ``value`` crossed ``threshold``."""
+
+    code: str
+    value: float | None = None
+    threshold: float | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Screening:
+    """The outcome of screening one recording."""
+
+    status: str  # "ok" | "failed"
+    is_anomaly: bool
+    anomaly_score: float  # in [0, 1]
+    reasons: tuple[Reason, ...]
+    model_version: str
+    features: dict[str, float] = field(default_factory=dict)
+    # format, sample_rate, channels, duration_s, bytes, sha256, pcm_sha256, fingerprint, fp_bands ...
+    audio: dict[str, Any] = field(default_factory=dict)
+    threshold: float | None = None
+    error: dict[str, str] | None = None  # {"code", "message", "stage"} when status == "failed"
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def reason_codes(self) -> list[str]:
+        return [r.code for r in self.reasons]
+
+    @classmethod
+    def failed(cls, *, code: str, message: str, stage: str, reason: str, model_version: str,
+               audio: dict[str, Any] | None = None, timings_ms: dict[str, float] | None = None) -> "Screening":
+        """A terminal answer for a recording that could not be fetched (``unavailable``) or
+        decoded (``corrupt``)."""
+        if reason not in REASON_CODES:
+            raise ValueError(f"unknown reason code {reason!r}")
+        return cls(status="failed", is_anomaly=True, anomaly_score=1.0,
+                   reasons=(Reason(reason, None, None, f"{code}: {message}"[:300]),), model_version=model_version,
+                   audio=dict(audio or {}), error={"code": code, "message": message[:500], "stage": stage},
+                   timings_ms=dict(timings_ms or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["reasons"] = [r.to_dict() for r in self.reasons]
+        return d
