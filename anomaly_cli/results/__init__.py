@@ -1,0 +1,1 @@
+"""The results collection: document shape, repository (writes, indexes, duplicates), lookups."""
