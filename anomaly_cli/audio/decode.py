@@ -1,0 +1,309 @@
+"""Bytes in, mono float32 at the analysis rate out, or a :class:`DecodeError` saying why not.
+
+The container is sniffed from the bytes (:mod:`anomaly_cli.audio.sniff`). libsndfile decodes WAV,
+FLAC, OGG/Vorbis, Opus and MP3; FFmpeg (PyAV) decodes m4a/AAC, 3gp/AMR, webm and anything
+libsndfile refuses. Decoding streams in blocks: channels are averaged and each block goes through
+a streaming polyphase resampler (:class:`PolyphaseStream`), and decoding stops at the duration
+cap, so memory is bounded by the cap at the *output* rate whatever the header claims.
+
+Decisions:
+- ``truncated`` is set where the format lets us tell: a WAV ``data`` chunk shorter than its
+  header says; FLAC/MP3/MP4/webm decoding to noticeably less than the header's duration
+  (more than 0.25 s and 2 % short); an MP4 whose last top-level box runs past the end; a decoder
+  that fails mid-stream after audio was decoded (the audio so far is kept). An MP4 cut before
+  its ``moov`` index (a non-faststart upload that stopped early) holds no decodable audio: that is
+  a ``DecodeError`` with code ``truncated``, so callers can still report truncation.
+- Error codes: ``empty`` (no bytes, or a valid container without samples, e.g. an ID3 tag
+  alone), ``not_audio`` (text/HTML or unknown bytes both decoders refuse), ``nonfinite_samples``
+  (NaN/inf), ``truncated`` (see above), ``unsupported_rate``, ``undecodable`` (anything else, with
+  the decoder's reason). Nothing but :class:`DecodeError` leaves :func:`decode_bytes`.
+- Channels are averaged with equal weight: recordings are speech, and an equal mix never drops
+  a channel that carries the child (unlike taking the left one).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from anomaly_cli.audio import sniff as sn
+from anomaly_cli.errors import DecodeError
+
+ANALYSIS_RATE = 16000
+MIN_RATE, MAX_RATE = 4000, 384000
+# Frames read from libsndfile per call: small enough that a stream breaking mid-block loses
+# little (libsndfile returns nothing from a failed read), large enough to keep calls cheap.
+_BLOCK_FRAMES = 16384
+_SHORT_SLACK_S, _SHORT_SLACK_FRAC = 0.25, 0.02
+_OPEN_NOISE = re.compile(r"Error opening <[^>]*>: ")  # libsndfile names our in-memory buffer
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    """Decoded recording: mono float32 ``samples`` at ``sample_rate``, plus what the file said."""
+
+    samples: np.ndarray
+    sample_rate: int
+    source_rate: int
+    channels: int
+    format: str
+    codec: str
+    duration_s: float
+    declared_duration_s: float | None
+    truncated: bool
+    capped: bool
+    notes: tuple[str, ...] = ()
+
+
+class PolyphaseStream:
+    """Streaming ``scipy.signal.resample_poly``: blocks in, the same samples out as one call.
+
+    Each block is resampled with enough input context on both sides to cover the filter, and
+    block starts sit on multiples of ``down`` so output samples land on the same grid as a
+    whole-signal call would put them.
+    """
+
+    def __init__(self, src_rate: int, dst_rate: int, block: int = 1 << 16):
+        g = math.gcd(src_rate, dst_rate)
+        self.up, self.down = dst_rate // g, src_rate // g
+        half_in = 10 * max(self.up, self.down) // self.up + 2  # resample_poly's half filter, input samples
+        self.ctx = self.down * math.ceil(half_in / self.down)
+        self.block = self.down * max(1, math.ceil(block / self.down))
+        self._left = np.zeros(0, np.float32)
+        self._pending = np.zeros(0, np.float32)
+
+    def push(self, x: np.ndarray) -> list[np.ndarray]:
+        """Feed input samples; return output blocks that are final."""
+        if self.up == self.down:
+            return [x.astype(np.float32, copy=False)]
+        self._pending = np.concatenate([self._pending, x.astype(np.float32, copy=False)])
+        out = []
+        while len(self._pending) >= self.block + self.ctx:
+            out.append(self._run(self._pending[:self.block + self.ctx], self.block * self.up // self.down))
+            seen = np.concatenate([self._left, self._pending[:self.block]])
+            self._left = seen[-self.ctx:]
+            self._pending = self._pending[self.block:]
+        return out
+
+    def finish(self) -> list[np.ndarray]:
+        """Flush what is left (the signal ends here)."""
+        if self.up == self.down or len(self._pending) == 0:
+            return []
+        y = self._run(self._pending, None)
+        self._pending = np.zeros(0, np.float32)
+        return [y]
+
+    def _run(self, seg: np.ndarray, keep: int | None) -> np.ndarray:
+        from scipy.signal import resample_poly
+
+        off = len(self._left) * self.up // self.down
+        y = resample_poly(np.concatenate([self._left, seg]), self.up, self.down)
+        y = y[off:] if keep is None else y[off:off + keep]
+        return y.astype(np.float32, copy=False)
+
+
+def decode_bytes(data: bytes, *, max_duration_s: float = 600.0, target_rate: int = ANALYSIS_RATE) -> DecodedAudio:
+    """Decode ``data`` to mono float32 at ``target_rate``, stopping at ``max_duration_s``.
+
+    Raises :class:`DecodeError` (and nothing else) when the bytes hold no usable audio.
+    """
+    try:
+        return _decode(bytes(data), max_duration_s, target_rate)
+    except DecodeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the contract: only DecodeError leaves this function
+        raise DecodeError(f"decoder failed: {type(e).__name__}: {e}", code="undecodable") from e
+
+
+def _decode(data: bytes, cap_s: float, target_rate: int) -> DecodedAudio:
+    if not data:
+        raise DecodeError("no bytes: the file is empty", code="empty")
+    fmt = sn.sniff(data)
+    if fmt is None:
+        text = sn.looks_like_text(data)
+        if text:
+            raise DecodeError(f"not audio: the bytes are {text} ({data[:40]!r}...)", code="not_audio")
+    if fmt == "mp3" and data[:3] == b"ID3" and not sn.has_audio_after_id3(data):
+        raise DecodeError("MP3 holds an ID3 tag and no audio frames", code="empty")
+    if fmt == "m4a" or fmt == "3gp":
+        boxes, _ = sn.mp4_layout(data)
+        if "moov" not in boxes and "mdat" in boxes:
+            raise DecodeError(f"{fmt} has no moov index: the upload was cut before the index was written "
+                              "(not faststart)", code="truncated")
+    errors: list[str] = []
+    if fmt is None or fmt in sn.SNDFILE_FORMATS:
+        try:
+            return _decode_sndfile(data, fmt, cap_s, target_rate)
+        except _Refused as e:
+            errors.append(f"libsndfile: {e}")
+    try:
+        return _decode_av(data, fmt, cap_s, target_rate)
+    except _Refused as e:
+        errors.append(f"ffmpeg: {e}")
+    code = "not_audio" if fmt is None else "undecodable"
+    what = "unknown bytes" if fmt is None else f"{fmt} container"
+    raise DecodeError(f"{what} could not be decoded ({'; '.join(errors)})", code=code)
+
+
+class _Refused(Exception):
+    """A decoder could not open the bytes at all (the next decoder may)."""
+
+
+class _Collector:
+    """Downmix, check, cap and resample blocks as they are decoded."""
+
+    def __init__(self, src_rate: int, channels: int, cap_s: float, target_rate: int):
+        if not MIN_RATE <= src_rate <= MAX_RATE:
+            raise DecodeError(f"sample rate {src_rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz", code="unsupported_rate")
+        self.src_rate, self.channels = src_rate, channels
+        self.cap_frames = int(round(cap_s * src_rate))
+        self.frames = 0
+        self.capped = False
+        self._rs = PolyphaseStream(src_rate, target_rate)
+        self._out: list[np.ndarray] = []
+
+    def add(self, block: np.ndarray) -> bool:
+        """Add ``(frames, channels)`` samples; False once the cap is reached (stop decoding)."""
+        if len(block) == 0:
+            return True
+        room = self.cap_frames - self.frames
+        if len(block) > room:
+            block, self.capped = block[:room], True
+        bad = ~np.isfinite(block)
+        if bad.any():
+            first = int(np.argmax(bad.any(axis=1))) + self.frames
+            raise DecodeError(f"{int(bad.sum())} NaN/inf samples, the first at {first / self.src_rate:.3f} s",
+                              code="nonfinite_samples")
+        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        self.frames += len(block)
+        self._out.extend(self._rs.push(mono))
+        return not self.capped
+
+    def samples(self) -> np.ndarray:
+        self._out.extend(self._rs.finish())
+        return np.concatenate(self._out).astype(np.float32, copy=False) if self._out else np.zeros(0, np.float32)
+
+
+def _finish(col: _Collector, fmt: str, codec: str, declared: float | None, target_rate: int,
+            truncated: bool, notes: list[str]) -> DecodedAudio:
+    if col.frames == 0:
+        raise DecodeError(f"{fmt} container holds no audio samples", code="empty")
+    duration = col.frames / col.src_rate
+    if declared is not None and not col.capped and not truncated:
+        short = declared - duration
+        if short > _SHORT_SLACK_S and short > _SHORT_SLACK_FRAC * declared:
+            truncated = True
+            notes.append(f"decoded {duration:.2f} s of the {declared:.2f} s the header declares")
+    samples = col.samples()
+    return DecodedAudio(samples, target_rate, col.src_rate, col.channels, fmt, codec, duration,
+                        declared, truncated, col.capped, tuple(notes))
+
+
+def _decode_sndfile(data: bytes, fmt: str | None, cap_s: float, target_rate: int) -> DecodedAudio:
+    import soundfile as sf
+
+    try:
+        f = sf.SoundFile(io.BytesIO(data))
+    except Exception as e:  # noqa: BLE001 - libsndfile's refusal; FFmpeg gets a chance next
+        raise _Refused(_OPEN_NOISE.sub("", str(e))) from e
+    with f:
+        fmt = fmt or f.format.lower()
+        codec = _sf_codec(f.format, f.subtype)
+        col = _Collector(f.samplerate, f.channels, cap_s, target_rate)
+        declared, truncated, notes = _sf_declared(data, fmt, f)
+        while True:
+            try:
+                block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+            except Exception as e:  # noqa: BLE001 - a stream that breaks after some audio
+                if col.frames == 0:  # broken from the start: FFmpeg may still make sense of it
+                    raise _Refused(f"could not decode {fmt}: {e}") from e
+                truncated = True
+                notes.append(f"decoder stopped early: {e}")
+                break
+            if len(block) == 0 or not col.add(block):
+                break
+        return _finish(col, fmt, codec, declared, target_rate, truncated, notes)
+
+
+def _sf_declared(data: bytes, fmt: str, f) -> tuple[float | None, bool, list[str]]:
+    """What the header promises, and whether a WAV data chunk is visibly short."""
+    notes: list[str] = []
+    if fmt == "wav":
+        lay = sn.wav_layout(data)
+        if lay is None or lay.declared_bytes is None or not lay.block_align or not lay.rate:
+            return None, False, notes
+        declared = lay.declared_bytes / lay.block_align / lay.rate
+        missing = lay.declared_bytes - lay.present_bytes
+        # A few bytes short is a sloppy writer, not a cut upload: allow one frame or 10 ms.
+        if missing > max(lay.block_align, 0.01 * lay.rate * lay.block_align):
+            notes.append(f"WAV data chunk holds {lay.present_bytes} of {lay.declared_bytes} declared bytes")
+            return declared, True, notes
+        return declared, False, notes
+    if fmt in ("flac", "mp3") and f.frames > 0:
+        # FLAC STREAMINFO and MP3 Xing/Info headers state the length; OGG/Opus carry no promise
+        # (their length is read from the last page present, so a cut file looks whole).
+        return f.frames / f.samplerate, False, notes
+    return None, False, notes
+
+
+def _sf_codec(fmt: str, subtype: str) -> str:
+    return {"VORBIS": "vorbis", "OPUS": "opus", "MPEG_LAYER_III": "mp3", "MPEG_LAYER_II": "mp2"}.get(
+        subtype, "flac" if fmt == "FLAC" else subtype.lower())
+
+
+def _decode_av(data: bytes, fmt: str | None, cap_s: float, target_rate: int) -> DecodedAudio:
+    import av
+
+    try:
+        container = av.open(io.BytesIO(data), mode="r")
+    except Exception as e:  # noqa: BLE001 - FFmpeg's refusal
+        raise _Refused(str(e)) from e
+    with container:
+        if not container.streams.audio:
+            raise DecodeError("the container has no audio stream", code="not_audio")
+        stream = container.streams.audio[0]
+        fmt = fmt or container.format.name.split(",")[0]
+        codec = stream.codec_context.name
+        declared = _av_declared(container, stream)
+        _, cut = sn.mp4_layout(data) if fmt in ("m4a", "3gp") else (None, False)
+        notes = ["MP4 box runs past the end of the bytes"] if cut else []
+        to_fltp = av.AudioResampler(format="fltp")  # keeps rate and layout; float planar out
+        col: _Collector | None = None
+        truncated = bool(cut)
+        try:
+            for block in _av_blocks(container, stream, to_fltp):
+                if col is None:
+                    col = _Collector(stream.rate or stream.codec_context.sample_rate, block.shape[1], cap_s, target_rate)
+                if not col.add(block):
+                    break
+        except DecodeError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            if col is None or col.frames == 0:
+                raise DecodeError(f"ffmpeg could not decode {fmt}/{codec}: {e}", code="undecodable") from e
+            truncated = True
+            notes.append(f"decoder stopped early: {e}")
+        if col is None:
+            raise DecodeError(f"{fmt} container holds no audio samples", code="empty")
+        return _finish(col, fmt, codec, declared, target_rate, truncated, notes)
+
+
+def _av_blocks(container, stream, to_fltp) -> Iterator[np.ndarray]:
+    for frame in container.decode(stream):
+        for f in to_fltp.resample(frame):
+            yield f.to_ndarray().T  # (channels, n) planar -> (n, channels)
+
+
+def _av_declared(container, stream) -> float | None:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        import av
+
+        return container.duration / av.time_base
+    return None
