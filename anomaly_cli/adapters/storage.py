@@ -249,9 +249,11 @@ def _translate_urllib3(e: BaseException, t: AudioUrl) -> E.FetchError:
     import urllib3
 
     name = type(e).__name__
-    if isinstance(e, urllib3.exceptions.SSLError):
-        # A certificate that does not verify will not verify on the next try either.
-        return E.FetchError(f"TLS failure talking to {t.host}: {e}", code="tls_error")
+    if isinstance(e, urllib3.exceptions.SSLError) and any(
+            s in str(e) for s in ("CERTIFICATE_VERIFY_FAILED", "hostname", "doesn't match")):
+        # A certificate that does not verify will not verify on the next try either; other TLS
+        # failures (a reset mid-handshake) are network trouble like any other.
+        return E.FetchError(f"TLS certificate of {t.host} does not verify: {e}", code="tls_error")
     return E.FetchTransient(f"{name} talking to {t.host}:{t.port}: {e}")
 
 

@@ -275,6 +275,35 @@ def test_logs_never_carry_presigned_signatures(fetcher_for, http_server) -> None
     assert "supersecret" not in stream.getvalue() and "AKIAX" not in stream.getvalue()
 
 
+def test_https_fetch_verifies_the_certificate_of_the_checked_address(make_settings, https_server) -> None:
+    base, ca, state = https_server
+    settings = make_settings(audio_url_allowlist=base, fetch_retries=2)
+    got = Fetcher(settings, ca_certs=ca).fetch(f"{base}/ok.wav")
+    assert got.data == AUDIO and got.kind == "https"
+    # without our CA the same server is refused, permanently (no retry would fix a certificate)
+    sleeps = Sleeps()
+    with pytest.raises(FetchError) as info:
+        Fetcher(settings, sleep=sleeps).fetch(f"{base}/ok.wav")
+    assert info.value.code == "tls_error" and not is_transient(info.value) and sleeps == []
+
+
+def test_https_connects_to_the_checked_address_and_verifies_the_host_name(make_settings, https_server,
+                                                                         monkeypatch) -> None:
+    import anomaly_cli.adapters.storage as storage
+
+    base, ca, state = https_server
+    port = base.rsplit(":", 1)[1]
+    # Stand-in for a DNS answer with a public address that routes to this server: the address
+    # check passes, and the connection must go to exactly that address with SNI = the host name.
+    monkeypatch.setattr(storage, "safe_addresses", lambda host, port, resolve, allow_private: ["127.0.0.1"])
+    settings = make_settings(audio_url_allowlist=f"audio.test:{port},other.test:{port}", fetch_retries=1)
+    got = Fetcher(settings, ca_certs=ca).fetch(f"https://audio.test:{port}/host")
+    assert got.data == f"audio.test:{port}".encode()  # the Host header names the host, not the IP
+    with pytest.raises(FetchError) as info:  # certificate names audio.test, not other.test
+        Fetcher(settings, ca_certs=ca).fetch(f"https://other.test:{port}/ok.wav")
+    assert info.value.code == "tls_error"
+
+
 # --- S3 (moto) -------------------------------------------------------------------------------
 @pytest.mark.parametrize("url", [f"s3://{BUCKET}/{KEY}", f"https://{BUCKET}.s3.ap-south-1.amazonaws.com/{KEY}",
                                  f"https://s3.ap-south-1.amazonaws.com/{BUCKET}/{KEY}"])
