@@ -1,0 +1,107 @@
+"""Model artifacts: one folder per version under ``models/``.
+
+``models/<version>/model.joblib`` holds the fitted outlier model and the rules;
+``models/<version>/metadata.json`` holds what a human or a loader checks first: version, feature
+names, thresholds, training summary, library versions, artifact format. Loading checks the
+metadata against the code (:data:`FORMAT`, ``features.FEATURE_NAMES``) and fails with a clear
+:class:`~anomaly_cli.errors.ModelError`; nothing is guessed.
+
+Decisions:
+- The version is the folder name; "newest" is the highest in natural order (``v2 < v10``), so
+  operators can drop ``models/v2`` beside ``v1`` and the worker picks it up on restart.
+- The metadata is read before the joblib file: a mismatch is reported without unpickling code
+  of another version.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from anomaly_cli.errors import ModelError
+
+FORMAT = 1  #: bumped when the joblib payload's shape changes
+MODEL_FILE = "model.joblib"
+META_FILE = "metadata.json"
+
+
+def _natural(name: str) -> list[Any]:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+
+
+def list_versions(model_dir: str | Path) -> list[str]:
+    """Versions present under ``model_dir`` (folders with a metadata.json), oldest first."""
+    root = Path(model_dir)
+    if not root.is_dir():
+        return []
+    return sorted((p.name for p in root.iterdir() if (p / META_FILE).is_file()), key=_natural)
+
+
+def resolve(model_dir: str | Path, version: str | None = None) -> Path:
+    """The folder of ``version`` (newest when None); :class:`ModelError` if there is none."""
+    root = Path(model_dir)
+    versions = list_versions(root)
+    if version:
+        path = root / version
+        if not (path / META_FILE).is_file():
+            raise ModelError(f"model version {version!r} not found under {root} (have: {', '.join(versions) or 'none'})",
+                             hint="set MODEL_VERSION to one of the versions present, or train one with `anomaly model train`")
+        return path
+    if not versions:
+        raise ModelError(f"no model versions under {root.resolve()}",
+                         hint="set MODEL_DIR to the folder holding models/<version>/, or run `anomaly model train`")
+    return root / versions[-1]
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The parsed metadata.json of one version folder."""
+    meta_path = Path(path) / META_FILE
+    try:
+        return json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot read {meta_path}: {e}") from e
+
+
+def check_metadata(meta: dict[str, Any], feature_names: tuple[str, ...], where: Path) -> None:
+    """Raise :class:`ModelError` when the artifact was made for other code."""
+    if meta.get("format") != FORMAT:
+        raise ModelError(f"{where}: artifact format {meta.get('format')!r}, this code reads format {FORMAT}",
+                         hint="retrain with `anomaly model train` using this version of the tool")
+    names = tuple(meta.get("feature_names") or ())
+    if names != tuple(feature_names):
+        missing = [n for n in feature_names if n not in names]
+        extra = [n for n in names if n not in feature_names]
+        raise ModelError(f"{where}: feature names differ from the code's (missing {missing[:5]}, unknown {extra[:5]}"
+                         f"{', or another order' if not missing and not extra else ''})",
+                         hint="the model was trained with another feature set: retrain it with `anomaly model train`")
+
+
+def save(path: str | Path, payload: dict[str, Any], metadata: dict[str, Any]) -> Path:
+    """Write ``model.joblib`` (compressed) and ``metadata.json`` into ``path``."""
+    import joblib
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    joblib.dump(payload, out / MODEL_FILE, compress=3)
+    (out / META_FILE).write_text(json.dumps({"format": FORMAT, **metadata}, indent=2, ensure_ascii=False,
+                                            sort_keys=False) + "\n", encoding="utf-8")
+    return out
+
+
+def load(path: str | Path, feature_names: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(payload, metadata)`` of the version folder ``path``, after checking the metadata."""
+    import joblib
+
+    path = Path(path)
+    meta = read_metadata(path)
+    check_metadata(meta, feature_names, path)
+    try:
+        payload = joblib.load(path / MODEL_FILE)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is a broken artifact
+        raise ModelError(f"cannot load {path / MODEL_FILE}: {type(e).__name__}: {e}",
+                         hint="the file is missing or damaged; retrain or restore it") from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelError(f"{path / MODEL_FILE}: not a format-{FORMAT} anomaly model")
+    return payload, meta

@@ -1,0 +1,42 @@
+"""Rules: data in, ordered reasons with value and threshold out."""
+
+from __future__ import annotations
+
+from anomaly_cli.model.rules import Condition, Rule, RuleSet
+
+RULES = RuleSet((
+    Rule("noisy", (Condition("snr_db", "<", 6.0, 4.0),)),
+    Rule("silent", (Condition("level", "<", -60.0, 10.0),), suppresses=("low_volume", "noisy")),
+    Rule("low_volume", (Condition("level", "<", -42.0, 6.0),)),
+    Rule("dc_offset", (Condition("dc", "abs>", 0.03),)),
+    Rule("no_speech", (Condition("speech", "<", 0.2), Condition("tonal", ">", 0.5)), mode="all"),
+))
+
+
+def test_reasons_come_in_reason_code_order_with_value_and_threshold():
+    reasons = [r for r, _ in RULES.evaluate({"snr_db": 2.0, "level": -50.0, "dc": -0.1, "speech": 0.5, "tonal": 0.0})]
+    assert [r.code for r in reasons] == ["low_volume", "noisy", "dc_offset"]
+    low = reasons[0]
+    assert (low.value, low.threshold) == (-50.0, -42.0)
+    assert "level -50 < -42" in low.detail
+    assert reasons[2].value == -0.1  # abs> reports the signed measurement
+
+
+def test_suppression_and_all_mode():
+    codes = [r.code for r, _ in RULES.evaluate({"snr_db": 2.0, "level": -80.0, "dc": 0.0, "speech": 0.1, "tonal": 0.9})]
+    assert codes == ["silent", "no_speech"]
+    codes = [r.code for r, _ in RULES.evaluate({"snr_db": 20.0, "level": -20.0, "dc": 0.0, "speech": 0.1, "tonal": 0.1})]
+    assert codes == []  # 'all' needs both conditions
+
+
+def test_missing_or_nonfinite_features_never_fire_and_margins_grow():
+    assert RULES.evaluate({"snr_db": float("nan")}) == []
+    (_, m1), = RULES.evaluate({"level": -43.0, "snr_db": 20, "dc": 0})
+    (_, m2), = RULES.evaluate({"level": -55.0, "snr_db": 20, "dc": 0})
+    assert 0 < m1 < m2
+
+
+def test_round_trip_through_plain_data():
+    again = RuleSet.from_list(RULES.to_list())
+    assert again == RULES
+    assert again.thresholds()["low_volume"] == [{"feature": "level", "op": "<", "threshold": -42.0}]
