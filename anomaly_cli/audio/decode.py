@@ -68,7 +68,7 @@ class PolyphaseStream:
     whole-signal call would put them.
     """
 
-    def __init__(self, src_rate: int, dst_rate: int, block: int = 1 << 16):
+    def __init__(self, src_rate: int, dst_rate: int, block: int = 1 << 17):
         g = math.gcd(src_rate, dst_rate)
         self.up, self.down = dst_rate // g, src_rate // g
         half_in = 10 * max(self.up, self.down) // self.up + 2  # resample_poly's half filter, input samples
@@ -76,12 +76,29 @@ class PolyphaseStream:
         self.block = self.down * max(1, math.ceil(block / self.down))
         self._left = np.zeros(0, np.float32)
         self._pending = np.zeros(0, np.float32)
+        self._queue: list[np.ndarray] = []
+        self._queued = 0
+        self._fir: np.ndarray | None = None  # resample_poly's own filter, designed once not per block
+
+    def _filter(self) -> np.ndarray:
+        if self._fir is None:
+            from scipy.signal import firwin
+
+            max_rate = max(self.up, self.down)
+            self._fir = firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0)).astype(np.float32)
+        return self._fir
 
     def push(self, x: np.ndarray) -> list[np.ndarray]:
         """Feed input samples; return output blocks that are final."""
         if self.up == self.down:
             return [x.astype(np.float32, copy=False)]
-        self._pending = np.concatenate([self._pending, x.astype(np.float32, copy=False)])
+        # Small pushes (an AAC frame is 1024 samples) are queued and joined once per block:
+        # concatenating on every push would copy the whole pending block each time.
+        self._queue.append(x.astype(np.float32, copy=False))
+        self._queued += len(x)
+        if len(self._pending) + self._queued < self.block + self.ctx:
+            return []
+        self._join()
         out = []
         while len(self._pending) >= self.block + self.ctx:
             out.append(self._run(self._pending[:self.block + self.ctx], self.block * self.up // self.down))
@@ -90,8 +107,13 @@ class PolyphaseStream:
             self._pending = self._pending[self.block:]
         return out
 
+    def _join(self) -> None:
+        self._pending = np.concatenate([self._pending, *self._queue])
+        self._queue, self._queued = [], 0
+
     def finish(self) -> list[np.ndarray]:
         """Flush what is left (the signal ends here)."""
+        self._join()
         if self.up == self.down or len(self._pending) == 0:
             return []
         y = self._run(self._pending, None)
@@ -102,7 +124,7 @@ class PolyphaseStream:
         from scipy.signal import resample_poly
 
         off = len(self._left) * self.up // self.down
-        y = resample_poly(np.concatenate([self._left, seg]), self.up, self.down)
+        y = resample_poly(np.concatenate([self._left, seg]), self.up, self.down, window=self._filter())
         y = y[off:] if keep is None else y[off:off + keep]
         return y.astype(np.float32, copy=False)
 
