@@ -31,7 +31,7 @@ MAX_REDIRECTS = 5
 CHUNK_BYTES = 64 * 1024
 _S3_NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "404", "NotFound", "NoSuchVersion"}
 _S3_DENIED = {"AccessDenied", "403", "401", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-              "ExpiredToken", "InvalidToken", "AccountProblem", "InvalidObjectState"}
+              "ExpiredToken", "InvalidToken", "AccountProblem"}
 _S3_TRANSIENT = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
                  "InternalError", "ServiceUnavailable", "503", "500", "502", "504", "429"}
 log = get_logger("fetch")
@@ -269,6 +269,8 @@ def _translate_s3(e: BaseException, t: AudioUrl) -> E.FetchError:
             return E.NotFound(f"{where}: {code or status}")
         if code in _S3_DENIED or status in (401, 403):
             return E.AccessDenied(f"{where}: {code or status}")
+        if code == "InvalidObjectState":  # archived to Glacier: permanent, but not a credentials issue
+            return E.FetchError(f"{where}: object is archived ({code})", code="archived")
         if code in _S3_TRANSIENT or status >= 500 or status == 429:
             return E.FetchTransient(f"{where}: {code or status}")
         return E.FetchError(f"{where}: {code}: {err.get('Message', '')[:200]}", code="s3_error")

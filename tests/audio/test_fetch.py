@@ -361,6 +361,18 @@ def test_s3_access_denied_is_permanent(fetcher_for, bucket) -> None:
     assert sleeps == []
 
 
+def test_s3_archived_object_is_permanent_but_not_access_denied(fetcher_for, bucket) -> None:
+    from botocore.stub import Stubber
+
+    stubber = Stubber(bucket)
+    stubber.add_client_error("get_object", "InvalidObjectState", "The operation is not valid for the storage class", 403)
+    fetcher, sleeps = fetcher_for(f"s3://{BUCKET}", s3_client=bucket)
+    with stubber, pytest.raises(FetchError) as info:
+        fetcher.fetch(f"s3://{BUCKET}/{KEY}")
+    # not AccessDenied: a run of archived objects must not look like broken credentials
+    assert info.value.code == "archived" and not isinstance(info.value, AccessDenied) and sleeps == []
+
+
 def test_presigned_url_from_a_moto_server_is_fetched_over_http(fetcher_for, moto_server, make_settings) -> None:
     import boto3
 
