@@ -265,12 +265,12 @@ def _translate_s3(e: BaseException, t: AudioUrl) -> E.FetchError:
         err = e.response.get("Error", {})
         code = str(err.get("Code", ""))
         status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0
+        if code == "InvalidObjectState":  # archived to Glacier: permanent, but not a credentials issue
+            return E.FetchError(f"{where}: object is archived ({code})", code="archived")
         if code in _S3_NOT_FOUND or status == 404:
             return E.NotFound(f"{where}: {code or status}")
         if code in _S3_DENIED or status in (401, 403):
             return E.AccessDenied(f"{where}: {code or status}")
-        if code == "InvalidObjectState":  # archived to Glacier: permanent, but not a credentials issue
-            return E.FetchError(f"{where}: object is archived ({code})", code="archived")
         if code in _S3_TRANSIENT or status >= 500 or status == 429:
             return E.FetchTransient(f"{where}: {code or status}")
         return E.FetchError(f"{where}: {code}: {err.get('Message', '')[:200]}", code="s3_error")
