@@ -22,7 +22,7 @@ from urllib.parse import urljoin
 
 from anomaly_cli import errors as E
 from anomaly_cli.adapters.urls import AudioUrl, Allowlist, ensure_allowlist, parse_audio_url, safe_addresses
-from anomaly_cli.config import Settings, redact_url
+from anomaly_cli.config import Settings, redact_text, redact_url
 from anomaly_cli.log import get_logger
 
 __all__ = ["Fetcher", "FetchedAudio", "parse_audio_url", "ensure_allowlist", "read_local", "presign"]
@@ -253,8 +253,8 @@ def _translate_urllib3(e: BaseException, t: AudioUrl) -> E.FetchError:
             s in str(e) for s in ("CERTIFICATE_VERIFY_FAILED", "hostname", "doesn't match")):
         # A certificate that does not verify will not verify on the next try either; other TLS
         # failures (a reset mid-handshake) are network trouble like any other.
-        return E.FetchError(f"TLS certificate of {t.host} does not verify: {e}", code="tls_error")
-    return E.FetchTransient(f"{name} talking to {t.host}:{t.port}: {e}")
+        return E.FetchError(redact_text(f"TLS certificate of {t.host} does not verify: {e}"), code="tls_error")
+    return E.FetchTransient(redact_text(f"{name} talking to {t.host}:{t.port}: {e}"))
 
 
 def _translate_s3(e: BaseException, t: AudioUrl) -> E.FetchError:
@@ -279,7 +279,7 @@ def _translate_s3(e: BaseException, t: AudioUrl) -> E.FetchError:
     if isinstance(e, ParamValidationError):
         return E.InvalidUrl(f"{where}: {e}")
     # Connection errors, timeouts, resets, a body that stopped mid-stream: all worth a retry.
-    return E.FetchTransient(f"{where}: {type(e).__name__}: {e}")
+    return E.FetchTransient(redact_text(f"{where}: {type(e).__name__}: {e}"))
 
 
 def read_local(path: str | Path, max_bytes: int) -> FetchedAudio:

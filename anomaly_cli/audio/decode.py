@@ -27,7 +27,7 @@ import io
 import math
 import re
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -252,7 +252,7 @@ def _decode_sndfile(data: bytes, fmt: str | None, cap_s: float, target_rate: int
         return _finish(col, fmt, codec, declared, target_rate, truncated, notes)
 
 
-def _sf_declared(data: bytes, fmt: str, f) -> tuple[float | None, bool, list[str]]:
+def _sf_declared(data: bytes, fmt: str, f: Any) -> tuple[float | None, bool, list[str]]:
     """What the header promises, and whether a WAV data chunk is visibly short."""
     notes: list[str] = []
     if fmt == "wav":
@@ -315,13 +315,13 @@ def _decode_av(data: bytes, fmt: str | None, cap_s: float, target_rate: int) -> 
         return _finish(col, fmt, codec, declared, target_rate, truncated, notes)
 
 
-def _av_blocks(container, stream, to_fltp) -> Iterator[np.ndarray]:
+def _av_blocks(container: Any, stream: Any, to_fltp: Any) -> Iterator[np.ndarray]:
     for frame in container.decode(stream):
         for f in to_fltp.resample(frame):
             yield f.to_ndarray().T  # (channels, n) planar -> (n, channels)
 
 
-def _av_declared(container, stream) -> float | None:
+def _av_declared(container: Any, stream: Any) -> float | None:
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     if container.duration:
