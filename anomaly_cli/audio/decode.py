@@ -40,6 +40,7 @@ MIN_RATE, MAX_RATE = 4000, 384000
 # little (libsndfile returns nothing from a failed read), large enough to keep calls cheap.
 _BLOCK_FRAMES = 16384
 _SHORT_SLACK_S, _SHORT_SLACK_FRAC = 0.25, 0.02
+_NO_AUDIO_STREAM = "the container has no audio stream"
 _OPEN_NOISE = re.compile(r"Error opening <[^>]*>: ")  # libsndfile names our in-memory buffer
 
 
@@ -152,8 +153,9 @@ def _decode(data: bytes, cap_s: float, target_rate: int) -> DecodedAudio:
             raise DecodeError(f"not audio: the bytes are {text} ({data[:40]!r}...)", code="not_audio")
     if fmt == "mp3" and data[:3] == b"ID3" and not sn.has_audio_after_id3(data):
         raise DecodeError("MP3 holds an ID3 tag and no audio frames", code="empty")
+    mp4_cut = False
     if fmt == "m4a" or fmt == "3gp":
-        boxes, _ = sn.mp4_layout(data)
+        boxes, mp4_cut = sn.mp4_layout(data)
         if "moov" not in boxes and "mdat" in boxes:
             raise DecodeError(f"{fmt} has no moov index: the upload was cut before the index was written "
                               "(not faststart)", code="truncated")
@@ -167,7 +169,10 @@ def _decode(data: bytes, cap_s: float, target_rate: int) -> DecodedAudio:
         return _decode_av(data, fmt, cap_s, target_rate)
     except _Refused as e:
         errors.append(f"ffmpeg: {e}")
-    code = "not_audio" if fmt is None else "undecodable"
+    if mp4_cut:  # cut inside the index itself: nothing can be decoded, and we know why
+        raise DecodeError(f"{fmt} is cut short inside its boxes and cannot be opened ({'; '.join(errors)})",
+                          code="truncated")
+    code = "not_audio" if fmt is None or errors[-1].endswith(_NO_AUDIO_STREAM) else "undecodable"
     what = "unknown bytes" if fmt is None else f"{fmt} container"
     raise DecodeError(f"{what} could not be decoded ({'; '.join(errors)})", code=code)
 
@@ -287,7 +292,7 @@ def _decode_av(data: bytes, fmt: str | None, cap_s: float, target_rate: int) -> 
         raise _Refused(str(e)) from e
     with container:
         if not container.streams.audio:
-            raise DecodeError("the container has no audio stream", code="not_audio")
+            raise _Refused(_NO_AUDIO_STREAM)
         stream = container.streams.audio[0]
         fmt = fmt or container.format.name.split(",")[0]
         codec = stream.codec_context.name

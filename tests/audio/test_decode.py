@@ -120,6 +120,30 @@ def test_m4a_cut_before_its_index_is_a_truncated_decode_error() -> None:
     assert err.code == "truncated" and "moov" in str(err)
 
 
+@pytest.mark.parametrize("fmt", ["m4a", "3gp"])
+def test_mp4_cut_inside_its_index_is_a_truncated_decode_error(fmt: str) -> None:
+    data = encode(tone(3.0, 16000), 16000, fmt)  # faststart: moov comes right after ftyp
+    moov = data.find(b"moov")
+    assert decode_error(data[: moov + 40]).code == "truncated"
+
+
+def test_video_without_sound_is_not_audio() -> None:
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="matroska") as out:
+        stream = out.add_stream("ffv1", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), i * 40, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    err = decode_error(buf.getvalue())
+    assert err.code == "not_audio" and "no audio stream" in str(err)
+
+
 def test_truncated_flac_keeps_what_was_decoded() -> None:
     data = encode(np.random.default_rng(0).uniform(-0.3, 0.3, 16000 * 4).astype(np.float32), 16000, "flac")
     d = decode_bytes(data[: len(data) // 2])
