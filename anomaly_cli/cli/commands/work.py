@@ -1,8 +1,124 @@
-"""`anomaly work` (being built; see the issue that owns it)."""
+"""``anomaly work``: run the SQS worker (poll, screen, store results, ack)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Annotated, Any, Optional
 
 import typer
 
+from anomaly_cli.cli import context, exit_codes, output
 
-def command() -> None:
-    """Not built yet."""
-    raise typer.Exit(1)
+
+def command(
+    ctx: typer.Context,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", "-c", min=1, help="Items screened at once (env MAX_CONCURRENCY).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Messages per batch (env BATCH_SIZE).")] = None,
+    flush_seconds: Annotated[Optional[float], typer.Option("--flush-seconds", help="Dispatch a partial batch after this long (env FLUSH_SECONDS).")] = None,
+    wait_seconds: Annotated[Optional[int], typer.Option("--wait-seconds", min=0, max=20, help="SQS long-poll wait (env SQS_WAIT_SECONDS).")] = None,
+    visibility_timeout: Annotated[Optional[int], typer.Option("--visibility-timeout", min=0, max=43200, help="Visibility asked for received messages (env SQS_VISIBILITY_TIMEOUT).")] = None,
+    max_messages: Annotated[Optional[int], typer.Option("--max-messages", min=1, help="Receive this many messages, process them, exit 0.")] = None,
+    idle_exit: Annotated[Optional[float], typer.Option("--idle-exit", help="Exit 0 after this many seconds with nothing to do.")] = None,
+    model_version: Annotated[Optional[str], typer.Option("--model-version", help="Model version to load (env MODEL_VERSION; default newest).")] = None,
+    health_file: Annotated[Optional[str], typer.Option("--health-file", help="Touched every loop, for a liveness probe.")] = None,
+    drain_seconds: Annotated[float, typer.Option("--drain-seconds", help="On SIGTERM: how long running batches may finish.")] = 30.0,
+) -> None:
+    """Screen recordings from the SQS queue and store one result per recording.
+
+    First SIGTERM/SIGINT: stop polling, finish running items (up to --drain-seconds), release
+    the rest, exit 0. A second signal releases and exits 130 at once.
+    """
+    cli = context.get(ctx)
+    with output.handle_errors():
+        settings = cli.settings(max_concurrency=concurrency, batch_size=batch_size, flush_seconds=flush_seconds,
+                                sqs_wait_seconds=wait_seconds, visibility_timeout_seconds=visibility_timeout,
+                                model_version=model_version)
+        code = _run(cli, settings, max_messages=max_messages, idle_exit=idle_exit, health_file=health_file,
+                    drain_seconds=drain_seconds)
+    raise typer.Exit(code)
+
+
+def _run(cli: context.CliContext, settings: Any, *, max_messages: int | None, idle_exit: float | None,
+         health_file: str | None, drain_seconds: float) -> int:
+    from anomaly_cli.adapters.storage import ensure_allowlist
+    from anomaly_cli.model.engine import load_model
+    from anomaly_cli.worker.factory import build_worker
+    from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown, MaxMessages, ShutdownController
+
+    ensure_allowlist(settings)  # refuse before loading anything heavy
+    settings.require("sqs_queue_url")
+    model = load_model(settings.model_dir, settings.model_version or None)  # fail fast, in the parent
+    policies = [p for p in (MaxMessages(max_messages) if max_messages else None,
+                            IdleShutdown(idle_exit) if idle_exit else None) if p is not None]
+    shutdown = ShutdownController(drain_seconds=drain_seconds)
+    live = _LiveView() if sys.stderr.isatty() else None
+    restore = shutdown.install()
+    try:
+        worker = build_worker(settings, sqs_client=cli.sqs_client, db=cli.db, s3_client=cli.s3_client,
+                              model_version=model.version, shutdown=shutdown,
+                              policy=AnyOf(tuple(policies)) if policies else None, health_file=health_file,
+                              on_tick=live.update if live else None)
+        del model
+        if live:
+            live.start()
+        try:
+            report = worker.run()
+        finally:
+            if live:
+                live.stop()
+    finally:
+        restore()
+    code = exit_codes.RET_OK
+    if report.reason == "forced":
+        code = exit_codes.RET_INTERRUPTED
+    elif report.error is not None:
+        code = exit_codes.for_exception(report.error)
+        output.err().print(f"[bold red]error[/] [dim]({report.error.code})[/]: {report.error}", highlight=False)
+        if report.error.hint:
+            output.err().print(f"[yellow]hint[/]: {report.error.hint}", highlight=False)
+    if report.lingering or code == exit_codes.RET_INTERRUPTED:
+        # threads stuck in downloads must not hold the exit: everything held was released already
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+class _LiveView:
+    """The rich live panel on stderr (TTY only); refreshed at most 4 times a second."""
+
+    def __init__(self) -> None:
+        from rich.live import Live
+
+        self._live = Live(console=output.err(), refresh_per_second=4, transient=False)
+        self._last = 0.0
+
+    def start(self) -> None:
+        self._live.start()
+
+    def stop(self) -> None:
+        self._live.stop()
+
+    def update(self, stats: Any) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.25:
+            return
+        self._last = now
+        self._live.update(_render(stats.snapshot()))
+
+
+def _render(s: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    t = Table(title="anomaly work", show_header=False, box=None)
+    failed = ", ".join(f"{k} {v}" for k, v in sorted(s["failed_by_stage"].items())) or "0"
+    rows = [("received", s["received"]), ("succeeded", s["succeeded"]), ("anomalies", s["anomalies"]),
+            ("skipped (exists / source gone)", f"{s['skipped_result_exists']} / {s['skipped_source_gone']}"),
+            ("failed by stage", failed), ("retrying (transient)", s["transient"]), ("malformed", s["malformed"]),
+            ("in flight", s["in_flight"]), ("items/s", s["items_per_s"]),
+            ("p50 / p95 latency ms", f"{s['latency_p50_ms']} / {s['latency_p95_ms']}")]
+    for k, v in rows:
+        t.add_row(k, str(v))
+    return t

@@ -1,0 +1,115 @@
+"""Where items are screened: threads for I/O, processes for the CPU stage.
+
+- Downloads run on a thread pool of ``MAX_CONCURRENCY`` threads (I/O-bound; the GIL is free
+  while a socket waits).
+- Decode + features + inference run in a ``ProcessPoolExecutor`` of ``CPU_WORKERS`` processes
+  (0 = one per core): numpy releases the GIL only in parts, so threads would not scale. Each
+  process loads the model once (``engine.init_process``) and ignores SIGINT/SIGTERM: stopping
+  is the parent's decision, and a terminal Ctrl-C reaches the whole process group.
+- Memory stays flat: a thread holds one recording's bytes at a time and hands them to a
+  process; nothing accumulates per message.
+- A ``screen`` callable can be injected instead of the process pool (tests, ``anomaly score``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from anomaly_cli import errors
+from anomaly_cli.screening import Screening
+
+ScreenFn = Callable[[bytes], Screening]
+
+
+@dataclass(frozen=True)
+class ItemScreening:
+    """One item's screening: a :class:`Screening`, or the transient error that prevented it."""
+
+    screening: Screening | None
+    error: BaseException | None = None
+    fetch_error: errors.FetchError | None = None
+    stage: str = ""
+    fetch_ms: float = 0.0
+    total_ms: float = 0.0
+    fetched: bool = False
+
+
+def _child_init(model_dir: str, version: str | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from anomaly_cli.model import engine
+
+    engine.init_process(model_dir, version)
+
+
+class ScreenPool:
+    """Fetch on threads, screen on processes (or with an injected ``screen`` function)."""
+
+    def __init__(self, fetcher: Any, *, io_workers: int, model_version: str, max_duration_s: float,
+                 cpu_workers: int = 0, model_dir: str | None = None, screen: ScreenFn | None = None):
+        self.fetcher = fetcher
+        self.model_version = model_version
+        self.max_duration_s = max_duration_s
+        self._io = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="io")
+        self._screen = screen
+        self._cpu: Executor | None = None
+        if screen is None:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            n = cpu_workers or os.cpu_count() or 1
+            # forkserver: children start clean (no inherited threads or sockets of the parent)
+            ctx = mp.get_context("forkserver")
+            self._cpu = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_child_init,
+                                            initargs=(str(model_dir), model_version or None))
+        self.cpu_workers = 0 if screen is not None else (cpu_workers or os.cpu_count() or 1)
+
+    def warm_up(self) -> None:
+        """Start the CPU processes now (model loaded in each) so the first batch does not pay for it."""
+        if self._cpu is not None:
+            futs = [self._cpu.submit(os.getpid) for _ in range(self.cpu_workers)]
+            for f in futs:
+                f.result()
+
+    def submit(self, url: str) -> "Future[ItemScreening]":
+        """Screen the recording at ``url``; the future never raises (errors are in the value)."""
+        return self._io.submit(self._run, url)
+
+    def _run(self, url: str) -> ItemScreening:
+        from anomaly_cli.model import engine
+
+        t0 = time.perf_counter()
+        try:
+            fetched = self.fetcher.fetch(url)
+        except errors.FetchError as e:
+            ms = (time.perf_counter() - t0) * 1000
+            if e.transient:
+                return ItemScreening(None, e, e, "fetch", ms, ms)
+            return ItemScreening(engine.screen_fetch_error(e, self.model_version), None, e, "fetch", ms, ms)
+        except Exception as e:  # noqa: BLE001 - unknown fetch errors are transient (errors.is_transient)
+            ms = (time.perf_counter() - t0) * 1000
+            return ItemScreening(None, e, None, "fetch", ms, ms)
+        fetch_ms = (time.perf_counter() - t0) * 1000
+        data = fetched.data
+        del fetched
+        try:
+            if self._screen is not None:
+                result = self._screen(data)
+            else:
+                assert self._cpu is not None
+                result = self._cpu.submit(engine.screen_in_process, data, self.max_duration_s).result()
+        except Exception as e:  # noqa: BLE001 - a crashed screening process / engine bug: retry later
+            ms = (time.perf_counter() - t0) * 1000
+            return ItemScreening(None, e, None, "inference", fetch_ms, ms, fetched=True)
+        return ItemScreening(result, None, None, "", fetch_ms, (time.perf_counter() - t0) * 1000, fetched=True)
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the pools; ``wait=False`` cancels what has not started."""
+        self._io.shutdown(wait=wait, cancel_futures=not wait)
+        if self._cpu is not None:
+            self._cpu.shutdown(wait=wait, cancel_futures=not wait)
