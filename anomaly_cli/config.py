@@ -60,6 +60,7 @@ class Settings:
     mongo_to_sqs_mode: str = _spec("MONGO_TO_SQS_MODE", "discovery mode: backfill, incremental or sweep", default="backfill")
     discovery_lease_seconds: float = _spec("DISCOVERY_LEASE_SECONDS", "lease on a test date's watermark; renewed every page", default=300.0)
     sweep_recent_seconds: float = _spec("SWEEP_RECENT_SECONDS", "sweep: skip rows enqueued less than this long ago", default=3600.0)
+    mongo_enqueue_log_collection: str = _spec("MONGO_ENQUEUE_LOG_COLLECTION", "when each row was last enqueued (TTL 7 days); sweep skips recent ones", default="anomaly_enqueue_log")
     # --- worker ---
     batch_size: int = _spec("BATCH_SIZE", "worker: items buffered before a batch is dispatched", default=10)
     max_concurrency: int = _spec("MAX_CONCURRENCY", "worker: items screened at once (downloads in flight)", default=8)

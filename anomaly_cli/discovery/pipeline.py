@@ -1,0 +1,97 @@
+"""The discovery aggregation: one MongoDB pipeline from source documents to sorted subject rows.
+
+Decisions (the issue leaves the how open):
+
+- The first stage is a ``$match`` on ``assessments.test_date`` and on the subject name of
+  either record path: exactly the fields of the spec's recommended source indexes, so the
+  planner can serve it from an index. Discovery never creates indexes on the source.
+- Test dates: a date-typed value belongs to its calendar day in ``TEST_DATE_TIMEZONE``
+  (a ``[start, end)`` range in UTC); a string is matched by the anchored prefix
+  ``^YYYY-MM-DD`` (an index-bounded regex; ``2025-12-20T00:00`` strings count too).
+- Subject names are matched in MongoDB *broadly*: the NFC and NFD spellings, plus an anchored
+  regex allowing surrounding whitespace. The exact decision is made afterwards in Python with
+  :func:`~anomaly_cli.contract.subject_matches` (NFC + trim), so Mongo narrows and Python
+  decides; a name that only differs in other ways is never enqueued by accident.
+- Malformed documents never break the aggregation: a non-array ``subjects`` becomes ``[]``
+  (``$isArray``), a non-object assessment or row simply matches nothing.
+- Order: (``source_updated_at``, ``_id``, ``record_type``, ``subject_id``). The after-watermark
+  filter in MongoDB is the coarse ``source_updated_at >= watermark timestamp``; the exact tuple
+  comparison is done in Python on normalised keys (subject ids may be numbers or strings in the
+  source, and MongoDB compares those by type first).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from typing import Any
+
+from anomaly_cli.contract import RECORD_PATHS, test_date_window
+
+TD = "assessments.test_date"
+
+
+def subject_name_forms(subject_name: str) -> list[Any]:
+    """Values for an ``$in`` that catch the name's NFC/NFD spellings, with or without spaces."""
+    base = subject_name.strip()
+    forms = list(dict.fromkeys([unicodedata.normalize("NFC", base), unicodedata.normalize("NFD", base)]))
+    pattern = r"^\s*(?:" + "|".join(re.escape(f) for f in forms) + r")\s*$"
+    return [*forms, re.compile(pattern)]
+
+
+def test_date_clause(test_date: str, tz: dt.tzinfo, *, field: str = TD, widen: dt.timedelta | None = None) -> dict[str, Any]:
+    """Match ``field`` holding ``test_date`` as a date (its day in ``tz``) or as a string.
+
+    ``widen`` extends the date range on both sides (the dry-run's time-zone trap check).
+    """
+    start, end = test_date_window(test_date, tz)
+    if widen:
+        start, end = start - widen, end + widen
+        day = dt.date.fromisoformat(test_date)
+        days = [(day + dt.timedelta(days=k)).isoformat() for k in range(-widen.days, widen.days + 1)]
+        string = re.compile("^(?:" + "|".join(days) + ")")
+    else:
+        string = re.compile("^" + re.escape(test_date))
+    return {"$or": [{field: {"$gte": start, "$lt": end}}, {field: string}]}
+
+
+def first_match(test_date: str, tz: dt.tzinfo, subject_name: str, *, widen: dt.timedelta | None = None) -> dict[str, Any]:
+    """The first ``$match``: date and subject name, on the spec's indexed source fields."""
+    names = subject_name_forms(subject_name)
+    return {"$and": [
+        test_date_clause(test_date, tz, widen=widen),
+        {"$or": [{f"assessments.{path}.subjects.subject_name": {"$in": names}} for path in RECORD_PATHS.values()]},
+    ]}
+
+
+def build_pipeline(test_date: str, tz: dt.tzinfo, subject_name: str, *,
+                   after: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """The aggregation producing one document per candidate subject row, in discovery order.
+
+    Output documents: ``{_id, student_id, udise, record_type, row, row_index, source_updated_at}``
+    where ``row`` is the raw subject row. ``after`` keeps rows with
+    ``source_updated_at >= after`` (the exact tuple filter happens in Python).
+    """
+    def tagged(record_type: str, path: str) -> dict[str, Any]:
+        arr = f"$assessments.{path}.subjects"
+        return {"$map": {"input": {"$cond": [{"$isArray": arr}, arr, []]}, "as": "s",
+                         "in": {"record_type": record_type, "row": "$$s"}}}
+
+    names = subject_name_forms(subject_name)
+    pipeline: list[dict[str, Any]] = [
+        {"$match": first_match(test_date, tz, subject_name)},
+        {"$unwind": "$assessments"},
+        # re-match: only the assessment of the test date, not a sibling assessment of the same student
+        {"$match": test_date_clause(test_date, tz)},
+        {"$project": {"student_id": 1, "udise": 1, "rows": {"$concatArrays": [
+            tagged(rt, path) for rt, path in RECORD_PATHS.items()]}}},
+        {"$unwind": {"path": "$rows", "includeArrayIndex": "row_index"}},
+        {"$match": {"rows.row.subject_name": {"$in": names}}},
+        {"$project": {"student_id": 1, "udise": 1, "row_index": 1, "record_type": "$rows.record_type",
+                      "row": "$rows.row", "source_updated_at": "$rows.row.subject_created_at"}},
+    ]
+    if after is not None:
+        pipeline.append({"$match": {"source_updated_at": {"$gte": after}}})
+    pipeline.append({"$sort": {"source_updated_at": 1, "_id": 1, "record_type": 1, "row.subject_id": 1}})
+    return pipeline

@@ -1,0 +1,486 @@
+"""Discovery runs: backfill, incremental and sweep, from sorted source rows to SQS messages.
+
+How a run works (decisions where the issue is silent are marked *decision*):
+
+- One aggregation cursor (``pipeline.build_pipeline``) per pass, sliced into pages of
+  ``DISCOVERY_BATCH_SIZE`` capped by what is left of ``MAX_RECORDS`` (100, 100, 50): a run
+  costs O(rows). Rows equal on the whole order key never split across pages (the page grows).
+- Every page: reject invalid rows (counted by reason), skip rows whose result exists (by
+  ``_id`` or natural key, one query), in sweep mode also rows enqueued recently, send the rest
+  with ``SendMessageBatch`` in chunks of 10 (``Failed[]`` checked, non-sender faults retried by
+  :class:`~anomaly_cli.adapters.sqs.SqsQueue`), then advance the watermark past every decided
+  row up to (never past) the first unsent one, with a conditional update (never backwards).
+- *decision*: rows sent after an unsent one in the same page are sent again by the re-run
+  (at-least-once; the result ``_id`` and FIFO deduplication id make that harmless). A page
+  with an unsent row ends the run: status ``failed``, report ``partial``.
+- *decision*: "recent enqueue" for sweep = the ``MONGO_ENQUEUE_LOG_COLLECTION`` collection,
+  ``{_id: result_id, enqueued_at, test_date, mongo_doc_id}``, written for every row sent in
+  any mode and expired by a TTL index after 7 days. Sweep skips rows enqueued less than
+  ``SWEEP_RECENT_SECONDS`` ago; they are still in the queue or being screened.
+- Rows with a non-date ``subject_created_at`` have no place in the time order: they are
+  counted as invalid when a pass from the start meets them, and never move the watermark.
+- A stop flag (``threading.Event``-like, set by the CLI's signal handler) is checked between
+  pages: the current page finishes and its state is saved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
+
+from anomaly_cli.adapters.mongo import mongo_errors
+from anomaly_cli.adapters.sqs import MAX_BATCH_ENTRIES, SqsQueue, chunks
+from anomaly_cli.config import MODES, Settings
+from anomaly_cli.contract import RejectedRow, SubjectRow, normalize_subject_row, subject_matches, utc
+from anomaly_cli.discovery.pipeline import build_pipeline, first_match
+from anomaly_cli.discovery.state import StateRepository, WatermarkKey, now_utc, watermark_doc, watermark_key
+from anomaly_cli.log import get_logger
+from anomaly_cli.results.lookup import existing_results
+
+log = get_logger("discovery")
+
+ENQUEUE_LOG_TTL_SECONDS = 7 * 24 * 3600
+SAMPLE_ROWS = 10
+NEARBY = dt.timedelta(days=1)
+
+
+class StopFlag(Protocol):
+    """What the service needs of a stop signal (``threading.Event`` fits)."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One subject row out of the cursor: its order key and what normalising made of it."""
+
+    ts: dt.datetime | None
+    doc_id: str
+    record_type: str
+    subject_id: str
+    row: SubjectRow | RejectedRow
+
+    @property
+    def key(self) -> WatermarkKey | None:
+        return (self.ts, self.doc_id, self.record_type, self.subject_id) if self.ts is not None else None
+
+    @property
+    def full_key(self) -> tuple[Any, ...]:
+        return (self.ts, self.doc_id, self.record_type, self.subject_id)
+
+
+@dataclass(frozen=True)
+class DiscoveryReport:
+    """The outcome of one discovery run (what the CLI renders and exits on)."""
+
+    mode: str
+    test_date: str
+    dry_run: bool
+    status: str  # completed | failed | interrupted (dry run: completed)
+    pages: int
+    fetched: int
+    discovered: int
+    enqueued: int
+    would_enqueue: int
+    skipped_existing: int
+    skipped_recent: int
+    skipped_invalid: Mapping[str, int]
+    failed: int
+    watermark: Mapping[str, Any] | None
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    sample: tuple[Mapping[str, Any], ...] = ()
+    nearby_documents: int | None = None
+    stopped: bool = False
+    failure_codes: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        """True when some rows could not be sent (the CLI exits with the partial code)."""
+        return self.failed > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["partial"] = self.partial
+        return d
+
+
+@dataclass
+class _Tally:
+    pages: int = 0
+    fetched: int = 0
+    discovered: int = 0
+    enqueued: int = 0
+    would_enqueue: int = 0
+    skipped_existing: int = 0
+    skipped_recent: int = 0
+    failed: int = 0
+    invalid: Counter = field(default_factory=Counter)
+    failure_codes: Counter = field(default_factory=Counter)
+    sample: list = field(default_factory=list)
+
+
+def new_holder() -> str:
+    """A lease holder id naming this process: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def candidates(cursor: Iterator[Mapping[str, Any]], *, subject_name: str, now: dt.datetime) -> Iterator[Candidate]:
+    """Normalise cursor rows, ordering rows of one (timestamp, document, record type) by the
+    *string* subject id (MongoDB orders mixed number/string ids by type; the watermark stores
+    strings, so the Python order is the one that counts)."""
+    group: list[Candidate] = []
+    group_key: tuple[Any, ...] | None = None
+    for doc in cursor:
+        raw = doc.get("row")
+        if not isinstance(raw, Mapping) or not subject_matches(raw, subject_name):
+            continue
+        record_type = doc.get("record_type")
+        row = normalize_subject_row(mongo_doc_id=doc["_id"], record_type=record_type, raw=raw, student=doc, now=now)
+        ts = doc.get("source_updated_at")
+        ts = utc(ts) if isinstance(ts, dt.datetime) else None
+        sid = row.subject_id or ""
+        cand = Candidate(ts, str(doc["_id"]), record_type, sid, row)
+        gk = (ts, cand.doc_id, record_type)
+        if gk != group_key and group:
+            yield from sorted(group, key=lambda c: c.subject_id)
+            group = []
+        group_key = gk
+        group.append(cand)
+    yield from sorted(group, key=lambda c: c.subject_id)
+
+
+class _Peekable:
+    def __init__(self, it: Iterator[Candidate]):
+        self._it = it
+        self._head: list[Candidate] = []
+
+    def peek(self) -> Candidate | None:
+        if not self._head:
+            nxt = next(self._it, None)
+            if nxt is None:
+                return None
+            self._head.append(nxt)
+        return self._head[0]
+
+    def next(self) -> Candidate | None:
+        c = self.peek()
+        if c is not None:
+            self._head.pop()
+        return c
+
+
+def take_page(it: _Peekable, limit: int) -> list[Candidate]:
+    """Up to ``limit`` candidates, plus any that are equal to the last on the whole key."""
+    page: list[Candidate] = []
+    while len(page) < limit:
+        c = it.next()
+        if c is None:
+            return page
+        page.append(c)
+    while page and (nxt := it.peek()) is not None and nxt.full_key == page[-1].full_key:
+        page.append(it.next())  # type: ignore[arg-type]
+    return page
+
+
+class DiscoveryService:
+    """Runs discovery for one test date. Clients are injected; nothing here creates one."""
+
+    def __init__(self, settings: Settings, *, source: Any, state: StateRepository, results: Any,
+                 enqueue_log: Any, queue: SqsQueue | None, stop: StopFlag | None = None,
+                 clock: Callable[[], dt.datetime] = now_utc, holder: str | None = None,
+                 on_page: Callable[[Mapping[str, Any]], None] | None = None):
+        self.s = settings
+        self.source = source
+        self.state = state
+        self.results = results
+        self.enqueue_log = enqueue_log
+        self.queue = queue
+        self.stop = stop if stop is not None else threading.Event()
+        self.clock = clock
+        self.holder = holder or new_holder()
+        self.on_page = on_page
+
+    # ----- public -----
+    def run(self, mode: str | None = None, *, test_date: str | None = None, dry_run: bool = False) -> DiscoveryReport:
+        """Run one discovery (``mode`` default ``MONGO_TO_SQS_MODE``) and return its report."""
+        mode = mode or self.s.mongo_to_sqs_mode
+        test_date = test_date or self.s.test_date
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}")
+        self.s.require("test_date")
+        if not dry_run and self.queue is None:
+            self.s.require("sqs_queue_url")
+        started = self.clock()
+        tally = _Tally()
+        run_id = uuid.uuid4().hex
+        wm: WatermarkKey | None
+        if dry_run:
+            wm = watermark_key(self.state.get(test_date))
+        else:
+            self.state.ensure_indexes()
+            self._ensure_enqueue_log_index()
+            self.state.acquire(test_date, self.holder, mode=mode)
+            doc = self.state.start_run(test_date, self.holder, mode=mode, run_id=run_id)
+            wm = watermark_key(doc)
+            log.info("state_run_started", test_date=test_date, mode=mode, state_id=self.state.id_for(test_date),
+                     holder=self.holder, run_id=run_id)
+        if wm is None:
+            log.info("watermark_missing", test_date=test_date, mode=mode)
+        else:
+            log.info("watermark_loaded", test_date=test_date, mode=mode, **watermark_doc(wm))
+        log.info("discovery_run_started", test_date=test_date, mode=mode, dry_run=dry_run,
+                 batch_size=self.s.discovery_batch_size, max_records=self.s.max_records,
+                 subject_name=self.s.subject_name, test_date_timezone=self.s.test_date_timezone)
+        status = "completed"
+        try:
+            status, wm = self._loop(mode, test_date, dry_run, wm, tally)
+        except KeyboardInterrupt:
+            if not dry_run:
+                self.state.finish_run(test_date, self.holder, status="interrupted", error="interrupted")
+            raise
+        except Exception as e:
+            if not dry_run:
+                from anomaly_cli.config import redact_text
+
+                self.state.finish_run(test_date, self.holder, status="failed", error=redact_text(str(e))[:500])
+            raise
+        if not dry_run:
+            self.state.finish_run(test_date, self.holder, status=status)
+        nearby = None
+        if dry_run and tally.fetched == 0:
+            nearby = self._nearby_documents(test_date)
+        report = DiscoveryReport(
+            mode=mode, test_date=test_date, dry_run=dry_run, status=status, pages=tally.pages, fetched=tally.fetched,
+            discovered=tally.discovered, enqueued=tally.enqueued, would_enqueue=tally.would_enqueue,
+            skipped_existing=tally.skipped_existing, skipped_recent=tally.skipped_recent,
+            skipped_invalid=dict(tally.invalid), failed=tally.failed, watermark=watermark_doc(wm) if wm else None,
+            started_at=started, finished_at=self.clock(), sample=tuple(tally.sample), nearby_documents=nearby,
+            stopped=status == "interrupted", failure_codes=dict(tally.failure_codes))
+        log.info("state_run_finished", test_date=test_date, mode=mode, status=status, dry_run=dry_run,
+                 pages=report.pages, fetched=report.fetched, enqueued=report.enqueued,
+                 skipped_existing=report.skipped_existing, skipped_recent=report.skipped_recent,
+                 skipped_invalid=report.skipped_invalid, failed=report.failed)
+        return report
+
+    # ----- the loop -----
+    def _remaining(self, tally: _Tally) -> int | None:
+        return None if self.s.max_records is None else self.s.max_records - tally.fetched
+
+    def _loop(self, mode: str, test_date: str, dry_run: bool, wm: WatermarkKey | None,
+              tally: _Tally) -> tuple[str, WatermarkKey | None]:
+        iteration = 0
+        while True:
+            iteration += 1
+            # backfill and sweep read the whole date from the start; incremental reads after the watermark
+            after = wm if mode == "incremental" else None
+            log.info("discovery_run_once_started", test_date=test_date, mode=mode, iteration=iteration,
+                     after=watermark_doc(after) if after else None)
+            outcome, new_rows, wm = self._pass(mode, test_date, dry_run, wm, after, tally)
+            if outcome != "exhausted":
+                return outcome, wm
+            if mode != "incremental" or dry_run:
+                return "completed", wm
+            remaining = self._remaining(tally)
+            if remaining is not None and remaining <= 0:
+                return "completed", wm
+            if new_rows == 0:
+                # nothing new: sleep, waking early on a stop signal; the lease is kept alive
+                if self.stop.wait(self.s.poll_interval_seconds):
+                    return "interrupted", wm
+                self.state.renew(test_date, self.holder)
+            if self.stop.is_set():
+                return "interrupted", wm
+
+    def _pass(self, mode: str, test_date: str, dry_run: bool, wm: WatermarkKey | None, after: WatermarkKey | None,
+              tally: _Tally) -> tuple[str, int, WatermarkKey | None]:
+        """One sorted cursor sliced into pages. Returns (outcome, rows fetched, watermark):
+        outcome is ``exhausted`` | ``capped`` (as ``completed``) | ``failed`` | ``interrupted``."""
+        pipeline = build_pipeline(test_date, self.s.tz, self.s.subject_name, after=after[0] if after else None)
+        with mongo_errors("discovery aggregation"):
+            cursor = self.source.aggregate(pipeline, allowDiskUse=True, batchSize=self.s.discovery_batch_size)
+        now = self.clock()
+        cands: Iterator[Candidate] = candidates(iter(cursor), subject_name=self.s.subject_name, now=now)
+        if after is not None:
+            cands = (c for c in cands if c.key is not None and c.key > after)
+        it = _Peekable(cands)
+        fetched_here = 0
+        try:
+            while True:
+                remaining = self._remaining(tally)
+                if remaining is not None and remaining <= 0:
+                    return "completed", fetched_here, wm
+                limit = self.s.discovery_batch_size if remaining is None else min(self.s.discovery_batch_size, remaining)
+                page_no = tally.pages + 1
+                log.info("discovery_page_fetch_started", test_date=test_date, page=page_no, limit=limit)
+                t0 = time.perf_counter()
+                with mongo_errors("discovery page fetch"):
+                    page = take_page(it, limit)
+                log.info("discovery_page_fetch_completed", test_date=test_date, page=page_no, rows=len(page),
+                         elapsed_ms=round((time.perf_counter() - t0) * 1000, 1))
+                if not page:
+                    return "exhausted", fetched_here, wm
+                fetched_here += len(page)
+                wm, failed = self._page(mode, test_date, dry_run, page, page_no, wm, tally)
+                if self.on_page:
+                    self.on_page({"pages": tally.pages, "fetched": tally.fetched, "enqueued": tally.enqueued,
+                                  "max_records": self.s.max_records, "skipped_existing": tally.skipped_existing,
+                                  "failed": tally.failed})
+                if failed:
+                    return "failed", fetched_here, wm
+                if self.stop.is_set():
+                    return "interrupted", fetched_here, wm
+        finally:
+            close = getattr(cursor, "close", None)
+            if close:
+                close()
+
+    def _page(self, mode: str, test_date: str, dry_run: bool, page: Sequence[Candidate], page_no: int,
+              wm: WatermarkKey | None, tally: _Tally) -> tuple[WatermarkKey | None, bool]:
+        """Decide every row of a page, send, advance the watermark; returns (watermark, any unsent)."""
+        coll = self.s.mongo_source_collection
+        invalid: Counter = Counter()
+        valid: dict[str, SubjectRow] = {}
+        for c in page:
+            if isinstance(c.row, RejectedRow):
+                invalid[c.row.reason] += 1
+            else:
+                rid = c.row.result_id(coll, test_date)
+                if rid in valid:
+                    invalid["duplicate_row"] += 1  # the same row twice in one record: one message
+                else:
+                    valid[rid] = c.row
+        log.info("discovery_page_fetched", test_date=test_date, page=page_no, rows=len(page), valid=len(valid),
+                 invalid=sum(invalid.values()), fetched_total=tally.fetched + len(page))
+        existing = existing_results(self.results, [(rid, (r.mongo_doc_id, test_date, r.record_type, r.subject_id))
+                                                    for rid, r in valid.items()])
+        recent: set[str] = set()
+        if mode == "sweep":
+            recent = self._recently_enqueued([rid for rid in valid if rid not in existing])
+        to_send = [(rid, r) for rid, r in valid.items() if rid not in existing and rid not in recent]
+        log.info("discovery_candidates_resolved", test_date=test_date, page=page_no, candidates=len(valid),
+                 skipped_existing=len(existing), skipped_recent=len(recent), to_enqueue=len(to_send))
+        failed_ids: set[str] = set()
+        sent: list[str] = []
+        if dry_run:
+            for rid, r in to_send:
+                if len(tally.sample) < SAMPLE_ROWS:
+                    tally.sample.append({"mongo_doc_id": r.mongo_doc_id, "record_type": r.record_type,
+                                         "subject_id": r.subject_id, "source_updated_at": r.subject_created_at,
+                                         "result_id": rid})
+        else:
+            sent, failed_ids = self._send(test_date, page_no, to_send, tally)
+        # the watermark: past every decided row, up to (never past) the first unsent one
+        new_wm = wm
+        for c in page:
+            if not isinstance(c.row, RejectedRow) and c.row.result_id(coll, test_date) in failed_ids:
+                break
+            if c.key is not None and (new_wm is None or c.key > new_wm):
+                new_wm = c.key
+        tally.pages += 1
+        tally.fetched += len(page)
+        tally.discovered += len(valid)
+        tally.skipped_existing += len(existing)
+        tally.skipped_recent += len(recent)
+        tally.invalid.update(invalid)
+        tally.enqueued += len(sent)
+        tally.failed += len(failed_ids)
+        if dry_run:
+            tally.would_enqueue += len(to_send)
+            return new_wm, False
+        self.state.record_page(test_date, self.holder, {
+            "pages": 1, "discovered": len(valid), "enqueued": len(sent), "skipped_existing": len(existing),
+            "skipped_recent": len(recent), "failed": len(failed_ids)}, invalid)
+        if mode != "sweep" and new_wm is not None and new_wm != wm:
+            # sweep never moves the watermark: it re-reads rows behind it on purpose
+            if self.state.advance_watermark(test_date, self.holder, new_wm):
+                log.info("watermark_advanced", test_date=test_date, page=page_no, **watermark_doc(new_wm))
+        self.state.renew(test_date, self.holder)
+        return (new_wm if mode != "sweep" else wm), bool(failed_ids)
+
+    # ----- SQS -----
+    def _send(self, test_date: str, page_no: int, rows: Sequence[tuple[str, SubjectRow]],
+              tally: _Tally) -> tuple[list[str], set[str]]:
+        """Send rows in chunks of 10; returns (result ids sent, result ids not sent)."""
+        assert self.queue is not None
+        now = self.clock()
+        sent: list[str] = []
+        failed: set[str] = set()
+        for n, chunk in enumerate(chunks(list(rows), MAX_BATCH_ENTRIES), 1):
+            entries = []
+            by_entry: dict[str, tuple[str, SubjectRow]] = {}
+            for i, (rid, row) in enumerate(chunk):
+                item = row.to_work_item(self.s.mongo_source_collection, test_date, now=now)
+                entry: dict[str, Any] = {"Id": str(i), "MessageBody": item.to_body()}
+                if self.queue.is_fifo:
+                    entry["MessageGroupId"] = self.s.sqs_fifo_group_id or row.mongo_doc_id
+                    entry["MessageDeduplicationId"] = rid
+                entries.append(entry)
+                by_entry[str(i)] = (rid, row)
+            log.info("enqueue_chunk_started", test_date=test_date, page=page_no, chunk=n, entries=len(entries))
+            outcome = self.queue.send_batch(entries)
+            sent += [by_entry[i][0] for i in outcome.succeeded if i in by_entry]
+            for f in outcome.failed:
+                rid, row = by_entry[f.id]
+                failed.add(rid)
+                tally.failure_codes[f.code or "unknown"] += 1
+            log.info("enqueue_chunk_completed", test_date=test_date, page=page_no, chunk=n,
+                     sent=len(outcome.succeeded), failed=len(outcome.failed))
+            if outcome.failed:
+                log.error("enqueue_batch_failed", test_date=test_date, page=page_no, chunk=n, failed=len(outcome.failed),
+                          codes=sorted({f.code for f in outcome.failed}),
+                          rows=[{"mongo_doc_id": by_entry[f.id][1].mongo_doc_id, "subject_id": by_entry[f.id][1].subject_id,
+                                 "code": f.code, "sender_fault": f.sender_fault} for f in outcome.failed])
+        self._log_enqueued(test_date, [(rid, r) for rid, r in rows if rid in set(sent)], now)
+        return sent, failed
+
+    # ----- the enqueue log (sweep's "recent enqueue") -----
+    def _ensure_enqueue_log_index(self) -> None:
+        with mongo_errors("enqueue log index"):
+            self.enqueue_log.create_index("enqueued_at", expireAfterSeconds=ENQUEUE_LOG_TTL_SECONDS, name="enqueued_at_ttl")
+
+    def _log_enqueued(self, test_date: str, rows: Sequence[tuple[str, SubjectRow]], now: dt.datetime) -> None:
+        if not rows:
+            return
+        from pymongo import UpdateOne
+
+        ops = [UpdateOne({"_id": rid}, {"$set": {"enqueued_at": now, "test_date": test_date,
+                                                 "mongo_doc_id": r.mongo_doc_id, "subject_id": r.subject_id}}, upsert=True)
+               for rid, r in rows]
+        with mongo_errors("enqueue log write"):
+            self.enqueue_log.bulk_write(ops, ordered=False)
+
+    def _recently_enqueued(self, rids: Sequence[str]) -> set[str]:
+        if not rids:
+            return set()
+        since = self.clock() - dt.timedelta(seconds=self.s.sweep_recent_seconds)
+        with mongo_errors("enqueue log read"):
+            return {d["_id"] for d in self.enqueue_log.find({"_id": {"$in": list(rids)}, "enqueued_at": {"$gte": since}}, {"_id": 1})}
+
+    # ----- dry run: the time-zone trap -----
+    def _nearby_documents(self, test_date: str) -> int:
+        """Documents with a row of the subject within a day either side of ``test_date``."""
+        with mongo_errors("nearby rows count"):
+            return self.source.count_documents(first_match(test_date, self.s.tz, self.s.subject_name, widen=NEARBY),
+                                               limit=1000)
+
+
+def build_service(settings: Settings, db: Any, queue: SqsQueue | None, **kwargs: Any) -> DiscoveryService:
+    """A service on database ``db`` with the configured collections and read preference."""
+    from anomaly_cli.adapters.mongo import read_preference
+
+    source = db[settings.mongo_source_collection].with_options(read_preference=read_preference(settings.mongo_read_preference))
+    state = StateRepository(db[settings.mongo_state_collection], pipeline_name=settings.pipeline_name,
+                            source_collection=settings.mongo_source_collection,
+                            clock=kwargs.get("clock", now_utc), lease_seconds=settings.discovery_lease_seconds)
+    return DiscoveryService(settings, source=source, state=state, results=db[settings.mongo_result_collection],
+                            enqueue_log=db[settings.mongo_enqueue_log_collection], queue=queue, **kwargs)
