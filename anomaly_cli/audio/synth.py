@@ -129,6 +129,7 @@ def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarr
     e = np.mean(fr.astype(np.float64) ** 2, axis=1)
     active = e[e > e.max() * 1e-3] if e.size and e.max() > 0 else e
     ps = float(np.mean(active)) if active.size else 0.0
+    noise = np.resize(noise, len(speech))  # generators round durations differently
     pn = _rms(noise) ** 2
     if pn <= 0 or ps <= 0:
         return speech + noise
@@ -291,7 +292,7 @@ def babble(rng: np.random.Generator, n: int, sr: int, voices: int | None = None)
     """Other children and adults talking at once (4-8 voices), unit RMS."""
     k = int(voices or rng.integers(4, 9))
     dur = n / sr
-    y = sum(formant_speech(rng, dur, sr, child=rng.random() < 0.6, hesitations=0.0) for _ in range(k))
+    y = sum(np.resize(formant_speech(rng, dur, sr, child=rng.random() < 0.6, hesitations=0.0), n) for _ in range(k))
     return (y / max(_rms(y), 1e-12)).astype(np.float32)
 
 
@@ -462,7 +463,7 @@ def make_clip(label: str, rng: np.random.Generator, *, variant: str | None = Non
     elif label == "noisy":
         s = sp()
         noise = babble(rng, len(s), sr, voices=8) if variant == "babble" else coloured_noise(rng, len(s), variant)
-        x = set_level(mix_at_snr(s, noise, rng.uniform(-8, 0)), sr, rng.uniform(-30, -12))
+        x = set_level(mix_at_snr(s, noise, rng.uniform(-6, 0)), sr, rng.uniform(-30, -12))
     elif label == "clipped":
         s = set_level(sp(), sr, rng.uniform(-20, -10))
         gain = 1.0 / max(np.percentile(np.abs(s), rng.uniform(90, 98)), 1e-6)
@@ -504,9 +505,10 @@ def make_item(label: str, rng: np.random.Generator, *, fmt: str = "wav", variant
             return Item(_html_page(rng), fmt, label, variant, source)
         if variant == "random":
             return Item(rng.bytes(int(rng.integers(100, 50_000))), fmt, label, variant, source)
-        # a real header followed by garbage: claims audio it cannot deliver
-        good = encode(make_clip("normal", rng, variant="plain", source=source, duration_s=4).samples, SR, "wav")
-        return Item(good[:44] + rng.bytes(int(rng.integers(2000, 20000))), "wav", label, variant, source)
+        # a container's magic bytes followed by junk (a damaged upload that still sniffs as audio)
+        magic = [b"RIFF" + rng.bytes(4) + b"WAVEfmt ", b"fLaC", b"OggS\x00\x02", b"ID3\x03\x00\x00\x00\x00\x00\x10",
+                 b"\x00\x00\x00\x20ftypM4A "][int(rng.integers(5))]
+        return Item(magic + rng.bytes(int(rng.integers(200, 20000))), fmt, label, variant, source)
     clip = make_clip("normal" if label == "truncated" else label, rng,
                      variant="plain" if label == "truncated" else variant, source=source)
     if label == "dc_offset":

@@ -1,5 +1,166 @@
-"""Command group (being built; see the issue that owns it)."""
+"""``anomaly model train | evaluate | info``: build, grade and describe model versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+from anomaly_cli.cli import context, exit_codes, output
+
+app = typer.Typer(no_args_is_help=True, help="Train, evaluate and describe the screening model.")
+
+_DEFAULT_SEED = 1234  # mirrors model.train.DEFAULT_SEED (not imported: keeps --help light)
+_EVAL_SEED = 98765  # a held-out seed, different from training's
+
+
+def _load(cli: context.CliContext, version: str | None, json_out: bool) -> Any:
+    from anomaly_cli.errors import ModelError
+    from anomaly_cli.model.engine import load_model
+
+    s = cli.settings()
+    try:
+        return load_model(s.model_dir, version or s.model_version or None)
+    except ModelError as e:
+        output.fail(e.code, str(e), hint=e.hint, exit_code=exit_codes.RET_CONFIG, json_mode=json_out)
+
+
+@app.command("train")
+def train_cmd(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="version folder to write, e.g. models/v2")],
+    data: Annotated[Optional[Path], typer.Option("--data", help="labelled folder with manifest.csv (file,label)")] = None,
+    synthetic: Annotated[Optional[int], typer.Option("--synthetic", help="train on N generated normal recordings")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="random seed (generator and forest)")] = _DEFAULT_SEED,
+    json_out: Annotated[bool, typer.Option("--json", help="print the metadata as JSON")] = False,
+) -> None:
+    """Fit the outlier model on normal recordings and write model.joblib + metadata.json."""
+    cli = context.get(ctx)
+    with output.handle_errors(json_out):
+        cli.settings()
+        if (data is None) == (synthetic is None):
+            output.fail("usage", "give exactly one of --data DIR or --synthetic N", exit_code=exit_codes.RET_USAGE,
+                        json_mode=json_out)
+        from rich.progress import Progress
+
+        from anomaly_cli.model.train import train
+
+        with Progress(console=output.err(), transient=True) as prog:
+            task = prog.add_task("extracting features", total=None)
+            meta = train(out, synthetic=synthetic, data_dir=data, seed=seed,
+                         progress=lambda i, n: prog.update(task, completed=i, total=n))
+        if json_out:
+            output.emit_json(meta)
+        else:
+            o = meta["outlier"]
+            output.out().print(f"model [bold]{meta['version']}[/] written to {out}: {meta['training']['normals']} normal "
+                               f"recordings, outlier threshold {o['threshold']:.4f} "
+                               f"(train false alarms {meta['training']['train_false_alarm']:.2%})")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    ctx: typer.Context,
+    data: Annotated[Optional[Path], typer.Option("--data", help="labelled folder with manifest.csv")] = None,
+    synthetic: Annotated[Optional[int], typer.Option("--synthetic", help="evaluate on N generated recordings")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the generated held-out set")] = _EVAL_SEED,
+    source: Annotated[str, typer.Option("--source", help="speech for --synthetic: formant, espeak or alsa")] = "formant",
+    model_version: Annotated[Optional[str], typer.Option("--model-version", help="default: newest")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+) -> None:
+    """Per-class recall, false alarms on normals, first-reason accuracy and the confusion table."""
+    cli = context.get(ctx)
+    with output.handle_errors(json_out):
+        cli.settings()
+        if (data is None) == (synthetic is None):
+            output.fail("usage", "give exactly one of --data DIR or --synthetic N", exit_code=exit_codes.RET_USAGE,
+                        json_mode=json_out)
+        if source not in ("formant", "espeak", "alsa"):
+            output.fail("usage", f"--source must be formant, espeak or alsa, not {source!r}",
+                        exit_code=exit_codes.RET_USAGE, json_mode=json_out)
+        model = _load(cli, model_version, json_out)
+        from rich.progress import Progress
+
+        from anomaly_cli.model import evaluate as ev
+
+        with Progress(console=output.err(), transient=True) as prog:
+            task = prog.add_task("screening", total=synthetic)
+            step = lambda i: prog.update(task, completed=i)  # noqa: E731
+            if data is not None:
+                rep = ev.evaluate_dir(data, model, progress=step)
+            else:
+                try:
+                    rep = ev.evaluate_synthetic(synthetic, seed, model, source=source, progress=step)
+                except RuntimeError as e:  # optional source not installed
+                    output.fail("source_unavailable", str(e), exit_code=exit_codes.RET_CONFIG, json_mode=json_out)
+        if json_out:
+            output.emit_json(rep.to_dict())
+        else:
+            _render_report(rep.to_dict())
+
+
+def _render_report(r: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    bar = r["quality_bar"]
+    t = Table(title=f"evaluation of model {r['model_version']}", title_justify="left")
+    for col in ("class", "n", "recall", "bar"):
+        t.add_column(col, justify="left" if col == "class" else "right")
+    for cls, n in r["counts"].items():
+        if cls == "normal":
+            fa = r["false_alarm_rate"]
+            t.add_row("normal (false alarms)", str(n), f"{fa:.3f}", _ok(bar.get("false_alarm")))
+        else:
+            t.add_row(cls, str(n), f"{r['recall'][cls]:.3f}", _ok(bar.get(f"recall:{cls}")))
+    ra = r["reason_accuracy"]
+    t.add_row("first reason right", "", "-" if ra is None else f"{ra:.3f}", _ok(bar.get("reason_accuracy")))
+    output.out().print(t)
+    codes = sorted({c for row in r["confusion"].values() for c in row})
+    c = Table(title="confusion: label -> first reason", title_justify="left")
+    c.add_column("label")
+    for code in codes:
+        c.add_column(code, justify="right")
+    for label, row in r["confusion"].items():
+        c.add_row(label, *[str(row.get(code, "")) for code in codes])
+    output.out().print(c)
+
+
+def _ok(v: bool | None) -> str:
+    return "" if v is None else ("[green]met[/]" if v else "[red]NOT met[/]")
+
+
+@app.command("info")
+def info_cmd(
+    ctx: typer.Context,
+    model_version: Annotated[Optional[str], typer.Option("--model-version", help="default: newest")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="the metadata as JSON")] = False,
+) -> None:
+    """Version, features, thresholds and training summary of a model version."""
+    cli = context.get(ctx)
+    with output.handle_errors(json_out):
+        model = _load(cli, model_version, json_out)
+        meta = model.metadata
+        if json_out:
+            output.emit_json({**meta, "path": str(model.path)})
+            return
+        from rich.table import Table
+
+        o = output.out()
+        o.print(f"model [bold]{model.version}[/] at {model.path} (created {meta.get('created_at')})")
+        tr = meta.get("training", {})
+        o.print(f"trained on {tr.get('normals')} normal recordings ({tr.get('source')}, seed {tr.get('seed')}); "
+                f"outlier threshold {meta['outlier']['threshold']:.4f} at target false alarms "
+                f"{meta['outlier']['target_false_alarm']:.1%}")
+        t = Table(title="rules (reason code: measurement and threshold)", title_justify="left")
+        for col in ("code", "fires when", "meaning"):
+            t.add_column(col)
+        for rule in meta["rules"]:
+            cond = f" {rule.get('mode', 'any')} ".join(f"{c['feature']} {c['op']} {c['threshold']:g}"
+                                                       for c in rule["conditions"])
+            t.add_row(rule["code"], cond, rule.get("doc", ""))
+        t.add_row("outlier", f"isolation forest score > {meta['outlier']['threshold']:.4f}",
+                  "unusual for the model, no rule explains it")
+        o.print(t)
+        o.print(f"features ({len(meta['feature_names'])}): {', '.join(meta['feature_names'])}")
+        o.print("libraries: " + ", ".join(f"{k} {v}" for k, v in meta.get("libraries", {}).items()))
