@@ -117,20 +117,23 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
 
 
-def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float, sr: int = SR) -> np.ndarray:
     """``speech`` plus ``noise`` scaled so the speech-to-noise power ratio is ``snr_db``.
 
-    Speech power is measured over its active frames (above -30 dB of its peak level), as a
-    listener would judge it; pauses do not make the noise look louder than it is.
+    Both powers are measured in the speech band (300-3400 Hz), as a listener would judge
+    intelligibility: rumble below 300 Hz (brown noise, traffic) masks little speech. Speech power
+    is taken over its active frames (above -30 dB of its loudest), so pauses do not count.
     """
+    sos = signal.butter(4, [300 / (sr / 2), 3400 / (sr / 2)], "band", output="sos")
+    noise = np.resize(noise, len(speech))  # generators round durations differently
+    sb, nb = signal.sosfilt(sos, speech), signal.sosfilt(sos, noise)
     n = 512
-    k = len(speech) // n
-    fr = speech[: k * n].reshape(k, n) if k else speech[None, :]
+    k = len(sb) // n
+    fr = sb[: k * n].reshape(k, n) if k else sb[None, :]
     e = np.mean(fr.astype(np.float64) ** 2, axis=1)
     active = e[e > e.max() * 1e-3] if e.size and e.max() > 0 else e
     ps = float(np.mean(active)) if active.size else 0.0
-    noise = np.resize(noise, len(speech))  # generators round durations differently
-    pn = _rms(noise) ** 2
+    pn = _rms(nb) ** 2
     if pn <= 0 or ps <= 0:
         return speech + noise
     return (speech + noise * np.sqrt(ps / pn / 10 ** (snr_db / 10))).astype(np.float32)
