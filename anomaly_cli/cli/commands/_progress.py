@@ -1,0 +1,26 @@
+"""A small rich progress helper for the operator commands (stderr; silent under ``--json``)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator
+
+from anomaly_cli.cli.output import err
+
+
+@contextlib.contextmanager
+def progress(label: str, *, total: int | None = None, enabled: bool = True) -> Iterator[Callable[..., None]]:
+    """Yield ``update(completed, **fields)``; a no-op when not ``enabled``."""
+    if not enabled:
+        yield lambda *a, **k: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn(f"[bold]{label}[/] {{task.description}}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=err(), transient=True) as bar:
+        task = bar.add_task("", total=total)
+
+        def update(completed: int, description: str = "", **_: Any) -> None:
+            bar.update(task, completed=completed, description=description)
+
+        yield update
