@@ -22,11 +22,14 @@ from anomaly_cli.results import document as D
 from anomaly_cli.results.lookup import existing_results
 from anomaly_cli.results.repository import ResultRepository
 from anomaly_cli.worker import outcome as O
+from anomaly_cli.worker.claims import Claims
 from anomaly_cli.worker.heartbeat import Held, HeldMessages
 from anomaly_cli.worker.pool import ItemScreening, ScreenPool
 from anomaly_cli.worker.stats import WorkerStats
 
 log = get_logger("worker")
+#: Visibility of a message whose twin is being screened right now (it returns and finds the result).
+DEFER_SECONDS = 15
 SourceCheck = Callable[[Sequence[WorkItem]], Mapping[str, bool]]
 
 
@@ -65,7 +68,8 @@ class BatchProcessor:
 
     def __init__(self, *, queue: Any, repo: ResultRepository, pool: ScreenPool, source_check: SourceCheck,
                  held: HeldMessages, stats: WorkerStats, breaker: AccessDeniedBreaker, worker_id: str,
-                 backlink: Callable[[list[tuple[WorkItem, dict[str, Any]]]], None] | None = None):
+                 backlink: Callable[[list[tuple[WorkItem, dict[str, Any]]]], None] | None = None,
+                 claims: Claims | None = None, defer_seconds: int = DEFER_SECONDS):
         self.queue = queue
         self.repo = repo
         self.pool = pool
@@ -75,6 +79,8 @@ class BatchProcessor:
         self.breaker = breaker
         self.worker_id = worker_id
         self.backlink = backlink
+        self.claims = claims
+        self.defer_seconds = defer_seconds
 
     def process(self, batch: list[Held], batch_no: int = 0) -> BatchReport:
         """Process ``batch`` end to end, ack / retry its messages; never raises for a message."""
@@ -126,8 +132,26 @@ class BatchProcessor:
         log.info("eligible_keys_resolved", batch=batch_no, eligible=len(eligible),
                  source_gone=sum(o.kind == O.SOURCE_GONE for o in out),
                  result_exists=sum(o.kind == O.RESULT_EXISTS for o in out))
-        if not eligible:
-            return
+        eligible, twins = _split_twins(eligible)
+        won: set[str] = set()
+        try:
+            if eligible and self.claims is not None:
+                won = self.claims.claim([h.item.result_id for h in eligible])
+                for h in [h for h in eligible if h.item.result_id not in won]:
+                    out.append(O.Outcome(h.message_id, O.DEFERRED, h.item.result_id, "claim", "claimed_elsewhere"))
+                eligible = [h for h in eligible if h.item.result_id in won]
+            if eligible:
+                self._screen(eligible, batch_no, report)
+        finally:
+            if won:
+                try:
+                    self.claims.release(sorted(won))  # type: ignore[union-attr]
+                except Exception as e:  # noqa: BLE001 - claims expire on their own
+                    log.warning("claim_release_failed", batch=batch_no, error=errors.error_code(e))
+            _settle_twins(twins, out)
+
+    def _screen(self, eligible: list[Held], batch_no: int, report: BatchReport) -> None:
+        out = report.outcomes
         log.info("inference_batch_started", batch=batch_no, count=len(eligible))
         futures = [(h, self.pool.submit(h.item.audio_s3_url)) for h in eligible]
         docs: list[tuple[Held, dict[str, Any], O.Outcome]] = []
@@ -220,6 +244,8 @@ class BatchProcessor:
         acks = [(o.message_id, by_id[o.message_id].receipt) for o in outcomes if o.acked]
         retry = [(o.message_id, by_id[o.message_id].receipt, O.retry_visibility(by_id[o.message_id].receive_count))
                  for o in outcomes if o.kind == O.TRANSIENT]
+        retry += [(o.message_id, by_id[o.message_id].receipt, self.defer_seconds)
+                  for o in outcomes if o.kind == O.DEFERRED]
         release = [(o.message_id, by_id[o.message_id].receipt, 0) for o in outcomes if o.kind == O.RELEASED]
         if acks:
             ack_messages(self.queue, acks, self.stats, batch_no)
@@ -231,6 +257,29 @@ class BatchProcessor:
             except errors.AnomalyError as e:
                 log.warning("visibility_change_failed", batch=batch_no, error=e.code, reason=str(e)[:200])
         self.held.discard([h.message_id for h in batch])
+
+
+def _split_twins(held: list[Held]) -> tuple[list[Held], list[tuple[Held, Held]]]:
+    """Keep the first message of each result id; pair every later twin with it."""
+    first: dict[str, Held] = {}
+    twins: list[tuple[Held, Held]] = []
+    for h in held:
+        rep = first.setdefault(h.item.result_id, h)
+        if rep is not h:
+            twins.append((h, rep))
+    return list(first.values()), twins
+
+
+def _settle_twins(twins: list[tuple[Held, Held]], out: list[O.Outcome]) -> None:
+    """A twin shares its representative's fate: acked as ``result_exists`` once the result is written."""
+    by_msg = {o.message_id: o for o in out}
+    for twin, rep in twins:
+        rep_out = by_msg.get(rep.message_id)
+        if rep_out is not None and rep_out.kind in (O.SUCCEEDED, O.FAILED_TERMINAL, O.RESULT_EXISTS):
+            out.append(O.Outcome(twin.message_id, O.RESULT_EXISTS, twin.item.result_id, "twin"))
+        elif rep_out is not None:
+            out.append(O.Outcome(twin.message_id, rep_out.kind, twin.item.result_id, rep_out.stage, rep_out.error_code))
+        # no outcome yet (an exception is propagating): process() marks it transient
 
 
 def ack_messages(queue: Any, acks: list[tuple[str, str]], stats: WorkerStats, batch_no: int = 0,

@@ -13,7 +13,8 @@ from anomaly_cli.config import Settings
 from anomaly_cli.contract import WorkItem
 from anomaly_cli.log import get_logger
 from anomaly_cli.results.repository import ResultRepository
-from anomaly_cli.worker.batch import AccessDeniedBreaker, BatchProcessor
+from anomaly_cli.worker.batch import DEFER_SECONDS, AccessDeniedBreaker, BatchProcessor
+from anomaly_cli.worker.claims import Claims, claims_collection_name
 from anomaly_cli.worker.heartbeat import Heartbeat, HeldMessages
 from anomaly_cli.worker.loop import Worker, default_worker_id
 from anomaly_cli.worker.pool import ScreenFn, ScreenPool
@@ -43,7 +44,8 @@ def build_worker(settings: Settings, *, sqs_client: Any, db: Any, model_version:
                  shutdown: ShutdownController | None = None, policy: StopPolicy | None = None,
                  health_file: str | None = None, on_tick: Callable[[WorkerStats], None] | None = None,
                  worker_id: str | None = None, heartbeat_fraction: float = 0.5,
-                 source_check: Callable[[Sequence[WorkItem]], Mapping[str, bool]] | None = None) -> Worker:
+                 source_check: Callable[[Sequence[WorkItem]], Mapping[str, bool]] | None = None,
+                 defer_seconds: int = DEFER_SECONDS) -> Worker:
     """A ready-to-run worker: indexes ensured, pools started, nothing polled yet.
 
     Raises ``ConfigError`` on an empty allowlist and ``MongoUnavailable`` when results cannot be
@@ -69,12 +71,15 @@ def build_worker(settings: Settings, *, sqs_client: Any, db: Any, model_version:
         from anomaly_cli.worker.backlink import Backlinker
 
         backlink = Backlinker(source, settings.tz)
+    claims = Claims(db[claims_collection_name(settings.mongo_result_collection)], worker_id,
+                    settings.visibility_timeout_seconds)
+    claims.ensure_indexes()
     held = HeldMessages()
     stats = WorkerStats()
     processor = BatchProcessor(queue=queue, repo=repo, pool=pool,
                                source_check=source_check or source_checker(source, settings.subject_name),
                                held=held, stats=stats, breaker=AccessDeniedBreaker(settings.access_denied_limit),
-                               worker_id=worker_id, backlink=backlink)
+                               worker_id=worker_id, backlink=backlink, claims=claims, defer_seconds=defer_seconds)
     heartbeat = Heartbeat(queue, held, settings.visibility_timeout_seconds, fraction=heartbeat_fraction)
     worker = Worker(settings, queue=queue, processor=processor, held=held, heartbeat=heartbeat, stats=stats,
                     shutdown=shutdown or ShutdownController(), policy=policy, health_file=health_file, on_tick=on_tick,

@@ -10,6 +10,8 @@ failed_terminal    yes      permanent failure: terminal result written, then ack
 result_exists      yes      a result already existed (redelivery, rerun, concurrent twin)
 source_gone        yes      source row deleted or its audio_url changed: nothing to screen
 transient          no       visibility set to a backoff from the receive count (redrive -> DLQ)
+deferred           no       a twin delivery is being screened elsewhere: short visibility, then
+                            it comes back and finds the result
 released           no       visibility 0: shutdown, or the access-denied breaker tripped
 malformed          no       body breaks the contract: left alone so redrive moves it to the DLQ
 =================  =======  ===================================================================
@@ -25,6 +27,7 @@ RESULT_EXISTS = "result_exists"
 SOURCE_GONE = "source_gone"
 TRANSIENT = "transient"
 RELEASED = "released"
+DEFERRED = "deferred"
 MALFORMED = "malformed"
 ACKED_KINDS = frozenset({SUCCEEDED, FAILED_TERMINAL, RESULT_EXISTS, SOURCE_GONE})
 

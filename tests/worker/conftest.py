@@ -219,7 +219,7 @@ class Rig:
     def settings(self, **overrides: Any) -> Any:
         values = dict(sqs_queue_url=self.queue_url, audio_url_allowlist=(self.server.base,), batch_size=5,
                       max_concurrency=4, flush_seconds=0.2, sqs_wait_seconds=0, visibility_timeout_seconds=30,
-                      fetch_retries=1, fetch_deadline_seconds=5.0, fetch_read_timeout_seconds=5.0,
+                      fetch_retries=1, fetch_deadline_seconds=30.0, fetch_read_timeout_seconds=15.0,
                       throughput_log_seconds=0.5, mongo_uri="mongomock://unused")
         values.update(overrides)
         return self.make_settings(**values)
