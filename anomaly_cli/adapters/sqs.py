@@ -200,7 +200,7 @@ class SqsQueue:
 
     def attributes(self, names: Sequence[str] = ("All",)) -> dict[str, str]:
         """``GetQueueAttributes`` (raises :class:`QueueError` ``queue_not_found`` when missing)."""
-        resp = self._call("GetQueueAttributes", self.client.get_queue_attributes, AttributeNames=list(names))
+        resp = self._call("GetQueueAttributes", self.client.get_queue_attributes, QueueUrl=self.url, AttributeNames=list(names))
         return resp.get("Attributes", {})
 
     def approximate_counts(self) -> dict[str, int]:
