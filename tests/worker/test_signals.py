@@ -1,0 +1,115 @@
+"""``anomaly work`` as a real subprocess: SIGTERM while items are in flight, a second signal,
+and the refusal to start without an allowlist."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from anomaly_cli.cli import exit_codes
+from tests.worker.conftest import make_item, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def remote_queue(moto_server: str) -> tuple[Any, str]:
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="ap-south-1", endpoint_url=moto_server)
+    url = sqs.create_queue(QueueName=f"work-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    return sqs, url
+
+
+def start_worker(tmp_path: Path, moto_server: str, queue_url: str, allow: str, *extra: str) -> tuple[subprocess.Popen, Path]:
+    env = dict(os.environ)
+    env.update({"MONGO_URI": f"mongomock://sig-{uuid.uuid4().hex[:6]}", "AWS_ENDPOINT_URL": moto_server,
+                "SQS_QUEUE_URL": queue_url, "AUDIO_URL_ALLOWLIST": allow, "MODEL_DIR": str(ROOT / "models"),
+                "SQS_WAIT_SECONDS": "1", "BATCH_SIZE": "2", "FLUSH_SECONDS": "0.2", "MAX_CONCURRENCY": "4",
+                "CPU_WORKERS": "1", "FETCH_READ_TIMEOUT_SECONDS": "60", "FETCH_DEADLINE_SECONDS": "90",
+                "LOG_LEVEL": "INFO"})
+    log = tmp_path / "worker.log"
+    proc = subprocess.Popen([sys.executable, "-m", "anomaly_cli", "work", *extra], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    return proc, log
+
+
+def events(log: Path) -> list[dict[str, Any]]:
+    out = []
+    for line in log.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
+def receivable(sqs: Any, url: str, want: int) -> int:
+    got: set[str] = set()
+
+    def poll() -> bool:
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", []):
+            got.add(m["MessageId"])
+        return len(got) >= want
+
+    wait_until(poll, timeout=15)
+    return len(got)
+
+
+def test_sigterm_releases_in_flight_messages_and_exits_0(tmp_path, moto_server, remote_queue, audio_server, recordings):
+    sqs, url = remote_queue
+    for n in range(4):
+        path = f"/slow{n}.wav"
+        audio_server.put(path, recordings["child1.wav"], delay=30.0)
+        sqs.send_message(QueueUrl=url, MessageBody=make_item(audio_server.base + path, n=n).to_body())
+    proc, log = start_worker(tmp_path, moto_server, url, audio_server.base, "--drain-seconds", "1")
+    try:
+        wait_until(lambda: audio_server.active >= 2, timeout=90)  # downloads really are in flight
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == exit_codes.RET_OK, log.read_text()[-2000:]
+    stopped = [e for e in events(log) if e["event"] == "worker_stopped"]
+    assert stopped and stopped[0]["reason"] == "signal" and stopped[0]["released"] == 4
+    assert receivable(sqs, url, 4) == 4  # visible again long before the 60 s visibility timeout
+
+
+def test_second_signal_releases_and_exits_130(tmp_path, moto_server, remote_queue, audio_server, recordings):
+    sqs, url = remote_queue
+    for n in range(2):
+        path = f"/stuck{n}.wav"
+        audio_server.put(path, recordings["child2.wav"], delay=30.0)
+        sqs.send_message(QueueUrl=url, MessageBody=make_item(audio_server.base + path, n=n).to_body())
+    proc, log = start_worker(tmp_path, moto_server, url, audio_server.base, "--drain-seconds", "60")
+    try:
+        wait_until(lambda: audio_server.active >= 2, timeout=90)
+        proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: any(e["event"] == "messages_polled" for e in events(log)), timeout=10)
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == exit_codes.RET_INTERRUPTED, log.read_text()[-2000:]
+    assert receivable(sqs, url, 2) == 2
+
+
+def test_refuses_to_start_without_an_allowlist(monkeypatch):
+    from typer.testing import CliRunner
+
+    from anomaly_cli.cli.app import app
+
+    monkeypatch.setenv("SQS_QUEUE_URL", "https://sqs.ap-south-1.amazonaws.com/1/q")
+    result = CliRunner().invoke(app, ["work", "--max-messages", "1"])
+    assert result.exit_code == exit_codes.RET_CONFIG
+    assert "AUDIO_URL_ALLOWLIST" in result.output
