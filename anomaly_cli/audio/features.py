@@ -1,0 +1,383 @@
+"""Recording-level features: one framing, one FFT pass, every value finite for every input.
+
+Input is float mono audio (the decoder gives float32 at 16 kHz). The signal is cut once into
+25 ms frames (400 samples, hop 10 ms / 160 samples) and each Hann-windowed frame goes through
+one ``scipy.fft.rfft`` of 512 points; levels, activity, rhythm, spectral shape, MFCCs, tonality and
+periodicity are all derived from those frames and that spectrum (``scipy.fft`` is ~2x numpy's).
+
+Decisions (the issue is silent on them):
+- The mean is removed before framing: DC offset is its own feature (``dc_offset``) and must not
+  masquerade as level. ``peak_dbfs`` and clipping use the raw samples (clipping is about them).
+- Levels in dBFS are 10*log10 of a frame's mean square, floored at -120 dBFS (digital silence).
+- Short inputs are zero-padded to one frame, so a one-sample or empty input still gives finite
+  features; NaN/inf samples (a broken decoder) are read as 0.
+- ``speech_ratio`` counts frames that are active (clearly above the noise floor), not a steady
+  tone, and only as much as the envelope has syllable rhythm: noise, hum and tones score ~0.
+- Clipping (``clip_ratio``) is the larger of two measures: hard clipping (runs of >= 3 samples at
+  >= 0.995 of full scale) and a *plateau* measure for clipping seen after lossy re-encoding, where
+  the codec rings around the flattened tops so they no longer sit at 1.0 exactly (see
+  :func:`_clip_plateau_ratio`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import scipy.fft
+
+FRAME = 400  # 25 ms at 16 kHz
+HOP = 160  # 10 ms
+N_FFT = 512
+N_MELS = 40
+N_MFCC = 13
+FLOOR_DB = -120.0
+_EPS = 1e-12
+
+_BASE_DOCS: dict[str, str] = {
+    "duration_s": "length of the decoded audio (s)",
+    "rms_dbfs": "overall RMS level after removing the mean (dBFS)",
+    "peak_dbfs": "largest absolute sample value (dBFS)",
+    "level_p5_dbfs": "5th percentile of 25 ms frame level: the quiet parts / noise floor (dBFS)",
+    "level_p50_dbfs": "median 25 ms frame level (dBFS)",
+    "level_p95_dbfs": "95th percentile of 25 ms frame level: the active speech level (dBFS)",
+    "dynamic_range_db": "level_p95 - level_p5: speech with pauses is wide, steady noise/hum narrow (dB)",
+    "silence_ratio": "fraction of frames below -60 dBFS (0-1)",
+    "low_energy_ratio": "fraction of frames with RMS under half the mean frame RMS; speech has many (0-1)",
+    "speech_ratio": "fraction of frames active above the noise floor, not a steady tone, weighted by "
+                    "syllable rhythm (0-1)",
+    "modulation_2_8hz": "share of frame-envelope modulation energy at 2-8 Hz (syllable rate) among 0.5-50 Hz (0-1)",
+    "snr_db": "active-frame energy over the noise floor (10th percentile frame energy) (dB)",
+    "clip_ratio": "fraction of samples in clipped runs: max of clip_hard_ratio and clip_plateau_ratio (0-1)",
+    "clip_hard_ratio": "fraction of samples in runs of >= 3 at >= 0.995 of full scale (0-1)",
+    "clip_plateau_ratio": "fraction of samples in runs of >= 3 near the recording's own peak when the "
+                          "amplitude histogram spikes there (clipping after lossy re-encoding) (0-1)",
+    "dc_offset": "mean sample value (full scale = 1)",
+    "zcr_mean": "zero crossings per sample (0-1)",
+    "centroid_hz_mean": "mean spectral centroid over frames (Hz)",
+    "centroid_hz_std": "standard deviation of the spectral centroid (Hz)",
+    "flatness_mean": "mean spectral flatness (geometric/arithmetic mean of power; 1 = white noise)",
+    "flatness_std": "standard deviation of spectral flatness",
+    "rolloff_hz_mean": "mean frequency below which 85 % of the frame power lies (Hz)",
+    "rolloff_hz_std": "standard deviation of the 85 % roll-off (Hz)",
+    "tail_energy_db": "level of the last 0.5 s minus the median frame level: a cut mid-word ends loud (dB)",
+    "leading_silence_s": "time before the first active frame (s)",
+    "longest_pause_s": "longest run of inactive frames between the first and last active frame (s)",
+    "flux_periodicity": "peak autocorrelation (0.2-1.0 s lags) of spectral flux: a musical beat is regular (0-1)",
+    "tonal_peak_ratio": "mean share of an active frame's power in its strongest peak (+-1 bin) (0-1)",
+    "stationary_tone_ratio": "fraction of active frames whose strong tonal peak stays in the same bin (0-1)",
+    "periodicity_mean": "mean normalised autocorrelation peak at 80-400 Hz pitch lags, active frames (0-1)",
+    "pitch_std_semitones": "spread of the pitch-like period over periodic frames; speech glides, tones "
+                           "and notes do not (semitones)",
+}
+_MFCC_DOCS = {f"mfcc{i}_{s}": f"{'mean' if s == 'mean' else 'standard deviation'} of mel-cepstral "
+                              f"coefficient {i} over frames (dB-scaled cepstrum)"
+              for i in range(N_MFCC) for s in ("mean", "std")}
+
+#: Meaning and unit of each feature (README and model-card table).
+FEATURE_DOCS: dict[str, str] = {**_BASE_DOCS, **dict(sorted(_MFCC_DOCS.items(), key=lambda kv: (
+    int(kv[0][4:].split("_")[0]), kv[0].endswith("std"))))}
+#: Stable order of the feature vector; the model stores it and refuses a mismatch.
+FEATURE_NAMES: tuple[str, ...] = tuple(FEATURE_DOCS)
+
+
+def extract(samples: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
+    """All :data:`FEATURE_NAMES` of one recording, as finite floats.
+
+    ``samples`` is mono float audio in [-1, 1] (a 2-D array is averaged over its last axis).
+    Frame sizes are set for 16 kHz; other rates work, with frame lengths scaled in time.
+    """
+    x = np.asarray(samples, dtype=np.float32)
+    if x.ndim > 1:
+        x = x.mean(axis=-1)
+    x = np.nan_to_num(x.ravel(), nan=0.0, posinf=0.0, neginf=0.0)
+    sr = int(sample_rate)
+    n = x.size
+    out: dict[str, float] = {"duration_s": n / sr}
+    dc = float(np.mean(x, dtype=np.float64)) if n else 0.0
+    peak = float(np.max(np.abs(x))) if n else 0.0
+    ac = x - np.float32(dc)
+    out["rms_dbfs"] = _db(float(np.mean(np.square(ac, dtype=np.float64))) if n else 0.0)
+    out["peak_dbfs"] = _db(peak * peak)
+    out["dc_offset"] = dc
+    out["zcr_mean"] = float(np.count_nonzero(np.signbit(ac[1:]) != np.signbit(ac[:-1])) / (n - 1)) if n > 1 else 0.0
+    hard = _clip_hard_ratio(x)
+    plateau = _clip_plateau_ratio(x, peak)
+    out.update(clip_hard_ratio=hard, clip_plateau_ratio=plateau, clip_ratio=max(hard, plateau))
+
+    energy, power = _frame_energy_and_power(ac)
+    edb = 10.0 * np.log10(energy + _EPS)
+    np.maximum(edb, FLOOR_DB, out=edb)
+    fps = sr / HOP
+
+    out.update(_levels(edb, energy))
+    active, noise_db = _activity(edb)
+    out["snr_db"] = _snr(energy, active, noise_db)
+    out["modulation_2_8hz"] = _modulation(np.sqrt(energy), fps)
+    out.update(_spectral_shape(power, sr))
+    tonal_share, stationary = _tonality(power, active, fps)
+    out["tonal_peak_ratio"] = float(tonal_share[active].mean()) if active.any() else 0.0
+    out["stationary_tone_ratio"] = float(stationary[active].mean()) if active.any() else 0.0
+    mel = power @ _mel_dct(sr)[0]
+    out["flux_periodicity"] = _flux_periodicity(mel, fps)
+    out.update(_periodicity(power, active, sr))
+    rhythm = float(np.clip((out["modulation_2_8hz"] - 0.2) / 0.2, 0.0, 1.0))
+    out["speech_ratio"] = float(np.mean(active & ~stationary)) * rhythm
+    out.update(_timing(edb, active, fps, n / sr))
+    out.update(_mfcc(mel, sr))
+    # Finite by construction; the guard turns any numerical surprise into 0, never NaN downstream.
+    return {k: (float(out[k]) if np.isfinite(out[k]) else 0.0) for k in FEATURE_NAMES}
+
+
+def _db(power: float) -> float:
+    return float(max(10.0 * np.log10(power + _EPS), FLOOR_DB))
+
+
+@lru_cache(maxsize=4)
+def _window(length: int) -> np.ndarray:
+    return np.hanning(length + 2)[1:-1].astype(np.float32)  # no zero end points
+
+
+def _frame_energy_and_power(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean square of each 25 ms frame and the power spectrum of its Hann-windowed copy.
+
+    Shorter input is zero-padded to one frame. Frames are written once, windowed, straight into a
+    zero-padded (n_frames, N_FFT) buffer so the FFT needs no second padding copy; frame energy
+    comes from a running sum of squares (O(n), not O(n * frame)).
+    """
+    if x.size < FRAME:
+        x = np.pad(x, (0, FRAME - x.size))
+    n_frames = 1 + (x.size - FRAME) // HOP
+    view = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP]
+    buf = np.zeros((n_frames, N_FFT), dtype=np.float32)
+    np.multiply(view, _window(FRAME), out=buf[:, :FRAME])
+    spec = scipy.fft.rfft(buf, axis=1, workers=1)
+    power = np.abs(spec) ** 2
+    # FRAME = 5 and HOP = 2 sub-blocks of 80 samples: sum squares per sub-block, then a running sum.
+    sub = FRAME // 5
+    k = x.size // sub
+    blocks = np.square(x[: k * sub].reshape(k, sub), dtype=np.float32).sum(axis=1, dtype=np.float64)
+    cs = np.concatenate(([0.0], np.cumsum(blocks)))
+    starts = np.arange(n_frames) * (HOP // sub)
+    energy = np.maximum((cs[starts + 5] - cs[starts]) / FRAME, 0.0)
+    return energy, power
+
+
+def _levels(edb: np.ndarray, energy: np.ndarray) -> dict[str, float]:
+    p5, p50, p95 = np.percentile(edb, [5, 50, 95])
+    rms = np.sqrt(energy)
+    return {"level_p5_dbfs": p5, "level_p50_dbfs": p50, "level_p95_dbfs": p95, "dynamic_range_db": p95 - p5,
+            "silence_ratio": float(np.mean(edb < -60.0)),
+            "low_energy_ratio": float(np.mean(rms < 0.5 * rms.mean())) if rms.mean() > 0 else 0.0}
+
+
+def _activity(edb: np.ndarray) -> tuple[np.ndarray, float]:
+    """Active frames: 6 dB over the noise floor (p10), within 40 dB of the loud frames, above -70 dBFS."""
+    noise_db, loud_db = np.percentile(edb, [10, 95])
+    thr = max(noise_db + 6.0, loud_db - 40.0, -70.0)
+    return edb > thr, float(noise_db)
+
+
+def _snr(energy: np.ndarray, active: np.ndarray, noise_db: float) -> float:
+    if not active.any():
+        return 0.0
+    noise = 10.0 ** (noise_db / 10.0)
+    signal = max(float(energy[active].mean()) - noise, _EPS)
+    return float(np.clip(10.0 * np.log10(signal / max(noise, _EPS)), -20.0, 80.0))
+
+
+def _modulation(env: np.ndarray, fps: float) -> float:
+    """Share of envelope-modulation energy at 2-8 Hz among 0.5-50 Hz (0 for a flat envelope)."""
+    if env.size < 4:
+        return 0.0
+    e = env - env.mean()
+    spec = np.abs(scipy.fft.rfft(e, n=max(256, 1 << int(np.ceil(np.log2(e.size)))), workers=1)) ** 2
+    f = np.linspace(0.0, fps / 2.0, spec.size)
+    total = float(spec[(f >= 0.5) & (f <= 50.0)].sum())
+    return float(spec[(f >= 2.0) & (f <= 8.0)].sum() / total) if total > _EPS * env.size else 0.0
+
+
+def _spectral_shape(power: np.ndarray, sr: int) -> dict[str, float]:
+    freqs = np.linspace(0.0, sr / 2.0, power.shape[1], dtype=np.float32)
+    total = power.sum(axis=1) + _EPS
+    centroid = (power @ freqs) / total
+    flatness = np.exp(np.mean(np.log(power + _EPS), axis=1)) / (power.mean(axis=1) + _EPS)
+    rolloff = freqs[_rolloff_bins(power, 0.85)]
+    return {"centroid_hz_mean": centroid.mean(), "centroid_hz_std": centroid.std(),
+            "flatness_mean": flatness.mean(), "flatness_std": flatness.std(),
+            "rolloff_hz_mean": rolloff.mean(), "rolloff_hz_std": rolloff.std()}
+
+
+def _rolloff_bins(power: np.ndarray, share: float) -> np.ndarray:
+    """Per frame, the first bin where the cumulative power reaches ``share`` of the total.
+
+    Two-level search (a full cumulative sum over every bin was the slowest step): cumulate
+    blocks of 8 bins, pick the block, then cumulate only inside it.
+    """
+    n, nb = power.shape
+    b = 8
+    nblk = (nb - 1) // b  # the last (Nyquist) bin joins the last block
+    blk_sum = power[:, : nblk * b].reshape(n, nblk, b).sum(axis=2)
+    blk_sum[:, -1] += power[:, -1]
+    cum = np.cumsum(blk_sum, axis=1)
+    target = share * cum[:, -1]
+    blk = np.minimum(np.count_nonzero(cum < target[:, None], axis=1), nblk - 1)
+    rows = np.arange(n)
+    before = np.where(blk > 0, cum[rows, np.maximum(blk - 1, 0)], 0.0)
+    inner = power[rows[:, None], blk[:, None] * b + np.arange(b)]
+    inner_cum = before[:, None] + np.cumsum(inner, axis=1)
+    idx = np.minimum(np.count_nonzero(inner_cum < target[:, None], axis=1), b - 1)
+    return blk * b + idx
+
+
+def _tonality(power: np.ndarray, active: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: share of power in the strongest peak (+-1 bin, DC excluded), and steady-tone frames.
+
+    A steady tone is a strong peak (> 30 % of the frame's power) that stays within +-1 bin for at
+    least 0.5 s. Vowels also have a strong, locally steady harmonic, but for 100-300 ms and with a
+    gliding pitch; hum, test tones and held notes stay put far longer.
+    """
+    p = power[:, 1:]
+    k = np.argmax(p, axis=1)
+    rows = np.arange(p.shape[0])
+    hi = p.shape[1] - 1
+    peak = p[rows, k] + p[rows, np.maximum(k - 1, 0)] * (k > 0) + p[rows, np.minimum(k + 1, hi)] * (k < hi)
+    share = peak / (p.sum(axis=1) + _EPS)
+    strong = active & (share > 0.3)
+    still = np.zeros_like(strong)
+    still[1:] = strong[1:] & strong[:-1] & (np.abs(np.diff(k)) <= 1)
+    # frames in runs of "still" transitions at least 0.5 s long
+    d = np.diff(np.concatenate(([0], still.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    steady = np.zeros_like(strong)
+    for a, b in zip(starts, ends):
+        if b - a >= int(0.5 * fps):
+            steady[max(a - 1, 0):b] = True
+    return share, steady
+
+
+def _flux_periodicity(mel: np.ndarray, fps: float) -> float:
+    """Regularity of onsets: max autocorrelation of positive mel-spectral flux at 0.2-1.0 s lags.
+
+    A beat (music, a repeated notification) gives onsets at a fixed period; syllables do not.
+    """
+    mag = np.sqrt(mel)
+    mag /= mag.sum(axis=1, keepdims=True) + _EPS  # gain-independent
+    flux = np.maximum(np.diff(mag, axis=0), 0.0).sum(axis=1)
+    lo, hi = int(0.2 * fps), int(1.0 * fps)
+    if flux.size <= hi + 2:
+        return 0.0
+    f = flux - flux.mean()
+    ac = scipy.fft.irfft(np.abs(scipy.fft.rfft(f, n=2 * f.size, workers=1)) ** 2, workers=1)[: hi + 1]
+    if ac[0] <= _EPS:
+        return 0.0
+    return float(np.clip(ac[lo:hi + 1].max() / ac[0], 0.0, 1.0))
+
+
+def _periodicity(power: np.ndarray, active: np.ndarray, sr: int) -> dict[str, float]:
+    """Pitch-like periodicity from the autocorrelation (inverse FFT of the same power spectrum)."""
+    if not active.any():
+        return {"periodicity_mean": 0.0, "pitch_std_semitones": 0.0}
+    ac = scipy.fft.irfft(power[active], n=N_FFT, axis=1, workers=1)
+    lo, hi = int(sr / 400), min(int(sr / 80), N_FFT // 2 - 1)
+    r0 = ac[:, :1] + _EPS
+    seg = ac[:, lo:hi + 1] / r0
+    best = np.argmax(seg, axis=1)
+    strength = np.clip(seg[np.arange(seg.shape[0]), best], 0.0, 1.0)
+    voiced = strength > 0.5
+    pitch_std = 0.0
+    if voiced.sum() >= 3:
+        semis = 12.0 * np.log2((best[voiced] + lo).astype(np.float64))
+        pitch_std = float(semis.std())
+    return {"periodicity_mean": float(strength.mean()), "pitch_std_semitones": pitch_std}
+
+
+def _timing(edb: np.ndarray, active: np.ndarray, fps: float, duration: float) -> dict[str, float]:
+    tail = edb[-max(1, int(0.5 * fps)):]
+    tail_db = 10.0 * np.log10(np.mean(10.0 ** (tail / 10.0)) + _EPS)
+    idx = np.flatnonzero(active)
+    # Reference: the median level of active (speech) frames; a recording that mostly pauses would
+    # otherwise have a median in the noise floor and every ending would look loud.
+    ref = float(np.median(edb[idx])) if idx.size else float(np.median(edb))
+    res = {"tail_energy_db": float(np.clip(tail_db - ref, -100.0, 100.0))}
+    if idx.size == 0:
+        return {**res, "leading_silence_s": duration, "longest_pause_s": 0.0}
+    inner = ~active[idx[0]:idx[-1] + 1]
+    longest = 0
+    if inner.any():
+        # run lengths of inactive frames: boundaries of True runs
+        d = np.diff(np.concatenate(([0], inner.astype(np.int8), [0])))
+        longest = int((np.flatnonzero(d == -1) - np.flatnonzero(d == 1)).max())
+    return {**res, "leading_silence_s": min(idx[0] / fps, duration), "longest_pause_s": longest / fps}
+
+
+@lru_cache(maxsize=4)
+def _mel_dct(sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Slaney-style triangular mel filterbank (N_FFT//2+1, N_MELS) and orthonormal DCT-II (N_MELS, N_MFCC)."""
+    def mel(f: np.ndarray) -> np.ndarray:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+
+    edges = 700.0 * (10.0 ** (np.linspace(mel(np.array(0.0)), mel(np.array(sr / 2.0)), N_MELS + 2) / 2595.0) - 1.0)
+    freqs = np.linspace(0.0, sr / 2.0, N_FFT // 2 + 1)
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    fb = np.maximum(0.0, np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)))
+    fb *= (2.0 / (hi - lo))  # equal area per band
+    dct = scipy.fft.dct(np.eye(N_MELS), type=2, norm="ortho", axis=0)[:N_MFCC].T
+    return fb.T.astype(np.float32), dct.astype(np.float32)
+
+
+def _mfcc(mel: np.ndarray, sr: int) -> dict[str, float]:
+    dct = _mel_dct(sr)[1]
+    logmel = 10.0 * np.log10(mel + 1e-10)
+    c = logmel @ dct
+    mean, std = c.mean(axis=0), c.std(axis=0)
+    out: dict[str, float] = {}
+    for i in range(N_MFCC):
+        out[f"mfcc{i}_mean"], out[f"mfcc{i}_std"] = float(mean[i]), float(std[i])
+    return out
+
+
+def _clip_hard_ratio(x: np.ndarray) -> float:
+    """Samples in runs of >= 3 consecutive samples at >= 0.995 of full scale, as a fraction of all."""
+    return _run_fraction(np.abs(x) >= 0.995, x.size)
+
+
+def _clip_plateau_ratio(x: np.ndarray, peak: float) -> float:
+    """Clipping that a lossy codec has smeared: plateaus near the recording's own peak.
+
+    After MP3/AAC re-encoding a clipped top rings (Gibbs) and sits anywhere around 0.8-1.1 of
+    full scale. What survives is the *shape*: many samples pile up just under the signal's own
+    maximum. Design: take the robust peak m (99.99th percentile of |x|, so one codec overshoot
+    does not set it); if m < 0.3 (-10 dBFS) the recording cannot have been clipped loud enough to
+    matter, return 0. Otherwise look at the amplitude histogram: an unclipped signal thins out
+    towards its peak, a clipped one spikes there. The top band [0.9m, inf) must hold at least 2x
+    the samples of the band just under it [0.8m, 0.9m); then the measure is the fraction of samples
+    in same-sign runs of >= 3 inside the top band. A loud steady sine also spikes there (its
+    amplitude density peaks at the crest): it reads as clipped-like, which it is for a speech check.
+    """
+    n = x.size
+    if n < 3 or peak < 0.3:
+        return 0.0
+    a = np.abs(x)
+    # robust peak = 99.99th percentile of |x|, found among the few samples above half the peak
+    cand = a[a >= 0.5 * peak]
+    rank = int(n * 1e-4)
+    m = float(np.partition(cand, cand.size - 1 - rank)[cand.size - 1 - rank]) if cand.size > rank else peak
+    if m < 0.3:
+        return 0.0
+    top = a >= 0.9 * m
+    below = int(np.count_nonzero((a >= 0.8 * m) & ~top))
+    n_top = int(np.count_nonzero(top))
+    if n_top < 2 * max(below, 1):
+        return 0.0
+    pos, neg = top & (x > 0), top & (x < 0)
+    return _run_fraction(pos, n) + _run_fraction(neg, n)
+
+
+def _run_fraction(mask: np.ndarray, n: int, min_run: int = 3) -> float:
+    """Fraction of ``n`` covered by runs of True at least ``min_run`` long."""
+    if n == 0 or not mask.any():
+        return 0.0
+    d = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    lengths = np.flatnonzero(d == -1) - np.flatnonzero(d == 1)
+    return float(lengths[lengths >= min_run].sum() / n)
