@@ -52,3 +52,26 @@ def make_item(i: int = 0, *, test_date: str = TEST_DATE, record_type: str = "tea
 
 def bodies(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [json.loads(m["Body"]) for m in messages]
+
+
+def screening(*, reasons: tuple[str, ...] = (), failed: str | None = None, model: str = "v1", sha: str | None = None) -> Any:
+    """A Screening as the engine would return it (anomalous when ``reasons``, failed with ``failed``)."""
+    from anomaly_cli.screening import Reason, Screening
+
+    if failed:
+        return Screening(status="failed", is_anomaly=False, anomaly_score=0.0, reasons=(), model_version=model,
+                         error={"code": failed, "message": f"{failed} happened", "stage": "fetch"})
+    return Screening(status="ok", is_anomaly=bool(reasons), anomaly_score=0.9 if reasons else 0.1,
+                     reasons=tuple(Reason(c, -62.0, -50.0, "p95 frame energy dBFS") for c in reasons), model_version=model,
+                     features={"rms_db": -30.0}, threshold=0.5,
+                     audio={"format": "wav", "sample_rate": 16000, "channels": 1, "duration_s": 6.0, "bytes": 192044,
+                            "sha256": sha or uuid.uuid4().hex, "pcm_sha256": sha or uuid.uuid4().hex, "fingerprint": None, "fp_bands": []})
+
+
+def put_result(db: Any, item: WorkItem, scr: Any, *, processed_at: dt.datetime | None = None) -> dict[str, Any]:
+    from anomaly_cli.results.document import build_result
+
+    doc = build_result(item, scr, worker_id="w1", attempt=1,
+                       now=processed_at or dt.datetime(2025, 12, 20, 8, 0, tzinfo=dt.timezone.utc))
+    db["anomaly_detection_results"].insert_one(doc)
+    return doc

@@ -1,5 +1,44 @@
-"""Command group (being built; see the issue that owns it)."""
+"""`anomaly config show`: every effective setting, where it came from, secrets redacted."""
+
+from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+from anomaly_cli.cli import context
+from anomaly_cli.cli.output import emit_json, handle_errors, out
+
+app = typer.Typer(no_args_is_help=True, help="Inspect the effective configuration.")
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the settings as JSON on stdout.")] = False,
+) -> None:
+    """Show every setting: value (secrets redacted), source (default, .env, env, flag) and variable.
+
+    Exit codes: 0, or 3 when a setting is invalid (the message names it).
+    """
+    with handle_errors(json_out):
+        from anomaly_cli.config import env_name, setting_fields
+
+        settings = context.get(ctx).settings()
+        values = settings.redacted()
+        rows = [{"name": f.name, "env": env_name(f.name), "value": values[f.name],
+                 "source": settings.sources.get(f.name, "default"), "help": f.metadata["help"]} for f in setting_fields()]
+    if json_out:
+        emit_json({"settings": rows})
+        return
+    from rich.table import Table
+
+    table = Table(title="effective settings (defaults < .env < environment < flags)")
+    for col in ("variable", "value", "source"):
+        table.add_column(col)
+    for r in rows:
+        value = r["value"]
+        shown = ",".join(value) if isinstance(value, list) else ("" if value is None else str(value))
+        style = "" if r["source"] == "default" else "bold"
+        table.add_row(r["env"], shown, r["source"], style=style)
+    out().print(table)

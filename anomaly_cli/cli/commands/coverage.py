@@ -1,8 +1,78 @@
-"""`anomaly coverage` (being built; see the issue that owns it)."""
+"""`anomaly coverage`: eligible rows vs enqueued vs results vs queues for one test date."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
 
 import typer
 
+from anomaly_cli.cli import context
+from anomaly_cli.cli.commands._progress import progress
+from anomaly_cli.cli.output import emit_json, err, handle_errors, out
 
-def command() -> None:
-    """Not built yet."""
-    raise typer.Exit(1)
+
+def command(
+    ctx: typer.Context,
+    test_date: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Rows without a result to list.")] = 20,
+    no_queue: Annotated[bool, typer.Option("--no-queue", help="Skip the SQS counts (no AWS access needed).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+) -> None:
+    """Show how far a test date got: eligible source rows, enqueued, results (ok / anomaly / failed),
+    messages in the queue and the DLQ, and the eligible rows that have no result.
+
+    Exit codes: 0, 3 config, 4 connection.
+    """
+    cli = context.get(ctx)
+    with handle_errors(json_out):
+        from anomaly_cli.adapters.sqs import SqsQueue
+        from anomaly_cli.ops.coverage import coverage
+
+        settings = cli.settings()
+        queue = dlq = None
+        if not no_queue and settings.sqs_queue_url:
+            from anomaly_cli.errors import ConfigError
+            from anomaly_cli.ops.replay import resolve_dlq
+
+            queue = cli.queue()
+            try:
+                dlq = SqsQueue(cli.sqs_client, resolve_dlq(cli.sqs_client, settings.sqs_queue_url, settings.sqs_dlq_url))
+            except ConfigError:
+                dlq = None  # no redrive policy: doctor reports that; coverage shows what exists
+        with progress("coverage", enabled=not json_out) as update:
+            report = coverage(settings, cli.db, test_date, queue=queue, dlq=dlq, limit=limit,
+                              on_progress=lambda n: update(n, "source rows read"))
+    if json_out:
+        emit_json(report.to_dict())
+        return
+    _render(report)
+
+
+def _render(r: Any) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"coverage {r.test_date} ({r.source_collection})", show_header=False)
+    t.add_column("", style="bold")
+    t.add_column("", justify="right")
+    t.add_row("eligible source rows", str(r.eligible))
+    t.add_row("invalid reading rows (never enqueued)", str(r.invalid_rows))
+    t.add_row("enqueued (state, all runs)", str(r.enqueued) if r.state_found else "no state document")
+    t.add_row("results", str(r.results_total))
+    t.add_row("  ok / anomaly / failed", f"{r.results_ok} / {r.results_anomaly} / {r.results_failed}")
+    for name, counts in (("queue", r.queue), ("DLQ", r.dlq)):
+        if counts is not None:
+            t.add_row(f"{name}: visible / in flight", f"{counts['visible']} / {counts['in_flight']}")
+    t.add_row("eligible rows without a result", str(r.missing))
+    t.add_row("  of which behind the watermark", str(r.missing_behind_watermark))
+    out().print(t)
+    if r.missing_rows:
+        m = Table(title="rows without a result")
+        for c in ("mongo_doc_id", "record type", "subject", "created", "behind watermark"):
+            m.add_column(c)
+        for row in r.missing_rows:
+            m.add_row(row["mongo_doc_id"], row["record_type"], row["subject_id"], row["subject_created_at"].isoformat(timespec="seconds"),
+                      "yes" if row["behind_watermark"] else "no")
+        out().print(m)
+    if r.missing_behind_watermark:
+        err().print(f"[yellow]{r.missing_behind_watermark} row(s) behind the watermark have no result[/] "
+                    f"(late-synced or lost): run `anomaly discover --mode sweep --test-date {r.test_date}`")

@@ -1,5 +1,223 @@
-"""Command group (being built; see the issue that owns it)."""
+"""`anomaly results inspect | show | dedupe`: the results of a test date, one result explained,
+and the order-independent duplicate sweep."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
 
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+from anomaly_cli.cli import context, exit_codes
+from anomaly_cli.cli.commands._progress import progress
+from anomaly_cli.cli.output import emit_json, err, fail, handle_errors, out
+
+app = typer.Typer(no_args_is_help=True, help="Inspect, explain and de-duplicate screening results.")
+
+
+@app.command("inspect")
+def inspect(
+    ctx: typer.Context,
+    test_date: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
+    anomalies_only: Annotated[bool, typer.Option("--anomalies-only", help="Only results flagged as anomalies.")] = False,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Only results with this reason code.")] = None,
+    udise: Annotated[Optional[str], typer.Option("--udise", help="Only this school (UDISE code).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Rows listed and schools ranked.")] = 10,
+    min_count: Annotated[int, typer.Option("--min-count", min=1, help="Schools need this many results to be ranked.")] = 10,
+    export: Annotated[Optional[str], typer.Option("--export", help="Also stream every matching result to FILE.csv or FILE.jsonl.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+) -> None:
+    """Summarise a test date: totals and anomaly rate, reasons, record types, failures, schools, duplicates.
+
+    Exit codes: 0, 3 bad date / export name, 4 MongoDB unreachable.
+    """
+    cli = context.get(ctx)
+    with handle_errors(json_out):
+        from anomaly_cli.ops import results as R
+
+        settings = cli.settings()
+        coll = cli.db[settings.mongo_result_collection]
+        filters = R.Filters(test_date, anomalies_only=anomalies_only, reason=reason, udise=udise)
+        report = R.inspect(coll, filters, limit=limit, min_school_count=min_count)
+        exported = None
+        if export:
+            with progress("export", enabled=not json_out) as update:
+                exported = R.export(coll, filters, export, on_progress=lambda n: update(n, export))
+    if json_out:
+        emit_json({**report.to_dict(), "exported": exported, "export_file": export})
+        return
+    render_inspect(report)
+    if export:
+        err().print(f"exported {exported} result(s) to {export}")
+
+
+def render_inspect(r: Any) -> None:
+    """The human summary of an :class:`~anomaly_cli.ops.results.InspectReport` (the demo prints it too)."""
+    from rich.table import Table
+
+    filt = ", ".join(f"{k}={v}" for k, v in r.filters.items() if v)
+    head = Table(title=f"results {r.test_date}" + (f" ({filt})" if filt else ""), show_header=False)
+    head.add_column("", style="bold")
+    head.add_column("")
+    head.add_row("screened", str(r.total))
+    head.add_row("anomalies", f"{r.anomalies} ({r.anomaly_rate:.1%} of {r.ok} screened ok)")
+    head.add_row("processing failures", str(r.failed))
+    head.add_row("duplicates flagged", f"{r.duplicates_flagged} in {r.duplicate_clusters} cluster(s)")
+    head.add_row("processed", f"{_ts(r.processed_from)} .. {_ts(r.processed_to)}")
+    out().print(head)
+    if r.by_reason:
+        out().print(_counts("by reason", r.by_reason))
+    if r.by_record_type:
+        t = Table(title="by record type")
+        for c in ("record type", "total", "anomalies", "failed"):
+            t.add_column(c, justify="right" if c != "record type" else "left")
+        for k, v in r.by_record_type.items():
+            t.add_row(k, str(v["total"]), str(v["anomalies"]), str(v["failed"]))
+        out().print(t)
+    if r.failures_by_code:
+        out().print(_counts("processing failures by error code", r.failures_by_code))
+    if r.top_schools:
+        t = Table(title="schools with the highest anomaly rate")
+        for c in ("udise", "screened", "anomalies", "rate"):
+            t.add_column(c, justify="right" if c != "udise" else "left")
+        for s in r.top_schools:
+            t.add_row(str(s["udise"]), str(s["total"]), str(s["anomalies"]), f"{s['rate']:.1%}")
+        out().print(t)
+
+
+def _ts(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if hasattr(value, "strftime") else "-"
+
+
+def _counts(title: str, counts: dict[str, int]) -> Any:
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column("code")
+    t.add_column("count", justify="right")
+    for k, v in counts.items():
+        t.add_row(k, str(v))
+    return t
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="A result _id, or a source mongo_doc_id (lists its results).")],
+    expires: Annotated[int, typer.Option("--expires", min=1, max=3600, help="Seconds the listening link stays valid.")] = 300,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result(s) as JSON on stdout.")] = False,
+) -> None:
+    """Explain a result: verdict, reasons with values and thresholds, audio facts, and a short-lived listening link.
+
+    Exit codes: 0, 1 not found, 4 MongoDB unreachable.
+    """
+    cli = context.get(ctx)
+    with handle_errors(json_out):
+        from anomaly_cli.ops import results as R
+
+        settings = cli.settings()
+        docs = R.find_for_show(cli.db[settings.mongo_result_collection], key)
+        if not docs:
+            fail("not_found", f"no result with _id or mongo_doc_id {key!r}", hint="anomaly results inspect DATE lists result ids",
+                 exit_code=exit_codes.RET_ERROR, json_mode=json_out)
+        shown = []
+        for doc in docs:
+            link, why = R.listen_link(cli.s3_client, doc, expires) if len(docs) == 1 else (None, None)
+            shown.append({**R.explain(doc, listen_url=link), "listen_unavailable": why})
+    if json_out:
+        emit_json(shown[0] if len(shown) == 1 else {"results": shown})
+        return
+    if len(shown) > 1:
+        _render_list(key, shown)
+    else:
+        _render_one(shown[0], expires)
+
+
+def _render_list(key: str, shown: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"results of source document {key}")
+    for c in ("_id", "test date", "record type", "subject", "verdict", "reasons"):
+        t.add_column(c)
+    for s in shown:
+        t.add_row(str(s["_id"]), s["source"]["test_date"], str(s["source"].get("record_type")),
+                  str(s["source"].get("subject_id")), s["verdict"], ", ".join(r["code"] for r in s["reasons"]) or "-")
+    out().print(t)
+
+
+def _render_one(s: dict[str, Any], expires: int) -> None:
+    from rich.table import Table
+
+    colour = {"anomaly": "red", "failed": "yellow", "normal": "green"}[s["verdict"]]
+    src, proc = s["source"], s["processing"]
+    t = Table(title=f"result {s['_id']}", show_header=False)
+    t.add_column("", style="bold")
+    t.add_column("")
+    t.add_row("verdict", f"[{colour}]{s['verdict']}[/]")
+    t.add_row("score / threshold", f"{s['anomaly_score']} / {s['threshold']}")
+    for k in ("test_date", "record_type", "mongo_doc_id", "subject_id", "student_id", "udise", "audio_url"):
+        t.add_row(k, str(src.get(k)))
+    t.add_row("processed", f"{_ts(proc.get('processed_at'))} by {proc.get('worker_id')} (attempt {proc.get('attempt')}, "
+                           f"model {proc.get('model_version')})")
+    if proc.get("error"):
+        e = proc["error"]
+        t.add_row("error", f"{e.get('code')} at {e.get('stage')}: {e.get('message')}")
+    a = s["audio"]
+    if a:
+        t.add_row("audio", f"{a.get('format')} {a.get('sample_rate')} Hz x{a.get('channels')}, {a.get('duration_s')} s, {a.get('bytes')} bytes")
+    if s["duplicate_of"]:
+        t.add_row("duplicate of", ", ".join(s["duplicate_of"]))
+    t.add_row("listen", (s["listen_url"] + f"\n(valid {expires} s; do not share: it is a child's recording)") if s["listen_url"]
+              else f"unavailable ({s['listen_unavailable']})")
+    out().print(t)
+    if s["reasons"]:
+        r = Table(title="reasons")
+        for c in ("code", "value", "threshold", "detail"):
+            r.add_column(c)
+        for reason in s["reasons"]:
+            r.add_row(str(reason.get("code")), _num(reason.get("value")), _num(reason.get("threshold")), str(reason.get("detail") or ""))
+        out().print(r)
+
+
+def _num(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+@app.command("dedupe")
+def dedupe(
+    ctx: typer.Context,
+    test_date: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Find duplicates; flag nothing.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+) -> None:
+    """Sweep a whole test date for duplicate recordings (order-independent) and flag the later ones.
+
+    Catches pairs two workers screened at the same moment. Exit codes: 0, 3 bad date, 4 MongoDB unreachable.
+    """
+    cli = context.get(ctx)
+    with handle_errors(json_out):
+        from anomaly_cli.config import validate_test_date
+        from anomaly_cli.results.repository import ResultRepository
+
+        validate_test_date(test_date, field_name="TEST_DATE")
+        settings = cli.settings()
+        with progress("dedupe", enabled=not json_out) as update:
+            update(0, f"sweeping {test_date}")
+            report = ResultRepository(cli.db[settings.mongo_result_collection]).dedupe_sweep(test_date, dry_run=dry_run)
+    payload = {"test_date": report.test_date, "scanned": report.scanned, "clusters": report.clusters,
+               "links": [{"later": l.later, "earlier": l.earlier, "how": l.how, "ber": l.ber} for l in report.links],
+               "newly_flagged": report.newly_flagged, "dry_run": report.dry_run}
+    if json_out:
+        emit_json(payload)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"duplicate sweep {test_date}" + (" (dry run: nothing flagged)" if dry_run else ""), show_header=False)
+    t.add_column("", style="bold")
+    t.add_column("", justify="right")
+    t.add_row("results scanned", str(report.scanned))
+    t.add_row("clusters", str(len(report.clusters)))
+    t.add_row("duplicate links", str(len(report.links)))
+    t.add_row("would flag" if dry_run else "newly flagged", str(len({l.later for l in report.links}) if dry_run else len(report.newly_flagged)))
+    out().print(t)
+    for link in report.links[:20]:
+        out().print(f"  {link.later} duplicates {link.earlier} ({link.how}" + (f", BER {link.ber:.2f})" if link.ber is not None else ")"))

@@ -1,0 +1,108 @@
+"""Coverage of one test date: eligible source rows vs enqueued (state) vs results vs queues,
+and the eligible rows that have no result.
+
+A missing row *behind* the watermark was passed by discovery without a result: a row synced
+late (its ``subject_created_at`` is older than rows already enqueued), or a message lost after
+the DLQ. ``discover --mode sweep`` re-enqueues those. A missing row *ahead* of the watermark
+has simply not been discovered yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from anomaly_cli.adapters.mongo import mongo_errors, read_preference
+from anomaly_cli.config import Settings, redact_url, validate_test_date
+from anomaly_cli.contract import SubjectRow, test_date_datetime
+from anomaly_cli.results import document as D
+from anomaly_cli.results.lookup import existing_ids_for
+
+
+@dataclass
+class CoverageReport:
+    """Counts along the pipeline for one test date, plus the rows without a result."""
+
+    test_date: str
+    source_collection: str
+    eligible: int = 0
+    invalid_rows: int = 0
+    state_found: bool = False
+    enqueued: int = 0
+    watermark: dict[str, Any] | None = None
+    results_total: int = 0
+    results_ok: int = 0
+    results_anomaly: int = 0
+    results_failed: int = 0
+    queue: dict[str, int] | None = None
+    dlq: dict[str, int] | None = None
+    missing: int = 0
+    missing_behind_watermark: int = 0
+    missing_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def coverage(settings: Settings, db: Any, test_date: str, *, queue: Any = None, dlq: Any = None, limit: int = 20,
+             now: dt.datetime | None = None, on_progress: Callable[[int], None] | None = None) -> CoverageReport:
+    """Count one test date along the pipeline (reads the source once, in discovery order)."""
+    from anomaly_cli.discovery.pipeline import build_pipeline
+    from anomaly_cli.discovery.service import candidates
+    from anomaly_cli.discovery.state import state_id, watermark_key
+
+    validate_test_date(test_date)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    src_name = settings.mongo_source_collection
+    report = CoverageReport(test_date, src_name)
+    state = db[settings.mongo_state_collection].find_one({"_id": state_id(src_name, test_date)})
+    wm = watermark_key(state)
+    if state:
+        report.state_found = True
+        report.enqueued = int((state.get("stats") or {}).get("enqueued", 0) or 0)
+        report.watermark = {k: v for k, v in (state.get("watermark") or {}).items()}
+
+    results = db[settings.mongo_result_collection]
+    source = db[settings.mongo_source_collection].with_options(read_preference=read_preference(settings.mongo_read_preference))
+    rows: list[SubjectRow] = []
+    pairs: list[tuple[str, tuple[str, str, str, str]]] = []
+    # Only (id, key, sort key, student) is kept per row: a test date of 10^5 rows is a few MB.
+    with mongo_errors("coverage source read"):
+        cursor = source.aggregate(build_pipeline(test_date, settings.tz, settings.subject_name), allowDiskUse=True)
+        for n, cand in enumerate(candidates(cursor, subject_name=settings.subject_name, now=now), 1):
+            if isinstance(cand.row, SubjectRow):
+                rows.append(cand.row)
+                rid = cand.row.result_id(src_name, test_date)
+                pairs.append((rid, (cand.row.mongo_doc_id, test_date, cand.row.record_type, cand.row.subject_id)))
+            else:
+                report.invalid_rows += 1
+            if on_progress and n % 500 == 0:
+                on_progress(n)
+    report.eligible = len(rows)
+    have = existing_ids_for(results, pairs)
+    for row, (rid, _) in zip(rows, pairs):
+        if rid in have:
+            continue
+        report.missing += 1
+        behind = wm is not None and row.sort_key <= wm
+        report.missing_behind_watermark += behind
+        if len(report.missing_rows) < limit:
+            report.missing_rows.append({"result_id": rid, "mongo_doc_id": row.mongo_doc_id, "record_type": row.record_type,
+                                        "subject_id": row.subject_id, "subject_created_at": row.subject_created_at,
+                                        "audio_url": redact_url(row.audio_url), "behind_watermark": behind})
+    match = {D.F_TEST_DATE: test_date_datetime(test_date), "source.source_collection": src_name}
+    with mongo_errors("coverage results count"):
+        agg = list(results.aggregate([{"$match": match}, {"$group": {
+            "_id": None, "total": {"$sum": 1},
+            "failed": {"$sum": {"$cond": [{"$eq": ["$processing.status", D.STATUS_FAILED]}, 1, 0]}},
+            "anomaly": {"$sum": {"$cond": [{"$and": [{"$eq": ["$inference.is_anomaly", True]},
+                                                     {"$ne": ["$processing.status", D.STATUS_FAILED]}]}, 1, 0]}}}}]))
+    if agg:
+        report.results_total, report.results_failed, report.results_anomaly = agg[0]["total"], agg[0]["failed"], agg[0]["anomaly"]
+        report.results_ok = report.results_total - report.results_failed
+    if queue is not None:
+        report.queue = queue.approximate_counts()
+    if dlq is not None:
+        report.dlq = dlq.approximate_counts()
+    return report

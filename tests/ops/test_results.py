@@ -1,0 +1,101 @@
+"""results inspect / export / show / dedupe on the Mongo double."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+from anomaly_cli.cli import exit_codes
+from tests.ops.conftest import TEST_DATE, make_item, put_result, screening
+
+
+def _fill(db):
+    """20 results: school A 12 (6 anomalies), school B 5 (0), two failures, one other date."""
+    docs = []
+    for i in range(12):
+        item = dataclasses.replace(make_item(i, record_type="admin" if i % 3 == 0 else "teacher"), udise="A")
+        docs.append(put_result(db, item, screening(reasons=("quiet",) if i % 2 == 0 else ())))
+    for i in range(12, 17):
+        docs.append(put_result(db, dataclasses.replace(make_item(i), udise="B"), screening()))
+    put_result(db, make_item(17), screening(failed="not_found"))
+    put_result(db, make_item(18), screening(failed="not_found"))
+    put_result(db, make_item(19, url="s3://audio/x.wav?X-Amz-Signature=abcdef123456"), screening(reasons=("clipping", "quiet")))
+    put_result(db, make_item(20, test_date="2025-12-21"), screening(reasons=("quiet",)))
+    return docs
+
+
+def test_inspect_summary(cli, db):
+    _fill(db)
+    r = cli(["results", "inspect", TEST_DATE, "--min-count", "5", "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert (s["total"], s["ok"], s["failed"], s["anomalies"]) == (20, 18, 2, 7)
+    assert s["anomaly_rate"] == round(7 / 18, 4)
+    assert s["by_reason"] == {"quiet": 7, "clipping": 1}
+    assert s["failures_by_code"] == {"not_found": 2}
+    assert s["by_record_type"]["admin"] == {"total": 4, "anomalies": 2, "failed": 0}
+    assert [x["udise"] for x in s["top_schools"]] == ["A", "B"] and s["top_schools"][0]["rate"] == 0.5
+    assert "abcdef123456" not in r.stdout
+
+    r = cli(["results", "inspect", TEST_DATE, "--reason", "clipping", "--json"])
+    assert json.loads(r.stdout)["total"] == 1
+    r = cli(["results", "inspect", TEST_DATE, "--udise", "B", "--anomalies-only", "--json"])
+    assert json.loads(r.stdout)["total"] == 0
+    human = cli(["results", "inspect", TEST_DATE, "--min-count", "5"])
+    assert "by reason" in human.stdout and "quiet" in human.stdout
+
+
+def test_inspect_bad_date_is_a_config_error(cli):
+    r = cli(["results", "inspect", "2025-02-30"])
+    assert r.exit_code == exit_codes.RET_CONFIG
+
+
+def test_export_csv_and_jsonl_stream_every_row(cli, db, tmp_path):
+    _fill(db)
+    f = tmp_path / "out.csv"
+    r = cli(["results", "inspect", TEST_DATE, "--anomalies-only", "--export", str(f), "--json"])
+    assert json.loads(r.stdout)["exported"] == 7
+    rows = list(csv.DictReader(f.open(encoding="utf-8")))
+    assert len(rows) == 7 and all(row["is_anomaly"] == "True" for row in rows)
+    assert not any("abcdef123456" in row["audio_url"] for row in rows)
+    j = tmp_path / "all.jsonl"
+    cli(["results", "inspect", TEST_DATE, "--export", str(j)])
+    lines = [json.loads(x) for x in j.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 20 and "fp_bands" not in lines[0]["audio"]
+    bad = cli(["results", "inspect", TEST_DATE, "--export", str(tmp_path / "x.xlsx")])
+    assert bad.exit_code == exit_codes.RET_CONFIG
+
+
+def test_show_one_result_with_a_presigned_link_and_by_doc_id(cli, db):
+    docs = _fill(db)
+    doc = docs[0]
+    r = cli(["results", "show", doc["_id"], "--json"])
+    assert r.exit_code == 0, r.output
+    shown = json.loads(r.stdout)
+    assert shown["verdict"] == "anomaly" and shown["reasons"][0] == {"code": "quiet", "value": -62.0, "threshold": -50.0,
+                                                                     "detail": "p95 frame energy dBFS"}
+    assert shown["listen_url"].startswith("https://") and "X-Amz-Signature=" in shown["listen_url"]
+    assert "audio" in shown["listen_url"] and "/2025-12-20/0.wav?" in shown["listen_url"]
+    human = cli(["results", "show", doc["_id"]])
+    assert "quiet" in human.stdout and "listen" in human.stdout
+
+    put_result(db, dataclasses.replace(make_item(0), subject_id="sub-other"), screening())
+    r = cli(["results", "show", doc["source"]["mongo_doc_id"], "--json"])
+    assert len(json.loads(r.stdout)["results"]) == 2
+    missing = cli(["results", "show", "nope"])
+    assert missing.exit_code == exit_codes.RET_ERROR and "no result" in missing.stderr
+
+
+def test_dedupe_flags_the_later_copy_order_independently(cli, db):
+    a = put_result(db, make_item(1), screening(sha="same"))
+    b = put_result(db, dataclasses.replace(make_item(2), student_id="STU-other"), screening(sha="same"))
+    put_result(db, make_item(3), screening())
+    dry = json.loads(cli(["results", "dedupe", TEST_DATE, "--dry-run", "--json"]).stdout)
+    assert dry["clusters"] == [[a["_id"], b["_id"]]] and dry["newly_flagged"] == []
+    assert db["anomaly_detection_results"].find_one({"_id": b["_id"]})["inference"]["duplicate_of"] == []
+    done = json.loads(cli(["results", "dedupe", TEST_DATE, "--json"]).stdout)
+    assert done["newly_flagged"] == [b["_id"]]
+    assert db["anomaly_detection_results"].find_one({"_id": b["_id"]})["inference"]["duplicate_of"] == [a["_id"]]
+    s = json.loads(cli(["results", "inspect", TEST_DATE, "--json"]).stdout)
+    assert (s["duplicates_flagged"], s["duplicate_clusters"]) == (1, 1)
