@@ -1,10 +1,15 @@
 """Coverage of one test date: eligible source rows vs enqueued (state) vs results vs queues,
 and the eligible rows that have no result.
 
-A missing row *behind* the watermark was passed by discovery without a result: a row synced
-late (its ``subject_created_at`` is older than rows already enqueued), or a message lost after
-the DLQ. ``discover --mode sweep`` re-enqueues those. A missing row *ahead* of the watermark
-has simply not been discovered yet.
+Each eligible row without a result is one of:
+
+- *enqueued* (discovery's enqueue log has it, 7-day TTL): waiting in the queue, in a worker, or
+  in the DLQ;
+- *behind the watermark* and not in the enqueue log: discovery passed its place in the order
+  without ever sending it, i.e. a row synced late (its ``subject_created_at`` is older than rows
+  already enqueued), or one enqueued so long ago its log entry expired and the message was lost.
+  ``discover --mode sweep`` re-enqueues those;
+- *ahead of the watermark*: simply not discovered yet.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class CoverageReport:
     queue: dict[str, int] | None = None
     dlq: dict[str, int] | None = None
     missing: int = 0
+    missing_enqueued: int = 0
     missing_behind_watermark: int = 0
     missing_rows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -81,16 +87,18 @@ def coverage(settings: Settings, db: Any, test_date: str, *, queue: Any = None, 
                 on_progress(n)
     report.eligible = len(rows)
     have = existing_ids_for(results, pairs)
-    for row, (rid, _) in zip(rows, pairs):
-        if rid in have:
-            continue
+    missing = [(row, rid) for row, (rid, _) in zip(rows, pairs) if rid not in have]
+    logged = _enqueue_logged(db[settings.mongo_enqueue_log_collection], [rid for _, rid in missing])
+    for row, rid in missing:
         report.missing += 1
-        behind = wm is not None and row.sort_key <= wm
-        report.missing_behind_watermark += behind
+        state_of = ("enqueued" if rid in logged else
+                    "behind_watermark" if wm is not None and row.sort_key <= wm else "not_discovered")
+        report.missing_enqueued += state_of == "enqueued"
+        report.missing_behind_watermark += state_of == "behind_watermark"
         if len(report.missing_rows) < limit:
             report.missing_rows.append({"result_id": rid, "mongo_doc_id": row.mongo_doc_id, "record_type": row.record_type,
                                         "subject_id": row.subject_id, "subject_created_at": row.subject_created_at,
-                                        "audio_url": redact_url(row.audio_url), "behind_watermark": behind})
+                                        "audio_url": redact_url(row.audio_url), "state": state_of})
     match = {D.F_TEST_DATE: test_date_datetime(test_date), "source.source_collection": src_name}
     with mongo_errors("coverage results count"):
         agg = list(results.aggregate([{"$match": match}, {"$group": {
@@ -106,3 +114,12 @@ def coverage(settings: Settings, db: Any, test_date: str, *, queue: Any = None, 
     if dlq is not None:
         report.dlq = dlq.approximate_counts()
     return report
+
+
+def _enqueue_logged(log_collection: Any, rids: list[str], chunk: int = 500) -> set[str]:
+    """The result ids discovery's enqueue log knows (it records every row it sent)."""
+    found: set[str] = set()
+    with mongo_errors("enqueue log read"):
+        for i in range(0, len(rids), chunk):
+            found |= {d["_id"] for d in log_collection.find({"_id": {"$in": rids[i:i + chunk]}}, {"_id": 1})}
+    return found

@@ -63,16 +63,17 @@ def _render(r: Any) -> None:
         if counts is not None:
             t.add_row(f"{name}: visible / in flight", f"{counts['visible']} / {counts['in_flight']}")
     t.add_row("eligible rows without a result", str(r.missing))
-    t.add_row("  of which behind the watermark", str(r.missing_behind_watermark))
+    t.add_row("  enqueued, not screened yet", str(r.missing_enqueued))
+    t.add_row("  behind the watermark, never enqueued", str(r.missing_behind_watermark))
     out().print(t)
     if r.missing_rows:
         m = Table(title="rows without a result")
-        for c in ("mongo_doc_id", "record type", "subject", "created", "behind watermark"):
+        for c in ("mongo_doc_id", "record type", "subject", "created", "state"):
             m.add_column(c)
         for row in r.missing_rows:
             m.add_row(row["mongo_doc_id"], row["record_type"], row["subject_id"], row["subject_created_at"].isoformat(timespec="seconds"),
-                      "yes" if row["behind_watermark"] else "no")
+                      row["state"])
         out().print(m)
     if r.missing_behind_watermark:
-        err().print(f"[yellow]{r.missing_behind_watermark} row(s) behind the watermark have no result[/] "
-                    f"(late-synced or lost): run `anomaly discover --mode sweep --test-date {r.test_date}`")
+        err().print(f"[yellow]{r.missing_behind_watermark} row(s) behind the watermark were never enqueued[/] "
+                    f"(synced late): run `anomaly discover --mode sweep --test-date {r.test_date}`")
