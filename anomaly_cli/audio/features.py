@@ -115,12 +115,15 @@ def extract(samples: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
     out["snr_db"] = _snr(energy, active, noise_db)
     out["modulation_2_8hz"] = _modulation(np.sqrt(energy), fps)
     out.update(_spectral_shape(power, sr))
-    tonal_share, stationary = _tonality(power, active, fps)
-    out["tonal_peak_ratio"] = float(tonal_share[active].mean()) if active.any() else 0.0
-    out["stationary_tone_ratio"] = float(stationary[active].mean()) if active.any() else 0.0
+    # Tonality and periodicity are judged on every *sounding* frame (a steady tone never rises
+    # above its own floor, so it has no "active" frames).
+    sounding = _sounding(edb)
+    tonal_share, stationary = _tonality(power, sounding, fps)
+    out["tonal_peak_ratio"] = float(tonal_share[sounding].mean()) if sounding.any() else 0.0
+    out["stationary_tone_ratio"] = float(stationary[sounding].mean()) if sounding.any() else 0.0
     mel = power @ _mel_dct(sr)[0]
     out["flux_periodicity"] = _flux_periodicity(mel, fps)
-    out.update(_periodicity(power, active, sr))
+    out.update(_periodicity(power, sounding, sr))
     rhythm = float(np.clip((out["modulation_2_8hz"] - 0.2) / 0.2, 0.0, 1.0))
     out["speech_ratio"] = float(np.mean(active & ~stationary)) * rhythm
     out.update(_timing(edb, active, fps, n / sr))
@@ -176,6 +179,12 @@ def _activity(edb: np.ndarray) -> tuple[np.ndarray, float]:
     noise_db, loud_db = np.percentile(edb, [10, 95])
     thr = max(noise_db + 6.0, loud_db - 40.0, -70.0)
     return edb > thr, float(noise_db)
+
+
+def _sounding(edb: np.ndarray) -> np.ndarray:
+    """Frames with sound at all: within 40 dB of the loud frames (p95) and above -70 dBFS."""
+    loud_db = float(np.percentile(edb, 95))
+    return edb > max(loud_db - 40.0, -70.0)
 
 
 def _snr(energy: np.ndarray, active: np.ndarray, noise_db: float) -> float:
@@ -343,35 +352,34 @@ def _clip_hard_ratio(x: np.ndarray) -> float:
 
 
 def _clip_plateau_ratio(x: np.ndarray, peak: float) -> float:
-    """Clipping that a lossy codec has smeared: plateaus near the recording's own peak.
+    """Clipping that a lossy codec has smeared: a pile-up of samples near the recording's own peak.
 
-    After MP3/AAC re-encoding a clipped top rings (Gibbs) and sits anywhere around 0.8-1.1 of
-    full scale. What survives is the *shape*: many samples pile up just under the signal's own
-    maximum. Design: take the robust peak m (99.99th percentile of |x|, so one codec overshoot
-    does not set it); if m < 0.3 (-10 dBFS) the recording cannot have been clipped loud enough to
-    matter, return 0. Otherwise look at the amplitude histogram: an unclipped signal thins out
-    towards its peak, a clipped one spikes there. The top band [0.9m, inf) must hold at least 2x
-    the samples of the band just under it [0.8m, 0.9m); then the measure is the fraction of samples
-    in same-sign runs of >= 3 inside the top band. A loud steady sine also spikes there (its
-    amplitude density peaks at the crest): it reads as clipped-like, which it is for a speech check.
+    After MP3/AAC re-encoding a clipped top rings (Gibbs overshoot) and sits anywhere around
+    0.8-1.1 of full scale, so the hard test misses it. What survives is the amplitude histogram's
+    shape: an unclipped signal thins out towards its peak, a clipped one spikes at the plateau.
+    Design: m = 99.99th percentile of |x| (a few overshoots do not set it); below 0.3 (-10 dBFS)
+    nothing was clipped loud enough to matter -> 0. Histogram |x| over [0.5m, m] in 10 bins; the
+    spike is the fullest bin of the top 6 (0.7m-m); it must hold >= 2x the samples of the 0.6-0.65m
+    bin (a clean signal's density falls with amplitude, so there it holds fewer). The measure is
+    the fraction of samples in same-sign runs of >= 3 at or above the bin under the spike.
+    A loud steady sine also piles up at its crest and reads as clipped-like: for a speech check
+    that is a fair call, and such a recording is flagged for no speech anyway.
     """
     n = x.size
     if n < 3 or peak < 0.3:
         return 0.0
     a = np.abs(x)
-    # robust peak = 99.99th percentile of |x|, found among the few samples above half the peak
     cand = a[a >= 0.5 * peak]
     rank = int(n * 1e-4)
     m = float(np.partition(cand, cand.size - 1 - rank)[cand.size - 1 - rank]) if cand.size > rank else peak
     if m < 0.3:
         return 0.0
-    top = a >= 0.9 * m
-    below = int(np.count_nonzero((a >= 0.8 * m) & ~top))
-    n_top = int(np.count_nonzero(top))
-    if n_top < 2 * max(below, 1):
+    hist, edges = np.histogram(cand, bins=10, range=(0.5 * m, m))
+    k = 4 + int(np.argmax(hist[4:]))
+    if hist[k] < 2 * max(int(hist[2]), 1):
         return 0.0
-    pos, neg = top & (x > 0), top & (x < 0)
-    return _run_fraction(pos, n) + _run_fraction(neg, n)
+    level = edges[k - 1]
+    return _run_fraction(x >= level, n) + _run_fraction(x <= -level, n)
 
 
 def _run_fraction(mask: np.ndarray, n: int, min_run: int = 3) -> float:
