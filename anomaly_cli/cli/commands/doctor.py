@@ -1,8 +1,53 @@
-"""`anomaly doctor` (being built; see the issue that owns it)."""
+"""`anomaly doctor`: check settings, MongoDB, indexes, the queue, audio access and the model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
 
 import typer
 
+from anomaly_cli.cli import context, exit_codes
+from anomaly_cli.cli.output import emit_json, handle_errors, out
 
-def command() -> None:
-    """Not built yet."""
-    raise typer.Exit(1)
+_STYLE = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]FAIL[/]"}
+
+
+def command(
+    ctx: typer.Context,
+    sample_url: Annotated[Optional[str], typer.Option("--sample-url", help="Recording to test read access on (default: the newest result's).")] = None,
+    no_aws: Annotated[bool, typer.Option("--no-aws", help="Skip the SQS and S3 checks.")] = False,
+    no_model: Annotated[bool, typer.Option("--no-model", help="Skip loading the model.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the checklist as JSON on stdout.")] = False,
+) -> None:
+    """Run the deployment checklist; every problem comes with a concrete fix. Changes nothing.
+
+    Exit codes: 0 healthy (warnings allowed), 7 something is broken, 3 settings invalid.
+    """
+    cli = context.get(ctx)
+    with handle_errors(json_out):
+        from anomaly_cli.ops.doctor import FAIL, run_checks, to_dicts
+
+        settings = cli.settings()
+        checks = run_checks(settings, db=lambda: cli.db, sqs_client=None if no_aws else (lambda: cli.sqs_client),
+                            s3_client=None if no_aws else (lambda: cli.s3_client), sample_url=sample_url, model=not no_model)
+    broken = [c for c in checks if c.status == FAIL]
+    if json_out:
+        emit_json({"healthy": not broken, "checks": to_dicts(checks)})
+    else:
+        _render(checks)
+    if broken:
+        raise typer.Exit(exit_codes.RET_UNHEALTHY)
+
+
+def _render(checks: list[Any]) -> None:
+    from rich.table import Table
+
+    t = Table(title="anomaly doctor", show_lines=True)
+    for c in ("", "area", "check", "detail", "fix"):
+        t.add_column(c)
+    for c in checks:
+        t.add_row(_STYLE[c.status], c.area, c.name, c.detail, c.fix)
+    out().print(t)
+    fails = sum(c.status == "fail" for c in checks)
+    warns = sum(c.status == "warn" for c in checks)
+    out().print(f"{fails} problem(s), {warns} warning(s)" if fails or warns else "[green]all checks passed[/]")
