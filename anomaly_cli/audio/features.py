@@ -105,7 +105,7 @@ def extract(samples: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
     plateau = _clip_plateau_ratio(x, peak)
     out.update(clip_hard_ratio=hard, clip_plateau_ratio=plateau, clip_ratio=max(hard, plateau))
 
-    energy, power = _frame_energy_and_power(ac)
+    energy = _frame_energy(ac)
     edb = 10.0 * np.log10(energy + _EPS)
     np.maximum(edb, FLOOR_DB, out=edb)
     fps = sr / HOP
@@ -114,16 +114,17 @@ def extract(samples: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
     active, noise_db = _activity(edb)
     out["snr_db"] = _snr(energy, active, noise_db)
     out["modulation_2_8hz"] = _modulation(np.sqrt(energy), fps)
-    out.update(_spectral_shape(power, sr))
     # Tonality and periodicity are judged on every *sounding* frame (a steady tone never rises
     # above its own floor, so it has no "active" frames).
     sounding = _sounding(edb)
-    tonal_share, stationary = _tonality(power, sounding, fps)
+    spec = _spectral_frames(ac, sounding, sr)
+    out.update(_spectral_shape(spec))
+    tonal_share, stationary = _tonality(spec["peak_bin"], spec["peak_share"], sounding, fps)
     out["tonal_peak_ratio"] = float(tonal_share[sounding].mean()) if sounding.any() else 0.0
     out["stationary_tone_ratio"] = float(stationary[sounding].mean()) if sounding.any() else 0.0
-    mel = power @ _mel_dct(sr)[0]
+    mel = spec["mel"]
     out["flux_periodicity"] = _flux_periodicity(mel, fps)
-    out.update(_periodicity(power, sounding, sr))
+    out.update(_periodicity(spec["period_strength"][sounding], spec["period_lag"][sounding]))
     rhythm = float(np.clip((out["modulation_2_8hz"] - 0.2) / 0.2, 0.0, 1.0))
     out["speech_ratio"] = float(np.mean(active & ~stationary)) * rhythm
     out.update(_timing(edb, active, fps, n / sr))
@@ -141,29 +142,78 @@ def _window(length: int) -> np.ndarray:
     return np.hanning(length + 2)[1:-1].astype(np.float32)  # no zero end points
 
 
-def _frame_energy_and_power(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean square of each 25 ms frame and the power spectrum of its Hann-windowed copy.
+def _frame_energy(x: np.ndarray) -> np.ndarray:
+    """Mean square of each 25 ms frame, from a running sum over 5 ms sub-blocks (O(n)).
 
-    Shorter input is zero-padded to one frame. Frames are written once, windowed, straight into a
-    zero-padded (n_frames, N_FFT) buffer so the FFT needs no second padding copy; frame energy
-    comes from a running sum of squares (O(n), not O(n * frame)).
+    FRAME is 5 and HOP 2 sub-blocks of 80 samples. Shorter input is zero-padded to one frame.
     """
     if x.size < FRAME:
         x = np.pad(x, (0, FRAME - x.size))
     n_frames = 1 + (x.size - FRAME) // HOP
-    view = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP]
-    buf = np.zeros((n_frames, N_FFT), dtype=np.float32)
-    np.multiply(view, _window(FRAME), out=buf[:, :FRAME])
-    spec = scipy.fft.rfft(buf, axis=1, workers=1)
-    power = np.abs(spec) ** 2
-    # FRAME = 5 and HOP = 2 sub-blocks of 80 samples: sum squares per sub-block, then a running sum.
     sub = FRAME // 5
     k = x.size // sub
     blocks = np.square(x[: k * sub].reshape(k, sub), dtype=np.float32).sum(axis=1, dtype=np.float64)
     cs = np.concatenate(([0.0], np.cumsum(blocks)))
     starts = np.arange(n_frames) * (HOP // sub)
-    energy = np.maximum((cs[starts + 5] - cs[starts]) / FRAME, 0.0)
-    return energy, power
+    return np.maximum((cs[starts + 5] - cs[starts]) / FRAME, 0.0)
+
+
+_CHUNK = 256  # frames per FFT block: buffers stay in cache and are reused (whole-file arrays page-faulted)
+
+
+def _spectral_frames(x: np.ndarray, sounding: np.ndarray, sr: int) -> dict[str, np.ndarray]:
+    """Per-frame spectral quantities from ONE windowed rfft (512 points) of each 25 ms frame.
+
+    Frames are processed in blocks of :data:`_CHUNK`: each block is written windowed straight into
+    a zero-padded buffer, transformed once, and reduced to a few numbers per frame (centroid,
+    flatness, roll-off, 40 mel energies, strongest peak, pitch-lag autocorrelation); the big
+    spectrum never exists for the whole file.
+    """
+    if x.size < FRAME:
+        x = np.pad(x, (0, FRAME - x.size))
+    view = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP]
+    n = view.shape[0]
+    fb, _ = _mel_dct(sr)
+    win = _window(FRAME)
+    freqs = np.linspace(0.0, sr / 2.0, N_FFT // 2 + 1, dtype=np.float32)
+    lo, hi = int(sr / 400), min(int(sr / 80), N_FFT // 2 - 1)
+    out = {k: np.zeros(n, dtype=np.float32) for k in ("centroid", "flatness", "rolloff", "peak_share",
+                                                       "period_strength")}
+    out["peak_bin"] = np.zeros(n, dtype=np.int64)
+    out["period_lag"] = np.zeros(n, dtype=np.int64)
+    out["mel"] = np.zeros((n, fb.shape[1]), dtype=np.float32)
+    buf = np.zeros((min(_CHUNK, n), N_FFT), dtype=np.float32)
+    for a in range(0, n, _CHUNK):
+        b = min(n, a + _CHUNK)
+        blk = buf[: b - a]
+        np.multiply(view[a:b], win, out=blk[:, :FRAME])
+        power = np.abs(scipy.fft.rfft(blk, axis=1, workers=1)) ** 2
+        total = power.sum(axis=1) + _EPS
+        out["centroid"][a:b] = (power @ freqs) / total
+        out["flatness"][a:b] = np.exp(np.mean(np.log(power + _EPS), axis=1)) / (total / power.shape[1])
+        out["rolloff"][a:b] = freqs[_rolloff_bins(power, 0.85)]
+        out["mel"][a:b] = power @ fb
+        k, share = _peak(power)
+        out["peak_bin"][a:b], out["peak_share"][a:b] = k, share
+        snd = np.flatnonzero(sounding[a:b])
+        if snd.size:
+            # autocorrelation = inverse FFT of the same power spectrum (Wiener-Khinchin)
+            ac = scipy.fft.irfft(power[snd], n=N_FFT, axis=1, workers=1)
+            seg = ac[:, lo:hi + 1] / (ac[:, :1] + _EPS)
+            best = np.argmax(seg, axis=1)
+            out["period_strength"][a + snd] = np.clip(seg[np.arange(snd.size), best], 0.0, 1.0)
+            out["period_lag"][a + snd] = best + lo
+    return out
+
+
+def _peak(power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Strongest bin (DC excluded) and its share of the frame's power (+-1 bin)."""
+    p = power[:, 1:]
+    k = np.argmax(p, axis=1)
+    rows = np.arange(p.shape[0])
+    hi = p.shape[1] - 1
+    peak = p[rows, k] + p[rows, np.maximum(k - 1, 0)] * (k > 0) + p[rows, np.minimum(k + 1, hi)] * (k < hi)
+    return k, peak / (p.sum(axis=1) + _EPS)
 
 
 def _levels(edb: np.ndarray, energy: np.ndarray) -> dict[str, float]:
@@ -206,15 +256,10 @@ def _modulation(env: np.ndarray, fps: float) -> float:
     return float(spec[(f >= 2.0) & (f <= 8.0)].sum() / total) if total > _EPS * env.size else 0.0
 
 
-def _spectral_shape(power: np.ndarray, sr: int) -> dict[str, float]:
-    freqs = np.linspace(0.0, sr / 2.0, power.shape[1], dtype=np.float32)
-    total = power.sum(axis=1) + _EPS
-    centroid = (power @ freqs) / total
-    flatness = np.exp(np.mean(np.log(power + _EPS), axis=1)) / (power.mean(axis=1) + _EPS)
-    rolloff = freqs[_rolloff_bins(power, 0.85)]
-    return {"centroid_hz_mean": centroid.mean(), "centroid_hz_std": centroid.std(),
-            "flatness_mean": flatness.mean(), "flatness_std": flatness.std(),
-            "rolloff_hz_mean": rolloff.mean(), "rolloff_hz_std": rolloff.std()}
+def _spectral_shape(spec: dict[str, np.ndarray]) -> dict[str, float]:
+    c, f, r = spec["centroid"], spec["flatness"], spec["rolloff"]
+    return {"centroid_hz_mean": c.mean(), "centroid_hz_std": c.std(), "flatness_mean": f.mean(),
+            "flatness_std": f.std(), "rolloff_hz_mean": r.mean(), "rolloff_hz_std": r.std()}
 
 
 def _rolloff_bins(power: np.ndarray, share: float) -> np.ndarray:
@@ -239,19 +284,14 @@ def _rolloff_bins(power: np.ndarray, share: float) -> np.ndarray:
     return blk * b + idx
 
 
-def _tonality(power: np.ndarray, active: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame: share of power in the strongest peak (+-1 bin, DC excluded), and steady-tone frames.
+def _tonality(k: np.ndarray, share: np.ndarray, active: np.ndarray,
+              fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: share of power in the strongest peak, and whether the frame is in a steady tone.
 
     A steady tone is a strong peak (> 30 % of the frame's power) that stays within +-1 bin for at
     least 0.5 s. Vowels also have a strong, locally steady harmonic, but for 100-300 ms and with a
     gliding pitch; hum, test tones and held notes stay put far longer.
     """
-    p = power[:, 1:]
-    k = np.argmax(p, axis=1)
-    rows = np.arange(p.shape[0])
-    hi = p.shape[1] - 1
-    peak = p[rows, k] + p[rows, np.maximum(k - 1, 0)] * (k > 0) + p[rows, np.minimum(k + 1, hi)] * (k < hi)
-    share = peak / (p.sum(axis=1) + _EPS)
     strong = active & (share > 0.3)
     still = np.zeros_like(strong)
     still[1:] = strong[1:] & strong[:-1] & (np.abs(np.diff(k)) <= 1)
@@ -283,21 +323,14 @@ def _flux_periodicity(mel: np.ndarray, fps: float) -> float:
     return float(np.clip(ac[lo:hi + 1].max() / ac[0], 0.0, 1.0))
 
 
-def _periodicity(power: np.ndarray, active: np.ndarray, sr: int) -> dict[str, float]:
-    """Pitch-like periodicity from the autocorrelation (inverse FFT of the same power spectrum)."""
-    if not active.any():
+def _periodicity(strength: np.ndarray, lag: np.ndarray) -> dict[str, float]:
+    """Mean pitch-like periodicity and the pitch spread (semitones) over clearly periodic frames."""
+    if strength.size == 0:
         return {"periodicity_mean": 0.0, "pitch_std_semitones": 0.0}
-    ac = scipy.fft.irfft(power[active], n=N_FFT, axis=1, workers=1)
-    lo, hi = int(sr / 400), min(int(sr / 80), N_FFT // 2 - 1)
-    r0 = ac[:, :1] + _EPS
-    seg = ac[:, lo:hi + 1] / r0
-    best = np.argmax(seg, axis=1)
-    strength = np.clip(seg[np.arange(seg.shape[0]), best], 0.0, 1.0)
     voiced = strength > 0.5
     pitch_std = 0.0
     if voiced.sum() >= 3:
-        semis = 12.0 * np.log2((best[voiced] + lo).astype(np.float64))
-        pitch_std = float(semis.std())
+        pitch_std = float((12.0 * np.log2(lag[voiced].astype(np.float64))).std())
     return {"periodicity_mean": float(strength.mean()), "pitch_std_semitones": pitch_std}
 
 
