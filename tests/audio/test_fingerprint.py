@@ -1,0 +1,104 @@
+"""Fingerprint: re-encoded and gain-changed copies match, different readings of one rhythm do not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anomaly_cli.audio import fingerprint as fp
+from anomaly_cli.audio import synth
+from anomaly_cli.audio.decode import decode_bytes
+from anomaly_cli.audio.formats import encode
+
+SR = 16_000
+
+
+def _reading(seed: int, seconds: float = 12.0) -> np.ndarray:
+    return synth.set_level(synth.formant_speech(np.random.default_rng(seed), seconds), SR, -20.0)
+
+
+def _reencode(x: np.ndarray, fmt: str, gain: float = 1.0) -> np.ndarray:
+    return decode_bytes(encode(x * gain, SR, fmt)).samples
+
+
+@pytest.fixture(scope="module")
+def readings() -> list[np.ndarray]:
+    return [_reading(s) for s in (11, 12, 13)]
+
+
+@pytest.fixture(scope="module")
+def copies(readings: list[np.ndarray]) -> dict[tuple[int, str], np.ndarray]:
+    """Each reading through MP3 and AAC (m4a), the AAC one also 8 dB quieter."""
+    return {(i, fmt): fp.compute(_reencode(x, fmt, 0.4 if fmt == "m4a" else 1.0))
+            for i, x in enumerate(readings) for fmt in ("mp3", "m4a")}
+
+
+def test_shape_and_text_round_trip(readings: list[np.ndarray]) -> None:
+    f = fp.compute(readings[0])
+    assert f.dtype == np.uint32 and abs(f.size - 12.0 / 0.032) < 8
+    text = fp.to_text(f)
+    assert isinstance(text, str) and len(text) < 2 * 4 * f.size
+    assert np.array_equal(fp.from_text(text), f)
+    with pytest.raises(ValueError):
+        fp.from_text("not base64!")
+    with pytest.raises(ValueError):
+        fp.from_text("AAA=")  # 2 bytes: not whole words
+
+
+def test_reencoded_and_gain_changed_copies_match(readings, copies) -> None:
+    for i, x in enumerate(readings):
+        orig = fp.compute(x)
+        assert fp.bit_error_rate(orig, fp.compute(x * 0.25)) < 0.02  # gain alone changes (almost) nothing
+        for fmt in ("mp3", "m4a"):
+            ber = fp.bit_error_rate(orig, copies[(i, fmt)])
+            assert ber < 0.2, (i, fmt, ber)
+            assert fp.is_match(orig, copies[(i, fmt)]) and fp.is_match(copies[(i, fmt)], orig)
+        assert fp.is_match(copies[(i, "mp3")], copies[(i, "m4a")])  # copy vs copy, two codecs
+
+
+def test_different_readings_of_the_same_rhythm_do_not_match(readings, copies) -> None:
+    # same generator, same syllable rate and pitch range: the "same passage" by other children
+    for i in range(len(readings)):
+        for j in range(len(readings)):
+            if i != j:
+                a, b = fp.compute(readings[i]), copies[(j, "mp3")]
+                assert fp.bit_error_rate(a, b) > 0.42
+                assert not fp.is_match(a, b)
+
+
+def test_shifted_copy_is_found_by_the_shift_search(readings) -> None:
+    f = fp.compute(readings[0])
+    late = fp.compute(np.concatenate([np.zeros(int(0.1 * SR), np.float32), readings[0]]))
+    assert fp.bit_error_rate(f, late, max_shift=0) > 0.3  # misaligned by 3 frames
+    assert fp.bit_error_rate(f, late) < 0.15
+
+
+def test_silence_matches_nothing(readings) -> None:
+    silent = fp.compute(np.zeros(10 * SR, np.float32))
+    assert not silent.any()
+    assert fp.bit_error_rate(silent, silent) == 0.5 and not fp.is_match(silent, silent)
+    assert not fp.is_match(silent, fp.compute(readings[0]))
+    assert fp.band_keys(silent) == []
+    assert fp.compute(np.zeros(0, np.float32)).size == 0
+
+
+def test_band_keys_find_copies_and_few_strangers(readings, copies) -> None:
+    keys = [fp.band_keys(fp.compute(x)) for x in readings]
+    for i, k in enumerate(keys):
+        assert 0 < len(k) <= 64 and len(set(k)) == len(k)
+        for fmt in ("mp3", "m4a"):
+            shared = set(k) & set(fp.band_keys(copies[(i, fmt)]))
+            assert len(shared) >= 3, (i, fmt, len(shared))  # recall with room to spare
+        for j in range(len(readings)):
+            if j != i:
+                assert len(set(k) & set(keys[j])) <= 1
+    assert len(fp.band_keys(fp.compute(_reading(1, 60.0)))) == 64  # capped
+
+
+def test_pcm_sha256_equal_for_same_audio_in_other_container(readings) -> None:
+    x = (np.round(readings[0] * 32768.0) / 32768.0).astype(np.float32)  # exactly 16-bit audio
+    wav, flac = decode_bytes(encode(x, SR, "wav")).samples, decode_bytes(encode(x, SR, "flac")).samples
+    assert fp.pcm_sha256(wav) == fp.pcm_sha256(flac)
+    assert fp.pcm_sha256(wav) != fp.pcm_sha256(wav * 0.5)
+    assert fp.pcm_sha256(wav) == fp.pcm_sha256(x)
+    assert len(fp.pcm_sha256(np.zeros(0, np.float32))) == 64
