@@ -13,7 +13,7 @@ _anomaly() {
         'config') words='show --help' ;;
         'config show') words='--help --json' ;;
         'coverage') words='--help --json --limit --no-queue' ;;
-        'demo') words='--help' ;;
+        'demo') words='--help --json --seed --students' ;;
         'discover') words='--batch-size --dry-run --help --json --max-records --mode --poll-interval --subject-name --test-date' ;;
         'doctor') words='--help --json --no-aws --no-model --sample-url' ;;
         'model') words='evaluate info train --help' ;;

@@ -3,7 +3,7 @@
 complete -c anomaly -f
 complete -c anomaly -n '__fish_use_subcommand' -a config -d 'Inspect the effective configuration.'
 complete -c anomaly -n '__fish_use_subcommand' -a coverage -d 'Show how far a test date got: eligible source rows, enqueued, results (ok / anom'
-complete -c anomaly -n '__fish_use_subcommand' -a demo -d 'Not built yet.'
+complete -c anomaly -n '__fish_use_subcommand' -a demo -d 'Run the pipeline end to end on a laptop: generate a school'\''s worth of recordings'
 complete -c anomaly -n '__fish_use_subcommand' -a discover -d 'Discover reading rows of a test date and enqueue one SQS message per recording.'
 complete -c anomaly -n '__fish_use_subcommand' -a doctor -d 'Run the deployment checklist; every problem comes with a concrete fix. Changes n'
 complete -c anomaly -n '__fish_use_subcommand' -a model -d 'Train, evaluate and describe the screening model.'
@@ -30,6 +30,9 @@ complete -c anomaly -n '__fish_seen_subcommand_from coverage' -l json -d 'Print 
 complete -c anomaly -n '__fish_seen_subcommand_from coverage' -l limit -d 'Rows without a result to list.'
 complete -c anomaly -n '__fish_seen_subcommand_from coverage' -l no-queue -d 'Skip the SQS counts (no AWS access needed).'
 complete -c anomaly -n '__fish_seen_subcommand_from demo' -l help -d 'Show this message and exit.'
+complete -c anomaly -n '__fish_seen_subcommand_from demo' -l json -d 'Print the report as JSON on stdout.'
+complete -c anomaly -n '__fish_seen_subcommand_from demo' -l seed -d 'Seed of the generated world (same seed, same recordings).'
+complete -c anomaly -n '__fish_seen_subcommand_from demo' -l students -d 'Students in the generated source collection.'
 complete -c anomaly -n '__fish_seen_subcommand_from discover' -l batch-size -d 'Rows per page (env DISCOVERY_BATCH_SIZE).'
 complete -c anomaly -n '__fish_seen_subcommand_from discover' -l dry-run -d 'Show what would be enqueued; change nothing.'
 complete -c anomaly -n '__fish_seen_subcommand_from discover' -l help -d 'Show this message and exit.'
