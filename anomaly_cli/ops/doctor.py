@@ -227,7 +227,10 @@ def check_sample_audio(s: Settings, s3_client: Any, db: Any, sample_url: str | N
         return Check("audio", "sample recording", FAIL, f"{redact_url(url)}: {e.code}",
                      "add its bucket / host to AUDIO_URL_ALLOWLIST" if e.code == "url_not_allowed" else "fix the URL")
     except Exception as e:  # noqa: BLE001 - botocore errors: report the code, not a traceback
-        code = getattr(e, "response", {}).get("Error", {}).get("Code", type(e).__name__)
+        code = str(getattr(e, "response", {}).get("Error", {}).get("Code", type(e).__name__))
+        if code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
+            return Check("audio", "sample recording", FAIL, f"{redact_url(url)}: {code}",
+                         "the object does not exist: check the bucket / key (or pass another --sample-url)")
         return Check("audio", "sample recording", FAIL, f"{redact_url(url)}: {code}",
                      "grant the worker's role s3:GetObject on the audio bucket (and kms:Decrypt if it is SSE-KMS)")
 

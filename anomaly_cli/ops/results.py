@@ -173,7 +173,7 @@ def export(collection: Any, filters: Filters, path: str | Path, *,
     n = 0
     tmp = p.with_name(p.name + ".part")  # a crash never leaves a half file under the real name
     with mongo_errors("results export"), tmp.open("w", encoding="utf-8", newline="") as fh:
-        cursor = collection.find(match, {"audio.fingerprint": 0, "audio.fp_bands": 0}).sort([("_id", 1)]).batch_size(500)
+        cursor = collection.find(match, {"audio.fingerprint": 0, "audio.fp_bands": 0}).sort([("_id", 1)])
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS) if suffix == ".csv" else None
         if writer:
             writer.writeheader()
@@ -230,6 +230,6 @@ def listen_link(s3_client: Any, doc: Mapping[str, Any], expires_s: int = 300) ->
 
 
 def iter_docs(collection: Any, match: Mapping[str, Any], projection: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """A streamed cursor (batches of 500) under the Mongo error translation."""
+    """A streamed cursor (the driver fetches it in batches) under the Mongo error translation."""
     with mongo_errors("results read"):
-        yield from collection.find(dict(match), dict(projection)).batch_size(500)
+        yield from collection.find(dict(match), dict(projection))

@@ -20,6 +20,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, embedded_mongo_uri: str) -> Callable[..
     """``cli(args, env={...}, input=...)`` -> (exit_code, stdout, stderr) through the real app."""
     monkeypatch.setenv("MONGO_URI", embedded_mongo_uri)
     monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("SQS_WAIT_SECONDS", "0")  # moto answers at once; no long-poll waits in tests
     monkeypatch.setenv("COLUMNS", "250")  # rich wraps at the terminal width; keep messages on one line
 
     def run(args: list[str], env: dict[str, str] | None = None, input: str | None = None) -> Any:

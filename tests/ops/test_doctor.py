@@ -70,7 +70,7 @@ def test_results_made_with_another_id_recipe_and_missing_indexes(cli, db, make_q
     assert r.exit_code == 0, c  # warnings only
 
     c = _checks(cli(["doctor", "--no-model", "--json", "--sample-url", "s3://audio/missing.wav"], env=env))
-    assert c["sample recording"]["status"] == "fail" and "s3:GetObject" in c["sample recording"]["fix"]
+    assert c["sample recording"]["status"] == "fail" and "does not exist" in c["sample recording"]["fix"]
     c = _checks(cli(["doctor", "--no-model", "--json", "--sample-url", "s3://other/x.wav"], env=env))
     assert c["sample recording"]["status"] == "fail" and "AUDIO_URL_ALLOWLIST" in c["sample recording"]["fix"]
 

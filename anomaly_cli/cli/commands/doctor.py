@@ -9,7 +9,7 @@ import typer
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.output import emit_json, handle_errors, out
 
-_STYLE = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]FAIL[/]"}
+_STYLE = {"ok": "[green]  ok[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]FAIL[/]"}
 
 
 def command(
@@ -40,14 +40,13 @@ def command(
 
 
 def _render(checks: list[Any]) -> None:
-    from rich.table import Table
-
-    t = Table(title="anomaly doctor", show_lines=True)
-    for c in ("", "area", "check", "detail", "fix"):
-        t.add_column(c)
+    # A checklist, not a table: fixes are commands people copy, so they must never be cut or wrapped mid-word.
+    out().print("[bold]anomaly doctor[/]")
     for c in checks:
-        t.add_row(_STYLE[c.status], c.area, c.name, c.detail, c.fix)
-    out().print(t)
+        out().print(f"{_STYLE[c.status]}  [bold]{c.area}[/] / {c.name}: {c.detail}", highlight=False)
+        if c.fix and c.status != "ok":
+            for line in c.fix.splitlines():
+                out().print(f"      fix: {line}", soft_wrap=True, highlight=False, markup=False)
     fails = sum(c.status == "fail" for c in checks)
     warns = sum(c.status == "warn" for c in checks)
     out().print(f"{fails} problem(s), {warns} warning(s)" if fails or warns else "[green]all checks passed[/]")

@@ -37,14 +37,15 @@ def command(
             fail("usage", "--native moves every message: it takes no --filter, --max, --include-invalid or --dry-run",
                  exit_code=exit_codes.RET_USAGE, json_mode=json_out)
         dlq = SqsQueue(cli.sqs_client, replay.resolve_dlq(cli.sqs_client, settings.sqs_queue_url, settings.sqs_dlq_url))
+        wait = min(1, settings.sqs_wait_seconds)  # a short long-poll: see ops.replay (SQS_WAIT_SECONDS=0 for none)
         with progress("replay-dlq", total=max_messages, enabled=not json_out) as update:
             if dry_run:
-                report: Any = replay.peek(dlq, max_messages=max_messages, filters=wanted, on_progress=lambda n: update(n, "peeked"))
+                report: Any = replay.peek(dlq, max_messages=max_messages, filters=wanted, wait_seconds=wait, on_progress=lambda n: update(n, "peeked"))
             elif native:
                 report = replay.move_native(cli.sqs_client, dlq, cli.queue(),
                                             on_progress=lambda t: update(int(t.get("ApproximateNumberOfMessagesMoved", 0) or 0), t.get("Status", "")))
             else:
-                report = replay.move(dlq, cli.queue(), max_messages=max_messages, filters=wanted, include_invalid=include_invalid,
+                report = replay.move(dlq, cli.queue(), max_messages=max_messages, filters=wanted, include_invalid=include_invalid, wait_seconds=wait,
                                      on_progress=lambda r: update(r.moved, f"moved {r.moved}, failed {r.failed}"))
     if json_out:
         emit_json(report.to_dict())

@@ -166,9 +166,11 @@ def _render_one(s: dict[str, Any], expires: int) -> None:
         t.add_row("audio", f"{a.get('format')} {a.get('sample_rate')} Hz x{a.get('channels')}, {a.get('duration_s')} s, {a.get('bytes')} bytes")
     if s["duplicate_of"]:
         t.add_row("duplicate of", ", ".join(s["duplicate_of"]))
-    t.add_row("listen", (s["listen_url"] + f"\n(valid {expires} s; do not share: it is a child's recording)") if s["listen_url"]
+    t.add_row("listen", f"link below, valid {expires} s (a child's recording: do not share it)" if s["listen_url"]
               else f"unavailable ({s['listen_unavailable']})")
     out().print(t)
+    if s["listen_url"]:
+        out().print(s["listen_url"], soft_wrap=True, highlight=False, markup=False)  # never cut: a cut link is useless
     if s["reasons"]:
         r = Table(title="reasons")
         for c in ("code", "value", "threshold", "detail"):
