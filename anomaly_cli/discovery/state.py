@@ -68,6 +68,10 @@ def _behind(key: WatermarkKey) -> dict[str, Any]:
     ]}
 
 
+class _Taken(Exception):
+    """The upsert hit the existing document: its lease belongs to someone else and is live."""
+
+
 class StateRepository:
     """Reads and writes state documents in ``MONGO_STATE_COLLECTION``."""
 
@@ -125,8 +129,11 @@ class StateRepository:
                                    "last_run": None, "created_at": now}}
         try:
             with mongo_errors("lease acquire"):
-                return self.collection.find_one_and_update(filt, update, upsert=True, return_document=ReturnDocument.AFTER)
-        except DuplicateKeyError as e:
+                try:
+                    return self.collection.find_one_and_update(filt, update, upsert=True, return_document=ReturnDocument.AFTER)
+                except DuplicateKeyError as e:
+                    raise _Taken() from e
+        except _Taken as e:
             # the document exists but the filter did not match: someone else's live lease
             doc = self.get(test_date) or {}
             lease_doc = doc.get("lease") or {}

@@ -76,3 +76,70 @@ def seed_bulk(source: Any) -> Callable[..., list[dict[str, Any]]]:
         return docs
 
     return factory
+
+
+class FakeClock:
+    """An injectable clock the test moves by hand."""
+
+    def __init__(self, start: dt.datetime | None = None):
+        self.now = start or dt.datetime(2025, 12, 21, 6, 0, tzinfo=UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+class StopWhenIdle:
+    """A stop flag that asks an incremental run to stop the first time it would sleep
+    (incremental runs otherwise poll forever, as they should)."""
+
+    def __init__(self) -> None:
+        self.waits: list[float | None] = []
+
+    def is_set(self) -> bool:
+        return bool(self.waits)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return True
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def queue_url(make_queue: Callable[..., str]) -> str:
+    return make_queue()
+
+
+@pytest.fixture
+def make_service(mongo: Any, make_settings: Callable[..., Any], sqs_client: Any, queue_url: str) -> Callable[..., Any]:
+    """Build a DiscoveryService on the Mongo double and moto SQS; settings as keyword args."""
+    from anomaly_cli.adapters.sqs import SqsQueue
+    from anomaly_cli.discovery.service import build_service
+
+    def factory(*, client: Any = None, url: str | None = None, stop: Any = None, clock: Any = None,
+                holder: str | None = None, **values: Any) -> Any:
+        values.setdefault("test_date", DAY)
+        values.setdefault("sqs_queue_url", url or queue_url)
+        settings = make_settings(**values)
+        queue = SqsQueue(client or sqs_client, settings.sqs_queue_url, sleep=lambda s: None)
+        kw: dict[str, Any] = {"holder": holder} if holder else {}
+        if clock is not None:
+            kw["clock"] = clock
+        return build_service(settings, mongo["nipun"], queue, stop=stop if stop is not None else StopWhenIdle(), **kw)
+
+    return factory
+
+
+def bodies(sqs_client: Any, url: str) -> list[dict[str, Any]]:
+    """Every message body on the queue (drained), parsed."""
+    import json
+
+    from tests.conftest import drain_queue
+
+    return [json.loads(m["Body"]) for m in drain_queue(sqs_client, url, max_rounds=500)]
