@@ -63,7 +63,8 @@ def build_worker(settings: Settings, *, sqs_client: Any, db: Any, model_version:
     pool = ScreenPool(fetcher if fetcher is not None else Fetcher(settings, s3_client),
                       io_workers=settings.max_concurrency, model_version=model_version,
                       max_duration_s=settings.max_duration_seconds, cpu_workers=settings.cpu_workers,
-                      model_dir=settings.model_dir, screen=screen)
+                      model_dir=settings.model_dir, model_ref=settings.model_version or None,
+                      screen=screen)
     pool.warm_up()
     source = db[settings.mongo_source_collection]
     backlink = None

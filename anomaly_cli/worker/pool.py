@@ -7,7 +7,9 @@
   process loads the model once (``engine.init_process``) and ignores SIGINT/SIGTERM: stopping
   is the parent's decision, and a terminal Ctrl-C reaches the whole process group.
 - Memory stays flat: a thread holds one recording's bytes at a time and hands them to a
-  process; nothing accumulates per message.
+  process; nothing accumulates per message. The processes start from a forkserver that has
+  already imported numpy / scipy / scikit-learn / PyAV (:data:`CPU_PRELOAD`), so their code
+  pages are shared instead of loaded once per process; the parent never imports scikit-learn.
 - A ``screen`` callable can be injected instead of the process pool (tests, ``anomaly score``).
 """
 
@@ -24,6 +26,10 @@ from anomaly_cli import errors
 from anomaly_cli.screening import Screening
 
 ScreenFn = Callable[[bytes], Screening]
+#: Imported once in the forkserver; every screening process forks from it and shares the pages.
+CPU_PRELOAD = ["numpy", "scipy.signal", "scipy.fft", "sklearn.ensemble", "av", "soundfile",
+               "anomaly_cli.audio.decode", "anomaly_cli.audio.features", "anomaly_cli.audio.fingerprint",
+               "anomaly_cli.model.engine"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,8 @@ class ScreenPool:
     """Fetch on threads, screen on processes (or with an injected ``screen`` function)."""
 
     def __init__(self, fetcher: Any, *, io_workers: int, model_version: str, max_duration_s: float,
-                 cpu_workers: int = 0, model_dir: str | None = None, screen: ScreenFn | None = None):
+                 cpu_workers: int = 0, model_dir: str | None = None, model_ref: str | None = None,
+                 screen: ScreenFn | None = None):
         self.fetcher = fetcher
         self.model_version = model_version
         self.max_duration_s = max_duration_s
@@ -65,16 +72,28 @@ class ScreenPool:
             n = cpu_workers or os.cpu_count() or 1
             # forkserver: children start clean (no inherited threads or sockets of the parent)
             ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(CPU_PRELOAD)  # ignored if this process's forkserver already runs
             self._cpu = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_child_init,
-                                            initargs=(str(model_dir), model_version or None))
+                                            initargs=(str(model_dir), model_ref or None))
         self.cpu_workers = 0 if screen is not None else (cpu_workers or os.cpu_count() or 1)
 
     def warm_up(self) -> None:
-        """Start the CPU processes now (model loaded in each) so the first batch does not pay for it."""
-        if self._cpu is not None:
+        """Start the CPU processes now (model loaded in each) so the first batch does not pay for it.
+
+        Raises :class:`errors.ModelError` when the processes cannot load the model.
+        """
+        if self._cpu is None:
+            return
+        from concurrent.futures import BrokenExecutor
+
+        try:
             futs = [self._cpu.submit(os.getpid) for _ in range(self.cpu_workers)]
             for f in futs:
                 f.result()
+        except BrokenExecutor as e:
+            self._cpu.shutdown(wait=False, cancel_futures=True)
+            self._io.shutdown(wait=False)
+            raise errors.ModelError("the screening processes could not load the model (see the log above)") from e
 
     def submit(self, url: str) -> "Future[ItemScreening]":
         """Screen the recording at ``url``; the future never raises (errors are in the value)."""

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
-import json
 import logging
 import threading
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator
 
@@ -114,38 +113,26 @@ def recordings() -> dict[str, bytes]:
     return out
 
 
-class _StandInModel:
-    """TEMPORARY until audio.features / fingerprint / models land: decode + hashes only."""
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small model trained with the real training code (24 synthetic normals, fixed seed).
 
-    version = "standin"
+    The worker tests need *a* real model, not the shipped thresholds, so they do not depend on
+    which version ``models/`` holds.
+    """
+    from anomaly_cli.model.train import train
 
-
-def _standin_screen(data: bytes, model: Any, max_duration_s: float = 600.0) -> Any:
-    import numpy as np
-
-    from anomaly_cli import errors
-    from anomaly_cli.audio.decode import decode_bytes
-    from anomaly_cli.screening import Reason, Screening
-
-    try:
-        d = decode_bytes(data, max_duration_s=max_duration_s)
-    except errors.DecodeError as e:
-        return Screening.failed(code=e.code, message=str(e), stage="decode", reason="corrupt", model_version="standin",
-                                audio={"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
-    rms = float(np.sqrt(np.mean(d.samples ** 2))) if d.samples.size else 0.0
-    q = np.round(d.samples[::160] * 20).astype(np.int8).tobytes()
-    reasons = (Reason("silent", rms, 1e-3),) if rms < 1e-3 else ()
-    return Screening(status="ok", is_anomaly=bool(reasons), anomaly_score=0.9 if reasons else 0.1, reasons=reasons,
-                     model_version="standin", features={"rms": rms},
-                     audio={"format": d.format, "codec": d.codec, "sample_rate": d.source_rate, "channels": d.channels,
-                            "duration_s": d.duration_s, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-                            "pcm_sha256": hashlib.sha256(q).hexdigest(), "fingerprint": None, "fp_bands": []},
-                     threshold=0.5)
+    root = tmp_path_factory.mktemp("models")
+    train(root / "v1", synthetic=24, version="v1")
+    return root
 
 
 @pytest.fixture(scope="session")
-def loaded_model() -> Any:
-    return _StandInModel()
+def loaded_model(model_dir: Path) -> Any:
+    """That model, loaded once with the real engine."""
+    from anomaly_cli.model.engine import load_model
+
+    return load_model(model_dir)
 
 
 class ScreenCounter:
@@ -157,9 +144,11 @@ class ScreenCounter:
         self._lock = threading.Lock()
 
     def __call__(self, data: bytes) -> Any:
+        from anomaly_cli.model.engine import screen_bytes
+
         with self._lock:
             self.count[hashlib.sha256(data).hexdigest()] += 1
-        return _standin_screen(data, self.model, max_duration_s=600.0)
+        return screen_bytes(data, self.model, max_duration_s=600.0)
 
     @property
     def total(self) -> int:

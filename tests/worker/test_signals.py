@@ -17,7 +17,6 @@ import pytest
 from anomaly_cli.cli import exit_codes
 from tests.worker.conftest import make_item, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -29,10 +28,10 @@ def remote_queue(moto_server: str) -> tuple[Any, str]:
     return sqs, url
 
 
-def start_worker(tmp_path: Path, moto_server: str, queue_url: str, allow: str, *extra: str) -> tuple[subprocess.Popen, Path]:
+def start_worker(tmp_path: Path, model_dir: Path, moto_server: str, queue_url: str, allow: str, *extra: str) -> tuple[subprocess.Popen, Path]:
     env = dict(os.environ)
     env.update({"MONGO_URI": f"mongomock://sig-{uuid.uuid4().hex[:6]}", "AWS_ENDPOINT_URL": moto_server,
-                "SQS_QUEUE_URL": queue_url, "AUDIO_URL_ALLOWLIST": allow, "MODEL_DIR": str(ROOT / "models"),
+                "SQS_QUEUE_URL": queue_url, "AUDIO_URL_ALLOWLIST": allow, "MODEL_DIR": str(model_dir),
                 "SQS_WAIT_SECONDS": "1", "BATCH_SIZE": "2", "FLUSH_SECONDS": "0.2", "MAX_CONCURRENCY": "4",
                 "CPU_WORKERS": "1", "FETCH_READ_TIMEOUT_SECONDS": "60", "FETCH_DEADLINE_SECONDS": "90",
                 "LOG_LEVEL": "INFO"})
@@ -64,13 +63,13 @@ def receivable(sqs: Any, url: str, want: int) -> int:
     return len(got)
 
 
-def test_sigterm_releases_in_flight_messages_and_exits_0(tmp_path, moto_server, remote_queue, audio_server, recordings):
+def test_sigterm_releases_in_flight_messages_and_exits_0(tmp_path, model_dir, moto_server, remote_queue, audio_server, recordings):
     sqs, url = remote_queue
     for n in range(4):
         path = f"/slow{n}.wav"
         audio_server.put(path, recordings["child1.wav"], delay=30.0)
         sqs.send_message(QueueUrl=url, MessageBody=make_item(audio_server.base + path, n=n).to_body())
-    proc, log = start_worker(tmp_path, moto_server, url, audio_server.base, "--drain-seconds", "1")
+    proc, log = start_worker(tmp_path, model_dir, moto_server, url, audio_server.base, "--drain-seconds", "1")
     try:
         wait_until(lambda: audio_server.active >= 2, timeout=90)  # downloads really are in flight
         proc.send_signal(signal.SIGTERM)
@@ -84,13 +83,13 @@ def test_sigterm_releases_in_flight_messages_and_exits_0(tmp_path, moto_server, 
     assert receivable(sqs, url, 4) == 4  # visible again long before the 60 s visibility timeout
 
 
-def test_second_signal_releases_and_exits_130(tmp_path, moto_server, remote_queue, audio_server, recordings):
+def test_second_signal_releases_and_exits_130(tmp_path, model_dir, moto_server, remote_queue, audio_server, recordings):
     sqs, url = remote_queue
     for n in range(2):
         path = f"/stuck{n}.wav"
         audio_server.put(path, recordings["child2.wav"], delay=30.0)
         sqs.send_message(QueueUrl=url, MessageBody=make_item(audio_server.base + path, n=n).to_body())
-    proc, log = start_worker(tmp_path, moto_server, url, audio_server.base, "--drain-seconds", "60")
+    proc, log = start_worker(tmp_path, model_dir, moto_server, url, audio_server.base, "--drain-seconds", "60")
     try:
         wait_until(lambda: audio_server.active >= 2, timeout=90)
         proc.send_signal(signal.SIGTERM)

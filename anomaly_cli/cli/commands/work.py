@@ -43,13 +43,16 @@ def command(
 def _run(cli: context.CliContext, settings: Any, *, max_messages: int | None, idle_exit: float | None,
          health_file: str | None, drain_seconds: float) -> int:
     from anomaly_cli.adapters.storage import ensure_allowlist
-    from anomaly_cli.model.engine import load_model
+    from anomaly_cli.model import artifacts
     from anomaly_cli.worker.factory import build_worker
     from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown, MaxMessages, ShutdownController
 
     ensure_allowlist(settings)  # refuse before loading anything heavy
     settings.require("sqs_queue_url")
-    model = load_model(settings.model_dir, settings.model_version or None)  # fail fast, in the parent
+    # The parent only reads the metadata (no scikit-learn here: memory); the screening processes
+    # load the model during start-up and a failure there ends the command before any polling.
+    model_path = artifacts.resolve(settings.model_dir, settings.model_version or None)
+    model_version = str(artifacts.read_metadata(model_path).get("version") or model_path.name)
     policies = [p for p in (MaxMessages(max_messages) if max_messages else None,
                             IdleShutdown(idle_exit) if idle_exit else None) if p is not None]
     shutdown = ShutdownController(drain_seconds=drain_seconds)
@@ -57,10 +60,9 @@ def _run(cli: context.CliContext, settings: Any, *, max_messages: int | None, id
     restore = shutdown.install()
     try:
         worker = build_worker(settings, sqs_client=cli.sqs_client, db=cli.db, s3_client=cli.s3_client,
-                              model_version=model.version, shutdown=shutdown,
+                              model_version=model_version, shutdown=shutdown,
                               policy=AnyOf(tuple(policies)) if policies else None, health_file=health_file,
                               on_tick=live.update if live else None)
-        del model
         if live:
             live.start()
         try:

@@ -1,0 +1,243 @@
+"""Worker throughput, CPU-stage scaling and memory.
+
+Setup (all on this machine): a moto server in its own process holds the queue; a local HTTP
+server in this process serves 60 s recordings (m4a ~1 MB, wav ~2 MB) adding a fixed 200 ms
+latency per request; the worker is the real ``python -m anomaly_cli work`` subprocess with the
+embedded Mongo double (``MONGO_URI=mongomock://``: there is no real mongod here).
+
+Figures, each against a baseline measured in the same run:
+1. CPU stage (decode + features + inference, ``engine.screen_in_process``) on 1 and 2 processes;
+   goal: >= 1.7x from 1 to 2.
+2. Throughput at concurrency 1, 4, 16, 32 against the bound
+   ``min(concurrency / latency, cores x single-item rate)`` (single-item rate = figure 1 on one
+   process); goal: >= 90 % of the bound while I/O-bound (concurrency / latency is the smaller).
+3. Peak RSS of the worker's whole process tree (parent + screening processes) at concurrency
+   16 over 10 000 messages (``--quick``: 300); goal <= 300 MB and flat (RSS by quarter of the run).
+
+All messages are ad-hoc items of one student (so the duplicate check runs its indexed query but
+no two recordings count as different children's copies).
+
+Run: ``.venv/bin/python bench/bench_worker.py [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.common import machine, write_section  # noqa: E402
+
+LATENCY_S = 0.2
+CONCURRENCIES = (1, 4, 16, 32)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def recordings() -> dict[str, bytes]:
+    from anomaly_cli.audio import synth
+    from anomaly_cli.audio.formats import encode
+
+    clip = synth.make_clip("normal", np.random.default_rng(5), variant="plain", duration_s=60.0)
+    x16 = clip.samples if clip.sr == 16000 else synth._resample(clip.samples, clip.sr, 16000)
+    stereo = np.stack([clip.samples, clip.samples * 0.9], axis=1)  # phone m4a: stereo AAC, ~1 MB a minute
+    return {"/r.m4a": encode(stereo, clip.sr, "m4a", channels=2), "/r.wav": encode(x16, 16000, "wav")}
+
+
+class SlowServer:
+    def __init__(self, files: dict[str, bytes]):
+        files_ = files
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                time.sleep(LATENCY_S)
+                body = files_.get(self.path.split("?")[0][:6], b"")
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def start_moto() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("moto server did not start")
+
+
+def enqueue(sqs: Any, url: str, base: str, n: int) -> None:
+    from anomaly_cli.contract import WorkItem
+
+    t = __import__("datetime").datetime(2025, 12, 20, 5, tzinfo=__import__("datetime").timezone.utc)
+    entries = []
+    for i in range(n):
+        path = "/r.m4a" if i % 2 else "/r.wav"
+        item = WorkItem("bench", "bench-doc", "2025-12-20", "adhoc", f"s{i}", "वाचन", f"{base}{path}?n={i}", t, t,
+                        "bench-student", None, str(uuid.uuid4()), t)
+        entries.append({"Id": str(i % 10), "MessageBody": item.to_body()})
+        if len(entries) == 10:
+            sqs.send_message_batch(QueueUrl=url, Entries=entries)
+            entries = []
+    if entries:
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+
+def cpu_stage(files: dict[str, bytes], model_dir: str, procs: int, items: int) -> float:
+    """Items per second of decode + features + inference on ``procs`` processes."""
+    from anomaly_cli.model import engine
+
+    data = list(files.values())
+    with ProcessPoolExecutor(procs, initializer=engine.init_process, initargs=(model_dir, None)) as ex:
+        list(ex.map(engine.screen_in_process, data * procs))  # warm up every process
+        t0 = time.perf_counter()
+        list(ex.map(engine.screen_in_process, [data[i % 2] for i in range(items)]))
+        return items / (time.perf_counter() - t0)
+
+
+def run_worker(moto: str, base: str, model_dir: str, concurrency: int, n: int, sample_rss: bool) -> dict[str, Any]:
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="ap-south-1", endpoint_url=moto, aws_access_key_id="bench",
+                       aws_secret_access_key="bench")
+    url = sqs.create_queue(QueueName=f"bench-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
+    enqueue(sqs, url, base, n)
+    env = dict(os.environ, MONGO_URI=f"mongomock://bench-{uuid.uuid4().hex[:6]}", AWS_ENDPOINT_URL=moto,
+               AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="ap-south-1",
+               SQS_QUEUE_URL=url, AUDIO_URL_ALLOWLIST=base, MODEL_DIR=model_dir, BATCH_SIZE="10",
+               SQS_WAIT_SECONDS="1", FLUSH_SECONDS="0.5", LOG_LEVEL="INFO", THROUGHPUT_LOG_SECONDS="10")
+    cmd = [sys.executable, str(ROOT / "bench" / "worker_launcher.py"), "work", "--concurrency", str(concurrency),
+           "--max-messages", str(n)]
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "worker.log"
+        with log.open("w") as err:
+            proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=err)
+            rss: list[tuple[float, float, float]] = []  # (time, RSS sum MB, PSS sum MB)
+            if sample_rss:
+                import psutil
+
+                p = psutil.Process(proc.pid)
+                while proc.poll() is None:
+                    try:
+                        procs = [p] + p.children(recursive=True)
+                        infos = [q.memory_full_info() for q in procs]
+                        rss.append((time.monotonic(), sum(i.rss for i in infos) / 2**20,
+                                    sum(i.pss for i in infos) / 2**20))
+                    except psutil.Error:
+                        pass
+                    time.sleep(0.5)
+            rc = proc.wait()
+        text = log.read_text()
+        events = [json.loads(l) for l in text.splitlines() if l.startswith("{")]
+    if rc != 0:
+        raise RuntimeError(f"worker exited {rc}: {text[-3000:]}")
+    import datetime as dt
+
+    ts = lambda e: dt.datetime.fromisoformat(e["ts"]).timestamp()  # noqa: E731
+    first = next(ts(e) for e in events if e["event"] == "messages_polled" and e.get("count"))
+    last = max(ts(e) for e in events if e["event"] == "processed_items_acked")
+    stopped = next(e for e in events if e["event"] == "worker_stopped")
+    return {"rate": stopped["succeeded"] / (last - first), "succeeded": stopped["succeeded"], "rss": rss,
+            "p50": stopped["latency_p50_ms"], "p95": stopped["latency_p95_ms"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--model-dir", default=str(ROOT / "models"))
+    args = ap.parse_args()
+    cores = os.cpu_count() or 1
+    files = recordings()
+    sizes = {k: round(len(v) / 1e6, 2) for k, v in files.items()}
+    cpu_items = 20 if args.quick else 80
+    r1 = cpu_stage(files, args.model_dir, 1, cpu_items)
+    r2 = cpu_stage(files, args.model_dir, 2, cpu_items)
+    server = SlowServer(files)
+    moto, moto_url = start_moto()
+    rows = []
+    try:
+        for c in CONCURRENCIES:
+            n = max(40, min(400, c * 10)) if args.quick else max(100, c * 40)
+            res = run_worker(moto_url, server.base, args.model_dir, c, n, sample_rss=False)
+            io_bound, cpu_bound = c / LATENCY_S, cores * r1
+            bound = min(io_bound, cpu_bound)
+            rows.append((c, n, res, bound, "I/O" if io_bound < cpu_bound else "CPU"))
+        n_mem = 300 if args.quick else 10_000
+        mem = run_worker(moto_url, server.base, args.model_dir, 16, n_mem, sample_rss=True)
+    finally:
+        moto.terminate()
+        moto.wait()
+    series = [(t, r, pss) for t, r, pss in mem["rss"]]
+    quarters = [max(v for _, _, v in series[int(len(series) * q / 4):max(int(len(series) * (q + 1) / 4), 1)])
+                for q in range(4)] if len(series) >= 4 else [v for _, _, v in series]
+    peak = max(v for _, _, v in series) if series else float("nan")
+    peak_rss = max(r for _, r, _ in series) if series else float("nan")
+    cmd = ".venv/bin/python bench/bench_worker.py" + (" --quick" if args.quick else "")
+    lines = [
+        "## Worker", "",
+        f"Machine: {machine()}. Command: `{cmd}`. Audio: 60 s recordings {sizes} MB served with "
+        f"{int(LATENCY_S * 1000)} ms added latency; moto server in its own process; Mongo double in the worker.", "",
+        "### CPU stage (decode + features + inference), processes", "",
+        "| processes | items/s | ratio to 1 process |", "|---|---|---|",
+        f"| 1 | {r1:.2f} | 1.00 |", f"| 2 | {r2:.2f} | {r2 / r1:.2f} |", "",
+        f"Goal >= 1.7x from 1 to 2: **{'met' if r2 / r1 >= 1.7 else 'not met'}** ({r2 / r1:.2f}x).", "",
+        "### Throughput vs the bound min(concurrency / latency, cores x single-item rate)", "",
+        "| concurrency | messages | items/s | bound | limited by | % of bound | p50 / p95 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c, n, res, bound, kind in rows:
+        lines.append(f"| {c} | {n} | {res['rate']:.2f} | {bound:.2f} | {kind} | {100 * res['rate'] / bound:.0f} % | "
+                     f"{res['p50']} / {res['p95']} |")
+    io_rows = [(c, res, bound) for c, _, res, bound, kind in rows if kind == "I/O"]
+    met = all(res["rate"] >= 0.9 * bound for _, res, bound in io_rows)
+    lines += ["", f"Goal >= 90 % of the bound while I/O-bound (concurrency {', '.join(str(c) for c, _, _ in io_rows)}): "
+              f"**{'met' if met else 'not met'}**.", "",
+              f"### Memory at concurrency 16 over {n_mem} messages", "",
+              f"Peak memory of the worker process tree (parent, forkserver, screening processes), summed as PSS "
+              f"(shared pages counted once, split between the processes that map them): **{peak:.0f} MB** "
+              f"(goal <= 300 MB: **{'met' if peak <= 300 else 'not met'}**). Peak by quarter of the run: "
+              f"{', '.join(f'{q:.0f}' for q in quarters)} MB ({mem['succeeded']} results written). The plain sum "
+              f"of RSS, which counts the shared numpy/scikit-learn pages once per process, peaked at {peak_rss:.0f} MB.",
+              "", "The worker runs through `bench/worker_launcher.py`: the real command, plus a thread trimming "
+              "results older than 30 s from the in-process Mongo double so that the double's own storage "
+              "is not counted as worker memory."]
+    write_section("worker", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
