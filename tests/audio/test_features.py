@@ -157,3 +157,15 @@ def test_mfcc_means_differ_between_timbres() -> None:
     a, b = extract(_noise()), extract(_tone())
     assert abs(a["mfcc1_mean"] - b["mfcc1_mean"]) > 5.0
     assert all(extract(_noise())[f"mfcc{i}_std"] >= 0.0 for i in range(13))
+
+
+@pytest.mark.parametrize("kind", ["pink", "brown", "music", "hum", "chime"])
+def test_coloured_noise_music_and_hum_are_not_speech(kind: str, speech: np.ndarray) -> None:
+    rng = np.random.default_rng(4)
+    n = 8 * SR
+    x = synth.coloured_noise(rng, n, kind) if kind in ("pink", "brown") else getattr(synth, kind)(rng, n, SR)
+    f = extract(synth.set_level(x, SR, -20.0))
+    assert f["speech_ratio"] < 0.15 < extract(speech)["speech_ratio"]
+    if kind in ("pink", "brown"):
+        # in the speech band, noise has no syllable rhythm (broadband its low-frequency swell does)
+        assert f["modulation_2_8hz"] < 0.25 < extract(speech)["modulation_2_8hz"]
