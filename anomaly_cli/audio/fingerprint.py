@@ -53,7 +53,10 @@ KEY_BITS = 16
 
 def compute(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     """The fingerprint of ``samples`` (mono float): one uint32 word per 32 ms frame, 0 = quiet."""
-    x = np.nan_to_num(np.asarray(samples, dtype=np.float32).ravel())
+    x = np.asarray(samples, dtype=np.float32)
+    if x.ndim > 1:
+        x = x.mean(axis=-1)  # (n, channels) -> mono
+    x = np.nan_to_num(x.ravel())
     if x.size == 0:
         return np.zeros(0, dtype=np.uint32)
     sr = int(sample_rate)

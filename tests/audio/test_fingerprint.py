@@ -102,3 +102,12 @@ def test_pcm_sha256_equal_for_same_audio_in_other_container(readings) -> None:
     assert fp.pcm_sha256(wav) != fp.pcm_sha256(wav * 0.5)
     assert fp.pcm_sha256(wav) == fp.pcm_sha256(x)
     assert len(fp.pcm_sha256(np.zeros(0, np.float32))) == 64
+
+
+def test_edge_inputs_give_empty_or_valid_fingerprints(readings) -> None:
+    assert fp.compute(np.array([0.3], np.float32)).size == 0
+    assert fp.bit_error_rate(np.zeros(0, np.uint32), np.zeros(0, np.uint32)) == 0.5
+    x = readings[1][: 4 * SR]
+    stereo = fp.compute(np.stack([x, x], axis=1))  # (n, channels) is downmixed, not interleaved
+    assert fp.bit_error_rate(stereo, fp.compute(x)) < 0.01
+    assert fp.from_text("").size == 0
