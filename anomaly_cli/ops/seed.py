@@ -11,12 +11,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import io
-import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
+from typing import Any, Callable, Iterable, Iterator, TextIO
 
 from anomaly_cli.contract import MESSAGE_FIELDS, RESCREEN_ATTRIBUTE, WorkItem, parse_message
 from anomaly_cli.errors import ConfigError, ContractError
@@ -76,27 +74,34 @@ def read_items(path: str | Path, *, stream: TextIO | None = None) -> Iterator[tu
     p = Path(path)
     fh = stream if stream is not None else _open(p)
     try:
-        if p.suffix.lower() == ".csv":
-            reader = csv.DictReader(fh)
-            missing = [f for f in MESSAGE_FIELDS if f not in (reader.fieldnames or [])]
-            if missing:
-                raise ConfigError(f"{p}: CSV header lacks {', '.join(missing)}", field="--from",
-                                  hint="the header must name the 13 message fields")
-            for row in reader:
-                line = reader.line_num
-                extra = row.pop(None, None)
-                if extra:
-                    yield line, BadRow(line, "more cells than header columns")
-                    continue
-                yield line, _parse(line, _csv_row_to_message(row))
-        else:
-            for line, text in enumerate(fh, 1):
-                if not text.strip():
-                    continue
-                yield line, _parse(line, text.strip())
+        yield from _read(p, fh)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start} of a line)", field="--from") from e
     finally:
         if stream is None:
             fh.close()
+
+
+def _read(p: Path, fh: TextIO) -> Iterator[tuple[int, WorkItem | BadRow]]:
+    """The rows of an open JSONL / CSV file (a whole-file problem raises ConfigError)."""
+    if p.suffix.lower() == ".csv":
+        reader = csv.DictReader(fh)
+        missing = [f for f in MESSAGE_FIELDS if f not in (reader.fieldnames or [])]
+        if missing:
+            raise ConfigError(f"{p}: CSV header lacks {', '.join(missing)}", field="--from",
+                              hint="the header must name the 13 message fields")
+        for row in reader:
+            line = reader.line_num
+            extra = row.pop(None, None)
+            if extra:
+                yield line, BadRow(line, "more cells than header columns")
+                continue
+            yield line, _parse(line, _csv_row_to_message(row))
+    else:
+        for line, text in enumerate(fh, 1):
+            if not text.strip():
+                continue
+            yield line, _parse(line, text.strip())
 
 
 def _open(p: Path) -> TextIO:
@@ -111,8 +116,6 @@ def _parse(line: int, raw: Any) -> WorkItem | BadRow:
         return parse_message(raw)
     except ContractError as e:
         return BadRow(line, str(e))
-    except UnicodeDecodeError as e:  # pragma: no cover - utf-8-sig reader raises on iteration
-        return BadRow(line, f"not UTF-8: {e}")
 
 
 def synthetic_items(n: int, *, bucket: str, prefix: str = "synthetic", test_date: str,
@@ -198,12 +201,3 @@ def items_only(pairs: Iterable[tuple[int, WorkItem | BadRow]]) -> Iterator[WorkI
     """Drop the line numbers of :func:`read_items` (BadRow keeps its own)."""
     for _, obj in pairs:
         yield obj
-
-
-def read_text_stream(text: str, suffix: str = ".jsonl") -> Iterator[tuple[int, WorkItem | BadRow]]:
-    """:func:`read_items` over an in-memory text (stdin, tests)."""
-    return read_items(Path("stdin" + suffix), stream=io.StringIO(text))
-
-
-def all_items(objs: Sequence[WorkItem | BadRow]) -> list[WorkItem]:
-    return [o for o in objs if isinstance(o, WorkItem)]

@@ -49,3 +49,12 @@ def test_zsh_and_fish_name_every_command():
             assert f"'{name}:" in text["anomaly.zsh"]
             assert f"-a {name} " in text["anomaly.fish"]
     assert "-l dry-run" in text["anomaly.fish"]
+
+
+def test_dynamic_completion_is_offered_too():
+    from typer.testing import CliRunner
+
+    from anomaly_cli.cli.app import app
+
+    r = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert "--install-completion" in r.stdout and "--show-completion" in r.stdout

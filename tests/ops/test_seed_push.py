@@ -127,3 +127,17 @@ def test_push_urls_plain_and_csv(cli, make_queue, sqs_client, tmp_path):
     items = sorted((parse_message(m["Body"]) for m in drain_queue(sqs_client, url)), key=lambda i: i.audio_s3_url)
     assert (items[0].student_id, items[0].udise, items[0].test_date) == ("STU-9", "2725", "2025-12-21")
     assert (items[1].student_id, items[1].test_date, items[1].source_collection) == (None, TEST_DATE, "adhoc:urls.csv")
+
+
+def test_unreadable_inputs_are_config_errors_not_crashes(cli, make_queue, tmp_path):
+    url = make_queue()
+    r = cli(["seed-sqs", "--from", str(tmp_path / "missing.jsonl")], env={"SQS_QUEUE_URL": url})
+    assert r.exit_code == exit_codes.RET_CONFIG and "cannot read" in r.stderr
+    bad = tmp_path / "latin1.csv"
+    bad.write_bytes("source_collection,x\ncaf\xe9\n".encode("latin-1"))
+    r = cli(["seed-sqs", "--from", str(bad)], env={"SQS_QUEUE_URL": url})
+    assert r.exit_code == exit_codes.RET_CONFIG and "not UTF-8" in r.stderr
+    urls = tmp_path / "urls.txt"
+    urls.write_bytes(b"s3://audio/a.wav\ns3://audio/\xff\xfe.wav\n")
+    r = cli(["push-urls", str(urls), "--test-date", TEST_DATE], env={"SQS_QUEUE_URL": url})
+    assert r.exit_code == exit_codes.RET_CONFIG and "not UTF-8" in r.stderr

@@ -53,6 +53,9 @@ def command(
             with progress("push-urls", enabled=not json_out) as update:
                 report = seed.send_items(queue, items, group_id=settings.sqs_fifo_group_id, rescreen=rescreen,
                                          dry_run=dry_run, on_progress=lambda r: update(r.read, f"sent {r.sent}"))
+        except UnicodeDecodeError as e:
+            fail("config_invalid", f"{label}: not UTF-8 text ({e.reason})", hint="save the list as UTF-8",
+                 exit_code=exit_codes.RET_CONFIG, json_mode=json_out)
         finally:
             if fh is not sys.stdin:
                 fh.close()
