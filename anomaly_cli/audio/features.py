@@ -205,12 +205,12 @@ def _spectral_frames(x: np.ndarray, sounding: np.ndarray, sr: int) -> dict[str, 
         out["flatness"][a:b] = np.exp(np.mean(np.log(power + _EPS), axis=1)) / (total / power.shape[1])
         out["rolloff"][a:b] = freqs[_rolloff_bins(power, 0.85)]
         out["mel"][a:b] = power @ fb
-        k, share = _peak(power)
+        k, share = _peak(power, total - power[:, 0])
         out["peak_bin"][a:b], out["peak_share"][a:b] = k, share
         snd = np.flatnonzero(sounding[a:b])
         if snd.size:
             # autocorrelation = inverse FFT of the same power spectrum (Wiener-Khinchin)
-            ac = scipy.fft.irfft(power[snd], n=N_FFT, axis=1, workers=1)
+            ac = scipy.fft.irfft(power if snd.size == b - a else power[snd], n=N_FFT, axis=1, workers=1)
             seg = ac[:, lo:hi + 1] / (ac[:, :1] + _EPS)
             best = np.argmax(seg, axis=1)
             out["period_strength"][a + snd] = np.clip(seg[np.arange(snd.size), best], 0.0, 1.0)
@@ -218,14 +218,14 @@ def _spectral_frames(x: np.ndarray, sounding: np.ndarray, sr: int) -> dict[str, 
     return out
 
 
-def _peak(power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Strongest bin (DC excluded) and its share of the frame's power (+-1 bin)."""
+def _peak(power: np.ndarray, total_no_dc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Strongest bin (DC excluded) and its share of the frame's power without DC (+-1 bin)."""
     p = power[:, 1:]
     k = np.argmax(p, axis=1)
     rows = np.arange(p.shape[0])
     hi = p.shape[1] - 1
     peak = p[rows, k] + p[rows, np.maximum(k - 1, 0)] * (k > 0) + p[rows, np.minimum(k + 1, hi)] * (k < hi)
-    return k, peak / (p.sum(axis=1) + _EPS)
+    return k, peak / (total_no_dc + _EPS)
 
 
 def _levels(edb: np.ndarray, energy: np.ndarray) -> dict[str, float]:
