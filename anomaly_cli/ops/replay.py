@@ -176,7 +176,9 @@ def move(dlq: SqsQueue, target: SqsQueue, *, max_messages: int | None = None, fi
     """Copy DLQ messages to ``target`` and delete each from the DLQ only after its send succeeded."""
     filters = filters or {}
     report = MoveReport(dlq.url)
-    kept: list[tuple[str, str]] = []  # (id, receipt) of messages that stay in the DLQ
+    # Receipts this run holds invisible and has not deleted: released (visibility 0) at the end,
+    # also when a send raises, so a failed run never hides the DLQ for HOLD_SECONDS.
+    held: dict[str, str] = {}
     try:
         while max_messages is None or report.moved + report.failed < max_messages:
             batch = dlq.receive(wait_seconds=wait_seconds, visibility_timeout=HOLD_SECONDS)
@@ -184,6 +186,7 @@ def move(dlq: SqsQueue, target: SqsQueue, *, max_messages: int | None = None, fi
                 break
             entries, by_id = [], {}
             for m in batch:
+                held[m["MessageId"]] = m["ReceiptHandle"]
                 item, ok = _classify(m, filters)
                 room = max_messages is None or report.moved + report.failed + len(entries) < max_messages
                 if item is None and not include_invalid:
@@ -201,18 +204,17 @@ def move(dlq: SqsQueue, target: SqsQueue, *, max_messages: int | None = None, fi
                         entry["MessageDeduplicationId"] = uuid.uuid4().hex
                     by_id[entry["Id"]] = m
                     entries.append(entry)
-                    continue
-                kept.append((m["MessageId"], m["ReceiptHandle"]))
             if not entries:
                 continue
             outcome = target.send_batch(entries)
-            sent = [by_id[i] for i in outcome.succeeded]
             for f in outcome.failed:
                 report.failed += 1
                 report.failure_codes[f.code or "unknown"] = report.failure_codes.get(f.code or "unknown", 0) + 1
-                kept.append((by_id[f.id]["MessageId"], by_id[f.id]["ReceiptHandle"]))
+            sent = [by_id[i] for i in outcome.succeeded]
             if sent:
                 deleted = dlq.delete_batch([(str(i), m["ReceiptHandle"]) for i, m in enumerate(sent)])
+                for i in deleted.succeeded:
+                    held.pop(sent[int(i)]["MessageId"], None)
                 report.moved += len(deleted.succeeded)
                 # A delete that failed leaves a copy in both queues: the deterministic result id
                 # makes the second screening a no-op, so it is reported, not retried forever.
@@ -221,7 +223,7 @@ def move(dlq: SqsQueue, target: SqsQueue, *, max_messages: int | None = None, fi
             if on_progress:
                 on_progress(report)
     finally:
-        _release(dlq, kept)
+        _release(dlq, list(held.items()))
     log.info("replay_completed", **{k: v for k, v in report.to_dict().items() if k != "dlq_url"})
     return report
 
