@@ -142,6 +142,14 @@ def _parse_datetime(name: str, value: Any) -> dt.datetime:
     return utc(parsed)
 
 
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_message(body: str | bytes | Mapping[str, Any]) -> WorkItem:
     """Parse an SQS body into a :class:`WorkItem` or raise :class:`ContractError` saying why."""
     if isinstance(body, (str, bytes)):
@@ -173,6 +181,8 @@ def parse_message(body: str | bytes | Mapping[str, Any]) -> WorkItem:
             continue
         if not isinstance(value, str):
             raise ContractError(f"field {name!r} must be a string, got {type(value).__name__}")
+        if not _is_utf8(value):  # a JSON escape like "\ud83d" (lone surrogate) breaks the result id
+            raise ContractError(f"field {name!r} holds a lone UTF-16 surrogate (not valid Unicode text)")
         if len(value) > MAX_FIELD_CHARS:
             raise ContractError(f"field {name!r} is longer than {MAX_FIELD_CHARS} characters")
         if name not in _NULLABLE_FIELDS and not value.strip():

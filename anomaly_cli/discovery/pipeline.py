@@ -81,6 +81,10 @@ def build_pipeline(test_date: str, tz: dt.tzinfo, subject_name: str, *,
     names = subject_name_forms(subject_name)
     pipeline: list[dict[str, Any]] = [
         {"$match": first_match(test_date, tz, subject_name)},
+        # $unwind treats a non-array ``assessments`` (an object) as one element; the worker's
+        # re-check (source.iter_subject_rows) does not, so such rows would be enqueued and then
+        # found "gone". A document whose assessments is not a list is malformed: never enqueued.
+        {"$match": {"assessments": {"$type": "array"}}},
         {"$unwind": "$assessments"},
         # re-match: only the assessment of the test date, not a sibling assessment of the same student
         {"$match": test_date_clause(test_date, tz)},

@@ -1,0 +1,105 @@
+"""Corpus kit: the real screening model, a hostile HTTP server, and a real worker on moto SQS
+and the Mongo double (only the clients are test doubles; the wiring is ``build_worker``'s)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from tests.corpus.hostile import HostileServer
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+@pytest.fixture(scope="session")
+def engine_model(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The shipped model when ``models/`` holds one; otherwise a small one trained now (same
+    code path as ``anomaly model train --synthetic``), so the corpus runs the real engine."""
+    from anomaly_cli.model import artifacts
+    from anomaly_cli.model.engine import load_model
+
+    if artifacts.list_versions(MODELS):
+        return load_model(MODELS)
+    from anomaly_cli.model.train import train
+
+    out = tmp_path_factory.mktemp("models") / "corpus-v1"
+    train(out, synthetic=20, seed=7)
+    return load_model(out.parent)
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileServer]:
+    with HostileServer() as srv:
+        yield srv
+
+
+class Events(logging.Handler):
+    """Every JSON event the ``anomaly`` loggers emit, with its fields (and the rendered line)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[tuple[str, dict[str, Any]]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((getattr(record, "event", record.getMessage()), dict(getattr(record, "fields", {}) or {})))
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [f for e, f in self.records if e == name]
+
+
+@pytest.fixture
+def events() -> Iterator[Events]:
+    logger = logging.getLogger("anomaly")
+    handler = Events()
+    old = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(old)
+
+
+class Until:
+    """Stop policy: end the run cleanly once ``done()`` holds (checked at most every 0.2 s), or
+    at a generous deadline so a broken build fails its assertions instead of hanging."""
+
+    def __init__(self, done: Callable[[], bool], deadline_s: float = 60.0):
+        self.done = done
+        self.deadline = time.monotonic() + deadline_s
+        self._next = 0.0
+        self._last = False
+
+    def should_stop(self, received: int, idle_seconds: float) -> bool:
+        now = time.monotonic()
+        if now >= self.deadline:
+            return True
+        if now >= self._next:
+            self._next = now + 0.2
+            self._last = bool(self.done())
+        return self._last
+
+    def receive_budget(self, received: int) -> int | None:
+        return None
+
+
+def run_worker(settings: Any, *, sqs_client: Any, db: Any, model: Any, policy: Any) -> Any:
+    """Build the worker exactly as ``anomaly work`` does (``build_worker``) with the real engine
+    screening in-thread, run it to its policy, and return its report."""
+    from anomaly_cli.model.engine import screen_bytes
+    from anomaly_cli.worker.factory import build_worker
+
+    def screen(data: bytes) -> Any:
+        return screen_bytes(data, model, max_duration_s=settings.max_duration_seconds)
+
+    worker = build_worker(settings, sqs_client=sqs_client, db=db, model_version=model.version, screen=screen,
+                          policy=policy, worker_id="corpus-worker")
+    return worker.run()
+
+
+def queue_counts(sqs_client: Any, url: str) -> dict[str, int]:
+    a = sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return {"visible": int(a["ApproximateNumberOfMessages"]), "in_flight": int(a["ApproximateNumberOfMessagesNotVisible"])}
