@@ -89,7 +89,8 @@ def extract(samples: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
     """All :data:`FEATURE_NAMES` of one recording, as finite floats.
 
     ``samples`` is mono float audio in [-1, 1] (a 2-D array is averaged over its last axis).
-    Frame sizes are set for 16 kHz; other rates work, with frame lengths scaled in time.
+    Frame sizes are in samples, set for 16 kHz (the decoder's rate); other rates give finite values
+    with frame durations scaled accordingly (time-based features such as durations stay in seconds).
     """
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim > 1:
