@@ -163,9 +163,13 @@ def check_queue(s: Settings, sqs_client: Any) -> list[Check]:
     vis = int(attrs.get("VisibilityTimeout", 30))
     needed = s.fetch_deadline_seconds + s.flush_seconds + SCREEN_MARGIN_SECONDS
     if vis < needed:
-        out.append(Check("sqs", "visibility timeout", FAIL,
+        # `anomaly work` asks for SQS_VISIBILITY_TIMEOUT on every receive, so a short queue default
+        # only bites consumers that do not (old scripts, a worker with a short setting).
+        worker_ok = s.visibility_timeout_seconds >= needed
+        out.append(Check("sqs", "visibility timeout", WARN if worker_ok else FAIL,
                          f"queue VisibilityTimeout {vis}s is shorter than the download deadline {s.fetch_deadline_seconds:.0f}s "
-                         f"(retries included) + batch {s.flush_seconds:.0f}s + screening {SCREEN_MARGIN_SECONDS}s",
+                         f"(retries included) + batch {s.flush_seconds:.0f}s + screening {SCREEN_MARGIN_SECONDS}s"
+                         + ("; anomaly work overrides it with SQS_VISIBILITY_TIMEOUT, other consumers do not" if worker_ok else ""),
                          f"aws sqs set-queue-attributes --queue-url {s.sqs_queue_url} --attributes VisibilityTimeout={max(int(needed) + 1, s.visibility_timeout_seconds)}"))
     else:
         out.append(Check("sqs", "visibility timeout", OK, f"{vis}s >= {needed:.0f}s needed"))

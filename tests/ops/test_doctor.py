@@ -24,8 +24,13 @@ def test_misconfigured_queue_fails_with_fixes(cli, db, make_queue):
     r = cli(["doctor", "--no-model", "--json"], env={"SQS_QUEUE_URL": url, "AUDIO_URL_ALLOWLIST": "s3://audio"})
     assert r.exit_code == exit_codes.RET_UNHEALTHY
     c = _checks(r)
-    assert c["visibility timeout"]["status"] == "fail" and "VisibilityTimeout=" in c["visibility timeout"]["fix"]
+    # the worker asks for its own 300 s on each receive: the short queue default is a warning...
+    assert c["visibility timeout"]["status"] == "warn" and "VisibilityTimeout=" in c["visibility timeout"]["fix"]
     assert c["redrive policy"]["status"] == "fail" and "maxReceiveCount" in c["redrive policy"]["fix"]
+    # ...and a failure when the worker's own setting is short too
+    c = _checks(cli(["doctor", "--no-model", "--json"], env={"SQS_QUEUE_URL": url, "AUDIO_URL_ALLOWLIST": "s3://audio",
+                                                           "SQS_VISIBILITY_TIMEOUT": "45"}))
+    assert c["visibility timeout"]["status"] == "fail" and "VisibilityTimeout=93" in c["visibility timeout"]["fix"]
     human = cli(["doctor", "--no-model"], env={"SQS_QUEUE_URL": url, "AUDIO_URL_ALLOWLIST": "s3://audio"})
     assert "FAIL" in human.stdout and "problem(s)" in human.stdout
 
