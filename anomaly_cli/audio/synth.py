@@ -44,7 +44,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "silent": ("zero", "hiss"),
     "low_volume": ("far",),
     "no_speech": ("white", "pink", "brown", "hum", "tone", "music", "chime"),
-    "noisy": ("white", "pink", "babble", "brown"),
+    "noisy": ("white", "pink", "babble"),
     "clipped": ("hard", "lossy"),
     "dc_offset": ("offset",),
     "too_short": ("short",),

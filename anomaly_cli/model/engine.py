@@ -45,14 +45,31 @@ class LoadedModel:
     path: Path | None = None
 
 
+def feature_names() -> tuple[str, ...]:
+    """Every feature the model sees: ``audio.features`` then the model's speech-band measurements."""
+    from anomaly_cli.audio.features import FEATURE_NAMES
+    from anomaly_cli.model import speechband
+
+    return tuple(FEATURE_NAMES) + speechband.NAMES
+
+
+def compute_features(samples: Any, sample_rate: int) -> dict[str, float]:
+    """The feature dict of decoded audio (names: :func:`feature_names`)."""
+    from anomaly_cli.audio.features import extract
+    from anomaly_cli.model import speechband
+
+    feats = {k: float(v) for k, v in extract(samples, sample_rate).items()}
+    feats.update(speechband.measure(samples, sample_rate))
+    return feats
+
+
 def load_model(model_dir: str | Path, version: str | None = None) -> LoadedModel:
     """Load ``version`` (newest when None) from ``model_dir``; :class:`errors.ModelError` if unusable."""
-    from anomaly_cli.audio.features import FEATURE_NAMES
     from anomaly_cli.model import artifacts
     from anomaly_cli.model.rules import RuleSet
 
     path = artifacts.resolve(model_dir, version)
-    payload, meta = artifacts.load(path, tuple(FEATURE_NAMES))
+    payload, meta = artifacts.load(path, feature_names())
     try:
         rules = RuleSet.from_list(meta["rules"])
     except (KeyError, TypeError, ValueError) as e:
@@ -94,10 +111,8 @@ def screen_bytes(data: bytes, model: LoadedModel, *, max_duration_s: float = 600
 
 def screen_decoded(decoded: "DecodedAudio", model: LoadedModel, *, raw: bytes) -> Screening:
     """Screen audio that is already decoded (``raw`` are the file's bytes, for hashes and size)."""
-    from anomaly_cli.audio.features import extract
-
     t0 = time.perf_counter()
-    feats = {k: float(v) for k, v in extract(decoded.samples, decoded.sample_rate).items()}
+    feats = compute_features(decoded.samples, decoded.sample_rate)
     audio = _audio_facts(decoded, raw, fingerprint=True)
     features_ms = _ms(t0)
     t1 = time.perf_counter()

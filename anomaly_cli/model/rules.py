@@ -11,9 +11,8 @@ Decisions:
   content or SNR (the floor noise dominates both); a clip too short for syllable rhythm is not
   judged ``no_speech``/``noisy``; a clipped one is not ``noisy`` (clipping distortion reads as
   noise to an SNR estimate).
-- A rule with several conditions fires when ``mode`` is ``any`` and one holds, or ``all`` and
-  all hold; the reason reports the first condition that holds (``any``) or the first one
-  (``all``).
+- A rule fires when any of its condition groups holds in full (an OR of ANDs); the reason
+  reports the first condition of that group.
 """
 
 from __future__ import annotations
@@ -55,39 +54,39 @@ class Condition:
 
 @dataclass(frozen=True)
 class Rule:
-    """One reason code and when it fires."""
+    """One reason code and when it fires: any of the groups ``when``, each a conjunction."""
 
     code: str
-    conditions: tuple[Condition, ...]
-    mode: str = "any"
+    when: tuple[tuple[Condition, ...], ...]
     suppresses: tuple[str, ...] = ()
     doc: str = ""
 
     def evaluate(self, features: Mapping[str, float]) -> tuple[Reason, float] | None:
-        """The reason and its margin when the rule fires, else None."""
-        held = [c for c in self.conditions if c.holds(features)]
-        if self.mode == "all":
-            if len(held) != len(self.conditions):
-                return None
-            c = self.conditions[0]
-            margin = min(x.margin(features) for x in self.conditions)
-        else:
-            if not held:
-                return None
-            c = held[0]
-            margin = max(x.margin(features) for x in held)
-        value = float(features[c.feature])
-        detail = " and ".join(f"{x.feature} {_fmt(features.get(x.feature))} {x.op} {x.threshold:g}"
-                              for x in (self.conditions if self.mode == "all" else [c]))
-        return Reason(self.code, round(value, 6), c.threshold, detail), margin
+        """The reason and its margin when the rule fires, else None.
+
+        The reason reports the first condition of the first group that holds (its measured value
+        and threshold); ``detail`` spells out the whole group.
+        """
+        for group in self.when:
+            if all(c.holds(features) for c in group):
+                c = group[0]
+                margin = min(x.margin(features) for x in group)
+                detail = " and ".join(f"{x.feature} {_fmt(features.get(x.feature))} {x.op} {x.threshold:g}"
+                                      for x in group)
+                return Reason(self.code, round(float(features[c.feature]), 6), c.threshold, detail), margin
+        return None
+
+    @property
+    def conditions(self) -> tuple[Condition, ...]:
+        return tuple(c for g in self.when for c in g)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Rule":
-        conds = tuple(Condition(**c) for c in d["conditions"])
-        return cls(d["code"], conds, d.get("mode", "any"), tuple(d.get("suppresses", ())), d.get("doc", ""))
+        when = tuple(tuple(Condition(**c) for c in g) for g in d["when"])
+        return cls(d["code"], when, tuple(d.get("suppresses", ())), d.get("doc", ""))
 
 
 def _fmt(v: float | None) -> str:
@@ -113,10 +112,14 @@ class RuleSet:
                 suppressed.update(rule.suppresses)
         return [fired[c] for c in REASON_CODES if c in fired and c not in suppressed]
 
-    def thresholds(self) -> dict[str, list[dict[str, Any]]]:
-        """``code -> [{feature, op, threshold}]`` for ``model info`` and the README."""
-        return {r.code: [{"feature": c.feature, "op": c.op, "threshold": c.threshold} for c in r.conditions]
+    def thresholds(self) -> dict[str, list[list[dict[str, Any]]]]:
+        """``code -> [[{feature, op, threshold}, ...] per group]`` for ``model info`` and the README."""
+        return {r.code: [[{"feature": c.feature, "op": c.op, "threshold": c.threshold} for c in g] for g in r.when]
                 for r in self.rules}
+
+    def features(self) -> set[str]:
+        """Every feature some rule reads."""
+        return {c.feature for r in self.rules for c in r.conditions}
 
     def to_list(self) -> list[dict[str, Any]]:
         return [r.to_dict() for r in self.rules]
@@ -128,21 +131,46 @@ class RuleSet:
 
 _QUIET = ("low_volume", "no_speech", "noisy")
 
-#: The rules a newly trained artifact gets. Thresholds are physical, chosen with margins around
-#: the generator's label boundaries (see synth.py) and checked on espeak-ng and real speech.
+
+def _r(code: str, *groups: list[tuple[str, str, float, float]], suppresses: tuple[str, ...] = (), doc: str = "") -> Rule:
+    return Rule(code, tuple(tuple(Condition(*c) for c in g) for g in groups), suppresses, doc)
+
+
+#: The rules a newly trained artifact gets. Thresholds are physical and sit in the gaps between
+#: the generator's label boundaries (synth.py); they are checked on espeak-ng and real speech
+#: (MODEL_CARD.md). Scales say how far past a threshold counts as "clearly" (anomaly_score).
 DEFAULT_RULES = RuleSet((
-    Rule("too_short", (Condition("duration_s", "<", 2.0, 1.0),), suppresses=("no_speech", "noisy"),
-         doc="duration under 2 s: too little to be a reading"),
-    Rule("too_long", (Condition("duration_s", ">", 240.0, 60.0),),
-         doc="duration over 4 min: not one child reading one passage"),
-    Rule("silent", (Condition("level_p95_dbfs", "<", -60.0, 10.0),), suppresses=_QUIET,
-         doc="95th percentile of 32 ms frame RMS below -60 dBFS: nothing audible"),
-    Rule("low_volume", (Condition("level_p95_dbfs", "<", -42.0, 6.0),), suppresses=("no_speech", "noisy"),
-         doc="loudest frames below -42 dBFS: speech too quiet to assess"),
-    Rule("no_speech", (Condition("speech_ratio", "<", 0.15, 0.1),),
-         suppresses=("noisy",), doc="audible but no syllable-rate speech activity (noise, hum, tone, music)"),
-    Rule("noisy", (Condition("snr_db", "<", 6.0, 4.0),), doc="speech-to-noise ratio under 6 dB"),
-    Rule("clipped", (Condition("clip_ratio", ">", 0.002, 0.01),), suppresses=("noisy",),
-         doc="more than 0.2 % of samples in runs of >= 3 at full scale"),
-    Rule("dc_offset", (Condition("dc_offset", "abs>", 0.03, 0.05),), doc="mean sample value beyond +-0.03"),
+    _r("too_short", [("duration_s", "<", 2.0, 1.0)], suppresses=("no_speech", "noisy"),
+       doc="shorter than 2 s: too little to be a reading (and too little to judge speech content)"),
+    _r("too_long", [("duration_s", ">", 240.0, 60.0)],
+       doc="longer than 4 minutes: not one child reading one passage"),
+    _r("silent", [("level_p95_dbfs", "<", -60.0, 10.0)], suppresses=_QUIET,
+       doc="95th percentile of 25 ms frame level below -60 dBFS: nothing audible"),
+    _r("low_volume", [("level_p95_dbfs", "<", -42.0, 6.0)], suppresses=("no_speech", "noisy"),
+       doc="loudest frames below -42 dBFS: too quiet to assess (quiet but usable children sit at -38..-30)"),
+    _r("no_speech",
+       # steady sound: no speech activity and no syllable rhythm even hidden in the speech band
+       [("speech_ratio", "<", 0.1, 0.1), ("band_rhythm_db", "<", 3.2, 1.5)],
+       # a clean, clearly audible sound that is not speech (chimes, beeps, a tone in silence)
+       [("speech_ratio", "<", 0.1, 0.1), ("band_snr_db", ">", 12.0, 6.0)],
+       # music-like: audible, steady timbre (centroid barely moves), not one periodic voice, and a
+       # beat rather than a syllable rhythm (speech, even in babble, is above 14 dB)
+       [("speech_ratio", "<", 0.1, 0.1), ("band_snr_db", ">", 5.5, 3.0), ("centroid_hz_std", "<", 250.0, 100.0),
+        ("periodicity_mean", "<", 0.6, 0.2), ("band_rhythm_db", "<", 13.0, 3.0)],
+       # a regular beat (spectral flux repeats at 0.2-1 s lags), as in music and repeated chimes
+       [("speech_ratio", "<", 0.1, 0.1), ("flux_periodicity", ">", 0.35, 0.2)],
+       # one steady tone holds its frequency bin through the active frames (test tone, dial tone, whistle)
+       [("speech_ratio", "<", 0.1, 0.1), ("stationary_tone_ratio", ">", 0.8, 0.2)],
+       suppresses=("noisy",),
+       doc="audible, but no speech: noise, hum, tones, music, notification sounds"),
+    _r("noisy", [("band_snr_db", "<", 12.0, 4.0)],
+       doc="speech present but the 300-3400 Hz band sits less than 12 dB above the noise (speech at <= ~5 dB SNR)"),
+    _r("clipped",
+       [("clip_hard_ratio", ">", 0.002, 0.01)],
+       # after lossy re-encoding the flat tops ring below full scale: a plateau spike counts only in a
+       # hot recording (loud frames within 10 dB of full scale), where clipping is physically likely
+       [("clip_plateau_ratio", ">", 0.005, 0.01), ("level_p95_dbfs", ">", -10.0, 3.0)],
+       suppresses=("noisy",),
+       doc="more than 0.2 % of samples in runs at full scale, or 0.5 % on plateaus at the peak of a hot recording"),
+    _r("dc_offset", [("dc_offset", "abs>", 0.03, 0.05)], doc="mean sample value beyond +-0.03 of full scale"),
 ))

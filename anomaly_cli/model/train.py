@@ -27,13 +27,13 @@ import numpy as np
 from anomaly_cli.errors import ConfigError, DecodeError
 
 DEFAULT_SEED = 1234
-DEFAULT_N = 160
+DEFAULT_N = 100
 TARGET_FALSE_ALARM = 0.005
 THRESHOLD_MARGIN = 1.05
 #: Features the outlier model reads (those present in FEATURE_NAMES); see outlier.py for why.
-OUTLIER_FEATURES = ("level_p95_dbfs", "rms_dbfs", "dynamic_range_db", "silence_ratio", "speech_ratio",
-                    "modulation_2_8hz", "low_energy_ratio", "snr_db", "clip_ratio", "dc_offset", "zcr_mean",
-                    "flatness_mean", "tail_energy_db")
+OUTLIER_FEATURES = ("level_p95_dbfs", "dynamic_range_db", "silence_ratio", "speech_ratio", "modulation_2_8hz",
+                    "low_energy_ratio", "snr_db", "clip_ratio", "dc_offset", "zcr_mean", "flatness_mean",
+                    "tail_energy_db", "band_rhythm_db", "band_snr_db")
 
 
 def synthetic_normals(n: int, seed: int) -> Iterable[tuple[str, np.ndarray, int]]:
@@ -44,17 +44,17 @@ def synthetic_normals(n: int, seed: int) -> Iterable[tuple[str, np.ndarray, int]
     variants = synth.VARIANTS["normal"]
     for i in range(n):
         clip = synth.make_clip("normal", rng, variant=variants[i % len(variants)],
-                               duration_s=float(rng.uniform(6, 20)))
+                               duration_s=float(rng.uniform(6, 16)))
         yield clip.variant, clip.samples, clip.sr
 
 
 def _features(samples: np.ndarray, rate: int) -> dict[str, float]:
     from anomaly_cli.audio.decode import ANALYSIS_RATE
-    from anomaly_cli.audio.features import extract
     from anomaly_cli.audio.synth import _resample
+    from anomaly_cli.model.engine import compute_features
 
     x = _resample(samples, rate, ANALYSIS_RATE) if rate != ANALYSIS_RATE else samples
-    return {k: float(v) for k, v in extract(x, ANALYSIS_RATE).items()}
+    return compute_features(x, ANALYSIS_RATE)
 
 
 def manifest_rows(data_dir: str | Path) -> list[dict[str, str]]:
@@ -77,10 +77,11 @@ def train(out: str | Path, *, synthetic: int | None = None, data_dir: str | Path
     import scipy
     import sklearn
 
-    from anomaly_cli.audio.features import FEATURE_NAMES
     from anomaly_cli.model import artifacts, outlier
+    from anomaly_cli.model.engine import feature_names
     from anomaly_cli.model.rules import DEFAULT_RULES
 
+    all_names = feature_names()
     rows: list[dict[str, float]] = []
     summary: dict[str, Any] = {"seed": seed}
     if (synthetic is None) == (data_dir is None):
@@ -115,7 +116,7 @@ def train(out: str | Path, *, synthetic: int | None = None, data_dir: str | Path
                        normals_skipped=skipped)
     if len(rows) < 20:
         raise ConfigError(f"only {len(rows)} usable normal recordings; need at least 20", field="--data")
-    names = tuple(n for n in OUTLIER_FEATURES if n in FEATURE_NAMES)
+    names = tuple(n for n in OUTLIER_FEATURES if n in all_names)
     X = np.array([[r[n] for n in names] for r in rows], dtype=float)
     model = outlier.fit(X, names, seed=seed, target_false_alarm=TARGET_FALSE_ALARM, margin=THRESHOLD_MARGIN)
     raw = model.raw_scores(X)
@@ -125,7 +126,7 @@ def train(out: str | Path, *, synthetic: int | None = None, data_dir: str | Path
     meta = {
         "version": version,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "feature_names": list(FEATURE_NAMES),
+        "feature_names": list(all_names),
         "outlier": {"features": list(names), "threshold": model.threshold, "scale": model.scale,
                     "target_false_alarm": TARGET_FALSE_ALARM, "margin": THRESHOLD_MARGIN,
                     "estimator": "RobustScaler(10-90) + IsolationForest(100 trees)"},

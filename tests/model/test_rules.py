@@ -5,11 +5,12 @@ from __future__ import annotations
 from anomaly_cli.model.rules import Condition, Rule, RuleSet
 
 RULES = RuleSet((
-    Rule("noisy", (Condition("snr_db", "<", 6.0, 4.0),)),
-    Rule("silent", (Condition("level", "<", -60.0, 10.0),), suppresses=("low_volume", "noisy")),
-    Rule("low_volume", (Condition("level", "<", -42.0, 6.0),)),
-    Rule("dc_offset", (Condition("dc", "abs>", 0.03),)),
-    Rule("no_speech", (Condition("speech", "<", 0.2), Condition("tonal", ">", 0.5)), mode="all"),
+    Rule("noisy", ((Condition("snr_db", "<", 6.0, 4.0),),)),
+    Rule("silent", ((Condition("level", "<", -60.0, 10.0),),), suppresses=("low_volume", "noisy")),
+    Rule("low_volume", ((Condition("level", "<", -42.0, 6.0),),)),
+    Rule("dc_offset", ((Condition("dc", "abs>", 0.03),),)),
+    Rule("no_speech", ((Condition("speech", "<", 0.2), Condition("tonal", ">", 0.5)),
+                       (Condition("speech", "<", 0.05), Condition("level", ">", -30.0)))),
 ))
 
 
@@ -22,11 +23,14 @@ def test_reasons_come_in_reason_code_order_with_value_and_threshold():
     assert reasons[2].value == -0.1  # abs> reports the signed measurement
 
 
-def test_suppression_and_all_mode():
+def test_suppression_and_condition_groups():
     codes = [r.code for r, _ in RULES.evaluate({"snr_db": 2.0, "level": -80.0, "dc": 0.0, "speech": 0.1, "tonal": 0.9})]
     assert codes == ["silent", "no_speech"]
     codes = [r.code for r, _ in RULES.evaluate({"snr_db": 20.0, "level": -20.0, "dc": 0.0, "speech": 0.1, "tonal": 0.1})]
-    assert codes == []  # 'all' needs both conditions
+    assert codes == []  # a group needs all its conditions
+    (reason, _), = RULES.evaluate({"snr_db": 20.0, "level": -20.0, "dc": 0.0, "speech": 0.01, "tonal": 0.1})
+    assert reason.code == "no_speech" and (reason.value, reason.threshold) == (0.01, 0.05)  # second group
+    assert reason.detail == "speech 0.01 < 0.05 and level -20 > -30"
 
 
 def test_missing_or_nonfinite_features_never_fire_and_margins_grow():
@@ -39,4 +43,5 @@ def test_missing_or_nonfinite_features_never_fire_and_margins_grow():
 def test_round_trip_through_plain_data():
     again = RuleSet.from_list(RULES.to_list())
     assert again == RULES
-    assert again.thresholds()["low_volume"] == [{"feature": "level", "op": "<", "threshold": -42.0}]
+    assert again.thresholds()["low_volume"] == [[{"feature": "level", "op": "<", "threshold": -42.0}]]
+    assert again.features() == {"snr_db", "level", "dc", "speech", "tonal"}

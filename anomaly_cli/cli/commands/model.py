@@ -156,8 +156,8 @@ def info_cmd(
         for col in ("code", "fires when", "meaning"):
             t.add_column(col)
         for rule in meta["rules"]:
-            cond = f" {rule.get('mode', 'any')} ".join(f"{c['feature']} {c['op']} {c['threshold']:g}"
-                                                       for c in rule["conditions"])
+            cond = "\nor ".join(" and ".join(f"{c['feature']} {c['op']} {c['threshold']:g}" for c in group)
+                                 for group in rule["when"])
             t.add_row(rule["code"], cond, rule.get("doc", ""))
         t.add_row("outlier", f"isolation forest score > {meta['outlier']['threshold']:.4f}",
                   "unusual for the model, no rule explains it")
