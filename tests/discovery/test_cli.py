@@ -174,3 +174,34 @@ def test_compatibility_script_runs_as_a_process(tmp_path: Path) -> None:
                        capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["would_enqueue"] == 0
+
+
+def test_sigterm_while_a_page_is_in_flight_stops_after_it_with_state_saved(db: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                           sqs_client: Any, queue_url: str) -> None:
+    import os
+    import signal
+
+    from anomaly_cli.cli.context import CliContext
+
+    from .test_service import FlakySqs
+
+    seed(db, 12)
+    sent_while_signalled: list[int] = []
+
+    class SignalDuringSend(FlakySqs):
+        def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:
+            if not sent_while_signalled:
+                os.kill(os.getpid(), signal.SIGTERM)  # delivered while this page's chunk is in flight
+            sent_while_signalled.append(len(Entries))
+            return self._client.send_message_batch(QueueUrl=QueueUrl, Entries=Entries)
+
+    client = SignalDuringSend(sqs_client, lambda c, e: None)
+    monkeypatch.setattr(CliContext, "sqs_client", property(lambda self: client))
+    r = run("discover", "--mode", "backfill", "--batch-size", "5", "--json")
+    assert r.exit_code == exit_codes.RET_INTERRUPTED
+    report = json.loads(r.stdout)
+    assert report["status"] == "interrupted" and report["pages"] == 1 and report["enqueued"] == 5
+    assert sent_while_signalled == [5]
+    state = db.anomaly_pipeline_state.find_one()
+    assert state["status"] == "interrupted" and state["stats"]["enqueued"] == 5 and state["watermark"] is not None
+    assert signal.getsignal(signal.SIGTERM) is not None  # the handler was put back
