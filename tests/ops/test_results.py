@@ -99,3 +99,14 @@ def test_dedupe_flags_the_later_copy_order_independently(cli, db):
     assert db["anomaly_detection_results"].find_one({"_id": b["_id"]})["inference"]["duplicate_of"] == [a["_id"]]
     s = json.loads(cli(["results", "inspect", TEST_DATE, "--json"]).stdout)
     assert (s["duplicates_flagged"], s["duplicate_clusters"]) == (1, 1)
+
+
+def test_show_failed_result_and_a_recording_that_cannot_be_linked(cli, db):
+    failed = put_result(db, make_item(7), screening(failed="not_found"))
+    odd = put_result(db, make_item(8, url="gs://elsewhere/x.wav"), screening())
+    r = json.loads(cli(["results", "show", failed["_id"], "--json"]).stdout)
+    assert r["verdict"] == "failed" and r["processing"]["error"]["code"] == "not_found"
+    r = json.loads(cli(["results", "show", odd["_id"], "--json"]).stdout)
+    assert r["listen_url"] is None and r["listen_unavailable"].startswith(("invalid_url", "url_not_allowed"))
+    human = cli(["results", "show", failed["_id"]])
+    assert human.exit_code == 0 and "not_found" in human.stdout
