@@ -88,11 +88,13 @@ def inspect(collection: Any, filters: Filters, *, limit: int = 10, min_school_co
     """Summarise one test date with a handful of aggregations."""
     match = filters.match()
     r = InspectReport(filters.test_date, {"anomalies_only": filters.anomalies_only, "reason": filters.reason, "udise": filters.udise})
-    anomaly = {"$cond": [{"$eq": ["$inference.is_anomaly", True]}, 1, 0]}
+    # One definition everywhere: an anomaly is a recording screened ok and flagged; a failed
+    # result (could not be fetched / decoded) is counted as a failure, never also as an anomaly.
+    anomaly = {"$cond": [{"$and": [{"$eq": ["$inference.is_anomaly", True]},
+                                   {"$ne": ["$processing.status", D.STATUS_FAILED]}]}, 1, 0]}
     failed = {"$cond": [{"$eq": ["$processing.status", D.STATUS_FAILED]}, 1, 0]}
     totals = _agg(collection, [{"$match": match}, {"$group": {
-        "_id": None, "total": {"$sum": 1}, "anomalies": {"$sum": {"$cond": [
-            {"$and": [{"$eq": ["$inference.is_anomaly", True]}, {"$ne": ["$processing.status", D.STATUS_FAILED]}]}, 1, 0]}},
+        "_id": None, "total": {"$sum": 1}, "anomalies": {"$sum": anomaly},
         "failed": {"$sum": failed}, "first": {"$min": "$processing.processed_at"}, "last": {"$max": "$processing.processed_at"},
         "flagged": {"$sum": {"$cond": [{"$gt": [{"$size": {"$ifNull": ["$inference.duplicate_of", []]}}, 0]}, 1, 0]}}}}])
     if not totals:

@@ -110,3 +110,14 @@ def test_show_failed_result_and_a_recording_that_cannot_be_linked(cli, db):
     assert r["listen_url"] is None and r["listen_unavailable"].startswith(("invalid_url", "url_not_allowed"))
     human = cli(["results", "show", failed["_id"]])
     assert human.exit_code == 0 and "not_found" in human.stdout
+
+
+def test_failed_results_are_failures_not_also_anomalies(cli, db):
+    from anomaly_cli.screening import Screening
+
+    bad = Screening.failed(code="not_audio", message="an HTML page", stage="decode", reason="corrupt", model_version="v1")
+    put_result(db, make_item(1), bad)
+    put_result(db, make_item(2), screening(reasons=("silent",)))
+    s = json.loads(cli(["results", "inspect", TEST_DATE, "--json"]).stdout)
+    assert (s["anomalies"], s["failed"]) == (1, 1)
+    assert sum(v["anomalies"] for v in s["by_record_type"].values()) == s["anomalies"]
