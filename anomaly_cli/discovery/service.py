@@ -297,7 +297,9 @@ class DiscoveryService:
                 # nothing new: sleep, waking early on a stop signal; the lease is kept alive
                 if self.stop.wait(self.s.poll_interval_seconds):
                     return "interrupted", wm
-                self.state.renew(test_date, self.holder)
+                # re-take rather than renew: a poll interval longer than the lease may have let it
+                # expire, which is fine as long as nobody else took it meanwhile (else LeaseHeld)
+                self.state.acquire(test_date, self.holder, mode=mode)
             if self.stop.is_set():
                 return "interrupted", wm
 

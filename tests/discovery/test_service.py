@@ -378,3 +378,29 @@ def test_all_discovery_events_are_logged(seed_bulk: Callable, make_service: Call
     caplog.clear()
     make_service().run("incremental")
     assert "watermark_loaded" in events(caplog)
+
+
+def test_an_incremental_run_whose_lease_was_taken_while_sleeping_stops(source: Any, make_service: Callable,
+                                                                       clock: FakeClock, mongo: Any) -> None:
+    from anomaly_cli.errors import LeaseHeld
+
+    source.insert_one(student_doc(assessment(teacher=[subject(created=at(5))])))
+
+    class SleepPastLease:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def is_set(self) -> bool:
+            return False
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.calls += 1
+            clock.advance(400)  # longer than the 300 s lease
+            if self.calls == 2:  # meanwhile another runner takes the expired lease
+                make_service(clock=clock, holder="other").state.acquire(DAY, "other", mode="incremental")
+            return False
+
+    with pytest.raises(LeaseHeld):
+        make_service(clock=clock, stop=SleepPastLease(), holder="me").run("incremental")
+    doc = mongo["nipun"]["anomaly_pipeline_state"].find_one()
+    assert doc["lease"]["holder"] == "other" and doc["stats"]["enqueued"] == 1
