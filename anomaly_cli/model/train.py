@@ -28,6 +28,7 @@ from anomaly_cli.errors import ConfigError, DecodeError
 
 DEFAULT_SEED = 1234
 DEFAULT_N = 100
+MIN_NORMALS = 10  # below this a 99.5 % quantile is just the maximum of a handful of scores
 TARGET_FALSE_ALARM = 0.005
 THRESHOLD_MARGIN = 1.05
 #: Features the outlier model reads (those present in FEATURE_NAMES); see outlier.py for why.
@@ -87,8 +88,8 @@ def train(out: str | Path, *, synthetic: int | None = None, data_dir: str | Path
     if (synthetic is None) == (data_dir is None):
         raise ConfigError("give exactly one of --data DIR or --synthetic N", field="--data")
     if synthetic is not None:
-        if synthetic < 20:
-            raise ConfigError("--synthetic needs at least 20 recordings", field="--synthetic")
+        if synthetic < MIN_NORMALS:
+            raise ConfigError(f"--synthetic needs at least {MIN_NORMALS} recordings", field="--synthetic")
         variants: dict[str, int] = {}
         for i, (variant, x, rate) in enumerate(synthetic_normals(synthetic, seed)):
             rows.append(_features(x, rate))
@@ -114,8 +115,8 @@ def train(out: str | Path, *, synthetic: int | None = None, data_dir: str | Path
                 progress(i + 1, len(mrows))
         summary.update(source="data", data_dir=str(data_dir), labels=labels, normals=len(rows),
                        normals_skipped=skipped)
-    if len(rows) < 20:
-        raise ConfigError(f"only {len(rows)} usable normal recordings; need at least 20", field="--data")
+    if len(rows) < MIN_NORMALS:
+        raise ConfigError(f"only {len(rows)} usable normal recordings; need at least {MIN_NORMALS}", field="--data")
     names = tuple(n for n in OUTLIER_FEATURES if n in all_names)
     X = np.array([[r[n] for n in names] for r in rows], dtype=float)
     model = outlier.fit(X, names, seed=seed, target_false_alarm=TARGET_FALSE_ALARM, margin=THRESHOLD_MARGIN)

@@ -17,7 +17,7 @@ def _hashes(folder) -> dict[str, str]:
 
     def digest(p) -> str:
         data = p.read_bytes()
-        if p.suffix in (".ogg", ".opus"):
+        if p.suffix in (".ogg", ".opus") and not p.stem.split("_")[1].startswith("corrupt"):
             data = decode_bytes(data).samples.tobytes()
         return hashlib.sha256(data).hexdigest()
 
@@ -28,8 +28,8 @@ def test_make_dataset_is_deterministic_and_covers_every_label(tmp_path):
     # GIVEN the same seed twice, WHEN a dataset is written, THEN the bytes are identical
     # (too_long is left out here only because its 4-5 minute files are slow to write; see below)
     kinds = [k for k in synth.LABELS if k != "too_long"]
-    a = synth.make_dataset(tmp_path / "a", 14, seed=5, formats=("wav", "ogg", "mp3"), kinds=kinds, duplicates=1)
-    b = synth.make_dataset(tmp_path / "b", 14, seed=5, formats=("wav", "ogg", "mp3"), kinds=kinds, duplicates=1)
+    a = synth.make_dataset(tmp_path / "a", 11, seed=5, formats=("wav", "ogg", "mp3"), kinds=kinds, duplicates=1)
+    b = synth.make_dataset(tmp_path / "b", 11, seed=5, formats=("wav", "ogg", "mp3"), kinds=kinds, duplicates=1)
     assert _hashes(a.parent) == _hashes(b.parent)
     with a.open() as f:
         rows = list(csv.DictReader(f))
@@ -39,7 +39,7 @@ def test_make_dataset_is_deterministic_and_covers_every_label(tmp_path):
     assert all((a.parent / r["file"]).exists() for r in rows)
     dups = [r for r in rows if r["duplicate_of"]]
     assert len(dups) == 1 and (a.parent / dups[0]["duplicate_of"]).exists()
-    c = synth.make_dataset(tmp_path / "c", 10, seed=6, formats=("wav", "ogg", "mp3"), kinds=kinds)
+    c = synth.make_dataset(tmp_path / "c", 10, seed=6, formats=("wav", "mp3"), kinds=kinds)
     assert _hashes(c.parent) != _hashes(a.parent)
 
 

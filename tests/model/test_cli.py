@@ -87,16 +87,16 @@ def test_model_info(runner):
 def test_model_train_and_evaluate(runner, tmp_path, monkeypatch):
     from anomaly_cli.audio import synth
 
-    res = runner.invoke(app, ["model", "train", "--synthetic", "24", "--seed", "3", "--out", str(tmp_path / "m" / "v7")])
+    res = runner.invoke(app, ["model", "train", "--synthetic", "10", "--seed", "3", "--out", str(tmp_path / "m" / "v7")])
     assert res.exit_code == 0, res.output
     assert "model v7 written" in res.stdout
     data = tmp_path / "data"
-    synth.make_dataset(data, 12, seed=9, formats=("wav",), kinds=["normal", "silent", "clipped", "corrupt"])
+    synth.make_dataset(data, 8, seed=9, formats=("wav",), kinds=["normal", "silent", "clipped", "corrupt"])
     monkeypatch.setenv("MODEL_DIR", str(tmp_path / "m"))
     res = runner.invoke(app, ["model", "evaluate", "--data", str(data), "--json"])
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
-    assert rep["model_version"] == "v7" and sum(rep["counts"].values()) == 12
+    assert rep["model_version"] == "v7" and sum(rep["counts"].values()) == 8
     assert rep["recall"]["silent"] == 1.0 and rep["recall"]["corrupt"] == 1.0
     res = runner.invoke(app, ["model", "evaluate", "--data", str(data)])
     assert res.exit_code == 0 and "confusion" in res.stdout

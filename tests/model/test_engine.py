@@ -92,8 +92,9 @@ def test_duration_cap_is_too_long_and_failed(shipped_model, make_audio):
 
 
 def test_long_recording_under_the_cap_is_too_long_by_rule(shipped_model):
-    x = synth.make_clip("too_long", np.random.default_rng(3), duration_s=245).samples[::2]  # 8 kHz keeps it small
-    s = engine.screen_bytes(encode(x, 8000, "ogg"), shipped_model)
+    # a recorder left running: 20 s of reading repeated past 4 minutes (8 kHz keeps the file small)
+    x = np.tile(synth.make_clip("normal", np.random.default_rng(3), variant="plain", duration_s=20).samples[::2], 13)
+    s = engine.screen_bytes(encode(x, 8000, "flac"), shipped_model)
     assert s.status == "ok" and "too_long" in s.reason_codes
 
 
