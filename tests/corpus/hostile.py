@@ -60,7 +60,8 @@ class HostileServer:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
 
     # ----- routes -------------------------------------------------------------------------------
     def route(self, path: str, kind: str = "bytes", body: bytes = b"", *, status: int = 200, location: str = "",
