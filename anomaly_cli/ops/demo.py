@@ -24,7 +24,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from anomaly_cli.config import Settings, load_settings
 from anomaly_cli.log import get_logger
@@ -127,6 +127,36 @@ def _encode(kind: str, samples: Any, sr: int, fmt: str, rng: Any) -> bytes:
     return data
 
 
+def _generate_one(task: tuple[str, int, int, int | None]) -> tuple[bytes, str]:
+    """(file bytes, format) of slot ``n``; each slot has its own seed, so slots generate in any order."""
+    import numpy as np
+
+    kind, seed, n, original = task
+    rng = np.random.default_rng([seed, n])
+    if kind == DUPLICATE:
+        # regenerate the original's samples from its own seed, then re-encode in another format
+        samples, sr, orig_fmt = _recording("normal", np.random.default_rng([seed, original]))
+        fmt = "m4a" if orig_fmt == "ogg" else "ogg"
+        return _encode("normal", samples, sr, fmt, rng), fmt
+    samples, sr, fmt = _recording(kind, rng)
+    return _encode(kind, samples, sr, fmt, rng), fmt
+
+
+def _generate_all(tasks: list[tuple[str, int, int, int | None]], on_phase: Phase | None) -> Iterator[tuple[bytes, str]]:
+    """Generate every slot in one process per core (generation is pure CPU), in slot order."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = max(1, min(os.cpu_count() or 1, 8))
+    # forkserver like the worker's pool: the moto server's threads are running in this process
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("forkserver")) as pool:
+        for n, out in enumerate(pool.map(_generate_one, tasks, chunksize=4), 1):
+            if on_phase and n % 10 == 0:
+                on_phase("generate", n, len(tasks))
+            yield out
+
+
 def build_world(students: int, seed: int, *, source_collection: str, clock_start: dt.datetime,
                 on_phase: Phase | None = None) -> tuple[list[dict[str, Any]], list[Planted], dict[str, bytes]]:
     """Source documents, the planted recordings and their bytes (keyed by S3 key)."""
@@ -168,44 +198,29 @@ def build_world(students: int, seed: int, *, source_collection: str, clock_start
         docs.append(doc)
 
     kinds = plan_kinds(len(slots), rng)
-    # noisy classrooms cluster in one school: move "noisy" slots there when possible
+    tasks: list[tuple[str, int, int, int | None]] = []
+    for n, kind in enumerate(kinds[:len(slots)]):
+        earlier_normals = [j for j in range(n) if kinds[j] == "normal"] if kind == DUPLICATE else []
+        if kind == DUPLICATE and not earlier_normals:
+            kinds[n] = kind = "normal"
+        original = earlier_normals[int(rng.integers(len(earlier_normals)))] if kind == DUPLICATE else None
+        tasks.append((kind, seed, n, original))
     planted: list[Planted] = []
     blobs: dict[str, bytes] = {}
-    originals: list[tuple[Any, int, str]] = []  # (samples, sr, result id) of normals, for duplicates
-    orig_fmt: dict[str, str] = {}
-    for n, ((doc, rt, row), kind) in enumerate(zip(slots, kinds)):
+    rids: dict[int, str] = {}
+    for n, (data, fmt) in enumerate(_generate_all(tasks, on_phase)):
+        doc, rt, row = slots[n]
+        kind, _, _, original = tasks[n]
         if kind == "noisy" and rng.random() < 0.7:
-            doc["udise"] = NOISY_SCHOOL
-        if kind == DUPLICATE and not originals:
-            kind = "normal"
-        if kind == DUPLICATE:
-            samples, sr, orig_id = originals[int(rng.integers(len(originals)))]
-            fmt = "m4a" if orig_fmt[orig_id] == "ogg" else "ogg"  # a re-encoded copy: other bytes, same recording
-            data = _encode("normal", samples, sr, fmt, rng)
-            dup_of = orig_id
-        else:
-            samples, sr, fmt = _recording(kind, rng)
-            data = _encode(kind, samples, sr, fmt, rng)
-            dup_of = None
+            doc["udise"] = NOISY_SCHOOL  # noisy classrooms cluster in one school (the ranking shows it)
         key = f"{TEST_DATE}/{doc['udise']}/{doc['student_id']}/{row['subject_id']}.{fmt}"
         url = f"s3://{BUCKET}/{key}"
         row["audio_url"] = url
         blobs[key] = data
-        rid = result_id(source_collection, str(doc["_id"]), TEST_DATE, rt, row["subject_id"], url)
-        if kind == "normal":
-            originals.append((samples, sr, rid))
-            orig_fmt[rid] = fmt
-        planted.append(Planted(str(doc["_id"]), rt, row["subject_id"], url, kind, fmt, dup_of))
-        if on_phase and (n + 1) % 10 == 0:
-            on_phase("generate", n + 1, len(slots))
-    # duplicates must be the *later* recording of their pair (the later one gets the flag)
-    by_id = {p.subject_id: p for p in planted}
-    for doc in docs:
-        for a in doc["assessments"]:
-            for rec in (a.get("teacher_record") or {}).get("subjects", []) + (a.get("admin_record") or {}).get("subjects", []):
-                p = by_id.get(rec.get("subject_id"))
-                if p is not None and p.kind == DUPLICATE:
-                    rec["subject_created_at"] = rec["subject_created_at"] + dt.timedelta(hours=2)
+        rids[n] = result_id(source_collection, str(doc["_id"]), TEST_DATE, rt, row["subject_id"], url)
+        planted.append(Planted(str(doc["_id"]), rt, row["subject_id"], url, kind, fmt,
+                               rids[original] if original is not None else None))
+    # a duplicate's original is an earlier slot, i.e. an earlier recording: the copy is the *later* one (it gets the flag)
     if on_phase:
         on_phase("generate", len(slots), len(slots))
     return docs, planted, blobs
