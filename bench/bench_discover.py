@@ -156,12 +156,17 @@ teacher + admin rows, plus math rows that must be filtered out). Fresh queue per
 
 Goal >= {GOAL:.0f}x: **{"met" if ratio >= GOAL else "NOT met"}** (whole stage).
 
-Why the ratio is bounded here: moto's cost per *message* is high and grows with the queue
-(its `Queue.messages` property walks every stored message, checking visibility and delay, once
-per message sent), so against moto a batch of 10 saves the HTTP round trips and request
-parsing but not the per-message server work; the in-process Mongo double also costs more per
-row than a real server. Against real SQS, where a request costs a network round trip
-(typically 5-20 ms) and not server CPU, ten messages per call cut the calls tenfold.
+Why the goal is not met against moto: moto's server work per *message* dominates and grows
+with the queue. `SendMessage` and every `SendMessageBatch` entry read `Queue.attributes`, which
+computes the ApproximateNumberOfMessages* counters by walking every stored message three times
+(moto 5.2.5, `moto/sqs/models.py`), so a run of n messages costs O(n^2) server CPU whichever
+call carries them; batching only saves the per-request part (HTTP, parsing, signing), which is
+small next to that here. A consumer draining the queue during the run made it worse (moto
+re-walks the queue for every long-poll wake-up). Against real SQS the per-request part is a
+network round trip (typically 5-20 ms) and per-message server cost is not ours, so ten
+messages per call cut the calls, and most of the time, tenfold. The whole stage adds the
+in-process Mongo double (aggregation, result lookup, state, enqueue log), which costs more per
+row than a real server.
 """
     write_section("discover", md)
 
