@@ -120,7 +120,5 @@ def _render(rows: list[dict[str, Any]], version: str) -> None:
 
 
 def _reason_text(reason: dict[str, Any]) -> str:
-    v, t = reason.get("value"), reason.get("threshold")
-    if v is None:
-        return f"{reason['code']} ({reason.get('detail', '')[:80]})"
-    return f"{reason['code']} {v:.4g} (threshold {t:.4g})" if t is not None else f"{reason['code']} {v:.4g}"
+    # the detail names the measurement(s) and threshold(s): "low_volume: level_p95_dbfs -49.63 < -42"
+    return f"{reason['code']}: {reason.get('detail') or reason.get('value')}"[:160]
