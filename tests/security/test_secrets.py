@@ -1,0 +1,145 @@
+"""GIVEN a MONGO_URI with a password, AWS keys and a session token in the environment, and a
+presigned audio URL WHEN operator commands run as real processes (DEBUG logs, --json, errors,
+failed connections) THEN none of those secrets appears in stdout or stderr, while the commands
+really ran (each produced its data, its error or its log lines)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.corpus.hostile import HostileServer
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "Sup3rS3cretPw"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYSECRETKEY0"
+AWS_TOKEN = "FwoGZXIvYXdzSESSIONTOKENxyz0123456789"
+AWS_KEY_ID = "AKIAIOSFODNN7SECRETID"
+SIGNATURE = "deadbeefSIGNATURE0123456789abcdef"
+SECRETS = (PASSWORD, AWS_SECRET, AWS_TOKEN, AWS_KEY_ID, SIGNATURE)
+MONGO_URI = f"mongodb://anomaly_rw:{PASSWORD}@127.0.0.1:1/nipun?authSource=admin"
+
+
+def presigned(base: str) -> str:
+    return (f"{base}/2025-12-20/a.wav?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={AWS_KEY_ID}%2F20251220"
+            f"&X-Amz-Security-Token={AWS_TOKEN}&X-Amz-Signature={SIGNATURE}")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, subprocess.CompletedProcess]]:
+    """Every command of the matrix, run concurrently as subprocesses; name -> completed process."""
+    tmp = tmp_path_factory.mktemp("secrets")
+    urls_file = tmp / "urls.txt"
+    with HostileServer() as srv:
+        srv.route("/2025-12-20/a.wav", "bytes", b"<Error>AccessDenied</Error>", status=403)
+        url = presigned(srv.base)
+        urls_file.write_text(url + "\n")
+        env = {
+            "PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "LANG": "C.UTF-8",
+            "MONGO_URI": MONGO_URI, "MONGO_TIMEOUT_MS": "300", "LOG_LEVEL": "DEBUG",
+            "AWS_ACCESS_KEY_ID": AWS_KEY_ID, "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "AWS_SESSION_TOKEN": AWS_TOKEN,
+            "AWS_REGION": "ap-south-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+            "SQS_QUEUE_URL": "http://127.0.0.1:1/000000000000/work", "AUDIO_URL_ALLOWLIST": f"{srv.base},s3://nipun-audio",
+            "MODEL_DIR": str(ROOT / "models"), "TEST_DATE": "2025-12-20", "SQS_WAIT_SECONDS": "0", "FETCH_RETRIES": "1",
+            "ANOMALY_ENV_FILE": str(tmp / "none.env"),
+        }
+        commands = {
+            "config_show": ["config", "show"],
+            "config_show_json": ["config", "show", "--json"],
+            "discover_json": ["discover", "--mode", "backfill", "--json"],
+            "state_show_json": ["state", "show", "2025-12-20", "--json"],
+            "work": ["work", "--max-messages", "1", "--idle-exit", "1"],
+            "score_presigned_json": ["score", url, "--json"],
+            "score_presigned": ["score", url],
+            "push_urls_json": ["push-urls", str(urls_file), "--json"],
+            "results_inspect_json": ["results", "inspect", "2025-12-20", "--json"],
+            "doctor_json": ["doctor", "--json"],
+        }
+        procs = {name: subprocess.Popen([sys.executable, "-m", "anomaly_cli", *args], cwd=tmp, env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for name, args in commands.items()}
+        out: dict[str, subprocess.CompletedProcess] = {}
+        for name, p in procs.items():
+            try:
+                stdout, stderr = p.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                stdout, stderr = p.communicate()
+            out[name] = subprocess.CompletedProcess(commands[name], p.returncode, stdout, stderr)
+        yield out
+
+
+NAMES = ["config_show", "config_show_json", "discover_json", "state_show_json", "work", "score_presigned_json",
+         "score_presigned", "push_urls_json", "results_inspect_json", "doctor_json"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_secret_in_any_output(name: str, runs: dict[str, subprocess.CompletedProcess]) -> None:
+    p = runs[name]
+    text = p.stdout + p.stderr
+    assert p.returncode != 2, f"usage error, the command did not run: {p.stderr[-500:]}"
+    assert text.strip(), "the command printed nothing: nothing was proven"
+    for secret in SECRETS:
+        assert secret not in text, f"{name} leaked {secret[:6]}...: {text[max(0, text.find(secret) - 200):][:400]}"
+    assert "Traceback" not in text or "show_locals" not in text
+
+
+def test_config_show_masks_the_uri_but_shows_where_it_points(runs: dict[str, subprocess.CompletedProcess]) -> None:
+    p = runs["config_show_json"]
+    assert p.returncode == 0
+    assert "mongodb://***@127.0.0.1:1/nipun" in p.stdout
+
+
+def test_failed_connections_are_explained_without_the_password(runs: dict[str, subprocess.CompletedProcess]) -> None:
+    from anomaly_cli.cli import exit_codes
+
+    for name in ("discover_json", "state_show_json"):
+        p = runs[name]
+        assert p.returncode == exit_codes.RET_CONNECTION, (name, p.stdout[-300:], p.stderr[-300:])
+        err = json.loads(p.stdout.strip().splitlines()[-1])["error"]
+        assert err["code"] == "mongo_unavailable" and err["message"]
+
+
+def test_score_reports_the_refusal_without_the_signature(runs: dict[str, subprocess.CompletedProcess]) -> None:
+    p = runs["score_presigned_json"]
+    line = json.loads(p.stdout.strip().splitlines()[-1])
+    assert "403" in json.dumps(line) or "access_denied" in json.dumps(line)
+    assert "/2025-12-20/a.wav" in json.dumps(line)  # the input is named, only its query string is masked
+
+
+def test_json_log_lines_mask_urls_uris_and_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log formatter itself: URL fields lose their query, free text loses credentials."""
+    from anomaly_cli.log import configure_logging, get_logger
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    buf = io.StringIO()
+    configure_logging("DEBUG", stream=buf)
+    try:
+        log = get_logger("test")
+        log.info("fetch_failed", url=presigned("https://nipun-audio.s3.amazonaws.com"),
+                 reason=f"cannot connect to {MONGO_URI} with {AWS_SECRET}",
+                 nested={"audio_s3_url": presigned("https://h"), "items": [f"mongodb://u:{PASSWORD}@h"]})
+        try:
+            raise RuntimeError(f"boom {MONGO_URI} sig={SIGNATURE}")
+        except RuntimeError as e:
+            log.error("batch_failed", exc_info=e)
+    finally:
+        logging.getLogger("anomaly").handlers.clear()
+    text = buf.getvalue()
+    assert text.count("\n") == 2 and "fetch_failed" in text and "batch_failed" in text
+    for secret in SECRETS:
+        assert secret not in text, secret
+
+
+def test_rich_tracebacks_never_show_locals() -> None:
+    from anomaly_cli.cli.app import app
+
+    assert app.pretty_exceptions_show_locals is False
