@@ -40,6 +40,7 @@ def to_cli_args(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run ``anomaly seed-sqs`` with the translated arguments."""
     from anomaly_cli.cli.app import app
 
     app(to_cli_args(sys.argv[1:] if argv is None else argv), prog_name="seed_sqs.py")

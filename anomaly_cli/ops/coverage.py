@@ -48,6 +48,7 @@ class CoverageReport:
     missing_rows: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain values for ``--json``."""
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 

@@ -76,6 +76,7 @@ class DemoReport:
     timings_s: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain values for ``--json`` (with the false-alarm rate and the inspect summary)."""
         d = {k: getattr(self, k) for k in ("students", "seed", "recordings", "model_version", "model_trained_here",
                                             "discovery", "worker", "per_kind", "false_alarms", "normals", "timings_s")}
         d["false_alarm_rate"] = round(self.false_alarms / self.normals, 4) if self.normals else 0.0

@@ -64,6 +64,7 @@ def _covered(wanted: tuple[str, ...], existing: list[tuple[str, ...]]) -> bool:
 
 
 def check_settings(s: Settings) -> list[Check]:
+    """Settings that break or slow the fleet whatever the infrastructure."""
     out = []
     if not s.audio_url_allowlist:
         out.append(Check("settings", "audio URL allowlist", FAIL, "AUDIO_URL_ALLOWLIST is empty: the worker refuses to start",
@@ -87,6 +88,7 @@ def check_settings(s: Settings) -> list[Check]:
 
 
 def check_mongo(s: Settings, db: Any) -> list[Check]:
+    """Reachability, collections, source / result indexes and the result id recipe."""
     from anomaly_cli.adapters.mongo import ping
 
     try:
@@ -150,6 +152,7 @@ def check_result_ids(collection: Any) -> Check:
 
 
 def check_queue(s: Settings, sqs_client: Any) -> list[Check]:
+    """The queue exists; visibility, redrive policy, maxReceiveCount, DLQ retention and backlog."""
     from anomaly_cli.adapters.sqs import SqsQueue, queue_url_from_arn
 
     if not s.sqs_queue_url:
@@ -240,6 +243,7 @@ def check_sample_audio(s: Settings, s3_client: Any, db: Any, sample_url: str | N
 
 
 def check_model(s: Settings) -> Check:
+    """The configured model version loads (the worker refuses to start otherwise)."""
     from anomaly_cli.model.engine import load_model
 
     try:
@@ -271,4 +275,5 @@ def run_checks(s: Settings, *, db: Callable[[], Any] | None, sqs_client: Callabl
 
 
 def to_dicts(checks: list[Check]) -> list[dict[str, Any]]:
+    """The checks as plain dicts for ``--json``."""
     return [asdict(c) for c in checks]

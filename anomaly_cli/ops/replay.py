@@ -81,6 +81,7 @@ class PeekReport:
     matching: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain values for ``--json``."""
         return {"dlq_url": self.dlq_url, "approximate_messages": self.approximate, "seen": self.seen,
                 "matching_filter": self.matching, "test_dates": dict(self.test_dates),
                 "record_types": dict(self.record_types),
@@ -104,12 +105,14 @@ class MoveReport:
     native_status: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain values for ``--json``."""
         return {k: getattr(self, k) for k in ("dlq_url", "moved", "skipped_invalid", "skipped_filter", "failed",
                                                "delete_failed", "failure_codes", "native", "task_handle",
                                                "native_status")}
 
     @property
     def partial(self) -> bool:
+        """True when some messages could not be moved (the command exits 5)."""
         return bool(self.failed or self.delete_failed or self.native_status in ("FAILED", "CANCELLED"))
 
 
@@ -229,6 +232,7 @@ def move(dlq: SqsQueue, target: SqsQueue, *, max_messages: int | None = None, fi
 
 
 def queue_arn(q: SqsQueue) -> str:
+    """The ARN of a queue (the move task addresses queues by ARN)."""
     return q.attributes(["QueueArn"])["QueueArn"]
 
 

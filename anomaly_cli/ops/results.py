@@ -38,6 +38,7 @@ class Filters:
     udise: str | None = None
 
     def match(self) -> dict[str, Any]:
+        """The ``$match`` (validates the date first)."""
         validate_test_date(self.test_date, field_name="TEST_DATE")
         m: dict[str, Any] = {D.F_TEST_DATE: test_date_datetime(self.test_date)}
         if self.anomalies_only:
@@ -71,9 +72,11 @@ class InspectReport:
 
     @property
     def anomaly_rate(self) -> float:
+        """Anomalies among results screened ok (failures are not in the denominator)."""
         return self.anomalies / self.ok if self.ok else 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain values for ``--json``."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["anomaly_rate"] = round(self.anomaly_rate, 4)
         return d

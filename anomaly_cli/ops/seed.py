@@ -46,11 +46,13 @@ class SendReport:
     dry_run: bool = False
 
     def add_bad(self, line: int, reason: str) -> None:
+        """Count a bad row; keep its details up to :data:`MAX_REPORTED_BAD_ROWS`."""
         self.bad_count += 1
         if len(self.bad_rows) < MAX_REPORTED_BAD_ROWS:
             self.bad_rows.append(BadRow(line, reason))
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain values for ``--json``."""
         return {"read": self.read, "sent": self.sent, "failed": self.failed, "failure_codes": self.failure_codes,
                 "bad_rows": self.bad_count, "bad_row_details": [{"line": b.line, "reason": b.reason} for b in self.bad_rows],
                 "dry_run": self.dry_run}
