@@ -20,7 +20,7 @@ def command(
     """Run the pipeline end to end on a laptop: generate a school's worth of recordings, discover, screen, report.
 
     Changes nothing outside this process (its moto server and Mongo double vanish at the end).
-    Exit codes: 0, 1 when a stage failed.
+    Exit codes: 0, or the code of the error that stopped a stage (e.g. 4 connection, 1 unexpected).
     """
     cli = context.get(ctx)
     with handle_errors(json_out):
