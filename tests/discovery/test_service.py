@@ -404,3 +404,13 @@ def test_an_incremental_run_whose_lease_was_taken_while_sleeping_stops(source: A
         make_service(clock=clock, stop=SleepPastLease(), holder="me").run("incremental")
     doc = mongo["nipun"]["anomaly_pipeline_state"].find_one()
     assert doc["lease"]["holder"] == "other" and doc["stats"]["enqueued"] == 1
+
+
+@pytest.mark.parametrize("pref,expected", [(None, "SecondaryPreferred"), ("primary", "Primary"), ("nearest", "Nearest")])
+def test_source_read_preference_is_configurable_and_no_source_index_is_created(
+        seed_bulk: Callable, make_service: Callable, source: Any, pref: str | None, expected: str) -> None:
+    seed_bulk(2)
+    service = make_service(**({"mongo_read_preference": pref} if pref else {}))
+    assert type(service.source.read_preference).__name__ == expected
+    service.run("backfill")
+    assert list(source.index_information()) == ["_id_"]
