@@ -256,6 +256,8 @@ class DiscoveryService:
             raise
         if not dry_run:
             self.state.finish_run(test_date, self.holder, status=status)
+            # report what is stored: a capped backfill behind a later watermark leaves it where it was
+            wm = watermark_key(self.state.get(test_date))
         nearby = None
         if dry_run and tally.fetched == 0:
             nearby = self._nearby_documents(test_date)

@@ -282,6 +282,7 @@ def test_capped_backfill_after_a_later_watermark_does_not_regress(seed_bulk: Cal
     report = make_service(discovery_batch_size=10, max_records=10).run("backfill")
     assert report.enqueued == 10
     assert watermark_key(state.find_one()) == full
+    assert report.watermark is not None and report.watermark["last_processed_timestamp"] == full[0]
     assert state.find_one()["stats"]["enqueued"] == 50  # cumulative over both runs
 
 
