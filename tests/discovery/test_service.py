@@ -12,7 +12,7 @@ import pytest
 from anomaly_cli.contract import MESSAGE_FIELDS, parse_message, result_id
 from anomaly_cli.discovery.state import watermark_key
 
-from .conftest import DAY, MATH, READING, UTC, FakeClock, assessment, at, bodies, student_doc, subject
+from .conftest import DAY, READING, UTC, FakeClock, assessment, at, bodies, student_doc, subject
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 COLL = "student_assessment_record"
