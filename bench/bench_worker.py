@@ -121,9 +121,10 @@ def enqueue(sqs: Any, url: str, base: str, n: int) -> None:
 def cpu_stage(files: dict[str, bytes], model_dir: str, procs: int, items: int) -> float:
     """Items per second of decode + features + inference on ``procs`` processes."""
     from anomaly_cli.model import engine
+    from anomaly_cli.worker.pool import _child_init  # the worker's own process start-up
 
     data = list(files.values())
-    with ProcessPoolExecutor(procs, initializer=engine.init_process, initargs=(model_dir, None)) as ex:
+    with ProcessPoolExecutor(procs, initializer=_child_init, initargs=(model_dir, None)) as ex:
         list(ex.map(engine.screen_in_process, data * procs))  # warm up every process
         t0 = time.perf_counter()
         list(ex.map(engine.screen_in_process, [data[i % 2] for i in range(items)]))
@@ -140,7 +141,9 @@ def run_worker(moto: str, base: str, model_dir: str, concurrency: int, n: int, s
     env = dict(os.environ, MONGO_URI=f"mongomock://bench-{uuid.uuid4().hex[:6]}", AWS_ENDPOINT_URL=moto,
                AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="ap-south-1",
                SQS_QUEUE_URL=url, AUDIO_URL_ALLOWLIST=base, MODEL_DIR=model_dir, BATCH_SIZE="10",
-               SQS_WAIT_SECONDS="1", FLUSH_SECONDS="0.5", LOG_LEVEL="INFO", THROUGHPUT_LOG_SECONDS="10")
+               SQS_WAIT_SECONDS="1", FLUSH_SECONDS="0.5", LOG_LEVEL="INFO", THROUGHPUT_LOG_SECONDS="10",
+               # fewer glibc malloc arenas for a process with many I/O threads (recommended in the README)
+               MALLOC_ARENA_MAX=os.environ.get("MALLOC_ARENA_MAX", "2"))
     cmd = [sys.executable, str(ROOT / "bench" / "worker_launcher.py"), "work", "--concurrency", str(concurrency),
            "--max-messages", str(n)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -184,7 +187,7 @@ def main() -> None:
     cores = os.cpu_count() or 1
     files = recordings()
     sizes = {k: round(len(v) / 1e6, 2) for k, v in files.items()}
-    cpu_items = 20 if args.quick else 80
+    cpu_items = 12 if args.quick else 80
     r1 = cpu_stage(files, args.model_dir, 1, cpu_items)
     r2 = cpu_stage(files, args.model_dir, 2, cpu_items)
     server = SlowServer(files)
@@ -192,12 +195,12 @@ def main() -> None:
     rows = []
     try:
         for c in CONCURRENCIES:
-            n = max(40, min(400, c * 10)) if args.quick else max(100, c * 40)
+            n = max(20, c * 4) if args.quick else max(100, c * 40)
             res = run_worker(moto_url, server.base, args.model_dir, c, n, sample_rss=False)
             io_bound, cpu_bound = c / LATENCY_S, cores * r1
             bound = min(io_bound, cpu_bound)
             rows.append((c, n, res, bound, "I/O" if io_bound < cpu_bound else "CPU"))
-        n_mem = 300 if args.quick else 10_000
+        n_mem = 150 if args.quick else 10_000
         mem = run_worker(moto_url, server.base, args.model_dir, 16, n_mem, sample_rss=True)
     finally:
         moto.terminate()
@@ -235,7 +238,8 @@ def main() -> None:
               f"of RSS, which counts the shared numpy/scikit-learn pages once per process, peaked at {peak_rss:.0f} MB.",
               "", "The worker runs through `bench/worker_launcher.py`: the real command, plus a thread trimming "
               "results older than 30 s from the in-process Mongo double so that the double's own storage "
-              "is not counted as worker memory."]
+              "is not counted as worker memory. The worker runs with `MALLOC_ARENA_MAX=2` (recommended for "
+              "deployment: many I/O threads otherwise each get a glibc malloc arena)."]
     write_section("worker", "\n".join(lines))
 
 

@@ -46,8 +46,14 @@ class ItemScreening:
 
 
 def _child_init(model_dir: str, version: str | None) -> None:
+    """Screening process start-up: ignore stop signals, one BLAS thread, load the model once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Parallelism comes from the processes: a multi-threaded BLAS in each of them would fight
+    # over the same cores (and allocate per-thread buffers), so 2 processes would not be 2x.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
     from anomaly_cli.model import engine
 
     engine.init_process(model_dir, version)

@@ -114,17 +114,9 @@ def recordings() -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small model trained with the real training code (24 synthetic normals, fixed seed).
-
-    The worker tests need *a* real model, not the shipped thresholds, so they do not depend on
-    which version ``models/`` holds.
-    """
-    from anomaly_cli.model.train import train
-
-    root = tmp_path_factory.mktemp("models")
-    train(root / "v1", synthetic=24, version="v1")
-    return root
+def model_dir() -> Path:
+    """The shipped model folder (``models/``; the newest version is used)."""
+    return Path(__file__).resolve().parents[2] / "models"
 
 
 @pytest.fixture(scope="session")
