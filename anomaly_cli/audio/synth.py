@@ -462,7 +462,7 @@ def make_clip(label: str, rng: np.random.Generator, *, variant: str | None = Non
                "brown": lambda: coloured_noise(rng, n, "brown"), "hum": lambda: hum(rng, n, sr),
                "tone": lambda: tone(rng, n, sr), "music": lambda: music(rng, n, sr),
                "chime": lambda: chime(rng, n, sr)}[variant]
-        x = set_level(gen(), sr, rng.uniform(-35, -12)) + floor(n)
+        x = set_level(gen(), sr, rng.uniform(-30, -12)) + floor(n)
     elif label == "noisy":
         s = sp()
         noise = babble(rng, len(s), sr, voices=8) if variant == "babble" else coloured_noise(rng, len(s), variant)

@@ -159,6 +159,8 @@ DEFAULT_RULES = RuleSet((
         ("periodicity_mean", "<", 0.6, 0.2), ("band_rhythm_db", "<", 13.0, 3.0)],
        # a regular beat (spectral flux repeats at 0.2-1 s lags), as in music and repeated chimes
        [("speech_ratio", "<", 0.1, 0.1), ("flux_periodicity", ">", 0.35, 0.2)],
+       # a strong beat with little speech activity (repeated chimes can look half-active)
+       [("flux_periodicity", ">", 0.5, 0.2), ("speech_ratio", "<", 0.3, 0.1)],
        # one steady tone holds its frequency bin through the active frames (test tone, dial tone, whistle)
        [("speech_ratio", "<", 0.1, 0.1), ("stationary_tone_ratio", ">", 0.8, 0.2)],
        suppresses=("noisy",),
