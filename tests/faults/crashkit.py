@@ -256,19 +256,16 @@ class Verdict:
 
 
 def make_recordings(n: int, seed: int) -> list[bytes]:
-    """``n`` distinct short WAV recordings (one synthetic child reading; each copy differs in one
-    sample, so every item has its own hash)."""
+    """``n`` distinct short WAV recordings (different synthetic children, so no two are duplicates)."""
     import numpy as np
 
     from anomaly_cli.audio import synth
     from anomaly_cli.audio.formats import encode
 
-    clip = synth.make_clip("normal", np.random.default_rng(seed), variant="plain", duration_s=2.0)
     out = []
     for i in range(n):
-        s = clip.samples.copy()
-        s[100 + i] += 1e-3
-        out.append(encode(s, clip.sr, "wav"))
+        clip = synth.make_clip("normal", np.random.default_rng(seed * 100_003 + i), variant="plain", duration_s=2.0)
+        out.append(encode(clip.samples, clip.sr, "wav"))
     return out
 
 
