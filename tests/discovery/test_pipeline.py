@@ -109,6 +109,8 @@ def test_malformed_documents_and_rows_never_crash(source: Any) -> None:
     source.insert_many([
         good,
         student_doc(assessments="not a list"),
+        # an object where the list belongs: not selected (the worker's re-check reads lists only)
+        student_doc(assessments=assessment(teacher=[subject(sid="in-object", created=at(5))])),
         student_doc(assessments=None),
         {"_id": "no-assessments", "student_id": "x"},
         student_doc(assessment(teacher=None, admin=None)),
