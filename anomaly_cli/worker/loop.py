@@ -108,6 +108,9 @@ class Worker:
             reason = "forced"
         except errors.QueueError as e:
             reason, error = "queue_lost", e
+        except Exception as e:  # noqa: BLE001 - a bug in the loop: release what is held, exit non-zero
+            log.error("worker_loop_failed", exc_info=e, error=errors.error_code(e))
+            reason, self._fatal = "fatal", e
         try:
             if reason == "signal":
                 self._release(self._take_buffer())
@@ -121,7 +124,7 @@ class Worker:
                     f"{self.processor.breaker.limit} access-denied answers in a row: the worker's credentials or "
                     "the bucket policy are wrong, not the recordings", hint="check the IAM role / bucket policy")
             elif reason == "fatal":
-                error = errors.AnomalyError(f"screening processes failed: {self._fatal!r}", code="worker_fatal")
+                error = errors.AnomalyError(f"worker stopped abnormally: {self._fatal!r}", code="worker_fatal")
         except ForcedStop:
             reason = "forced"
         finally:
