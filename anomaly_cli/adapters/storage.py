@@ -309,13 +309,21 @@ def read_local(path: str | Path, max_bytes: int) -> FetchedAudio:
 
 
 def presign(s3_client: Any, url: str, expires_s: int = 300) -> str:
-    """A presigned GET URL for an S3 recording (``results show``); other https URLs come back
-    as they are (they are already fetchable). Raises :class:`InvalidUrl` for anything else."""
+    """A presigned GET URL for an S3 recording (``results show``); unsigned https URLs come back
+    as they are (they are already fetchable); a signed https URL is presigned afresh when it is an
+    S3 object and refused otherwise. Raises :class:`InvalidUrl` for anything else."""
     t = parse_audio_url(url)
     if t.kind != "s3":
-        if t.kind == "https":
+        if t.kind == "https" and "?" in t.path:
+            # A stored presigned URL carries someone else's signature (and maybe session token):
+            # never re-shared. An S3 object gets a fresh link of our own; anything else, none.
+            if not (t.bucket and t.key):
+                raise E.InvalidUrl(f"{redact_url(url)} is a signed URL of another host; it is not re-shared")
+            t = AudioUrl(t.url, "s3", bucket=t.bucket, key=t.key, region=t.region)
+        elif t.kind == "https":
             return t.url
-        raise E.InvalidUrl(f"cannot presign {redact_url(url)}")
+        else:
+            raise E.InvalidUrl(f"cannot presign {redact_url(url)}")
     try:
         return s3_client.generate_presigned_url("get_object", Params={"Bucket": t.bucket, "Key": t.key},
                                                 ExpiresIn=int(expires_s))

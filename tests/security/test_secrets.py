@@ -143,3 +143,41 @@ def test_rich_tracebacks_never_show_locals() -> None:
     from anomaly_cli.cli.app import app
 
     assert app.pretty_exceptions_show_locals is False
+
+
+def test_results_commands_never_echo_a_stored_presigned_url(monkeypatch: pytest.MonkeyPatch,
+                                                             embedded_mongo_uri: str) -> None:
+    """Results keep ``audio_s3_url`` as enqueued (it is an input of ``_id``), presigned or not; the
+    results commands show it redacted, and a listening link is a fresh one, never the stored one."""
+    from typer.testing import CliRunner
+
+    from anomaly_cli.adapters.mongo import connect
+    from anomaly_cli.cli.app import app
+    from anomaly_cli.results import document as D
+    from anomaly_cli.screening import Screening
+    from tests.corpus.test_messages import valid_item
+
+    monkeypatch.setenv("MONGO_URI", embedded_mongo_uri)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    results = connect(embedded_mongo_uri)["nipun"]["anomaly_detection_results"]
+    s3_signed = valid_item(presigned("https://nipun-audio.s3.ap-south-1.amazonaws.com"), subject_id="s3-signed")
+    cdn_signed = valid_item(presigned("https://cdn.example.org"), subject_id="cdn-signed")
+    for item in (s3_signed, cdn_signed):
+        screening = Screening.failed(code="access_denied", message="HTTP 403",
+                                     stage="fetch", reason="unavailable", model_version="v1")
+        results.insert_one(D.build_result(item, screening, worker_id="w", attempt=1))
+
+    runner = CliRunner()
+    outputs = {
+        "show_s3_json": runner.invoke(app, ["results", "show", s3_signed.result_id, "--json"]),
+        "show_s3": runner.invoke(app, ["results", "show", s3_signed.result_id]),
+        "show_cdn_json": runner.invoke(app, ["results", "show", cdn_signed.result_id, "--json"]),
+        "inspect_json": runner.invoke(app, ["results", "inspect", "2025-12-20", "--json"]),
+    }
+    for name, res in outputs.items():
+        assert res.exit_code == 0, (name, res.output[-400:])
+        for secret in (SIGNATURE, AWS_TOKEN, AWS_SECRET, PASSWORD):
+            assert secret not in res.output, (name, secret[:6])
+    shown = json.loads(outputs["show_s3_json"].stdout)
+    assert shown["listen_url"] and "nipun-audio" in shown["listen_url"]  # a fresh link of our own
+    assert json.loads(outputs["show_cdn_json"].stdout)["listen_url"] is None  # nothing to re-share
