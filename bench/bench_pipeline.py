@@ -68,8 +68,10 @@ model `{model.version}`). Baseline in the same run: `decode_bytes` alone on the 
 |---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-Goal: the issue sets no number for the whole item; it asks for the figures. Decode dominates for the
-compressed formats; features and inference add a roughly constant cost per minute of audio.
+Goal: the issue sets no number for the whole item; it asks for the figures. Features (with the
+fingerprint and the model's speech-band measurements) cost about the same for every format; the decode
+share varies by codec (whole / decode column). Load average during the run: {os.getloadavg()[0]:.1f}
+(other jobs shared the machine: rerun on an idle one for clean figures).
 """
     write_section("pipeline", md)
 

@@ -161,6 +161,9 @@ DEFAULT_RULES = RuleSet((
        [("speech_ratio", "<", 0.1, 0.1), ("flux_periodicity", ">", 0.35, 0.2)],
        # a strong beat with little speech activity (repeated chimes can look half-active)
        [("flux_periodicity", ">", 0.5, 0.2), ("speech_ratio", "<", 0.3, 0.1)],
+       # a perfectly steady level in the speech band: continuous tones (even two beating ones) vary by
+       # < 1 dB, noise by ~2 dB from frame to frame, speech (even buried in noise) by more
+       [("speech_ratio", "<", 0.1, 0.1), ("band_snr_db", "<", 1.0, 0.5)],
        # one steady tone holds its frequency bin through the active frames (test tone, dial tone, whistle)
        [("speech_ratio", "<", 0.1, 0.1), ("stationary_tone_ratio", ">", 0.8, 0.2)],
        suppresses=("noisy",),
