@@ -181,3 +181,27 @@ def test_results_commands_never_echo_a_stored_presigned_url(monkeypatch: pytest.
     shown = json.loads(outputs["show_s3_json"].stdout)
     assert shown["listen_url"] and "nipun-audio" in shown["listen_url"]  # a fresh link of our own
     assert json.loads(outputs["show_cdn_json"].stdout)["listen_url"] is None  # nothing to re-share
+
+
+def test_worker_started_names_its_settings_without_secrets(make_settings: Any, mongo: Any, sqs_client: Any,
+                                                           make_queue: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``worker_started`` logs the effective settings: the URI's host is there, its password is not."""
+    from anomaly_cli.log import configure_logging
+    from anomaly_cli.worker.factory import build_worker
+    from anomaly_cli.worker.shutdown import MaxMessages
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    settings = make_settings(sqs_queue_url=make_queue(), mongo_uri=MONGO_URI, sqs_wait_seconds=0,
+                             audio_url_allowlist=("s3://nipun-audio",))
+    buf = io.StringIO()
+    configure_logging("DEBUG", stream=buf)
+    try:
+        worker = build_worker(settings, sqs_client=sqs_client, db=mongo["nipun"], model_version="v-test",
+                              screen=lambda data: None, policy=MaxMessages(0), worker_id="w")
+        worker.run()
+    finally:
+        logging.getLogger("anomaly").handlers.clear()
+    started = [json.loads(line) for line in buf.getvalue().splitlines() if '"worker_started"' in line]
+    assert started and started[0]["mongo_uri"] == "mongodb://***@127.0.0.1:1/nipun?authSource=admin"
+    for secret in SECRETS:
+        assert secret not in buf.getvalue()
