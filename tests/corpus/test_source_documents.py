@@ -111,6 +111,7 @@ def run_discovery(mongo: Any, sqs_client: Any, make_queue: Callable, make_settin
 
     def run(docs: list[dict]) -> tuple[Any, list]:
         db = mongo["nipun"]
+        run.db = db  # type: ignore[attr-defined]
         if docs:
             db["student_assessment_record"].insert_many(docs)
         url = make_queue()
@@ -137,6 +138,12 @@ def test_source_case(case: Case, run_discovery: Callable) -> None:
     assert sum(i.subject_id == "control-1" for i in items) == 1
     if case.id in CHECKS:
         CHECKS[case.id]([i for i in items if i.subject_id != "control-1"])
+    # the worker's source re-check (the same normaliser) finds every enqueued row: none would be
+    # acked as "source gone" after discovery chose it
+    from anomaly_cli.worker.factory import source_checker
+
+    present = source_checker(run_discovery.db["student_assessment_record"], READING)(items)
+    assert present == {i.result_id: True for i in items}
 
 
 def test_all_source_cases_in_one_run_never_crash(run_discovery: Callable) -> None:
@@ -157,3 +164,31 @@ def test_all_source_cases_in_one_run_never_crash(run_discovery: Callable) -> Non
     assert report.enqueued == sum(c.enqueued for c in cases if c.id != "src_document_15mb") == len(items)
     assert dict(report.skipped_invalid) == expected_invalid
     assert report.pages >= 2  # small pages: bad rows sit across page boundaries
+
+
+MUTATIONS = {
+    "assessments_null": {"$set": {"assessments": None}},
+    "assessments_object": {"$set": {"assessments": {"test_date": MIDNIGHT}}},
+    "subjects_object": {"$set": {"assessments.0.teacher_record.subjects": {"subject_id": "control-1"}}},
+    "row_url_number": {"$set": {"assessments.0.teacher_record.subjects.0.audio_url": 12345}},
+    "row_created_string": {"$set": {"assessments.0.teacher_record.subjects.0.subject_created_at": "2025-12-20"}},
+    "row_renamed": {"$set": {"assessments.0.teacher_record.subjects.0.subject_name": "गणित"}},
+    "document_deleted": None,
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_a_row_turned_malformed_after_enqueue_is_gone_for_the_worker(mutation: str, run_discovery: Callable) -> None:
+    """GIVEN an enqueued row WHEN its document turns malformed before the worker sees it THEN the
+    worker's re-check answers "gone" (acked without a result), and never raises."""
+    from anomaly_cli.worker.factory import source_checker
+
+    report, items = run_discovery([control_doc()])
+    assert report.enqueued == 1
+    coll = run_discovery.db["student_assessment_record"]
+    doc_id = ObjectId(items[0].mongo_doc_id)
+    if MUTATIONS[mutation] is None:
+        coll.delete_one({"_id": doc_id})
+    else:
+        coll.update_one({"_id": doc_id}, MUTATIONS[mutation])
+    assert source_checker(coll, READING)(items) == {items[0].result_id: False}
