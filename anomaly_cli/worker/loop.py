@@ -128,6 +128,7 @@ class Worker:
         except ForcedStop:
             reason = "forced"
         finally:
+            self.shutdown.releasing = True
             self._release(self.held.take_all())
             self.heartbeat.stop()
             lingering = any(not f.done() for f in self._running)

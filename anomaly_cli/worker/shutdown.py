@@ -30,6 +30,7 @@ class ShutdownController:
         self._event = threading.Event()
         self.signals = 0
         self.signal_name = ""
+        self.releasing = False  # set while the worker releases what it holds: nothing left to force
 
     @property
     def requested(self) -> bool:
@@ -50,6 +51,8 @@ class ShutdownController:
         name = signal.Signals(signum).name
         if self.signals == 1:
             self.request(name)
+            return
+        if self.releasing:  # already on the way out: interrupting the release would only lose it
             return
         raise ForcedStop(name)
 

@@ -59,7 +59,7 @@ def receivable(sqs: Any, url: str, want: int) -> int:
             got.add(m["MessageId"])
         return len(got) >= want
 
-    wait_until(poll, timeout=15)
+    wait_until(poll, timeout=30)
     return len(got)
 
 

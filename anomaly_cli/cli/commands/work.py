@@ -45,7 +45,8 @@ def _run(cli: context.CliContext, settings: Any, *, max_messages: int | None, id
     from anomaly_cli.adapters.storage import ensure_allowlist
     from anomaly_cli.model import artifacts
     from anomaly_cli.worker.factory import build_worker
-    from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown, MaxMessages, ShutdownController
+    from anomaly_cli.worker.loop import WorkerReport
+    from anomaly_cli.worker.shutdown import AnyOf, ForcedStop, IdleShutdown, MaxMessages, ShutdownController
 
     ensure_allowlist(settings)  # refuse before loading anything heavy
     settings.require("sqs_queue_url")
@@ -67,9 +68,13 @@ def _run(cli: context.CliContext, settings: Any, *, max_messages: int | None, id
             live.start()
         try:
             report = worker.run()
+        except ForcedStop:  # a second signal before the loop started: nothing is held yet
+            report = WorkerReport(reason="forced")
         finally:
             if live:
                 live.stop()
+    except ForcedStop:  # two signals during start-up: nothing was received yet
+        return exit_codes.RET_INTERRUPTED
     finally:
         restore()
     code = exit_codes.RET_OK
