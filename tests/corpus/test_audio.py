@@ -152,8 +152,8 @@ def run(engine_model: Any) -> Iterator[Run]:
         settings = load_settings(dict(
             sqs_queue_url=url, mongo_uri="mongomock://unused", audio_url_allowlist=(srv.base,), batch_size=6,
             max_concurrency=8, flush_seconds=0.2, sqs_wait_seconds=0, visibility_timeout_seconds=30,
-            fetch_retries=1, fetch_connect_timeout_seconds=2.0, fetch_read_timeout_seconds=1.0,
-            fetch_deadline_seconds=3.0, max_audio_bytes=MAX_BYTES, max_duration_seconds=MAX_DURATION,
+            fetch_retries=1, fetch_connect_timeout_seconds=3.0, fetch_read_timeout_seconds=3.0,
+            fetch_deadline_seconds=6.0, max_audio_bytes=MAX_BYTES, max_duration_seconds=MAX_DURATION,
             throughput_log_seconds=5.0), environ={"AWS_REGION": "ap-south-1"}, env_file=None)
         try:
             r.report = run_worker(settings, sqs_client=sqs, db=db, model=engine_model,
