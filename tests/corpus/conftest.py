@@ -86,7 +86,7 @@ class Until:
         return None
 
 
-def run_worker(settings: Any, *, sqs_client: Any, db: Any, model: Any, policy: Any) -> Any:
+def run_worker(settings: Any, *, sqs_client: Any, db: Any, model: Any, policy: Any, s3_client: Any = None) -> Any:
     """Build the worker exactly as ``anomaly work`` does (``build_worker``) with the real engine
     screening in-thread, run it to its policy, and return its report."""
     from anomaly_cli.model.engine import screen_bytes
@@ -96,7 +96,7 @@ def run_worker(settings: Any, *, sqs_client: Any, db: Any, model: Any, policy: A
         return screen_bytes(data, model, max_duration_s=settings.max_duration_seconds)
 
     worker = build_worker(settings, sqs_client=sqs_client, db=db, model_version=model.version, screen=screen,
-                          policy=policy, worker_id="corpus-worker")
+                          policy=policy, worker_id="corpus-worker", s3_client=s3_client)
     return worker.run()
 
 

@@ -24,6 +24,7 @@ from tests.corpus.test_messages import valid_item
 
 MAX_BYTES = 8 * 1024 * 1024  # the 2-hour FLAC (~7.4 MB) fits; its duration is what is capped
 MAX_DURATION = 30.0
+BUCKET = "corpus-audio"
 
 
 def speech(seconds: float, rate: int = 16000, seed: int = 5) -> np.ndarray:
@@ -101,6 +102,10 @@ ROUTES: dict[str, tuple[str, Callable[[], bytes], str]] = {
     "aud_dc_offset": ("bytes", lambda: enc(np.clip(speech(5.0) * 0.5 + 0.3, -1, 1), 16000, "wav"), ".wav"),
     "aud_unsupported_rate": ("bytes", _unsupported_rate, ".wav"),
     "aud_http_404": ("missing", lambda: b"", ".wav"),
+    "aud_s3_no_such_key": ("s3missing", lambda: b"", ".m4a"),
+    "aud_s3_xml_error_object": ("s3", lambda: b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+                                              b"<Message>Access Denied</Message></Error>", ".m4a"),
+    "aud_s3_other_bucket": ("s3other", lambda: b"", ".m4a"),
     "aud_streams_forever": ("forever", lambda: b"", ".wav"),
     "aud_huge_content_length": ("huge_length", lambda: b"", ".wav"),
     "aud_drips_forever": ("drip", lambda: b"", ".wav"),
@@ -117,6 +122,7 @@ class Run:
         self.events = Events()
         self.counts: dict[str, int] = {}
         self.hits: dict[str, int] = {}
+        self.s3_requests: list[str] = []
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +142,10 @@ def run(engine_model: Any) -> Iterator[Run]:
     with mock_aws(), HostileServer() as srv:
         sqs = boto3.client("sqs", **creds)
         url = sqs.create_queue(QueueName="corpus-audio", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+        s3 = boto3.client("s3", **creds)
+        for bucket in (BUCKET, "other-bucket"):
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-south-1"})
+        s3_requests: list[str] = []
         for n, case in enumerate(of_kind(AUDIO)):
             kind, body, suffix = ROUTES[case.id]
             path = f"/{case.id}{suffix}"
@@ -143,6 +153,14 @@ def run(engine_model: Any) -> Iterator[Run]:
                 audio = srv.route(path, "bytes", body(), status=503)
             elif kind == "missing":
                 audio = srv.base + path
+            elif kind == "s3":
+                s3.put_object(Bucket=BUCKET, Key=path.lstrip("/"), Body=body())
+                audio = f"s3://{BUCKET}{path}"
+            elif kind == "s3missing":
+                audio = f"s3://{BUCKET}{path}"
+            elif kind == "s3other":
+                s3.put_object(Bucket="other-bucket", Key=path.lstrip("/"), Body=b"RIFF")
+                audio = f"s3://other-bucket{path}"
             else:
                 audio = srv.route(path, kind, body())
             item = valid_item(audio, subject_id=f"{case.id}-{n}", mongo_doc_id=f"adhoc-{uuid.uuid4().hex[:8]}")
@@ -150,20 +168,22 @@ def run(engine_model: Any) -> Iterator[Run]:
             sqs.send_message(QueueUrl=url, MessageBody=item.to_body())
         db = mongomock_ng.MongoClient(tz_aware=True)["nipun"]
         settings = load_settings(dict(
-            sqs_queue_url=url, mongo_uri="mongomock://unused", audio_url_allowlist=(srv.base,), batch_size=6,
+            sqs_queue_url=url, mongo_uri="mongomock://unused", audio_url_allowlist=(srv.base, f"s3://{BUCKET}"), batch_size=6,
             max_concurrency=8, flush_seconds=0.2, sqs_wait_seconds=0, visibility_timeout_seconds=30,
             fetch_retries=1, fetch_connect_timeout_seconds=3.0, fetch_read_timeout_seconds=3.0,
             fetch_deadline_seconds=6.0, max_audio_bytes=MAX_BYTES, max_duration_seconds=MAX_DURATION,
             throughput_log_seconds=5.0), environ={"AWS_REGION": "ap-south-1"}, env_file=None)
+        s3.meta.events.register("before-send", lambda request, **kw: s3_requests.append(request.url))
         try:
             r.report = run_worker(settings, sqs_client=sqs, db=db, model=engine_model,
-                                  policy=MaxMessages(len(r.items)))
+                                  policy=MaxMessages(len(r.items)), s3_client=s3)
         finally:
             logger.removeHandler(r.events)
             logger.setLevel(old_level)
         r.docs = {d["source"]["subject_id"]: d for d in db["anomaly_detection_results"].find({})}
         r.counts = queue_counts(sqs, url)
         r.hits = dict(srv.hits)
+        r.s3_requests = s3_requests
     yield r
 
 
@@ -208,5 +228,7 @@ def test_audio_case(case: Case, run: Run) -> None:
         assert doc["audio"]["format"] == "mp3"
     if case.id == "aud_6_channels":
         assert doc["audio"]["channels"] == 6
+    if case.id == "aud_s3_other_bucket":
+        assert run.s3_requests and not any("other-bucket" in u for u in run.s3_requests)
     if case.id == "aud_two_hours_header":
         assert doc["audio"]["duration_s"] < 10  # the 2 hours were never decoded or allocated

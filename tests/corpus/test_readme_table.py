@@ -20,3 +20,9 @@ def test_readme_lists_exactly_the_tested_cases_with_their_outcomes() -> None:
 def test_the_corpus_is_big_enough_and_ids_are_unique() -> None:
     assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
     assert all(of_kind(k) for k in (SOURCE, MESSAGE, AUDIO))
+
+
+def test_readme_counts_match_the_table() -> None:
+    text = FRAGMENT.read_text(encoding="utf-8")
+    for kind in (SOURCE, MESSAGE, AUDIO):
+        assert f"**{kind}** ({len(of_kind(kind))} cases)" in text, kind
