@@ -3,6 +3,7 @@ and the Mongo double (only the clients are test doubles; the wiring is ``build_w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -84,6 +85,20 @@ class Until:
 
     def receive_budget(self, received: int) -> int | None:
         return None
+
+
+@contextlib.contextmanager
+def clean_aws_env() -> Iterator[None]:
+    """For module-scoped runs (the autouse ``aws_env`` is per test): no ambient AWS endpoint,
+    profile or keys from the developer's shell may reach the moto-backed clients."""
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS",
+                    "AWS_ENDPOINT_URL_S3", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+            mp.delenv(var, raising=False)
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", "ap-south-1")
+        yield
 
 
 def run_worker(settings: Any, *, sqs_client: Any, db: Any, model: Any, policy: Any, s3_client: Any = None) -> Any:

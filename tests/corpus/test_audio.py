@@ -18,7 +18,7 @@ import pytest
 from anomaly_cli.contract import WorkItem
 from anomaly_cli.worker.shutdown import MaxMessages
 from tests.corpus.cases import AUDIO, Case, of_kind, param
-from tests.corpus.conftest import Events, queue_counts, run_worker
+from tests.corpus.conftest import Events, clean_aws_env, queue_counts, run_worker
 from tests.corpus.hostile import HostileServer
 from tests.corpus.test_messages import valid_item
 
@@ -139,7 +139,7 @@ def run(engine_model: Any) -> Iterator[Run]:
     logger.addHandler(r.events)
     logger.setLevel(logging.DEBUG)
     creds = dict(region_name="ap-south-1", aws_access_key_id="testing", aws_secret_access_key="testing")
-    with mock_aws(), HostileServer() as srv:
+    with clean_aws_env(), mock_aws(), HostileServer() as srv:
         sqs = boto3.client("sqs", **creds)
         url = sqs.create_queue(QueueName="corpus-audio", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
         s3 = boto3.client("s3", **creds)

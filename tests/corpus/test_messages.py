@@ -15,7 +15,7 @@ import pytest
 
 from anomaly_cli.contract import WorkItem
 from tests.corpus.cases import MESSAGE, Case, of_kind, param
-from tests.corpus.conftest import Events, Until, queue_counts, run_worker
+from tests.corpus.conftest import Events, Until, clean_aws_env, queue_counts, run_worker
 from tests.corpus.hostile import HostileServer
 
 T = dt.datetime(2025, 12, 20, 5, 41, 7, tzinfo=dt.timezone.utc)
@@ -94,7 +94,7 @@ def run(engine_model: Any) -> Iterator[Run]:
     logger.addHandler(r.events)
     logger.setLevel(logging.DEBUG)
     creds = dict(region_name="ap-south-1", aws_access_key_id="testing", aws_secret_access_key="testing")
-    with mock_aws(), HostileServer() as srv:
+    with clean_aws_env(), mock_aws(), HostileServer() as srv:
         sqs = boto3.client("sqs", **creds)
         dlq = sqs.create_queue(QueueName="corpus-dlq")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
