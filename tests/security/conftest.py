@@ -1,3 +1,3 @@
 """Security tests reuse the corpus kit: the real model and the hostile server."""
 
-from tests.corpus.conftest import engine_model, events, hostile  # noqa: F401 - fixtures re-exported
+from tests.corpus.conftest import engine_model, hostile  # noqa: F401 - fixtures re-exported
