@@ -281,7 +281,9 @@ def load_settings(
 
 
 # --- redaction -------------------------------------------------------------------------------
-_USERINFO_RE = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<userinfo>[^@/\s]+)@", re.I)
+# Greedy up to the LAST '@' before the path: a password with an unescaped '@' (a common typo in
+# MONGO_URI) must be masked whole, not only up to its own '@'.
+_USERINFO_RE = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/\s]+)@", re.I)
 _SECRET_QS = re.compile(r"(?i)(X-Amz-[A-Za-z-]+|Signature|AWSAccessKeyId|token|sig|key|Expires|Policy|Key-Pair-Id)=[^&\s]*")
 
 
@@ -289,6 +291,11 @@ def redact_uri(uri: str) -> str:
     """Mask the credentials of a connection URI: ``mongodb://u:p@h`` -> ``mongodb://***@h``."""
     if not uri:
         return uri
+    scheme, sep, rest = uri.partition("://")
+    if sep and "@" in rest:
+        # a whole URI: everything before its last '@' is user info (hosts never hold '@'), also
+        # when an unescaped '/' or '@' in the password confuses a parser
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
     return _USERINFO_RE.sub(lambda m: f"{m.group('scheme')}***@", uri)
 
 

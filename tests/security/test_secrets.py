@@ -205,3 +205,30 @@ def test_worker_started_names_its_settings_without_secrets(make_settings: Any, m
     assert started and started[0]["mongo_uri"] == "mongodb://***@127.0.0.1:1/nipun?authSource=admin"
     for secret in SECRETS:
         assert secret not in buf.getvalue()
+
+
+BAD_URIS = {
+    "unescaped_at_in_password": f"mongodb://anomaly_rw:Sup3r@{PASSWORD}@127.0.0.1:1/nipun",
+    "unescaped_slash_in_password": f"mongodb://anomaly_rw:pa/{PASSWORD}@127.0.0.1:1/nipun",
+    "bad_port": f"mongodb://anomaly_rw:{PASSWORD}@127.0.0.1:notaport/nipun",
+    "unknown_option": f"mongodb://anomaly_rw:{PASSWORD}@127.0.0.1:1/nipun?badoption=1",
+    "srv_unresolvable": f"mongodb+srv://anomaly_rw:{PASSWORD}@cluster.invalid/nipun",
+}
+
+
+def test_malformed_mongo_uris_never_echo_the_password(tmp_path: Path) -> None:
+    """Operators mistype URIs (an unescaped '@' or '/' in the password): the config or connection
+    error names the problem and the host, never the password."""
+    from anomaly_cli.cli import exit_codes
+
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "MONGO_TIMEOUT_MS": "300", "LOG_LEVEL": "DEBUG",
+           "ANOMALY_ENV_FILE": str(tmp_path / "none.env"), "AWS_REGION": "ap-south-1"}
+    procs = {name: subprocess.Popen([sys.executable, "-m", "anomaly_cli", "state", "show", "2025-12-20", "--json"],
+                                    cwd=tmp_path, env=env | {"MONGO_URI": uri}, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+             for name, uri in BAD_URIS.items()}
+    for name, p in procs.items():
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode in (exit_codes.RET_CONFIG, exit_codes.RET_CONNECTION), (name, stdout, stderr[-300:])
+        assert json.loads(stdout.strip().splitlines()[-1])["error"]["message"], name
+        assert PASSWORD not in stdout + stderr, (name, (stdout + stderr)[:400])
