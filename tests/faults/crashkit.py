@@ -215,6 +215,11 @@ class CountingScreen:
             raise Crash("after_features")
         return out
 
+    @property
+    def total(self) -> int:
+        """Screenings so far, all recordings."""
+        return sum(self.count.values())
+
 
 @dataclass(frozen=True)
 class AllWritten:
