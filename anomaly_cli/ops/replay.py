@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from anomaly_cli.adapters.sqs import SqsQueue, queue_url_from_arn, receive_count, translate
+from anomaly_cli.config import redact_text
 from anomaly_cli.contract import parse_message
 from anomaly_cli.errors import ConfigError, ContractError, QueueError
 from anomaly_cli.log import get_logger
@@ -145,7 +146,8 @@ def peek(dlq: SqsQueue, *, max_messages: int | None = None, filters: Mapping[str
                 if item is None:
                     report.invalid += 1
                     if len(report.invalid_samples) < 5:
-                        report.invalid_samples.append(m.get("Body", "")[:120])
+                        # redacted before cut: a body may carry a presigned URL
+                        report.invalid_samples.append(redact_text(m.get("Body", ""))[:120])
                 else:
                     report.test_dates[item.test_date] += 1
                     report.record_types[item.record_type] += 1

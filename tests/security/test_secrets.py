@@ -232,3 +232,19 @@ def test_malformed_mongo_uris_never_echo_the_password(tmp_path: Path) -> None:
         assert p.returncode in (exit_codes.RET_CONFIG, exit_codes.RET_CONNECTION), (name, stdout, stderr[-300:])
         assert json.loads(stdout.strip().splitlines()[-1])["error"]["message"], name
         assert PASSWORD not in stdout + stderr, (name, (stdout + stderr)[:400])
+
+
+def test_replay_dlq_samples_of_unparseable_bodies_are_redacted(sqs_client: Any, make_queue: Any) -> None:
+    """A DLQ body that breaks the contract is shown as a sample; a presigned URL inside it is not."""
+    from typer.testing import CliRunner
+
+    from anomaly_cli.cli.app import app
+
+    dlq, main = make_queue(), make_queue()
+    body = json.dumps({"audio_s3_url": f"https://h/a.wav?X-Amz-Signature={SIGNATURE}", "test_date": "x"})
+    sqs_client.send_message(QueueUrl=dlq, MessageBody=body)
+    res = CliRunner().invoke(app, ["replay-dlq", "--dlq-url", dlq, "--queue-url", main, "--dry-run", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["invalid"] == 1 and report["invalid_samples"]  # the sample is there...
+    assert SIGNATURE not in res.output  # ...without the signature
