@@ -66,6 +66,8 @@ BUILDERS: dict[str, Callable[[], list[dict]]] = {
     "src_created_at_future": lambda: [doc([row(created=dt.datetime.now(UTC) + dt.timedelta(days=30))])],
     "src_missing_subject_id": lambda: [doc([row(subject_id=True)])],
     "src_subject_id_number": lambda: [doc([row(sid=12345)])],
+    "src_subject_id_object": lambda: [doc([row(sid={"$oid": "6761f0c2a1b2c3d4e5f60718"})])],
+    "src_created_at_epoch_ms": lambda: [doc([row(created=1766209267000)])],
     "src_duplicate_subject_id_same_row": lambda: [doc([row(), row()])],
     "src_duplicate_subject_id_other_url": lambda: [doc([row(), row(url=URL.replace("reading", "retake"))])],
     "src_subject_id_in_both_records": lambda: [doc([row()], [row()])],
