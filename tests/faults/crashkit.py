@@ -274,7 +274,7 @@ def make_recordings(n: int, seed: int) -> list[bytes]:
     return out
 
 
-def _shrink_claims(ttl_s: float) -> Callable[[], None]:
+def shrink_claims(ttl_s: float) -> Callable[[], None]:
     """Claims live max(30 s, visibility) in production; with a 2 s visibility the takeover would
     wait 30 s per scenario, so the matrix sets their lifetime to the (test) visibility timeout.
     Returns the undo."""
@@ -328,7 +328,7 @@ def run_scenario(point: str, seed: int, *, items: int, model: Any, sqs: Any, mon
     # the n-th occurrence crashes: receive/delete/write happen per batch, fetch/features per item
     per_item = point in ("after_fetch", "after_features")
     switch = KillSwitch(point, rng.randint(1, max(2, items // 2) if per_item else max(2, items // 10)))
-    undo = _shrink_claims(visibility)
+    undo = shrink_claims(visibility)
     try:
         doomed = CountingScreen(model, switch)
         w1 = build_worker(settings, sqs_client=SqsProxy(sqs, switch, ledger), db=DbProxy(db, switch),
