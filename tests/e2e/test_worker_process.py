@@ -1,0 +1,131 @@
+"""``anomaly work`` and ``anomaly push-urls`` as real processes against the moto server
+(``MONGO_URI=mongomock://``, ad-hoc items whose audio comes from a local server): SIGKILL while
+downloads are in flight -> the messages come back after their visibility timeout and the next
+worker completes them, one result each; SIGTERM while items are in flight -> they are finished
+within the drain deadline, nothing stays invisible, exit 0.
+
+Each worker process has its own embedded Mongo double, so "results" are read from the workers'
+JSON logs (``results_upserted``, ``worker_stopped``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from anomaly_cli.cli import exit_codes
+from tests.faults.crashkit import make_recordings
+from tests.worker.conftest import audio_server, wait_until  # noqa: F401
+from tests.worker.test_signals import events
+
+
+@pytest.fixture
+def queue(moto_server: str) -> tuple[Any, str]:
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="ap-south-1", endpoint_url=moto_server)
+    url = sqs.create_queue(QueueName=f"proc-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+    return sqs, url
+
+
+def env_for(moto_server: str, url: str, allow: str, model_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)  # a copy for the child (the tests' fake AWS credentials included)
+    env.update({"MONGO_URI": f"mongomock://proc-{uuid.uuid4().hex[:6]}", "AWS_ENDPOINT_URL": moto_server,
+                "SQS_QUEUE_URL": url, "AUDIO_URL_ALLOWLIST": allow, "MODEL_DIR": str(model_dir),
+                "SQS_WAIT_SECONDS": "1", "BATCH_SIZE": "2", "FLUSH_SECONDS": "0.2", "MAX_CONCURRENCY": "4",
+                "CPU_WORKERS": "1", "SQS_VISIBILITY_TIMEOUT": "4", "FETCH_READ_TIMEOUT_SECONDS": "60",
+                "FETCH_DEADLINE_SECONDS": "90", "LOG_LEVEL": "INFO"})
+    return env
+
+
+def push(tmp_path: Path, env: dict[str, str], urls: list[str]) -> None:
+    f = tmp_path / "urls.txt"
+    f.write_text("\n".join(urls) + "\n")
+    done = subprocess.run([sys.executable, "-m", "anomaly_cli", "push-urls", str(f), "--test-date", "2025-12-20"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == exit_codes.RET_OK, done.stderr[-2000:]
+
+
+def work(tmp_path: Path, env: dict[str, str], name: str, *extra: str) -> tuple[subprocess.Popen, Path]:
+    log = tmp_path / f"{name}.log"
+    proc = subprocess.Popen([sys.executable, "-m", "anomaly_cli", "work", *extra], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    return proc, log
+
+
+def inserted(log: Path) -> int:
+    return sum(e.get("inserted", 0) for e in events(log) if e.get("event") == "results_upserted")
+
+
+def stopped(log: Path) -> dict[str, Any]:
+    return next(e for e in events(log) if e.get("event") == "worker_stopped")
+
+
+def test_sigkill_messages_come_back_and_the_next_worker_completes_each_once(tmp_path, moto_server, queue,
+                                                                            audio_server, model_dir):
+    sqs, url = queue
+    n = 4
+    recs = make_recordings(n, 41)
+    urls = [audio_server.put(f"/k{i}.wav", recs[i], delay=60.0) for i in range(n)]
+    env = env_for(moto_server, url, audio_server.base, model_dir)
+    push(tmp_path, env, urls)
+    first, first_log = work(tmp_path, env, "first")
+    try:
+        wait_until(lambda: audio_server.active >= 2, timeout=120)  # downloads really are in flight
+        first.send_signal(signal.SIGKILL)
+        assert first.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert inserted(first_log) == 0  # it died before writing anything
+    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert int(a["ApproximateNumberOfMessagesNotVisible"]) >= 2  # held by the dead worker, not released
+
+    for path in audio_server.delay:
+        audio_server.delay[path] = 0.0
+    second, second_log = work(tmp_path, env, "second", "--idle-exit", "4")
+    try:
+        rc = second.wait(timeout=180)
+    finally:
+        if second.poll() is None:
+            second.kill()
+    assert rc == exit_codes.RET_OK, second_log.read_text()[-2000:]
+    assert inserted(second_log) == n  # one result per item, each written once
+    s = stopped(second_log)
+    assert s["succeeded"] == n and s["acked"] == n
+    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert a["ApproximateNumberOfMessages"] == "0" and a["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def test_sigterm_finishes_in_flight_items_within_the_drain_deadline(tmp_path, moto_server, queue, audio_server,
+                                                                    model_dir):
+    sqs, url = queue
+    n = 4
+    recs = make_recordings(n, 43)
+    urls = [audio_server.put(f"/t{i}.wav", recs[i], delay=3.0) for i in range(n)]
+    env = env_for(moto_server, url, audio_server.base, model_dir)
+    push(tmp_path, env, urls)
+    proc, log = work(tmp_path, env, "term", "--drain-seconds", "120")
+    try:
+        wait_until(lambda: audio_server.active >= 1, timeout=120)
+        in_flight = audio_server.active  # items were in flight when the signal came
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert in_flight >= 1
+    assert rc == exit_codes.RET_OK, log.read_text()[-2000:]
+    s = stopped(log)
+    assert s["reason"] == "signal"
+    assert s["succeeded"] >= in_flight and inserted(log) == s["succeeded"]  # in-flight items were finished
+    assert s["acked"] + s["released"] == s["received"]  # every received message was acked or released
+    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert int(a["ApproximateNumberOfMessagesNotVisible"]) == 0  # nothing left invisible
+    assert int(a["ApproximateNumberOfMessages"]) == n - s["acked"]
