@@ -248,3 +248,26 @@ def test_replay_dlq_samples_of_unparseable_bodies_are_redacted(sqs_client: Any, 
     report = json.loads(res.stdout)
     assert report["invalid"] == 1 and report["invalid_samples"]  # the sample is there...
     assert SIGNATURE not in res.output  # ...without the signature
+
+
+def test_an_unexpected_crash_traceback_shows_no_secret(tmp_path: Path) -> None:
+    """GIVEN a failure no handler expects (injected at start-up through ``sitecustomize``, so the
+    code under test is untouched) WHEN the traceback is printed THEN the settings and clients held
+    in the frames' locals (the URI with its password, the AWS keys) are not."""
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(
+        "import anomaly_cli.discovery.service as s\n"
+        "def _boom(self, *a, **k):\n"
+        "    raise RuntimeError('injected failure with no secret in its text')\n"
+        "s.DiscoveryService.run = _boom\n")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PYTHONPATH": str(inject),
+           "MONGO_URI": MONGO_URI, "AWS_ACCESS_KEY_ID": AWS_KEY_ID, "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+           "AWS_SESSION_TOKEN": AWS_TOKEN, "AWS_REGION": "ap-south-1", "LOG_LEVEL": "DEBUG",
+           "ANOMALY_ENV_FILE": str(tmp_path / "none.env"), "COLUMNS": "200"}
+    p = subprocess.run([sys.executable, "-m", "anomaly_cli", "discover", "--test-date", "2025-12-20", "--dry-run"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    text = p.stdout + p.stderr
+    assert p.returncode != 0 and "injected failure" in text, text[-800:]  # it crashed, with a traceback
+    for secret in SECRETS:
+        assert secret not in text, secret[:6]
