@@ -87,9 +87,15 @@ def test_sigkill_messages_come_back_and_the_next_worker_completes_each_once(tmp_
     a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert int(a["ApproximateNumberOfMessagesNotVisible"]) >= 2  # held by the dead worker, not released
 
+
+    def visible_again() -> bool:
+        a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return int(a["ApproximateNumberOfMessages"]) == n
+
+    wait_until(visible_again, timeout=60, interval=0.2)  # back after their visibility timeout (4 s)
     for path in audio_server.delay:
         audio_server.delay[path] = 0.0
-    second, second_log = work(tmp_path, env, "second", "--idle-exit", "4")
+    second, second_log = work(tmp_path, env, "second", "--idle-exit", "3")
     try:
         rc = second.wait(timeout=180)
     finally:

@@ -1,7 +1,7 @@
 """A worker killed at each stage boundary (a ``BaseException`` it cannot catch, every later call
 of it dead too), then a new worker takes over; the invariants of :mod:`tests.faults.crashkit` hold.
 
-CI runs 2 seeds x 60 items per crash point; the full matrix (20 seeds x 300 items) is
+CI runs 60 items per crash point (seed 1 everywhere, seed 2 too after the write and mid-delete); the full matrix (20 seeds x 300 items) is
 ``bench/bench_crash_matrix.py`` (and the ``slow`` test below)."""
 
 from __future__ import annotations
@@ -31,8 +31,12 @@ def _check(v: Any) -> None:
     assert v.results == v.items and v.left_in_queue == 0
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("point", POINTS)
+# two seeds where the crash leaves results written but unacked (the subtle points), one elsewhere:
+# keeps the CI matrix within its time budget on 2 shared cores
+CI_RUNS = [(p, 1) for p in POINTS] + [("after_write", 2), ("mid_delete", 2)]
+
+
+@pytest.mark.parametrize("point,seed", CI_RUNS)
 def test_crash_then_takeover_keeps_every_item_once(point, seed, moto_aws, sqs_client, mongo, audio_server,
                                                    loaded_model, sixty):
     v = run_scenario(point, seed, items=ITEMS, model=loaded_model, sqs=sqs_client, mongo=mongo,

@@ -55,7 +55,7 @@ def test_slow_item_is_not_redelivered_while_its_worker_lives(make_settings, sqs_
     seen = [Received(ledger), Received(ledger)]
     workers = [build_worker(settings, sqs_client=SqsProxy(sqs_client, KillSwitch(None, 0), seen[i]), db=db,
                             model_version=loaded_model.version, screen=screen, fetcher=Fetcher(settings),
-                            policy=AnyOf((IdleShutdown(2 * VISIBILITY + 2.0),)), worker_id=f"w{i}", defer_seconds=1,
+                            policy=AnyOf((IdleShutdown(4 * VISIBILITY), AllWritten(db[RESULTS], 1))), worker_id=f"w{i}", defer_seconds=1,
                             heartbeat_fraction=1 / 3)
                for i in range(2)]
     threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
