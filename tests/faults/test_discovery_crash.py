@@ -15,7 +15,7 @@ from anomaly_cli.discovery.state import StateRepository
 from anomaly_cli.worker.factory import build_worker
 from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown
 from tests.discovery.conftest import DAY, FakeClock, StopWhenIdle, assessment, student_doc, subject
-from tests.faults.crashkit import RESULTS, AllWritten, CountingScreen, Crash, make_recordings
+from tests.faults.crashkit import RESULTS, CountingScreen, Crash, make_recordings
 
 
 def test_crash_between_send_and_watermark_save_rerun_resends_results_stay_single(

@@ -8,8 +8,6 @@ import threading
 import time
 from typing import Any
 
-import pytest
-
 from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown
 from tests.faults.crashkit import RESULTS, AllWritten, CountingScreen, Ledger, make_recordings
 from tests.worker.conftest import make_item, wait_until

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 from collections import Counter
 from typing import Any
 
@@ -18,7 +19,7 @@ from anomaly_cli.worker.factory import build_worker
 from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown
 from tests.conftest import drain_queue
 from tests.discovery.conftest import DAY, StopWhenIdle, assessment, student_doc, subject
-from tests.faults.crashkit import RESULTS, AllWritten, CountingScreen, Ledger, make_recordings
+from tests.faults.crashkit import RESULTS, CountingScreen, Ledger, make_recordings
 from tests.faults.sqsfaults import FaultySqs
 from tests.faults.test_mongo_outage import LedgerSqs
 from tests.worker.conftest import make_item
@@ -55,8 +56,6 @@ def test_discovery_under_throttling_5xx_and_partial_sends_loses_nothing(seed, mo
             return {"Id": entry["Id"], "Code": "InvalidParameterValue", "Message": "injected", "SenderFault": True}
         return None
 
-    import random
-
     rng = random.Random(seed)
     rows = [s["subject_id"] for d in db["student_assessment_record"].find()
             for a in d["assessments"] for r in ("teacher_record", "admin_record") for s in a[r]["subjects"]]
@@ -79,7 +78,7 @@ def test_discovery_under_throttling_5xx_and_partial_sends_loses_nothing(seed, mo
         state = db["anomaly_pipeline_state"].find_one()
         if doomed and state and state.get("watermark"):
             wm = watermark_key(state)
-            first_unsent = min(row_key(b) for b in _bodies_of(db, doomed, sent, all_rows=True))
+            first_unsent = min(row_key(b) for b in _unsent_rows(db, doomed, sent))
             assert wm < first_unsent, (wm, first_unsent)
         if run == 1:
             doomed.clear()  # the sender fault was fixed: reruns send them
@@ -90,7 +89,7 @@ def test_discovery_under_throttling_5xx_and_partial_sends_loses_nothing(seed, mo
     assert len(set(keys)) == total, f"lost {total - len(set(keys))} rows after {runs} runs"
 
 
-def _bodies_of(db: Any, subject_ids: set[str], sent: list[dict[str, Any]], all_rows: bool) -> list[dict[str, Any]]:
+def _unsent_rows(db: Any, subject_ids: set[str], sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Keys of the rows with ``subject_ids`` that were never sent, as message-like dicts."""
     sent_ids = {b["subject_id"] for b in sent}
     out = []
