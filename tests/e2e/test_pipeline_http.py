@@ -81,7 +81,7 @@ def run_worker(stack: Stack, model: Any, screen: CountingScreen, expect_results:
     results = stack.db["anomaly_detection_results"]
     worker = build_worker(settings, sqs_client=stack.sqs, db=stack.db, model_version=model.version, screen=screen,
                           fetcher=Fetcher(settings, s3), worker_id=f"e2e-{uuid.uuid4().hex[:4]}",
-                          policy=AnyOf((IdleShutdown(6.0), AllWritten(results, expect_results))))
+                          policy=AnyOf((IdleShutdown(15.0), AllWritten(results, expect_results))))
     return worker.run()
 
 
