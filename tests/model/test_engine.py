@@ -137,3 +137,17 @@ def test_screen_in_worker_processes(make_audio):
     with ProcessPoolExecutor(max_workers=1, initializer=engine.init_process, initargs=(str(MODELS), None)) as pool:
         got = list(pool.map(engine.screen_in_process, datas, [600.0, 600.0]))
     assert [g.is_anomaly for g in got] == [False, True] and got[1].reason_codes == ["silent"]
+
+
+@pytest.mark.parametrize("fmt,level", [("3gp", -20.0), ("wav", -52.0)])
+def test_quiet_noise_is_low_volume_and_no_speech_quiet_speech_only_low_volume(shipped_model, fmt, level):
+    # Brown noise at -20 dBFS through AMR-NB (3gp) loses its rumble and is left at ~-54 dBFS: it
+    # must still be told from quiet speech, by activity and rhythm (relative to the recording's
+    # own floor), not by level.
+    rng = np.random.default_rng(21)
+    noise = synth.set_level(synth.coloured_noise(rng, 16000 * 12, "brown"), 16000, level)
+    s = engine.screen_bytes(encode(noise, 16000, fmt), shipped_model)
+    assert s.reason_codes[:2] == ["low_volume", "no_speech"], s.reasons  # level first, then content
+    quiet = synth.set_level(synth.speech(rng, 12.0, 16000), 16000, -52.0)
+    s = engine.screen_bytes(encode(quiet, 16000, fmt), shipped_model)
+    assert s.reason_codes == ["low_volume"], s.reasons

@@ -45,3 +45,14 @@ def test_round_trip_through_plain_data():
     assert again == RULES
     assert again.thresholds()["low_volume"] == [[{"feature": "level", "op": "<", "threshold": -42.0}]]
     assert again.features() == {"snr_db", "level", "dc", "speech", "tonal"}
+
+
+def test_shipped_rules_judge_speech_content_of_a_quiet_recording_but_not_its_snr():
+    from anomaly_cli.model.rules import DEFAULT_RULES
+
+    quiet_noise = {"duration_s": 20.0, "level_p95_dbfs": -55.4, "speech_ratio": 0.0, "band_rhythm_db": 2.98,
+                   "band_snr_db": 3.6, "flux_periodicity": 0.07}
+    assert [r.code for r, _ in DEFAULT_RULES.evaluate(quiet_noise)] == ["low_volume", "no_speech"]
+    quiet_speech = {"duration_s": 20.0, "level_p95_dbfs": -51.4, "speech_ratio": 0.25, "band_rhythm_db": 15.8,
+                    "band_snr_db": 8.0, "flux_periodicity": 0.1}  # low SNR: not judged `noisy` when quiet
+    assert [r.code for r, _ in DEFAULT_RULES.evaluate(quiet_speech)] == ["low_volume"]

@@ -54,6 +54,16 @@ def test_report_definitions():
                                "reason_accuracy": False}
 
 
+def test_report_counts_a_level_reason_before_the_label_as_right_only_when_the_label_follows():
+    rep = evaluate.Report("v1")
+    rep.add("quiet-noise", "no_speech", ["low_volume", "no_speech"])  # level first by design: right
+    rep.add("quiet-only", "no_speech", ["low_volume"])  # label missing: a miss, first reason wrong
+    rep.add("noisy-first", "clipped", ["noisy", "clipped"])  # only level reasons may come first
+    assert rep.reason_accuracy == 1 / 3 and rep.level_first == 1
+    assert rep.recall == {"clipped": 1.0, "no_speech": 0.5}
+    assert rep.to_dict()["level_first"] == 1
+
+
 def test_evaluate_a_generated_held_out_set(shipped_model):
     rep = evaluate.evaluate_synthetic(14, 4321, shipped_model, formats=("wav", "mp3"),
                                       kinds=[k for k in evaluate.QUALITY_BAR["recall"]] + ["normal"])
