@@ -151,6 +151,7 @@ def run_worker(moto: str, base: str, model_dir: str, concurrency: int, n: int, s
         with log.open("w") as err:
             proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=err)
             rss: list[tuple[float, float, float]] = []  # (time, RSS sum MB, PSS sum MB)
+            per_proc: list[tuple[str, float, float, float]] = []  # (role, PSS, USS, RSS MB) at the peak
             if sample_rss:
                 import psutil
 
@@ -159,8 +160,11 @@ def run_worker(moto: str, base: str, model_dir: str, concurrency: int, n: int, s
                     try:
                         procs = [p] + p.children(recursive=True)
                         infos = [q.memory_full_info() for q in procs]
-                        rss.append((time.monotonic(), sum(i.rss for i in infos) / 2**20,
-                                    sum(i.pss for i in infos) / 2**20))
+                        pss = sum(i.pss for i in infos) / 2**20
+                        rss.append((time.monotonic(), sum(i.rss for i in infos) / 2**20, pss))
+                        if pss >= max((v for _, _, v in rss), default=0.0):  # the breakdown at the peak
+                            per_proc = [(_role(q, p), i.pss / 2**20, i.uss / 2**20, i.rss / 2**20)
+                                        for q, i in zip(procs, infos)]
                     except psutil.Error:
                         pass
                     time.sleep(0.5)
@@ -176,14 +180,69 @@ def run_worker(moto: str, base: str, model_dir: str, concurrency: int, n: int, s
     last = max(ts(e) for e in events if e["event"] == "processed_items_acked")
     stopped = next(e for e in events if e["event"] == "worker_stopped")
     return {"rate": stopped["succeeded"] / (last - first), "succeeded": stopped["succeeded"], "rss": rss,
-            "p50": stopped["latency_p50_ms"], "p95": stopped["latency_p95_ms"]}
+            "p50": stopped["latency_p50_ms"], "p95": stopped["latency_p95_ms"], "per_proc": per_proc}
+
+
+def _role(q: Any, parent: Any) -> str:
+    """Which part of the worker tree ``q`` is: parent, forkserver or screening process."""
+    if q.pid == parent.pid:
+        return "parent"
+    try:
+        cmd = " ".join(q.cmdline())
+    except Exception:  # noqa: BLE001 - a process that just ended
+        return "?"
+    if "forkserver" in cmd and q.ppid() == parent.pid:
+        return "forkserver"
+    if "resource_tracker" in cmd:
+        return "resource tracker"
+    return "screening process"
+
+
+def memory_lines(mem: dict[str, Any], n_mem: int) -> list[str]:
+    """The memory section: peak PSS of the tree, by quarter, and per process at the peak."""
+    series = mem["rss"]
+    quarters = [max(v for _, _, v in series[int(len(series) * q / 4):max(int(len(series) * (q + 1) / 4), 1)])
+                for q in range(4)] if len(series) >= 4 else [v for _, _, v in series]
+    peak = max(v for _, _, v in series) if series else float("nan")
+    peak_rss = max(r for _, r, _ in series) if series else float("nan")
+    lines = [f"### Memory at concurrency 16 over {n_mem} messages", "",
+             f"Peak memory of the worker process tree (parent, forkserver, screening processes), summed as PSS "
+             f"(shared pages counted once, split between the processes that map them): **{peak:.0f} MB** "
+             f"(goal <= 300 MB: **{'met' if peak <= 300 else 'not met'}**). Peak by quarter of the run: "
+             f"{', '.join(f'{q:.0f}' for q in quarters)} MB ({mem['succeeded']} results written). The plain sum "
+             f"of RSS, which counts the shared numpy/scikit-learn pages once per process, peaked at {peak_rss:.0f} MB.",
+             "", "Per process at the peak (USS: pages only that process maps):", "",
+             "| process | PSS MB | USS MB | RSS MB |", "|---|---|---|---|"]
+    lines += [f"| {role} | {pss:.0f} | {uss:.0f} | {rss:.0f} |" for role, pss, uss, rss in mem["per_proc"]]
+    lines += ["", "The worker runs through `bench/worker_launcher.py`: the real command, plus a thread trimming "
+              "results older than 30 s from the in-process Mongo double so that the double's own storage "
+              "is not counted as worker memory. The worker runs with `MALLOC_ARENA_MAX=2` (recommended for "
+              "deployment: many I/O threads otherwise each get a glibc malloc arena)."]
+    return lines
+
+
+def memory_only(args: argparse.Namespace) -> None:
+    """``--memory-only``: run figure 3 alone and print it (for before/after comparisons)."""
+    server = SlowServer(recordings())
+    moto, moto_url = start_moto()
+    n_mem = 150 if args.quick else 10_000
+    try:
+        mem = run_worker(moto_url, server.base, args.model_dir, 16, n_mem, sample_rss=True)
+    finally:
+        moto.terminate()
+        moto.wait()
+    print("\n".join(memory_lines(mem, n_mem)))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--model-dir", default=str(ROOT / "models"))
+    ap.add_argument("--memory-only", action="store_true",
+                    help="only the memory figure (prints it; bench/sections/worker.md is left as is)")
     args = ap.parse_args()
+    if args.memory_only:
+        return memory_only(args)
     cores = os.cpu_count() or 1
     files = recordings()
     sizes = {k: round(len(v) / 1e6, 2) for k, v in files.items()}
@@ -205,11 +264,6 @@ def main() -> None:
     finally:
         moto.terminate()
         moto.wait()
-    series = [(t, r, pss) for t, r, pss in mem["rss"]]
-    quarters = [max(v for _, _, v in series[int(len(series) * q / 4):max(int(len(series) * (q + 1) / 4), 1)])
-                for q in range(4)] if len(series) >= 4 else [v for _, _, v in series]
-    peak = max(v for _, _, v in series) if series else float("nan")
-    peak_rss = max(r for _, r, _ in series) if series else float("nan")
     cmd = ".venv/bin/python bench/bench_worker.py" + (" --quick" if args.quick else "")
     lines = [
         "## Worker", "",
@@ -235,16 +289,7 @@ def main() -> None:
               "figures under contention understate what the worker does on dedicated cores).",
               "", f"Goal >= 90 % of the bound while I/O-bound (concurrency {', '.join(str(c) for c, _, _ in io_rows)}): "
               f"**{'met' if met else 'not met'}**.", "",
-              f"### Memory at concurrency 16 over {n_mem} messages", "",
-              f"Peak memory of the worker process tree (parent, forkserver, screening processes), summed as PSS "
-              f"(shared pages counted once, split between the processes that map them): **{peak:.0f} MB** "
-              f"(goal <= 300 MB: **{'met' if peak <= 300 else 'not met'}**). Peak by quarter of the run: "
-              f"{', '.join(f'{q:.0f}' for q in quarters)} MB ({mem['succeeded']} results written). The plain sum "
-              f"of RSS, which counts the shared numpy/scikit-learn pages once per process, peaked at {peak_rss:.0f} MB.",
-              "", "The worker runs through `bench/worker_launcher.py`: the real command, plus a thread trimming "
-              "results older than 30 s from the in-process Mongo double so that the double's own storage "
-              "is not counted as worker memory. The worker runs with `MALLOC_ARENA_MAX=2` (recommended for "
-              "deployment: many I/O threads otherwise each get a glibc malloc arena)."]
+              ] + memory_lines(mem, n_mem)
     write_section("worker", "\n".join(lines))
 
 

@@ -60,7 +60,9 @@ def _run(cli: context.CliContext, settings: Any, *, max_messages: int | None, id
     live = _LiveView() if sys.stderr.isatty() else None
     restore = shutdown.install()
     try:
-        worker = build_worker(settings, sqs_client=cli.sqs_client, db=cli.db, s3_client=cli.s3_client,
+        # No S3 client here: the fetcher creates one on its first s3:// recording, so a worker
+        # whose recordings are all https does not carry boto3's S3 model (~6 MB) for nothing.
+        worker = build_worker(settings, sqs_client=cli.sqs_client, db=cli.db,
                               model_version=model_version, shutdown=shutdown,
                               policy=AnyOf(tuple(policies)) if policies else None, health_file=health_file,
                               on_tick=live.update if live else None)
