@@ -16,10 +16,16 @@ Decisions:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
+
+# Scoring from a worker thread makes scikit-learn warn that its config cannot reach joblib's
+# workers; the forest is scored single-threaded, so the warning carries nothing and would put a
+# non-JSON line on stderr (logs are JSON lines).
+warnings.filterwarnings("ignore", message=r".*sklearn\.utils\.parallel\.delayed.*", category=UserWarning)
 
 
 @dataclass
