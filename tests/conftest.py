@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import logging
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -125,3 +126,33 @@ def drain_queue(sqs_client: Any, url: str, *, max_rounds: int = 50) -> list[dict
         sqs_client.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                                                                for i, m in enumerate(msgs)])
     return got
+
+
+class Events(logging.Handler):
+    """Captures the JSON event loggers' records: ``events.named("results_upserted")``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[tuple[str, dict[str, Any]]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((getattr(record, "event", record.getMessage()), dict(getattr(record, "fields", {}) or {})))
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [f for e, f in self.records if e == name]
+
+    def names(self) -> list[str]:
+        return [e for e, _ in self.records]
+
+
+@pytest.fixture
+def events() -> Iterator[Events]:
+    """Every event the ``anomaly`` loggers emit during the test, at DEBUG."""
+    logger = logging.getLogger("anomaly")
+    handler = Events()
+    old = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(old)

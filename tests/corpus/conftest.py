@@ -4,12 +4,13 @@ and the Mongo double (only the clients are test doubles; the wiring is ``build_w
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+
+from tests.conftest import Events  # noqa: F401  (shared with tests/conftest.py's `events` fixture)
 
 from tests.corpus.hostile import HostileServer
 
@@ -38,30 +39,6 @@ def hostile() -> Iterator[HostileServer]:
         yield srv
 
 
-class Events(logging.Handler):
-    """Every JSON event the ``anomaly`` loggers emit, with its fields (and the rendered line)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[tuple[str, dict[str, Any]]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append((getattr(record, "event", record.getMessage()), dict(getattr(record, "fields", {}) or {})))
-
-    def named(self, name: str) -> list[dict[str, Any]]:
-        return [f for e, f in self.records if e == name]
-
-
-@pytest.fixture
-def events() -> Iterator[Events]:
-    logger = logging.getLogger("anomaly")
-    handler = Events()
-    old = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(old)
 
 
 class Until:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import logging
 import threading
 import time
 import uuid
@@ -15,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator
 
 import pytest
+
+from tests.conftest import Events  # noqa: F401  (shared with tests/conftest.py's `events` fixture)
 
 from anomaly_cli.contract import WorkItem
 
@@ -152,33 +153,6 @@ def screen(loaded_model: Any) -> ScreenCounter:
     return ScreenCounter(loaded_model)
 
 
-class Events(logging.Handler):
-    """Captures the JSON event loggers' records: ``events.named("results_upserted")``."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[tuple[str, dict[str, Any]]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append((getattr(record, "event", record.getMessage()), dict(getattr(record, "fields", {}) or {})))
-
-    def named(self, name: str) -> list[dict[str, Any]]:
-        return [f for e, f in self.records if e == name]
-
-    def names(self) -> list[str]:
-        return [e for e, _ in self.records]
-
-
-@pytest.fixture
-def events() -> Iterator[Events]:
-    logger = logging.getLogger("anomaly")
-    handler = Events()
-    old = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(old)
 
 
 class Rig:

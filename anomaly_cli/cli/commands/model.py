@@ -26,6 +26,13 @@ def _load(cli: context.CliContext, version: str | None, json_out: bool) -> Any:
         output.fail(e.code, str(e), hint=e.hint, exit_code=exit_codes.RET_CONFIG, json_mode=json_out)
 
 
+def _one_source(data: Optional[Path], synthetic: Optional[int], json_out: bool) -> None:
+    """Fail with a usage error unless exactly one of ``--data`` / ``--synthetic`` is given."""
+    if (data is None) == (synthetic is None):
+        output.fail("usage", "give exactly one of --data DIR or --synthetic N", exit_code=exit_codes.RET_USAGE,
+                    json_mode=json_out)
+
+
 @app.command("train")
 def train_cmd(
     ctx: typer.Context,
@@ -39,9 +46,7 @@ def train_cmd(
     cli = context.get(ctx)
     with output.handle_errors(json_out):
         cli.settings()
-        if (data is None) == (synthetic is None):
-            output.fail("usage", "give exactly one of --data DIR or --synthetic N", exit_code=exit_codes.RET_USAGE,
-                        json_mode=json_out)
+        _one_source(data, synthetic, json_out)
         from rich.progress import Progress
 
         from anomaly_cli.model.train import train
@@ -73,9 +78,7 @@ def evaluate_cmd(
     cli = context.get(ctx)
     with output.handle_errors(json_out):
         cli.settings()
-        if (data is None) == (synthetic is None):
-            output.fail("usage", "give exactly one of --data DIR or --synthetic N", exit_code=exit_codes.RET_USAGE,
-                        json_mode=json_out)
+        _one_source(data, synthetic, json_out)
         if source not in ("formant", "espeak", "alsa"):
             output.fail("usage", f"--source must be formant, espeak or alsa, not {source!r}",
                         exit_code=exit_codes.RET_USAGE, json_mode=json_out)

@@ -67,21 +67,28 @@ def render_inspect(r: Any) -> None:
     if r.by_reason:
         out().print(_counts("by reason", r.by_reason))
     if r.by_record_type:
-        t = Table(title="by record type")
-        for c in ("record type", "total", "anomalies", "failed"):
-            t.add_column(c, justify="right" if c != "record type" else "left")
+        t = _table("by record type", "record type", "total", "anomalies", "failed")
         for k, v in r.by_record_type.items():
             t.add_row(k, str(v["total"]), str(v["anomalies"]), str(v["failed"]))
         out().print(t)
     if r.failures_by_code:
         out().print(_counts("processing failures by error code", r.failures_by_code))
     if r.top_schools:
-        t = Table(title="schools with the highest anomaly rate")
-        for c in ("udise", "screened", "anomalies", "rate"):
-            t.add_column(c, justify="right" if c != "udise" else "left")
+        t = _table("schools with the highest anomaly rate", "udise", "screened", "anomalies", "rate")
         for s in r.top_schools:
             t.add_row(str(s["udise"]), str(s["total"]), str(s["anomalies"]), f"{s['rate']:.1%}")
         out().print(t)
+
+
+def _table(title: str, key: str, *numbers: str) -> Any:
+    """A table whose first column (the key) is left-aligned and the counts right-aligned."""
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column(key)
+    for c in numbers:
+        t.add_column(c, justify="right")
+    return t
 
 
 def _ts(value: Any) -> str:
