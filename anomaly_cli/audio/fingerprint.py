@@ -65,9 +65,7 @@ def compute(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
         x = signal.resample_poly(x, RATE // g, sr // g).astype(np.float32)
     if x.size < FRAME:
         x = np.pad(x, (0, FRAME - x.size))
-    frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP] * _window()
-    power = np.abs(scipy.fft.rfft(frames, axis=1, workers=1)) ** 2
-    bands = power @ _band_matrix()  # (n, 33)
+    bands = _band_energies(x)  # (n, 33)
     diff = bands[:, :-1] - bands[:, 1:]
     bits = (diff[1:] - diff[:-1]) > 0  # (n-1, 32)
     words = np.packbits(bits, axis=1, bitorder="big").view(">u4").ravel().astype(np.uint32)
@@ -77,6 +75,27 @@ def compute(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     quiet = (db < loud - QUIET_DB) | (total <= 1e-12)
     words[quiet[1:] | quiet[:-1]] = 0
     return words
+
+
+_CHUNK = 256  # frames per FFT block (~1 MB of spectrum): working memory stays flat in the duration
+
+
+def _band_energies(x: np.ndarray) -> np.ndarray:
+    """Energy of each 128 ms frame in the 33 bands, computed block by block.
+
+    A whole minute framed at once is ~8 MB of frames plus ~8 MB of spectrum per screening
+    process; blocks of :data:`_CHUNK` frames keep it near 1 MB with the same numbers (each
+    frame's FFT and band sums do not depend on its neighbours).
+    """
+    view = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP]
+    n = view.shape[0]
+    win, bm = _window(), _band_matrix()
+    bands = np.empty((n, N_BANDS), dtype=np.float32)
+    for a in range(0, n, _CHUNK):
+        b = min(n, a + _CHUNK)
+        power = np.abs(scipy.fft.rfft(view[a:b] * win, axis=1, workers=1)) ** 2
+        bands[a:b] = power @ bm
+    return bands
 
 
 @lru_cache(maxsize=1)
@@ -190,6 +209,10 @@ def pcm_sha256(samples: np.ndarray) -> str:
     Scale 32768 is the int16 <-> float convention of libsndfile and FFmpeg, so 16-bit audio decoded
     from WAV, FLAC or any lossless container maps back to its exact integers.
     """
-    x = np.nan_to_num(np.asarray(samples, dtype=np.float64).ravel())
-    q = np.clip(np.round(x * 32768.0), -32768, 32767).astype("<i2")
-    return hashlib.sha256(q.tobytes()).hexdigest()
+    x = np.asarray(samples).ravel()
+    h = hashlib.sha256()
+    step = 1 << 16  # hashed block by block: no whole-file float64 / int16 copies (~20 MB a minute)
+    for a in range(0, x.size, step):
+        blk = np.nan_to_num(x[a:a + step].astype(np.float64))
+        h.update(np.clip(np.round(blk * 32768.0), -32768, 32767).astype("<i2").tobytes())
+    return h.hexdigest()

@@ -32,6 +32,7 @@ DOCS: dict[str, str] = {
 _FRAME, _HOP, _NFFT = 400, 160, 512
 _BANDS = ((300, 800), (800, 1500), (1500, 2500), (2500, 3400))
 _WINDOW = np.hanning(_FRAME).astype(np.float32)
+_CHUNK = 256  # frames per FFT block
 
 
 def measure(samples: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
@@ -43,15 +44,22 @@ def measure(samples: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
     k = (len(x) - _FRAME) // _HOP + 1
     if k < 50:  # under ~0.5 s there is no syllable rhythm to measure
         return {"band_rhythm_db": 0.0, "band_snr_db": 0.0}
-    # frames written straight into a zero-padded buffer: no index array, no padding copy in rfft
-    frames = np.zeros((k, _NFFT), dtype=np.float32)
-    np.multiply(np.lib.stride_tricks.sliding_window_view(x, _FRAME)[::_HOP][:k], _WINDOW, out=frames[:, :_FRAME])
     freqs = np.fft.rfftfreq(_NFFT, 1.0 / sample_rate)
     lo, hi = np.searchsorted(freqs, 300), np.searchsorted(freqs, 3400)
-    spec = scipy.fft.rfft(frames, axis=1, overwrite_x=True)[:, lo:hi]
-    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float64)
     edges = [int(np.searchsorted(freqs, a)) - lo for a, _ in _BANDS]  # contiguous sub-bands of the slice
-    band_e = np.add.reduceat(power, edges, axis=1)
+    view = np.lib.stride_tricks.sliding_window_view(x, _FRAME)[::_HOP][:k]
+    band_e = np.empty((k, len(_BANDS)), dtype=np.float64)
+    # Block by block (a minute framed at once is ~35 MB of frames and spectrum per screening
+    # process): each block is written windowed straight into a zero-padded buffer (no index
+    # array, no padding copy in rfft) and reduced to 4 sub-band energies per frame.
+    buf = np.zeros((min(_CHUNK, k), _NFFT), dtype=np.float32)
+    for a in range(0, k, _CHUNK):
+        b = min(k, a + _CHUNK)
+        blk = buf[: b - a]
+        np.multiply(view[a:b], _WINDOW, out=blk[:, :_FRAME])
+        spec = scipy.fft.rfft(blk, axis=1)[:, lo:hi]
+        power = (spec.real ** 2 + spec.imag ** 2).astype(np.float64)
+        band_e[a:b] = np.add.reduceat(power, edges, axis=1)
     total = band_e.sum(axis=1)
     if total.max() <= 1e-12:
         return {"band_rhythm_db": 0.0, "band_snr_db": 0.0}

@@ -1,13 +1,19 @@
 """Where items are screened: threads for I/O, processes for the CPU stage.
 
 - Downloads run on a thread pool of ``MAX_CONCURRENCY`` threads (I/O-bound; the GIL is free
-  while a socket waits).
+  while a socket waits). A download thread hands its recording to the CPU stage and goes on to
+  the next download at once, so ``MAX_CONCURRENCY`` is the number of downloads in flight and
+  the CPU work of one item overlaps the downloads of the next (at concurrency 1 the worker
+  still downloads back to back). At most ``2 x CPU_WORKERS`` recordings wait in or for the
+  CPU stage (:attr:`ScreenPool.cpu_backlog`); when the processes fall behind, download threads
+  wait for a place before handing over, which bounds memory and is the backpressure of the
+  CPU-bound regime.
 - Decode + features + inference run in a ``ProcessPoolExecutor`` of ``CPU_WORKERS`` processes
   (0 = one per core): numpy releases the GIL only in parts, so threads would not scale. Each
   process loads the model once (``engine.init_process``) and ignores SIGINT/SIGTERM: stopping
   is the parent's decision, and a terminal Ctrl-C reaches the whole process group.
 - Memory stays flat: a thread holds one recording's bytes at a time and hands them to a
-  process; nothing accumulates per message. Large buffers (downloads in this process, decoded
+  process; the CPU backlog is bounded; nothing accumulates per message. Large buffers (downloads in this process, decoded
   arrays in the screening processes) are returned to the OS when freed
   (:func:`_limit_heap_growth`), and the screening processes freeze the objects they inherit.
   The processes start from a forkserver that has already imported numpy / scipy / scikit-learn /
@@ -20,8 +26,10 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from functools import partial
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -116,6 +124,10 @@ class ScreenPool:
             self._cpu = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_child_init,
                                             initargs=(str(model_dir), model_ref or None))
         self.cpu_workers = 0 if screen is not None else (cpu_workers or os.cpu_count() or 1)
+        #: Recordings allowed in the CPU stage at once (running + queued): one running and one
+        #: ready per process, so no process waits for a pickle while downloads are done.
+        self.cpu_backlog = 2 * self.cpu_workers
+        self._cpu_slots = threading.BoundedSemaphore(max(1, self.cpu_backlog))
 
     def warm_up(self) -> None:
         """Start the CPU processes now (model loaded in each) so the first batch does not pay for it.
@@ -136,10 +148,17 @@ class ScreenPool:
             raise errors.ModelError("the screening processes could not load the model (see the log above)") from e
 
     def submit(self, url: str) -> "Future[ItemScreening]":
-        """Screen the recording at ``url``; the future never raises (errors are in the value)."""
-        return self._io.submit(self._run, url)
+        """Screen the recording at ``url``; the future never raises (errors are in the value).
 
-    def _run(self, url: str) -> ItemScreening:
+        It is cancelled only when :meth:`close` cancels the download before it started.
+        """
+        out: Future[ItemScreening] = Future()
+        io = self._io.submit(self._fetch, url, out)
+        io.add_done_callback(partial(_propagate, out))
+        return out
+
+    def _fetch(self, url: str, out: "Future[ItemScreening]") -> None:
+        """Download on an I/O thread, then screen: hand over to a process, or inline when injected."""
         from anomaly_cli.model import engine
 
         t0 = time.perf_counter()
@@ -148,27 +167,61 @@ class ScreenPool:
         except errors.FetchError as e:
             ms = (time.perf_counter() - t0) * 1000
             if e.transient:
-                return ItemScreening(None, e, e, "fetch", ms, ms)
-            return ItemScreening(engine.screen_fetch_error(e, self.model_version), None, e, "fetch", ms, ms)
+                out.set_result(ItemScreening(None, e, e, "fetch", ms, ms))
+            else:
+                out.set_result(ItemScreening(engine.screen_fetch_error(e, self.model_version), None, e, "fetch", ms, ms))
+            return
         except Exception as e:  # noqa: BLE001 - unknown fetch errors are transient (errors.is_transient)
             ms = (time.perf_counter() - t0) * 1000
-            return ItemScreening(None, e, None, "fetch", ms, ms)
+            out.set_result(ItemScreening(None, e, None, "fetch", ms, ms))
+            return
         fetch_ms = (time.perf_counter() - t0) * 1000
         data = fetched.data
         del fetched
-        try:
-            if self._screen is not None:
+        if self._screen is not None:
+            try:
                 result = self._screen(data)
-            else:
-                assert self._cpu is not None
-                result = self._cpu.submit(engine.screen_in_process, data, self.max_duration_s).result()
-        except Exception as e:  # noqa: BLE001 - a crashed screening process / engine bug: retry later
-            ms = (time.perf_counter() - t0) * 1000
-            return ItemScreening(None, e, None, "inference", fetch_ms, ms, fetched=True)
-        return ItemScreening(result, None, None, "", fetch_ms, (time.perf_counter() - t0) * 1000, fetched=True)
+            except Exception as e:  # noqa: BLE001 - an engine bug: retry later
+                out.set_result(ItemScreening(None, e, None, "inference", fetch_ms, _ms_since(t0), fetched=True))
+                return
+            out.set_result(ItemScreening(result, None, None, "", fetch_ms, _ms_since(t0), fetched=True))
+            return
+        assert self._cpu is not None
+        self._cpu_slots.acquire()  # backpressure: the processes are behind; keep this one here
+        try:
+            cpu = self._cpu.submit(engine.screen_in_process, data, self.max_duration_s)
+        except Exception as e:  # noqa: BLE001 - a broken or closed pool: the loop decides (fatal / stop)
+            self._cpu_slots.release()
+            out.set_result(ItemScreening(None, e, None, "inference", fetch_ms, _ms_since(t0), fetched=True))
+            return
+        cpu.add_done_callback(partial(self._screened, out, t0, fetch_ms))
+
+    def _screened(self, out: "Future[ItemScreening]", t0: float, fetch_ms: float, cpu: Future) -> None:
+        """Done callback of the CPU future (runs on the executor's thread): free the place, report."""
+        self._cpu_slots.release()
+        try:
+            result = cpu.result()
+        except BaseException as e:  # noqa: BLE001 - crashed process, cancelled at close, engine bug: retry later
+            out.set_result(ItemScreening(None, e, None, "inference", fetch_ms, _ms_since(t0), fetched=True))
+            return
+        out.set_result(ItemScreening(result, None, None, "", fetch_ms, _ms_since(t0), fetched=True))
 
     def close(self, *, wait: bool = True) -> None:
         """Stop the pools; ``wait=False`` cancels what has not started."""
         self._io.shutdown(wait=wait, cancel_futures=not wait)
         if self._cpu is not None:
             self._cpu.shutdown(wait=wait, cancel_futures=not wait)
+
+
+def _ms_since(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000
+
+
+def _propagate(out: "Future[ItemScreening]", io: Future) -> None:
+    """The download task ended without settling ``out``: cancelled at close, or a bug in it."""
+    if out.done():
+        return
+    if io.cancelled():
+        out.cancel()
+    elif io.exception() is not None:
+        out.set_result(ItemScreening(None, io.exception(), None, "fetch"))
