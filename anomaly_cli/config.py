@@ -63,7 +63,7 @@ class Settings:
     mongo_enqueue_log_collection: str = _spec("MONGO_ENQUEUE_LOG_COLLECTION", "when each row was last enqueued (TTL 7 days); sweep skips recent ones", default="anomaly_enqueue_log")
     # --- worker ---
     batch_size: int = _spec("BATCH_SIZE", "worker: items buffered before a batch is dispatched", default=10)
-    max_concurrency: int = _spec("MAX_CONCURRENCY", "worker: items screened at once (downloads in flight)", default=8)
+    max_concurrency: int = _spec("MAX_CONCURRENCY", "worker: downloads in flight (screening runs beside them in CPU_WORKERS processes)", default=8)
     cpu_workers: int = _spec("CPU_WORKERS", "worker: processes for decode + features (0 = number of cores)", default=0)
     flush_seconds: float = _spec("FLUSH_SECONDS", "worker: dispatch a partial batch after this long", default=2.0)
     sqs_wait_seconds: int = _spec("SQS_WAIT_SECONDS", "worker: long-poll wait (0-20)", default=20)

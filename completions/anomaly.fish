@@ -136,7 +136,7 @@ complete -c anomaly -n '__fish_seen_subcommand_from state; and __fish_seen_subco
 complete -c anomaly -n '__fish_seen_subcommand_from state; and __fish_seen_subcommand_from show' -l help -d 'Show this message and exit.'
 complete -c anomaly -n '__fish_seen_subcommand_from state; and __fish_seen_subcommand_from show' -l json -d 'Print JSON on stdout.'
 complete -c anomaly -n '__fish_seen_subcommand_from work' -l batch-size -d 'Messages per batch (env BATCH_SIZE).'
-complete -c anomaly -n '__fish_seen_subcommand_from work' -l concurrency -d 'Items screened at once (env MAX_CONCURRENCY).'
+complete -c anomaly -n '__fish_seen_subcommand_from work' -l concurrency -d 'Downloads in flight (env MAX_CONCURRENCY); screening runs beside them on CPU_WOR'
 complete -c anomaly -n '__fish_seen_subcommand_from work' -l drain-seconds -d 'On SIGTERM: how long running batches may finish.'
 complete -c anomaly -n '__fish_seen_subcommand_from work' -l flush-seconds -d 'Dispatch a partial batch after this long (env FLUSH_SECONDS).'
 complete -c anomaly -n '__fish_seen_subcommand_from work' -l health-file -d 'Touched every loop, for a liveness probe.'

@@ -14,7 +14,7 @@ from anomaly_cli.cli import context, exit_codes, output
 
 def command(
     ctx: typer.Context,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", "-c", min=1, help="Items screened at once (env MAX_CONCURRENCY).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", "-c", min=1, help="Downloads in flight (env MAX_CONCURRENCY); screening runs beside them on CPU_WORKERS processes.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Messages per batch (env BATCH_SIZE).")] = None,
     flush_seconds: Annotated[Optional[float], typer.Option("--flush-seconds", help="Dispatch a partial batch after this long (env FLUSH_SECONDS).")] = None,
     wait_seconds: Annotated[Optional[int], typer.Option("--wait-seconds", min=0, max=20, help="SQS long-poll wait (env SQS_WAIT_SECONDS).")] = None,
