@@ -2,7 +2,8 @@
 (``MONGO_URI=mongomock://``, ad-hoc items whose audio comes from a local server): SIGKILL while
 downloads are in flight -> the messages come back after their visibility timeout and the next
 worker completes them, one result each; SIGTERM while items are in flight -> they are finished
-within the drain deadline, nothing stays invisible, exit 0.
+within the drain deadline, nothing stays invisible, exit 0. A SIGKILLed worker leaves no
+screening process or forkserver behind.
 
 Each worker process has its own embedded Mongo double, so "results" are read from the workers'
 JSON logs (``results_upserted``, ``worker_stopped``)."""
@@ -67,6 +68,33 @@ def stopped(log: Path) -> dict[str, Any]:
     return next(e for e in events(log) if e.get("event") == "worker_stopped")
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (read from /proc: forkserver, resource tracker, screening processes)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        kids = [c for c, p in parents.items() if p == parent]
+        out += kids
+        todo += kids
+    return out
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_sigkill_messages_come_back_and_the_next_worker_completes_each_once(tmp_path, moto_server, queue,
                                                                             audio_server, model_dir):
     sqs, url = queue
@@ -78,11 +106,15 @@ def test_sigkill_messages_come_back_and_the_next_worker_completes_each_once(tmp_
     first, first_log = work(tmp_path, env, "first")
     try:
         wait_until(lambda: audio_server.active >= 2, timeout=120)  # downloads really are in flight
+        tree = descendants(first.pid)
         first.send_signal(signal.SIGKILL)
         assert first.wait(timeout=30) == -signal.SIGKILL
     finally:
         if first.poll() is None:
             first.kill()
+    # the forkserver and the screening processes (which SIGKILL does not reach) end with the worker
+    assert len(tree) >= 2, tree
+    wait_until(lambda: not any(running(p) for p in tree), timeout=60, interval=0.2)
     assert inserted(first_log) == 0  # it died before writing anything
     a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert int(a["ApproximateNumberOfMessagesNotVisible"]) >= 2  # held by the dead worker, not released
