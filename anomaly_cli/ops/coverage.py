@@ -24,6 +24,9 @@ from anomaly_cli.contract import SubjectRow, test_date_datetime
 from anomaly_cli.results import document as D
 from anomaly_cli.results.lookup import existing_ids_for
 
+#: Rows looked up together (one results query and one enqueue-log query per chunk).
+CHUNK = 1000
+
 
 @dataclass
 class CoverageReport:
@@ -72,35 +75,25 @@ def coverage(settings: Settings, db: Any, test_date: str, *, queue: Any = None, 
 
     results = db[settings.mongo_result_collection]
     source = db[settings.mongo_source_collection].with_options(read_preference=read_preference(settings.mongo_read_preference))
-    rows: list[SubjectRow] = []
-    pairs: list[tuple[str, tuple[str, str, str, str]]] = []
-    # One normalised row (~0.5 KB) is kept per eligible row: ~50 MB for a test date of 10^5 rows.
-    # The existence check needs them all before the counts are final; fine at state scale.
+    # Streamed in chunks of CHUNK rows: each chunk's results and enqueue-log entries are looked up
+    # in one query each and only the counts and the first ``limit`` missing rows are kept, so memory
+    # stays flat however many rows a test date holds.
+    chunk: list[tuple[SubjectRow, str]] = []
     with mongo_errors("coverage source read"):
         cursor = source.aggregate(build_pipeline(test_date, settings.tz, settings.subject_name), allowDiskUse=True)
         for n, cand in enumerate(candidates(cursor, subject_name=settings.subject_name, now=now), 1):
             if isinstance(cand.row, SubjectRow):
-                rows.append(cand.row)
-                rid = cand.row.result_id(src_name, test_date)
-                pairs.append((rid, (cand.row.mongo_doc_id, test_date, cand.row.record_type, cand.row.subject_id)))
+                report.eligible += 1
+                chunk.append((cand.row, cand.row.result_id(src_name, test_date)))
+                if len(chunk) >= CHUNK:
+                    _settle_chunk(report, chunk, settings, db, results, test_date, wm, limit)
+                    chunk = []
             else:
                 report.invalid_rows += 1
             if on_progress and n % 500 == 0:
                 on_progress(n)
-    report.eligible = len(rows)
-    have = existing_ids_for(results, pairs)
-    missing = [(row, rid) for row, (rid, _) in zip(rows, pairs) if rid not in have]
-    logged = _enqueue_logged(db[settings.mongo_enqueue_log_collection], [rid for _, rid in missing])
-    for row, rid in missing:
-        report.missing += 1
-        state_of = ("enqueued" if rid in logged else
-                    "behind_watermark" if wm is not None and row.sort_key <= wm else "not_discovered")
-        report.missing_enqueued += state_of == "enqueued"
-        report.missing_behind_watermark += state_of == "behind_watermark"
-        if len(report.missing_rows) < limit:
-            report.missing_rows.append({"result_id": rid, "mongo_doc_id": row.mongo_doc_id, "record_type": row.record_type,
-                                        "subject_id": row.subject_id, "subject_created_at": row.subject_created_at,
-                                        "audio_url": redact_url(row.audio_url), "state": state_of})
+    if chunk:
+        _settle_chunk(report, chunk, settings, db, results, test_date, wm, limit)
     match = {D.F_TEST_DATE: test_date_datetime(test_date), "source.source_collection": src_name}
     with mongo_errors("coverage results count"):
         agg = list(results.aggregate([{"$match": match}, {"$group": {
@@ -116,6 +109,25 @@ def coverage(settings: Settings, db: Any, test_date: str, *, queue: Any = None, 
     if dlq is not None:
         report.dlq = dlq.approximate_counts()
     return report
+
+
+def _settle_chunk(report: CoverageReport, chunk: list[tuple[SubjectRow, str]], settings: Settings, db: Any,
+                  results: Any, test_date: str, wm: Any, limit: int) -> None:
+    """Count the rows of ``chunk`` without a result and say where each one is."""
+    pairs = [(rid, (row.mongo_doc_id, test_date, row.record_type, row.subject_id)) for row, rid in chunk]
+    have = existing_ids_for(results, pairs)
+    missing = [(row, rid) for row, rid in chunk if rid not in have]
+    logged = _enqueue_logged(db[settings.mongo_enqueue_log_collection], [rid for _, rid in missing])
+    for row, rid in missing:
+        report.missing += 1
+        state_of = ("enqueued" if rid in logged else
+                    "behind_watermark" if wm is not None and row.sort_key <= wm else "not_discovered")
+        report.missing_enqueued += state_of == "enqueued"
+        report.missing_behind_watermark += state_of == "behind_watermark"
+        if len(report.missing_rows) < limit:
+            report.missing_rows.append({"result_id": rid, "mongo_doc_id": row.mongo_doc_id, "record_type": row.record_type,
+                                        "subject_id": row.subject_id, "subject_created_at": row.subject_created_at,
+                                        "audio_url": redact_url(row.audio_url), "state": state_of})
 
 
 def _enqueue_logged(log_collection: Any, rids: list[str], chunk: int = 500) -> set[str]:

@@ -109,3 +109,28 @@ def test_coverage_finds_a_late_synced_row_behind_the_watermark(cli, db, make_que
     assert c["queue"]["visible"] == 1 and c["dlq"]["visible"] == 0
     human = cli(["coverage", TEST_DATE], env={"SQS_QUEUE_URL": url})
     assert "--mode sweep" in human.stderr
+
+
+def test_coverage_counts_the_same_when_rows_are_looked_up_in_small_chunks(cli, db, make_queue, sqs_client, monkeypatch):
+    """coverage streams the source in chunks (flat memory): chunk boundaries must not change a count."""
+    from anomaly_cli.ops import coverage as cov
+
+    url = make_queue()
+    base = dt.datetime(2025, 12, 20, 5, 0, tzinfo=dt.timezone.utc)
+    for i in range(5):
+        db["student_assessment_record"].insert_one(_student(i, base + dt.timedelta(minutes=i), subjects=2))
+    assert cli(["discover", "--mode", "backfill", "--test-date", TEST_DATE, "--json"],
+               env={"SQS_QUEUE_URL": url}).exit_code == 0
+    enqueued = [parse_message(m["Body"]) for m in drain_queue(sqs_client, url)]
+    for item in enqueued[::3]:  # results for rows that fall in different chunks
+        put_result(db, item, screening())
+    reports = []
+    for size in (cov.CHUNK, 2, 3):
+        monkeypatch.setattr(cov, "CHUNK", size)
+        r = cli(["coverage", TEST_DATE, "--json", "--limit", "3"], env={"SQS_QUEUE_URL": url})
+        assert r.exit_code == 0, r.output
+        c = json.loads(r.stdout)
+        reports.append((c["eligible"], c["results_total"], c["missing"], c["missing_enqueued"],
+                        [m["result_id"] for m in c["missing_rows"]]))
+    assert reports[0][:4] == (10, 4, 6, 6) and len(reports[0][4]) == 3
+    assert reports[1] == reports[0] and reports[2] == reports[0]
