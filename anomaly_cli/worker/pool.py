@@ -260,10 +260,15 @@ def _ms_since(t0: float) -> float:
 
 
 def _propagate(out: "Future[ItemScreening]", io: Future) -> None:
-    """The download task ended without settling ``out``: cancelled at close, or a bug in it."""
+    """The download task ended without settling ``out``: cancelled at close, or it raised.
+
+    What it raised is raised again where the batch waits for ``out`` (as when the batch waited
+    for the task itself): an ``Exception`` there makes the batch's messages transient, anything
+    worse (``BaseException``) ends the worker.
+    """
     if out.done():
         return
     if io.cancelled():
         out.cancel()
     elif io.exception() is not None:
-        out.set_result(ItemScreening(None, io.exception(), None, "fetch"))
+        out.set_exception(io.exception())
