@@ -116,12 +116,50 @@ def _exit_with_worker(worker_pid: int) -> None:
     threading.Thread(target=watch, name="worker-watch", daemon=True).start()
 
 
+def _native_stderr_as_events() -> None:
+    """Turn what native libraries print on this process's stderr into JSON events.
+
+    Why: the worker's stderr is its JSON event stream, and libmpg123 (inside libsndfile) prints
+    plain-text warnings for cut MP3s ("Warning: Xing stream size off ..."). A screening process
+    does nothing but decode and screen, so its file descriptor 2 is pointed, once at start-up
+    (no per-call redirect, so no race between threads), at a pipe that a thread reads line by
+    line and logs as ``native_library_message`` (warning, component ``decode``). Python's own
+    ``sys.stderr`` and this process's event logger keep the real stderr.
+    """
+    import sys
+    import threading
+
+    from anomaly_cli.log import configure_logging, get_logger
+
+    real = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="backslashreplace")
+    sys.stderr = real
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"), stream=real)
+    r, w = os.pipe()
+    os.dup2(w, 2)
+    os.close(w)
+    log = get_logger("decode")
+
+    def pump() -> None:
+        with os.fdopen(r, "rb") as lines:
+            for line in lines:
+                text = line.decode("utf-8", "replace").strip()
+                if text:
+                    log.warning("native_library_message", message=text[:500], pid=os.getpid())
+
+    threading.Thread(target=pump, name="native-stderr", daemon=True).start()
+
+
 def _child_init(model_dir: str, version: str | None, worker_pid: int | None = None) -> None:
-    """Screening process start-up: ignore stop signals, one BLAS thread, load the model once."""
+    """Screening process start-up: ignore stop signals, one BLAS thread, load the model once.
+
+    ``worker_pid`` (the worker's pool passes it): exit with that process, and log native
+    libraries' stderr lines as events (:func:`_exit_with_worker`, :func:`_native_stderr_as_events`).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if worker_pid is not None:
         _exit_with_worker(worker_pid)
+        _native_stderr_as_events()
     # The objects inherited from the forkserver (numpy, scipy, scikit-learn, PyAV modules) are
     # never garbage; freezing them keeps the collector from walking them, which would write to
     # every object header and so copy the shared pages into this process.

@@ -119,3 +119,40 @@ def test_closing_without_waiting_settles_every_future(wav):
         assert res.screening is not None or res.error is not None
         settled += 1
     assert settled == 12
+
+
+def test_native_decoder_chatter_in_a_screening_process_becomes_a_json_event(tmp_path):
+    """libmpg123 prints "Warning: Xing stream size off ..." for a cut MP3; the worker's stderr is
+    its JSON event stream, so every line of it must still parse."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "screen_cut_mp3.py"
+    script.write_text(f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+import numpy as np
+from anomaly_cli.audio.formats import encode
+from anomaly_cli.log import configure_logging
+from anomaly_cli.worker.pool import ScreenPool
+from tests.worker.test_pool import RecordingFetcher
+
+if __name__ == "__main__":
+    configure_logging("INFO")
+    x = (np.random.default_rng(0).standard_normal(16000 * 5) * 0.1).astype(np.float32)
+    mp3 = encode(x, 16000, "mp3")
+    pool = ScreenPool(RecordingFetcher(mp3[: len(mp3) // 2]), io_workers=1, model_version="v1",
+                      max_duration_s=600.0, cpu_workers=1, model_dir={str(MODELS)!r})
+    pool.warm_up()
+    res = pool.submit("https://audio.example/cut.mp3").result(timeout=120)
+    print(res.screening.status, res.screening.audio.get("truncated"))
+    pool.close()
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["ok", "True"]  # screened: a cut MP3 is a truncated recording
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    events = [json.loads(line) for line in lines]  # raises on any plain-text line
+    native = [e for e in events if e["event"] == "native_library_message"]
+    assert native and "Xing" in native[0]["message"] and native[0]["level"] == "WARNING"
