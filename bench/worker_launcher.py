@@ -31,7 +31,26 @@ def _trim(uri: str, db: str, coll: str, keep_s: float) -> None:
         results.delete_many({"processing.processed_at": {"$lt": cutoff}})
 
 
+def _trace(path: str, every_s: float) -> None:
+    """Bench diagnostics: every ``every_s`` write the allocations grown since the first snapshot."""
+    import tracemalloc
+
+    time.sleep(every_s)
+    first = tracemalloc.take_snapshot()
+    while True:
+        time.sleep(every_s)
+        top = tracemalloc.take_snapshot().compare_to(first, "lineno")[:30]
+        with open(path, "a") as f:
+            f.write(f"--- {dt.datetime.now():%H:%M:%S} traced {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MB\n")
+            f.writelines(f"{stat}\n" for stat in top)
+
+
 if __name__ == "__main__":
+    if os.environ.get("BENCH_TRACEMALLOC_FILE"):
+        import tracemalloc
+
+        tracemalloc.start(4)
+        threading.Thread(target=_trace, args=(os.environ["BENCH_TRACEMALLOC_FILE"], 60.0), daemon=True).start()
     uri = os.environ.get("MONGO_URI", "")
     if uri.startswith("mongomock://"):
         threading.Thread(target=_trim, args=(uri, os.environ.get("MONGO_DB_NAME", "nipun"),

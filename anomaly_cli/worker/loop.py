@@ -35,6 +35,7 @@ from anomaly_cli.log import get_logger
 from anomaly_cli.worker import outcome as O
 from anomaly_cli.worker.batch import BatchProcessor, BatchReport
 from anomaly_cli.worker.heartbeat import Heartbeat, Held, HeldMessages
+from anomaly_cli.worker.pool import trim_heap
 from anomaly_cli.worker.shutdown import ForcedStop, NeverStop, ShutdownController, StopPolicy
 from anomaly_cli.worker.stats import WorkerStats
 
@@ -42,6 +43,8 @@ log = get_logger("worker")
 MONGO_BACKOFF_START = 1.0
 MONGO_BACKOFF_MAX = 60.0
 QUEUE_BACKOFF_MAX = 30.0
+#: How often the loop returns free heap pages to the OS (:func:`~anomaly_cli.worker.pool.trim_heap`).
+TRIM_SECONDS = 5.0
 
 EXIT_REASONS = ("max_messages", "idle", "signal", "forced", "credentials", "queue_lost", "fatal")
 
@@ -143,6 +146,7 @@ class Worker:
     def _loop(self) -> str:
         last_activity = time.monotonic()
         next_throughput = time.monotonic() + self.s.throughput_log_seconds
+        next_trim = time.monotonic() + TRIM_SECONDS
         while True:
             self._touch()
             self._reap()
@@ -150,6 +154,9 @@ class Worker:
             if now >= next_throughput:
                 log.info("throughput", **self.stats.snapshot())
                 next_throughput = now + self.s.throughput_log_seconds
+            if now >= next_trim:
+                trim_heap()  # flat memory over long runs (see its docstring)
+                next_trim = now + TRIM_SECONDS
             if self.on_tick is not None:
                 self.on_tick(self.stats)
             if self._fatal is not None:

@@ -116,6 +116,25 @@ def _exit_with_worker(worker_pid: int) -> None:
     threading.Thread(target=watch, name="worker-watch", daemon=True).start()
 
 
+def trim_heap() -> None:
+    """Give the free pages inside glibc's heaps back to the OS (glibc only; else a no-op).
+
+    Why: the worker's parent allocates from many threads (downloads arrive in 64 KiB reads,
+    SQS / Mongo replies, result documents) into a few malloc arenas. Freed memory in the middle
+    of an arena stays mapped, because glibc returns only the top of a heap by itself, so the
+    resident size creeps up over a long run although the live data does not grow (measured:
+    Python-level allocations flat while the parent's RSS grew ~20 MB over 10 000 messages).
+    ``malloc_trim(0)`` releases every whole free page in every arena (madvise), in
+    milliseconds. The worker loop calls it every few seconds.
+    """
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _native_stderr_as_events() -> None:
     """Turn what native libraries print on this process's stderr into JSON events.
 
