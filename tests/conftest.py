@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import contextlib
 import logging
 from typing import Any, Callable, Iterator
 
@@ -145,14 +146,28 @@ class Events(logging.Handler):
         return [e for e, _ in self.records]
 
 
-@pytest.fixture
-def events() -> Iterator[Events]:
-    """Every event the ``anomaly`` loggers emit during the test, at DEBUG."""
+@contextlib.contextmanager
+def capture_events(handler: Events) -> Iterator[Events]:
+    """Attach ``handler`` to the ``anomaly`` loggers at DEBUG for the block; restore them after."""
     logger = logging.getLogger("anomaly")
-    handler = Events()
     old = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(old)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+
+
+@pytest.fixture
+def events() -> Iterator[Events]:
+    """Every event the ``anomaly`` loggers emit during the test, at DEBUG."""
+    with capture_events(Events()) as handler:
+        yield handler
+
+
+def queue_counts(sqs_client: Any, url: str) -> dict[str, int]:
+    """The queue's approximate counts: ``visible`` (receivable) and ``in_flight`` (held by someone)."""
+    a = sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return {"visible": int(a["ApproximateNumberOfMessages"]), "in_flight": int(a["ApproximateNumberOfMessagesNotVisible"])}

@@ -38,6 +38,16 @@ def err() -> Console:
     return _err
 
 
+def fact_table(title: str | None = None, *, numbers: bool = False) -> Any:
+    """A two-column ``label | value`` table (bold labels; values right-aligned when ``numbers``)."""
+    from rich.table import Table
+
+    t = Table(title=title, show_header=False)
+    t.add_column("", style="bold")
+    t.add_column("", justify="right" if numbers else "left")
+    return t
+
+
 def to_jsonable(value: Any) -> Any:
     """Convert datetimes, ObjectIds, numpy scalars and tuples for ``json.dumps``."""
     if isinstance(value, dict):

@@ -29,7 +29,7 @@ import signal
 import threading
 import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from functools import partial
+from functools import lru_cache, partial
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -66,14 +66,24 @@ def _limit_heap_growth() -> None:
     turns that dynamic adjustment off (the arrays are returned on ``free``); a fixed trim threshold returns
     the top of the heap. The cost is an mmap/munmap pair per large array, noise next to decoding.
     """
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
+
+
+@lru_cache(maxsize=1)
+def _glibc() -> Any:
+    """glibc's ``libc.so.6`` with ``mallopt`` and ``malloc_trim``, or None on other C libraries
+    (musl, macOS: their allocators do not keep freed memory the same way, nothing to tune)."""
     import ctypes
 
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):  # not glibc (musl, macOS): their allocators do not keep it
-        pass
+        libc.mallopt, libc.malloc_trim  # noqa: B018 - both exist in glibc only
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def _exit_with_worker(worker_pid: int) -> None:
@@ -127,12 +137,9 @@ def trim_heap() -> None:
     ``malloc_trim(0)`` releases every whole free page in every arena (madvise), in
     milliseconds. The worker loop calls it every few seconds.
     """
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def _native_stderr_as_events() -> None:
@@ -264,26 +271,26 @@ class ScreenPool:
         try:
             fetched = self.fetcher.fetch(url)
         except errors.FetchError as e:
-            ms = (time.perf_counter() - t0) * 1000
+            ms = _ms_since(t0)
             if e.transient:
                 out.set_result(ItemScreening(None, e, e, "fetch", ms, ms))
             else:
                 out.set_result(ItemScreening(engine.screen_fetch_error(e, self.model_version), None, e, "fetch", ms, ms))
             return
         except Exception as e:  # noqa: BLE001 - unknown fetch errors are transient (errors.is_transient)
-            ms = (time.perf_counter() - t0) * 1000
+            ms = _ms_since(t0)
             out.set_result(ItemScreening(None, e, None, "fetch", ms, ms))
             return
-        fetch_ms = (time.perf_counter() - t0) * 1000
+        fetch_ms = _ms_since(t0)
         data = fetched.data
         del fetched
         if self._screen is not None:
             try:
                 result = self._screen(data)
             except Exception as e:  # noqa: BLE001 - an engine bug: retry later
-                out.set_result(ItemScreening(None, e, None, "inference", fetch_ms, _ms_since(t0), fetched=True))
+                out.set_result(_after_fetch(None, e, t0, fetch_ms))
                 return
-            out.set_result(ItemScreening(result, None, None, "", fetch_ms, _ms_since(t0), fetched=True))
+            out.set_result(_after_fetch(result, None, t0, fetch_ms))
             return
         assert self._cpu is not None
         self._cpu_slots.acquire()  # backpressure: the processes are behind; keep this one here
@@ -291,7 +298,7 @@ class ScreenPool:
             cpu = self._cpu.submit(engine.screen_in_process, data, self.max_duration_s)
         except Exception as e:  # noqa: BLE001 - a broken or closed pool: the loop decides (fatal / stop)
             self._cpu_slots.release()
-            out.set_result(ItemScreening(None, e, None, "inference", fetch_ms, _ms_since(t0), fetched=True))
+            out.set_result(_after_fetch(None, e, t0, fetch_ms))
             return
         cpu.add_done_callback(partial(self._screened, out, t0, fetch_ms))
 
@@ -301,9 +308,9 @@ class ScreenPool:
         try:
             result = cpu.result()
         except BaseException as e:  # noqa: BLE001 - crashed process, cancelled at close, engine bug: retry later
-            out.set_result(ItemScreening(None, e, None, "inference", fetch_ms, _ms_since(t0), fetched=True))
+            out.set_result(_after_fetch(None, e, t0, fetch_ms))
             return
-        out.set_result(ItemScreening(result, None, None, "", fetch_ms, _ms_since(t0), fetched=True))
+        out.set_result(_after_fetch(result, None, t0, fetch_ms))
 
     def close(self, *, wait: bool = True) -> None:
         """Stop the pools; ``wait=False`` cancels what has not started."""
@@ -314,6 +321,12 @@ class ScreenPool:
 
 def _ms_since(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000
+
+
+def _after_fetch(result: Screening | None, error: BaseException | None, t0: float, fetch_ms: float) -> ItemScreening:
+    """A downloaded item's screening, or the error that stopped it (stage ``inference``, retried)."""
+    return ItemScreening(result, error, None, "inference" if error is not None else "", fetch_ms, _ms_since(t0),
+                         fetched=True)
 
 
 def _propagate(out: "Future[ItemScreening]", io: Future) -> None:

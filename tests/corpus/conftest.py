@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.conftest import Events  # noqa: F401  (shared with tests/conftest.py's `events` fixture)
+from tests.conftest import Events, capture_events, queue_counts  # noqa: F401  (shared with the other suites)
 
 from tests.corpus.hostile import HostileServer
 
@@ -90,8 +90,3 @@ def run_worker(settings: Any, *, sqs_client: Any, db: Any, model: Any, policy: A
     worker = build_worker(settings, sqs_client=sqs_client, db=db, model_version=model.version, screen=screen,
                           policy=policy, worker_id="corpus-worker", s3_client=s3_client)
     return worker.run()
-
-
-def queue_counts(sqs_client: Any, url: str) -> dict[str, int]:
-    a = sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    return {"visible": int(a["ApproximateNumberOfMessages"]), "in_flight": int(a["ApproximateNumberOfMessagesNotVisible"])}

@@ -7,7 +7,6 @@ dropped silently."""
 from __future__ import annotations
 
 import io
-import logging
 import struct
 import uuid
 from typing import Any, Callable, Iterator
@@ -18,7 +17,7 @@ import pytest
 from anomaly_cli.contract import WorkItem
 from anomaly_cli.worker.shutdown import MaxMessages
 from tests.corpus.cases import AUDIO, Case, of_kind, param
-from tests.corpus.conftest import Events, clean_aws_env, queue_counts, run_worker
+from tests.corpus.conftest import Events, capture_events, clean_aws_env, queue_counts, run_worker
 from tests.corpus.hostile import HostileServer
 from tests.corpus.test_messages import valid_item
 
@@ -134,12 +133,8 @@ def run(engine_model: Any) -> Iterator[Run]:
     from anomaly_cli.config import load_settings
 
     r = Run()
-    logger = logging.getLogger("anomaly")
-    old_level = logger.level
-    logger.addHandler(r.events)
-    logger.setLevel(logging.DEBUG)
     creds = dict(region_name="ap-south-1", aws_access_key_id="testing", aws_secret_access_key="testing")
-    with clean_aws_env(), mock_aws(), HostileServer() as srv:
+    with capture_events(r.events), clean_aws_env(), mock_aws(), HostileServer() as srv:
         sqs = boto3.client("sqs", **creds)
         url = sqs.create_queue(QueueName="corpus-audio", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
         s3 = boto3.client("s3", **creds)
@@ -174,12 +169,8 @@ def run(engine_model: Any) -> Iterator[Run]:
             fetch_deadline_seconds=6.0, max_audio_bytes=MAX_BYTES, max_duration_seconds=MAX_DURATION,
             throughput_log_seconds=5.0), environ={"AWS_REGION": "ap-south-1"}, env_file=None)
         s3.meta.events.register("before-send", lambda request, **kw: s3_requests.append(request.url))
-        try:
-            r.report = run_worker(settings, sqs_client=sqs, db=db, model=engine_model,
-                                  policy=MaxMessages(len(r.items)), s3_client=s3)
-        finally:
-            logger.removeHandler(r.events)
-            logger.setLevel(old_level)
+        r.report = run_worker(settings, sqs_client=sqs, db=db, model=engine_model,
+                              policy=MaxMessages(len(r.items)), s3_client=s3)
         r.docs = {d["source"]["subject_id"]: d for d in db["anomaly_detection_results"].find({})}
         r.counts = queue_counts(sqs, url)
         r.hits = dict(srv.hits)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import uuid
 from typing import Any, Iterator
 
@@ -15,7 +14,7 @@ import pytest
 
 from anomaly_cli.contract import WorkItem
 from tests.corpus.cases import MESSAGE, Case, of_kind, param
-from tests.corpus.conftest import Events, Until, clean_aws_env, queue_counts, run_worker
+from tests.corpus.conftest import Events, Until, capture_events, clean_aws_env, queue_counts, run_worker
 from tests.corpus.hostile import HostileServer
 
 T = dt.datetime(2025, 12, 20, 5, 41, 7, tzinfo=dt.timezone.utc)
@@ -89,12 +88,8 @@ def run(engine_model: Any) -> Iterator[Run]:
     from anomaly_cli.config import load_settings
 
     r = Run()
-    logger = logging.getLogger("anomaly")
-    old_level = logger.level
-    logger.addHandler(r.events)
-    logger.setLevel(logging.DEBUG)
     creds = dict(region_name="ap-south-1", aws_access_key_id="testing", aws_secret_access_key="testing")
-    with clean_aws_env(), mock_aws(), HostileServer() as srv:
+    with capture_events(r.events), clean_aws_env(), mock_aws(), HostileServer() as srv:
         sqs = boto3.client("sqs", **creds)
         dlq = sqs.create_queue(QueueName="corpus-dlq")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -119,11 +114,7 @@ def run(engine_model: Any) -> Iterator[Run]:
             sqs_queue_url=url, mongo_uri="mongomock://unused", audio_url_allowlist=(srv.base,), batch_size=5,
             max_concurrency=2, flush_seconds=0.2, sqs_wait_seconds=1, visibility_timeout_seconds=1,
             fetch_retries=1, throughput_log_seconds=5.0), environ={"AWS_REGION": "ap-south-1"}, env_file=None)
-        try:
-            r.report = run_worker(settings, sqs_client=sqs, db=db, model=engine_model, policy=Until(done, 90))
-        finally:
-            logger.removeHandler(r.events)
-            logger.setLevel(old_level)
+        r.report = run_worker(settings, sqs_client=sqs, db=db, model=engine_model, policy=Until(done, 90))
         for _ in range(10):
             got = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
             if not got:

@@ -22,6 +22,7 @@ import pytest
 
 from anomaly_cli.cli import exit_codes
 from tests.faults.crashkit import make_recordings
+from tests.conftest import queue_counts
 from tests.worker.conftest import audio_server, wait_until  # noqa: F401
 from tests.worker.test_signals import events
 
@@ -116,15 +117,9 @@ def test_sigkill_messages_come_back_and_the_next_worker_completes_each_once(tmp_
     assert len(tree) >= 2, tree
     wait_until(lambda: not any(running(p) for p in tree), timeout=60, interval=0.2)
     assert inserted(first_log) == 0  # it died before writing anything
-    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    assert int(a["ApproximateNumberOfMessagesNotVisible"]) >= 2  # held by the dead worker, not released
-
-
-    def visible_again() -> bool:
-        a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        return int(a["ApproximateNumberOfMessages"]) == n
-
-    wait_until(visible_again, timeout=60, interval=0.2)  # back after their visibility timeout (4 s)
+    assert queue_counts(sqs, url)["in_flight"] >= 2  # held by the dead worker, not released
+    # back after their visibility timeout (4 s)
+    wait_until(lambda: queue_counts(sqs, url)["visible"] == n, timeout=60, interval=0.2)
     for path in audio_server.delay:
         audio_server.delay[path] = 0.0
     second, second_log = work(tmp_path, env, "second", "--idle-exit", "3")
@@ -137,8 +132,7 @@ def test_sigkill_messages_come_back_and_the_next_worker_completes_each_once(tmp_
     assert inserted(second_log) == n  # one result per item, each written once
     s = stopped(second_log)
     assert s["succeeded"] == n and s["acked"] == n
-    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    assert a["ApproximateNumberOfMessages"] == "0" and a["ApproximateNumberOfMessagesNotVisible"] == "0"
+    assert queue_counts(sqs, url) == {"visible": 0, "in_flight": 0}
 
 
 def test_sigterm_finishes_in_flight_items_within_the_drain_deadline(tmp_path, moto_server, queue, audio_server,
@@ -164,6 +158,4 @@ def test_sigterm_finishes_in_flight_items_within_the_drain_deadline(tmp_path, mo
     assert s["reason"] == "signal"
     assert s["succeeded"] >= in_flight and inserted(log) == s["succeeded"]  # in-flight items were finished
     assert s["acked"] + s["released"] == s["received"]  # every received message was acked or released
-    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    assert int(a["ApproximateNumberOfMessagesNotVisible"]) == 0  # nothing left invisible
-    assert int(a["ApproximateNumberOfMessages"]) == n - s["acked"]
+    assert queue_counts(sqs, url) == {"visible": n - s["acked"], "in_flight": 0}  # nothing left invisible

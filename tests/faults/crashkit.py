@@ -136,15 +136,29 @@ class SqsProxy:
         return self._c.delete_message(**kw)
 
     def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._c, name)
-        if not callable(attr):
-            return attr
+        return guarded(getattr(self._c, name), self._s.guard)
 
-        def call(*a: Any, **k: Any) -> Any:
-            self._s.guard()
-            return attr(*a, **k)
 
-        return call
+def recorded(client: Any, ledger: Ledger) -> SqsProxy:
+    """``client`` with every receive and delete recorded in ``ledger``, and no crash point."""
+    return SqsProxy(client, KillSwitch(None, 0), ledger)
+
+
+def guarded(attr: Any, before: Callable[[], None], after: Callable[[str], None] | None = None,
+            name: str = "") -> Any:
+    """``attr`` itself when it is not callable; else a function that calls ``before()``, then ``attr``,
+    then ``after(name)`` (for a crash right after the call), and returns what ``attr`` returned."""
+    if not callable(attr):
+        return attr
+
+    def call(*a: Any, **k: Any) -> Any:
+        before()
+        out = attr(*a, **k)
+        if after is not None:
+            after(name)
+        return out
+
+    return call
 
 
 class CollectionProxy:
@@ -154,18 +168,11 @@ class CollectionProxy:
         self._c, self._s, self._results = coll, switch, is_results
 
     def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._c, name)
-        if not callable(attr):
-            return attr
+        return guarded(getattr(self._c, name), self._s.guard, self._after, name)
 
-        def call(*a: Any, **k: Any) -> Any:
-            self._s.guard()
-            out = attr(*a, **k)
-            if self._results and name == "bulk_write" and self._s.reached("after_write"):
-                raise Crash("after_write")
-            return out
-
-        return call
+    def _after(self, name: str) -> None:
+        if self._results and name == "bulk_write" and self._s.reached("after_write"):
+            raise Crash("after_write")
 
 
 class DbProxy:
@@ -354,7 +361,7 @@ def run_scenario(point: str, seed: int, *, items: int, model: Any, sqs: Any, mon
 
         fresh = CountingScreen(model)
         while time.monotonic() < end:
-            w2 = build_worker(settings, sqs_client=SqsProxy(sqs, KillSwitch(None, 0), ledger), db=db,
+            w2 = build_worker(settings, sqs_client=recorded(sqs, ledger), db=db,
                               model_version=model.version, screen=fresh,
                               policy=AnyOf((IdleShutdown(visibility + 2.0), AllWritten(results, items))),
                               worker_id="takeover", defer_seconds=1)
@@ -378,8 +385,9 @@ def run_scenario(point: str, seed: int, *, items: int, model: Any, sqs: Any, mon
 
 
 def _queue_total(sqs: Any, url: str) -> int:
-    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    return int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
+    from tests.conftest import queue_counts
+
+    return sum(queue_counts(sqs, url).values())
 
 
 def _queue_empty(sqs: Any, url: str) -> bool:

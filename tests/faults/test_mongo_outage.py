@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown
-from tests.faults.crashkit import RESULTS, AllWritten, CountingScreen, Ledger, make_recordings
+from tests.faults.crashkit import RESULTS, AllWritten, CountingScreen, Ledger, guarded, make_recordings, recorded
 from tests.worker.conftest import make_item, wait_until
 
 
@@ -35,15 +35,7 @@ class FlakyCollection:
         self._c, self._o = coll, outage
 
     def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._c, name)
-        if not callable(attr):
-            return attr
-
-        def call(*a: Any, **k: Any) -> Any:
-            self._o.check()
-            return attr(*a, **k)
-
-        return call
+        return guarded(getattr(self._c, name), self._o.check)
 
 
 class FlakyDb:
@@ -55,25 +47,6 @@ class FlakyDb:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
-
-
-class LedgerSqs:
-    """The real moto client, every delete checked against the results first."""
-
-    def __init__(self, client: Any, ledger: Ledger):
-        self._c, self._l = client, ledger
-
-    def receive_message(self, **kw: Any) -> Any:
-        resp = self._c.receive_message(**kw)
-        self._l.received(resp.get("Messages", []))
-        return resp
-
-    def delete_message_batch(self, **kw: Any) -> Any:
-        self._l.before_delete([e["ReceiptHandle"] for e in kw["Entries"]])
-        return self._c.delete_message_batch(**kw)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._c, name)
 
 
 def test_mongo_outage_window_no_ack_without_write_recovers_without_flooding(
@@ -96,7 +69,7 @@ def test_mongo_outage_window_no_ack_without_write_recovers_without_flooding(
                              fetch_retries=1, throughput_log_seconds=60, mongo_uri="mongomock://unused")
     from anomaly_cli.worker.factory import build_worker
 
-    worker = build_worker(settings, sqs_client=LedgerSqs(sqs_client, ledger), db=FlakyDb(db, outage),
+    worker = build_worker(settings, sqs_client=recorded(sqs_client, ledger), db=FlakyDb(db, outage),
                           model_version=loaded_model.version, screen=screen, policy=AnyOf((IdleShutdown(90.0), AllWritten(db[RESULTS], n))),
                           worker_id="outage", defer_seconds=1)
     outage.on.set()  # Mongo goes away after start-up (indexes were ensured), before the first poll

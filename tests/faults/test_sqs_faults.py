@@ -19,9 +19,8 @@ from anomaly_cli.worker.factory import build_worker
 from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown
 from tests.conftest import drain_queue
 from tests.discovery.conftest import DAY, StopWhenIdle, assessment, student_doc, subject
-from tests.faults.crashkit import RESULTS, CountingScreen, Ledger, make_recordings
+from tests.faults.crashkit import RESULTS, CountingScreen, Ledger, make_recordings, recorded
 from tests.faults.sqsfaults import FaultySqs
-from tests.faults.test_mongo_outage import LedgerSqs
 from tests.worker.conftest import make_item
 
 
@@ -136,7 +135,7 @@ def test_worker_under_receive_delete_faults_screens_each_item_once(make_settings
     settings = make_settings(sqs_queue_url=url, audio_url_allowlist=(audio_server.base,), batch_size=5,
                              max_concurrency=4, flush_seconds=0.2, sqs_wait_seconds=0, visibility_timeout_seconds=2,
                              fetch_retries=1, throughput_log_seconds=60, mongo_uri="mongomock://unused")
-    worker = build_worker(settings, sqs_client=LedgerSqs(faulty, ledger), db=db, model_version=loaded_model.version,
+    worker = build_worker(settings, sqs_client=recorded(faulty, ledger), db=db, model_version=loaded_model.version,
                           screen=screen, policy=AnyOf((IdleShutdown(20.0), _AllDone(db[RESULTS], n, sqs_client, url))),
                           worker_id="faults", defer_seconds=1)
     report = worker.run()

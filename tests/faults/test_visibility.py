@@ -14,7 +14,7 @@ from anomaly_cli.adapters.storage import Fetcher
 from anomaly_cli.worker.factory import build_worker
 from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown
 from tests.faults.crashkit import (RESULTS, AllWritten, CountingScreen, Crash, DbProxy, FetcherProxy, KillSwitch,
-                                   Ledger, SqsProxy, make_recordings, shrink_claims)
+                                   Ledger, SqsProxy, make_recordings, recorded, shrink_claims)
 from tests.worker.conftest import make_item, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -53,7 +53,7 @@ def test_slow_item_is_not_redelivered_while_its_worker_lives(make_settings, sqs_
     screen = CountingScreen(loaded_model)
     ledger = Ledger(db[RESULTS])
     seen = [Received(ledger), Received(ledger)]
-    workers = [build_worker(settings, sqs_client=SqsProxy(sqs_client, KillSwitch(None, 0), seen[i]), db=db,
+    workers = [build_worker(settings, sqs_client=recorded(sqs_client, seen[i]), db=db,
                             model_version=loaded_model.version, screen=screen, fetcher=Fetcher(settings),
                             policy=AnyOf((IdleShutdown(4 * VISIBILITY), AllWritten(db[RESULTS], 1))), worker_id=f"w{i}", defer_seconds=1,
                             heartbeat_fraction=1 / 3)

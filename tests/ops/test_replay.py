@@ -9,7 +9,7 @@ import pytest
 from anomaly_cli.adapters.sqs import SqsQueue
 from anomaly_cli.cli import exit_codes
 from anomaly_cli.ops import replay
-from tests.conftest import drain_queue
+from tests.conftest import drain_queue, queue_counts
 from tests.ops.conftest import make_item
 
 
@@ -19,8 +19,7 @@ def _dlq_of(sqs_client, url):
 
 
 def _count(sqs_client, url):
-    a = sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
+    return sum(queue_counts(sqs_client, url).values())
 
 
 def test_empty_dlq(cli, make_queue):

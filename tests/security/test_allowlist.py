@@ -169,7 +169,8 @@ def test_the_worker_writes_a_terminal_result_and_the_target_sees_nothing(
         engine_model: Any) -> None:
     """Through the real worker: refused URLs (direct and by redirect) are answers, not requests."""
     from anomaly_cli.worker.shutdown import MaxMessages
-    from tests.corpus.conftest import queue_counts, run_worker
+    from tests.conftest import queue_counts
+    from tests.corpus.conftest import run_worker
     from tests.corpus.test_messages import valid_item
 
     allowed, target = servers

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.conftest import Events  # noqa: F401  (shared with tests/conftest.py's `events` fixture)
+from tests.conftest import Events, queue_counts  # noqa: F401  (Events: shared with tests/conftest.py's `events` fixture)
 
 from anomaly_cli.contract import WorkItem
 
@@ -208,9 +208,7 @@ class Rig:
         return msgs
 
     def counts(self) -> dict[str, int]:
-        a = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["All"])["Attributes"]
-        return {"visible": int(a["ApproximateNumberOfMessages"]),
-                "in_flight": int(a["ApproximateNumberOfMessagesNotVisible"])}
+        return queue_counts(self.sqs, self.queue_url)
 
 
 @pytest.fixture

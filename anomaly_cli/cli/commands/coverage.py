@@ -8,7 +8,7 @@ import typer
 
 from anomaly_cli.cli import context
 from anomaly_cli.cli.commands._progress import progress
-from anomaly_cli.cli.output import emit_json, err, handle_errors, out
+from anomaly_cli.cli.output import emit_json, err, fact_table, handle_errors, out
 
 
 def command(
@@ -51,9 +51,7 @@ def command(
 def _render(r: Any) -> None:
     from rich.table import Table
 
-    t = Table(title=f"coverage {r.test_date} ({r.source_collection})", show_header=False)
-    t.add_column("", style="bold")
-    t.add_column("", justify="right")
+    t = fact_table(f"coverage {r.test_date} ({r.source_collection})", numbers=True)
     t.add_row("eligible source rows", str(r.eligible))
     t.add_row("invalid reading rows (never enqueued)", str(r.invalid_rows))
     t.add_row("enqueued (state, all runs)", str(r.enqueued) if r.state_found else "no state document")

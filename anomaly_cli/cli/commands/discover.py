@@ -9,7 +9,7 @@ from typing import Annotated, Any, Mapping, Optional
 import typer
 
 from anomaly_cli.cli import context, exit_codes
-from anomaly_cli.cli.output import emit_json, err, fail, handle_errors, out
+from anomaly_cli.cli.output import emit_json, err, fact_table, fail, handle_errors, out
 
 
 class _Signals:
@@ -111,9 +111,7 @@ def _render(report: Any) -> None:
     from rich.table import Table
 
     title = f"discover {report.mode} {report.test_date}" + (" (dry run)" if report.dry_run else "")
-    table = Table(title=title, show_header=False)
-    table.add_column("", style="bold")
-    table.add_column("")
+    table = fact_table(title)
     table.add_row("status", report.status)
     table.add_row("pages", str(report.pages))
     table.add_row("rows fetched", str(report.fetched))

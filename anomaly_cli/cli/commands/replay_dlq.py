@@ -8,7 +8,7 @@ import typer
 
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.commands._progress import progress
-from anomaly_cli.cli.output import emit_json, err, fail, handle_errors, out
+from anomaly_cli.cli.output import emit_json, err, fact_table, fail, handle_errors, out
 
 
 def command(
@@ -56,11 +56,7 @@ def command(
 
 
 def _render_peek(r: Any) -> None:
-    from rich.table import Table
-
-    t = Table(title="DLQ contents (dry run: nothing consumed)", show_header=False)
-    t.add_column("", style="bold")
-    t.add_column("")
+    t = fact_table("DLQ contents (dry run: nothing consumed)")
     t.add_row("approximate messages", str(r.approximate))
     t.add_row("seen", str(r.seen))
     t.add_row("matching --filter", str(r.matching))
@@ -74,11 +70,7 @@ def _render_peek(r: Any) -> None:
 
 
 def _render_move(r: Any) -> None:
-    from rich.table import Table
-
-    t = Table(title="replay-dlq" + (" (native move task)" if r.native else ""), show_header=False)
-    t.add_column("", style="bold")
-    t.add_column("", justify="right")
+    t = fact_table("replay-dlq" + (" (native move task)" if r.native else ""), numbers=True)
     t.add_row("moved", str(r.moved))
     if r.native:
         t.add_row("task status", str(r.native_status))

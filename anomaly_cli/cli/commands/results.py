@@ -9,7 +9,7 @@ import typer
 
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.commands._progress import progress
-from anomaly_cli.cli.output import emit_json, err, fail, handle_errors, out
+from anomaly_cli.cli.output import emit_json, err, fact_table, fail, handle_errors, out
 
 app = typer.Typer(no_args_is_help=True, help="Inspect, explain and de-duplicate screening results.")
 
@@ -52,12 +52,9 @@ def inspect(
 
 def render_inspect(r: Any) -> None:
     """The human summary of an :class:`~anomaly_cli.ops.results.InspectReport` (the demo prints it too)."""
-    from rich.table import Table
 
     filt = ", ".join(f"{k}={v}" for k, v in r.filters.items() if v)
-    head = Table(title=f"results {r.test_date}" + (f" ({filt})" if filt else ""), show_header=False)
-    head.add_column("", style="bold")
-    head.add_column("")
+    head = fact_table(f"results {r.test_date}" + (f" ({filt})" if filt else ""))
     head.add_row("screened", str(r.total))
     head.add_row("anomalies", f"{r.anomalies} ({r.anomaly_rate:.1%} of {r.ok} screened ok)")
     head.add_row("processing failures", str(r.failed))
@@ -156,9 +153,7 @@ def _render_one(s: dict[str, Any], expires: int) -> None:
 
     colour = {"anomaly": "red", "failed": "yellow", "normal": "green"}[s["verdict"]]
     src, proc = s["source"], s["processing"]
-    t = Table(title=f"result {s['_id']}", show_header=False)
-    t.add_column("", style="bold")
-    t.add_column("")
+    t = fact_table(f"result {s['_id']}")
     t.add_row("verdict", f"[{colour}]{s['verdict']}[/]")
     t.add_row("score / threshold", f"{s['anomaly_score']} / {s['threshold']}")
     for k in ("test_date", "record_type", "mongo_doc_id", "subject_id", "student_id", "udise", "audio_url"):
@@ -218,11 +213,8 @@ def dedupe(
     if json_out:
         emit_json(payload)
         return
-    from rich.table import Table
 
-    t = Table(title=f"duplicate sweep {test_date}" + (" (dry run: nothing flagged)" if dry_run else ""), show_header=False)
-    t.add_column("", style="bold")
-    t.add_column("", justify="right")
+    t = fact_table(f"duplicate sweep {test_date}" + (" (dry run: nothing flagged)" if dry_run else ""), numbers=True)
     t.add_row("results scanned", str(report.scanned))
     t.add_row("clusters", str(len(report.clusters)))
     t.add_row("duplicate links", str(len(report.links)))

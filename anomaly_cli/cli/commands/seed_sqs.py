@@ -9,7 +9,7 @@ import typer
 
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.commands._progress import progress
-from anomaly_cli.cli.output import emit_json, err, fail, handle_errors, out
+from anomaly_cli.cli.output import emit_json, err, fact_table, fail, handle_errors, out
 
 USAGE_HINT = ("give --from FILE (.jsonl: one 13-field message per line; .csv: a header of the 13 field names) "
               "or --synthetic N --bucket BUCKET [--prefix P] [--test-date D]")
@@ -71,11 +71,8 @@ def render(report: Any, json_out: bool, *, title: str) -> None:
     if json_out:
         emit_json(report.to_dict())
         return
-    from rich.table import Table
 
-    table = Table(title=title + (" (dry run: nothing sent)" if report.dry_run else ""), show_header=False)
-    table.add_column("", style="bold")
-    table.add_column("", justify="right")
+    table = fact_table(title + (" (dry run: nothing sent)" if report.dry_run else ""), numbers=True)
     table.add_row("rows read", str(report.read))
     table.add_row("would send" if report.dry_run else "sent", str(report.sent))
     table.add_row("refused by SQS", str(report.failed))
