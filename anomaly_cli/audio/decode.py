@@ -62,7 +62,8 @@ class DecodedAudio:
 
 
 class PolyphaseStream:
-    """Streaming ``scipy.signal.resample_poly``: blocks in, the same samples out as one call.
+    """Streaming :func:`~anomaly_cli.audio.resample.resample_poly`: blocks in, the same samples out
+    as one call.
 
     Each block is resampled with enough input context on both sides to cover the filter, and
     block starts sit on multiples of ``down`` so output samples land on the same grid as a
@@ -83,10 +84,10 @@ class PolyphaseStream:
 
     def _filter(self) -> np.ndarray:
         if self._fir is None:
-            from scipy.signal import firwin
+            from anomaly_cli.audio.resample import lowpass_kaiser
 
             max_rate = max(self.up, self.down)
-            self._fir = firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0)).astype(np.float32)
+            self._fir = lowpass_kaiser(2 * 10 * max_rate + 1, 1.0 / max_rate).astype(np.float32)
         return self._fir
 
     def push(self, x: np.ndarray) -> list[np.ndarray]:
@@ -122,7 +123,7 @@ class PolyphaseStream:
         return [y]
 
     def _run(self, seg: np.ndarray, keep: int | None) -> np.ndarray:
-        from scipy.signal import resample_poly
+        from anomaly_cli.audio.resample import resample_poly
 
         off = len(self._left) * self.up // self.down
         y = resample_poly(np.concatenate([self._left, seg]), self.up, self.down, window=self._filter())

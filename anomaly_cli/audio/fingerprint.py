@@ -31,7 +31,8 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft
-from scipy import signal
+
+from anomaly_cli.audio.resample import resample_poly
 
 RATE = 8000
 FRAME = 1024  # 128 ms at 8 kHz
@@ -62,7 +63,7 @@ def compute(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     sr = int(sample_rate)
     if sr != RATE:
         g = np.gcd(sr, RATE)
-        x = signal.resample_poly(x, RATE // g, sr // g).astype(np.float32)
+        x = resample_poly(x, RATE // g, sr // g).astype(np.float32)
     if x.size < FRAME:
         x = np.pad(x, (0, FRAME - x.size))
     bands = _band_energies(x)  # (n, 33)
