@@ -49,7 +49,7 @@ complete -c anomaly -n '__fish_seen_subcommand_from doctor' -l no-model -d 'Skip
 complete -c anomaly -n '__fish_seen_subcommand_from doctor' -l sample-url -d 'Recording to test read access on (default: the newest result'\''s).'
 complete -c anomaly -n '__fish_seen_subcommand_from model; and not __fish_seen_subcommand_from evaluate info train' -a evaluate -d 'Per-class recall, false alarms on normals, first-reason accuracy and the confusi'
 complete -c anomaly -n '__fish_seen_subcommand_from model; and not __fish_seen_subcommand_from evaluate info train' -a info -d 'Version, features, thresholds and training summary of a model version.'
-complete -c anomaly -n '__fish_seen_subcommand_from model; and not __fish_seen_subcommand_from evaluate info train' -a train -d 'Fit the outlier model on normal recordings and write model.joblib + metadata.jso'
+complete -c anomaly -n '__fish_seen_subcommand_from model; and not __fish_seen_subcommand_from evaluate info train' -a train -d 'Fit the outlier model on normal recordings and write model.npz + metadata.json.'
 complete -c anomaly -n '__fish_seen_subcommand_from model; and not __fish_seen_subcommand_from evaluate info train' -l help -d 'Show this message and exit.'
 complete -c anomaly -n '__fish_seen_subcommand_from model; and __fish_seen_subcommand_from evaluate' -l data -d 'labelled folder with manifest.csv'
 complete -c anomaly -n '__fish_seen_subcommand_from model; and __fish_seen_subcommand_from evaluate' -l help -d 'Show this message and exit.'

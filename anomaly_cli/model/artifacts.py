@@ -1,16 +1,20 @@
 """Model artifacts: one folder per version under ``models/``.
 
-``models/<version>/model.joblib`` holds the fitted outlier model and the rules;
+``models/<version>/model.npz`` holds the fitted outlier model as named numpy arrays (scaler,
+forest nodes, threshold; see :class:`~anomaly_cli.model.outlier.OutlierModel`);
 ``models/<version>/metadata.json`` holds what a human or a loader checks first: version, feature
-names, thresholds, training summary, library versions, artifact format. Loading checks the
+names, rules and thresholds, training summary, library versions, artifact format. Loading checks the
 metadata against the code (:data:`FORMAT`, ``features.FEATURE_NAMES``) and fails with a clear
 :class:`~anomaly_cli.errors.ModelError`; nothing is guessed.
 
 Decisions:
 - The version is the folder name; "newest" is the highest in natural order (``v2 < v10``), so
   operators can drop ``models/v2`` beside ``v1`` and the worker picks it up on restart.
-- The metadata is read before the joblib file: a mismatch is reported without unpickling code
-  of another version.
+- The metadata is read before the arrays: a mismatch is reported without reading another
+  version's payload.
+- No pickle: the arrays are loaded with ``allow_pickle=False``, so a model folder cannot run
+  code, and loading needs neither scikit-learn nor joblib (the screening processes load it).
+  Format 1 (a joblib pickle of scikit-learn objects) is refused with a hint to retrain.
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anomaly_cli.errors import ModelError
 
-FORMAT = 1  #: bumped when the joblib payload's shape changes
-MODEL_FILE = "model.joblib"
+if TYPE_CHECKING:
+    from anomaly_cli.model.outlier import OutlierModel
+
+FORMAT = 2  #: bumped when the payload's shape changes (1: joblib pickle, 2: npz arrays)
+MODEL_FILE = "model.npz"
 META_FILE = "metadata.json"
 
 
@@ -78,30 +85,35 @@ def check_metadata(meta: dict[str, Any], feature_names: tuple[str, ...], where: 
                          hint="the model was trained with another feature set: retrain it with `anomaly model train`")
 
 
-def save(path: str | Path, payload: dict[str, Any], metadata: dict[str, Any]) -> Path:
-    """Write ``model.joblib`` (compressed) and ``metadata.json`` into ``path``."""
-    import joblib
+def save(path: str | Path, model: "OutlierModel", metadata: dict[str, Any]) -> Path:
+    """Write ``model.npz`` (compressed arrays) and ``metadata.json`` into ``path``."""
+    import numpy as np
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    joblib.dump(payload, out / MODEL_FILE, compress=3)
+    with (out / MODEL_FILE).open("wb") as f:
+        np.savez_compressed(f, format=np.asarray(FORMAT), **model.arrays())
     (out / META_FILE).write_text(json.dumps({"format": FORMAT, **metadata}, indent=2, ensure_ascii=False,
                                             sort_keys=False) + "\n", encoding="utf-8")
     return out
 
 
-def load(path: str | Path, feature_names: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(payload, metadata)`` of the version folder ``path``, after checking the metadata."""
-    import joblib
+def load(path: str | Path, feature_names: tuple[str, ...]) -> tuple["OutlierModel", dict[str, Any]]:
+    """``(outlier model, metadata)`` of the version folder ``path``, after checking the metadata."""
+    import numpy as np
+
+    from anomaly_cli.model.outlier import OutlierModel
 
     path = Path(path)
     meta = read_metadata(path)
     check_metadata(meta, feature_names, path)
     try:
-        payload = joblib.load(path / MODEL_FILE)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is a broken artifact
+        with np.load(path / MODEL_FILE, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        if arrays.get("format") is None or int(arrays["format"]) != FORMAT:
+            raise ValueError(f"not a format-{FORMAT} anomaly model")
+        model = OutlierModel.from_arrays(arrays)
+    except Exception as e:  # noqa: BLE001 - any failure to read the arrays is a broken artifact
         raise ModelError(f"cannot load {path / MODEL_FILE}: {type(e).__name__}: {e}",
                          hint="the file is missing or damaged; retrain or restore it") from e
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ModelError(f"{path / MODEL_FILE}: not a format-{FORMAT} anomaly model")
-    return payload, meta
+    return model, meta

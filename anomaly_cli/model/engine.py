@@ -69,12 +69,12 @@ def load_model(model_dir: str | Path, version: str | None = None) -> LoadedModel
     from anomaly_cli.model.rules import RuleSet
 
     path = artifacts.resolve(model_dir, version)
-    payload, meta = artifacts.load(path, feature_names())
+    outlier, meta = artifacts.load(path, feature_names())
     try:
         rules = RuleSet.from_list(meta["rules"])
     except (KeyError, TypeError, ValueError) as e:
         raise errors.ModelError(f"{path}: metadata.json has no valid 'rules': {e}") from e
-    return LoadedModel(version=str(meta.get("version") or path.name), rules=rules, outlier=payload["outlier"],
+    return LoadedModel(version=str(meta.get("version") or path.name), rules=rules, outlier=outlier,
                        metadata=meta, path=path)
 
 

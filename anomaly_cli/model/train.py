@@ -74,7 +74,6 @@ def train(out: str | Path, *, synthetic: int | None = None, data_dir: str | Path
           seed: int = DEFAULT_SEED, version: str | None = None,
           progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Train and save an artifact in ``out``; returns its metadata."""
-    import joblib
     import scipy
     import sklearn
 
@@ -135,7 +134,7 @@ def train(out: str | Path, *, synthetic: int | None = None, data_dir: str | Path
         "thresholds": DEFAULT_RULES.thresholds(),
         "training": summary,
         "libraries": {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-                      "scikit-learn": sklearn.__version__, "joblib": joblib.__version__},
+                      "scikit-learn": sklearn.__version__},
     }
-    artifacts.save(out, {"format": artifacts.FORMAT, "outlier": model}, meta)
+    artifacts.save(out, model, meta)
     return artifacts.read_metadata(out)

@@ -16,9 +16,11 @@
   process; the CPU backlog is bounded; nothing accumulates per message. Large buffers (downloads in this process, decoded
   arrays in the screening processes) are returned to the OS when freed
   (:func:`_limit_heap_growth`), and the screening processes freeze the objects they inherit.
-  The processes start from a forkserver that has already imported numpy / scipy / scikit-learn /
-  PyAV (:data:`CPU_PRELOAD`), so their code pages are shared instead of loaded once per process;
-  the parent never imports scikit-learn.
+  The processes start from a forkserver that has already imported numpy / scipy.fft / PyAV /
+  libsndfile (:data:`CPU_PRELOAD`), so their code pages are shared instead of loaded once per
+  process. Nothing they run needs scikit-learn or ``scipy.signal`` (the model is scored from plain
+  arrays, resampling is numpy: model/outlier.py, audio/resample.py); those two imports alone were
+  ~85 MB resident per process. The parent never imports them either.
 - A ``screen`` callable can be injected instead of the process pool (tests, ``anomaly score``).
 """
 
@@ -38,9 +40,9 @@ from anomaly_cli.screening import Screening
 
 ScreenFn = Callable[[bytes], Screening]
 #: Imported once in the forkserver; every screening process forks from it and shares the pages.
-CPU_PRELOAD = ["numpy", "scipy.signal", "scipy.fft", "sklearn.ensemble", "av", "soundfile",
-               "anomaly_cli.audio.decode", "anomaly_cli.audio.features", "anomaly_cli.audio.fingerprint",
-               "anomaly_cli.model.engine"]
+CPU_PRELOAD = ["numpy", "scipy.fft", "av", "soundfile", "anomaly_cli.audio.decode", "anomaly_cli.audio.resample",
+               "anomaly_cli.audio.features", "anomaly_cli.audio.fingerprint", "anomaly_cli.model.engine",
+               "anomaly_cli.model.outlier", "anomaly_cli.model.rules", "anomaly_cli.model.speechband"]
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,7 @@ def _child_init(model_dir: str, version: str | None, worker_pid: int | None = No
     if worker_pid is not None:
         _exit_with_worker(worker_pid)
         _native_stderr_as_events()
-    # The objects inherited from the forkserver (numpy, scipy, scikit-learn, PyAV modules) are
+    # The objects inherited from the forkserver (numpy, scipy.fft, PyAV modules) are
     # never garbage; freezing them keeps the collector from walking them, which would write to
     # every object header and so copy the shared pages into this process.
     import gc

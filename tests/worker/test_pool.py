@@ -156,3 +156,40 @@ if __name__ == "__main__":
     events = [json.loads(line) for line in lines]  # raises on any plain-text line
     native = [e for e in events if e["event"] == "native_library_message"]
     assert native and "Xing" in native[0]["message"] and native[0]["level"] == "WARNING"
+
+
+def test_screening_processes_never_import_scikit_learn_or_scipy_signal(tmp_path):
+    """The worker's memory goal rests on it (~85 MB resident per process, BENCHMARKS.md): the
+    screening processes decode, resample, fingerprint and score with numpy, scipy.fft and the
+    codecs only. Run in a clean interpreter: this test process has imported everything."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "child_modules.py"
+    script.write_text(f"""
+if __name__ == "__main__":  # nothing at top level: the forkserver imports this file too
+    import json
+    import sys
+    sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+    import numpy as np
+    from anomaly_cli.audio.formats import encode
+    from anomaly_cli.worker.pool import ScreenPool
+    from tests.worker.test_pool import RecordingFetcher
+
+    x = (np.random.default_rng(0).standard_normal(44100 * 3) * 0.1).astype(np.float32)
+    pool = ScreenPool(RecordingFetcher(encode(x, 44100, "m4a")), io_workers=1, model_version="v1",
+                      max_duration_s=600.0, cpu_workers=1, model_dir={str(MODELS)!r})
+    pool.warm_up()
+    res = pool.submit("https://audio.example/a.m4a").result(timeout=120)
+    heavy = ("sklearn", "scipy.signal", "joblib", "boto3", "pymongo", "typer", "rich")
+    loaded = pool._cpu.submit(eval, "sorted(__import__('sys').modules)").result(timeout=60)
+    print(json.dumps({{"status": res.screening.status, "rate": res.screening.audio.get("sample_rate"),
+                      "heavy": [m for m in loaded if m.startswith(heavy)]}}))
+    pool.close()
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["status"] == "ok" and report["rate"] == 44100  # it resampled and scored
+    assert report["heavy"] == []

@@ -42,7 +42,7 @@ def train_cmd(
     seed: Annotated[int, typer.Option("--seed", help="random seed (generator and forest)")] = _DEFAULT_SEED,
     json_out: Annotated[bool, typer.Option("--json", help="print the metadata as JSON")] = False,
 ) -> None:
-    """Fit the outlier model on normal recordings and write model.joblib + metadata.json."""
+    """Fit the outlier model on normal recordings and write model.npz + metadata.json."""
     cli = context.get(ctx)
     with output.handle_errors(json_out):
         cli.settings()
