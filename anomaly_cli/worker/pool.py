@@ -13,9 +13,10 @@
   process loads the model once (``engine.init_process``) and ignores SIGINT/SIGTERM: stopping
   is the parent's decision, and a terminal Ctrl-C reaches the whole process group.
 - Memory stays flat: a thread holds one recording's bytes at a time and hands them to a
-  process; the CPU backlog is bounded; nothing accumulates per message. Large buffers (downloads in this process, decoded
-  arrays in the screening processes) are returned to the OS when freed
-  (:func:`_limit_heap_growth`), and the screening processes freeze the objects they inherit.
+  process; the CPU backlog is bounded; nothing accumulates per message. Downloads in this
+  process are returned to the OS when freed (:func:`_limit_heap_growth`); a screening process
+  keeps one item's working memory for the next (:func:`_reuse_heap_between_items`: returning
+  it made every item fault it in again, ~1.9x the CPU), and freezes the objects it inherits.
   The processes start from a forkserver that has already imported numpy / scipy.fft / PyAV /
   libsndfile (:data:`CPU_PRELOAD`), so their code pages are shared instead of loaded once per
   process. Nothing they run needs scikit-learn or ``scipy.signal`` (the model is scored from plain
@@ -61,17 +62,37 @@ class ItemScreening:
 def _limit_heap_growth() -> None:
     """Make this process give large freed buffers back to the OS at once (glibc only; else a no-op).
 
-    Why: one item decodes ~1 MB of m4a into tens of MB of float arrays. glibc serves blocks over
-    ``M_MMAP_THRESHOLD`` (128 KiB) with mmap, but after the first such block is freed it raises the
-    threshold (up to 32 MiB), so later items' arrays come from the heap and stay mapped after they
-    are freed (measured in the worker bench: ~12 MB more per screening process). A fixed threshold
-    turns that dynamic adjustment off (the arrays are returned on ``free``); a fixed trim threshold returns
-    the top of the heap. The cost is an mmap/munmap pair per large array, noise next to decoding.
+    For the worker's parent: each download is a 1-2 MB bytes object that lives for one item, on
+    one of up to ``MAX_CONCURRENCY`` threads. glibc serves blocks over ``M_MMAP_THRESHOLD`` (128 KiB)
+    with mmap, but after the first such block is freed it raises the threshold (up to 32 MiB), so
+    later downloads come from the heap and the fragments stay mapped. A fixed threshold turns that
+    dynamic adjustment off (the buffers are returned on ``free``); a fixed trim threshold returns
+    the top of the heap. The cost, an mmap/munmap pair and a page fault per 4 KiB of each download,
+    is small next to receiving it.
     """
+    _mallopt(mmap_threshold=128 * 1024, trim_threshold=128 * 1024)
+
+
+def _reuse_heap_between_items() -> None:
+    """Screening processes: keep one item's working memory mapped for the next item (glibc only).
+
+    Screening allocates and frees the same arrays for every item (~13 MB of frames and spectra in
+    blocks, plus the decoded signal: 3.8 MB a minute). Returned to the OS after each item (the
+    parent's setting), every item faulted all of it in again: ~50 000 page faults per 60 s
+    recording, which made screening ~1.9x slower (measured: 179 vs 95 ms per item, bench/ and
+    BENCHMARKS.md). Arrays up to 16 MiB now come from the heap and up to 16 MiB of free heap is
+    kept, so steady-state items fault nothing in; longer recordings' arrays (over 16 MiB) are still
+    mmapped and returned at once. The price is ~16 MB more per process, held flat (the working set
+    of one item, not a growth).
+    """
+    _mallopt(mmap_threshold=16 * 1024 * 1024, trim_threshold=16 * 1024 * 1024)
+
+
+def _mallopt(*, mmap_threshold: int, trim_threshold: int) -> None:
     libc = _glibc()
     if libc is not None:
-        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
+        libc.mallopt(-3, mmap_threshold)  # M_MMAP_THRESHOLD (fixing it also stops the dynamic raise)
+        libc.mallopt(-1, trim_threshold)  # M_TRIM_THRESHOLD
 
 
 @lru_cache(maxsize=1)
@@ -194,7 +215,7 @@ def _child_init(model_dir: str, version: str | None, worker_pid: int | None = No
     import gc
 
     gc.freeze()
-    _limit_heap_growth()
+    _reuse_heap_between_items()
     # Parallelism comes from the processes: a multi-threaded BLAS in each of them would fight
     # over the same cores (and allocate per-thread buffers), so 2 processes would not be 2x.
     from threadpoolctl import threadpool_limits
@@ -222,10 +243,7 @@ class ScreenPool:
             from concurrent.futures import ProcessPoolExecutor
 
             n = cpu_workers or os.cpu_count() or 1
-            # The same allocator setting for this process: each download is a 1-2 MB bytes object
-            # that lives for one item, on one of up to MAX_CONCURRENCY threads; with glibc's
-            # dynamic threshold they land in the heap and the fragments stay mapped.
-            _limit_heap_growth()
+            _limit_heap_growth()  # downloads: freed buffers go back to the OS at once
             # forkserver: children start clean (no inherited threads or sockets of the parent)
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(CPU_PRELOAD)  # ignored if this process's forkserver already runs
