@@ -84,10 +84,9 @@ class PolyphaseStream:
 
     def _filter(self) -> np.ndarray:
         if self._fir is None:
-            from anomaly_cli.audio.resample import lowpass_kaiser
+            from anomaly_cli.audio.resample import default_filter
 
-            max_rate = max(self.up, self.down)
-            self._fir = lowpass_kaiser(2 * 10 * max_rate + 1, 1.0 / max_rate).astype(np.float32)
+            self._fir = default_filter(self.up, self.down).astype(np.float32)
         return self._fir
 
     def push(self, x: np.ndarray) -> list[np.ndarray]:

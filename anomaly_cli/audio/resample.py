@@ -29,6 +29,13 @@ def lowpass_kaiser(numtaps: int, cutoff: float, beta: float = 5.0) -> np.ndarray
     return h / np.sum(h)
 
 
+def default_filter(up: int, down: int) -> np.ndarray:
+    """``resample_poly``'s own filter for ``up / down`` (already reduced): a Kaiser (beta 5)
+    low-pass at ``1 / max(up, down)`` of Nyquist with ``10 * max(up, down)`` taps each side (float64)."""
+    max_rate = max(up, down)
+    return lowpass_kaiser(2 * 10 * max_rate + 1, 1.0 / max_rate)
+
+
 def upfirdn(h: np.ndarray, x: np.ndarray, up: int, down: int) -> np.ndarray:
     """``scipy.signal.upfirdn(h, x, up, down)`` for 1-D inputs: upsample by ``up`` (zeros between
     samples), filter with ``h``, keep every ``down``-th sample.
@@ -84,14 +91,12 @@ def resample_poly(x: np.ndarray, up: int, down: int, window: np.ndarray | None =
     n_in = len(x)
     n_out = -(-n_in * up // down)
     if window is None:
-        max_rate = max(up, down)
-        half_len = 10 * max_rate
-        h = lowpass_kaiser(2 * half_len + 1, 1.0 / max_rate)
+        h = default_filter(up, down)
         if np.issubdtype(x.dtype, np.floating):
             h = h.astype(x.dtype)  # as scipy: the designed filter takes the signal's precision
     else:
         h = np.array(window)
-        half_len = (h.size - 1) // 2
+    half_len = (h.size - 1) // 2
     h = h * up
     n_pre_pad = down - half_len % down
     n_pre_remove = (half_len + n_pre_pad) // down

@@ -114,7 +114,8 @@ class Forest:
         inner = self.left >= 0
         if (self.right[inner] < 0).any() or (self.left >= n).any() or (self.right >= n).any():
             raise ValueError("child index out of range")
-        if (self.left[inner] <= np.flatnonzero(inner)).any() or (self.right[inner] <= np.flatnonzero(inner)).any():
+        parents = np.flatnonzero(inner)
+        if (self.left[inner] <= parents).any() or (self.right[inner] <= parents).any():
             raise ValueError("a child before its parent (the walk would not end)")
         if len(self.roots) == 0 or (self.roots < 0).any() or (self.roots >= n).any():
             raise ValueError("root index out of range")

@@ -10,8 +10,6 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.conftest import Events, capture_events, queue_counts  # noqa: F401  (shared with the other suites)
-
 from tests.corpus.hostile import HostileServer
 
 MODELS = Path(__file__).resolve().parents[2] / "models"

@@ -17,7 +17,8 @@ import pytest
 from anomaly_cli.contract import WorkItem
 from anomaly_cli.worker.shutdown import MaxMessages
 from tests.corpus.cases import AUDIO, Case, of_kind, param
-from tests.corpus.conftest import Events, capture_events, clean_aws_env, queue_counts, run_worker
+from tests.conftest import Events, capture_events, queue_counts
+from tests.corpus.conftest import clean_aws_env, run_worker
 from tests.corpus.hostile import HostileServer
 from tests.corpus.test_messages import valid_item
 

@@ -14,7 +14,8 @@ import pytest
 
 from anomaly_cli.contract import WorkItem
 from tests.corpus.cases import MESSAGE, Case, of_kind, param
-from tests.corpus.conftest import Events, Until, capture_events, clean_aws_env, queue_counts, run_worker
+from tests.conftest import Events, capture_events, queue_counts
+from tests.corpus.conftest import Until, clean_aws_env, run_worker
 from tests.corpus.hostile import HostileServer
 
 T = dt.datetime(2025, 12, 20, 5, 41, 7, tzinfo=dt.timezone.utc)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.conftest import Events, queue_counts  # noqa: F401  (Events: shared with tests/conftest.py's `events` fixture)
+from tests.conftest import queue_counts
 
 from anomaly_cli.contract import WorkItem
 

@@ -52,7 +52,6 @@ def inspect(
 
 def render_inspect(r: Any) -> None:
     """The human summary of an :class:`~anomaly_cli.ops.results.InspectReport` (the demo prints it too)."""
-
     filt = ", ".join(f"{k}={v}" for k, v in r.filters.items() if v)
     head = fact_table(f"results {r.test_date}" + (f" ({filt})" if filt else ""))
     head.add_row("screened", str(r.total))
