@@ -36,49 +36,108 @@ class Settings:
     """Every effective setting. Build it with :func:`load_settings`, never by hand in code."""
 
     # --- MongoDB ---
-    mongo_uri: str = _spec("MONGO_URI", "MongoDB URI; `mongomock://` selects the embedded in-process double", secret=True, default="mongodb://localhost:27017")
+    mongo_uri: str = _spec(
+        "MONGO_URI",
+        "MongoDB URI; `mongomock://` selects the embedded in-process double",
+        secret=True,
+        default="mongodb://localhost:27017",
+    )
     mongo_db_name: str = _spec("MONGO_DB_NAME", "database holding source, state and results", default="nipun")
-    mongo_source_collection: str = _spec("MONGO_SOURCE_COLLECTION", "source collection of assessment records", default="student_assessment_record")
-    mongo_state_collection: str = _spec("MONGO_STATE_COLLECTION", "discovery state / watermark collection", default="anomaly_pipeline_state")
-    mongo_result_collection: str = _spec("MONGO_RESULT_COLLECTION", "screening results collection", default="anomaly_detection_results")
-    mongo_read_preference: str = _spec("MONGO_READ_PREFERENCE", "read preference for discovery reads of the source", default="secondaryPreferred")
+    mongo_source_collection: str = _spec(
+        "MONGO_SOURCE_COLLECTION", "source collection of assessment records", default="student_assessment_record"
+    )
+    mongo_state_collection: str = _spec(
+        "MONGO_STATE_COLLECTION", "discovery state / watermark collection", default="anomaly_pipeline_state"
+    )
+    mongo_result_collection: str = _spec(
+        "MONGO_RESULT_COLLECTION", "screening results collection", default="anomaly_detection_results"
+    )
+    mongo_read_preference: str = _spec(
+        "MONGO_READ_PREFERENCE", "read preference for discovery reads of the source", default="secondaryPreferred"
+    )
     mongo_timeout_ms: int = _spec("MONGO_TIMEOUT_MS", "server selection / socket timeout in ms", default=10000)
     # --- AWS / SQS ---
     sqs_queue_url: str = _spec("SQS_QUEUE_URL", "the work queue (standard or .fifo)", default="")
     sqs_dlq_url: str = _spec("SQS_DLQ_URL", "dead-letter queue; default: the queue's RedrivePolicy target", default="")
     aws_region: str = _spec("AWS_REGION", "AWS region", default="ap-south-1")
     aws_endpoint_url: str = _spec("AWS_ENDPOINT_URL", "endpoint override for SQS and S3 (moto, localstack)", default="")
-    sqs_fifo_group_id: str = _spec("SQS_FIFO_GROUP_ID", "FIFO message group; default: the row's mongo_doc_id (one group serialises the whole fleet)", default="")
+    sqs_fifo_group_id: str = _spec(
+        "SQS_FIFO_GROUP_ID",
+        "FIFO message group; default: the row's mongo_doc_id (one group serialises the whole fleet)",
+        default="",
+    )
     # --- discovery ---
     pipeline_name: str = _spec("PIPELINE_NAME", "pipeline name in the state document", default="audio_anomaly")
     test_date: str = _spec("TEST_DATE", "test date YYYY-MM-DD", default="")
-    test_date_timezone: str = _spec("TEST_DATE_TIMEZONE", "time zone whose calendar day a date-typed assessments.test_date belongs to", default="UTC")
-    subject_name: str = _spec("SUBJECT_NAME", "subject whose rows are screened (compared after NFC + trim)", default="वाचन")
+    test_date_timezone: str = _spec(
+        "TEST_DATE_TIMEZONE",
+        "time zone whose calendar day a date-typed assessments.test_date belongs to",
+        default="UTC",
+    )
+    subject_name: str = _spec(
+        "SUBJECT_NAME", "subject whose rows are screened (compared after NFC + trim)", default="वाचन"
+    )
     discovery_batch_size: int = _spec("DISCOVERY_BATCH_SIZE", "rows fetched per discovery page", default=100)
-    max_records: int | None = _spec("MAX_RECORDS", "cap on rows fetched in one discovery run (empty: no cap)", default=None)
-    poll_interval_seconds: float = _spec("POLL_INTERVAL_SECONDS", "incremental: sleep when nothing is new", default=30.0)
-    mongo_to_sqs_mode: str = _spec("MONGO_TO_SQS_MODE", "discovery mode: backfill, incremental or sweep", default="backfill")
-    discovery_lease_seconds: float = _spec("DISCOVERY_LEASE_SECONDS", "lease on a test date's watermark; renewed every page", default=300.0)
-    sweep_recent_seconds: float = _spec("SWEEP_RECENT_SECONDS", "sweep: skip rows enqueued less than this long ago", default=3600.0)
-    mongo_enqueue_log_collection: str = _spec("MONGO_ENQUEUE_LOG_COLLECTION", "when each row was last enqueued (TTL 7 days); sweep skips recent ones", default="anomaly_enqueue_log")
+    max_records: int | None = _spec(
+        "MAX_RECORDS", "cap on rows fetched in one discovery run (empty: no cap)", default=None
+    )
+    poll_interval_seconds: float = _spec(
+        "POLL_INTERVAL_SECONDS", "incremental: sleep when nothing is new", default=30.0
+    )
+    mongo_to_sqs_mode: str = _spec(
+        "MONGO_TO_SQS_MODE", "discovery mode: backfill, incremental or sweep", default="backfill"
+    )
+    discovery_lease_seconds: float = _spec(
+        "DISCOVERY_LEASE_SECONDS", "lease on a test date's watermark; renewed every page", default=300.0
+    )
+    sweep_recent_seconds: float = _spec(
+        "SWEEP_RECENT_SECONDS", "sweep: skip rows enqueued less than this long ago", default=3600.0
+    )
+    mongo_enqueue_log_collection: str = _spec(
+        "MONGO_ENQUEUE_LOG_COLLECTION",
+        "when each row was last enqueued (TTL 7 days); sweep skips recent ones",
+        default="anomaly_enqueue_log",
+    )
     # --- worker ---
     batch_size: int = _spec("BATCH_SIZE", "worker: items buffered before a batch is dispatched", default=10)
-    max_concurrency: int = _spec("MAX_CONCURRENCY", "worker: downloads in flight (screening runs beside them in CPU_WORKERS processes)", default=8)
+    max_concurrency: int = _spec(
+        "MAX_CONCURRENCY",
+        "worker: downloads in flight (screening runs beside them in CPU_WORKERS processes)",
+        default=8,
+    )
     cpu_workers: int = _spec("CPU_WORKERS", "worker: processes for decode + features (0 = number of cores)", default=0)
     flush_seconds: float = _spec("FLUSH_SECONDS", "worker: dispatch a partial batch after this long", default=2.0)
     sqs_wait_seconds: int = _spec("SQS_WAIT_SECONDS", "worker: long-poll wait (0-20)", default=20)
-    visibility_timeout_seconds: int = _spec("SQS_VISIBILITY_TIMEOUT", "worker: visibility asked for received messages", default=300)
-    enable_source_backlink_update: bool = _spec("ENABLE_SOURCE_BACKLINK_UPDATE", "worker: write the anomaly backlink into the source row", default=False)
-    access_denied_limit: int = _spec("ACCESS_DENIED_LIMIT", "worker: consecutive access-denied answers that stop the worker", default=20)
-    throughput_log_seconds: float = _spec("THROUGHPUT_LOG_SECONDS", "worker: period of the throughput event", default=30.0)
+    visibility_timeout_seconds: int = _spec(
+        "SQS_VISIBILITY_TIMEOUT", "worker: visibility asked for received messages", default=300
+    )
+    enable_source_backlink_update: bool = _spec(
+        "ENABLE_SOURCE_BACKLINK_UPDATE", "worker: write the anomaly backlink into the source row", default=False
+    )
+    access_denied_limit: int = _spec(
+        "ACCESS_DENIED_LIMIT", "worker: consecutive access-denied answers that stop the worker", default=20
+    )
+    throughput_log_seconds: float = _spec(
+        "THROUGHPUT_LOG_SECONDS", "worker: period of the throughput event", default=30.0
+    )
     # --- fetching audio ---
-    audio_url_allowlist: tuple[str, ...] = _spec("AUDIO_URL_ALLOWLIST", "comma list of allowed S3 buckets (s3://bucket) and https hosts", default=())
-    fetch_connect_timeout_seconds: float = _spec("FETCH_CONNECT_TIMEOUT_SECONDS", "connect timeout per download attempt", default=5.0)
-    fetch_read_timeout_seconds: float = _spec("FETCH_READ_TIMEOUT_SECONDS", "read (between bytes) timeout per attempt", default=20.0)
-    fetch_deadline_seconds: float = _spec("FETCH_DEADLINE_SECONDS", "overall deadline per download, retries included", default=60.0)
+    audio_url_allowlist: tuple[str, ...] = _spec(
+        "AUDIO_URL_ALLOWLIST", "comma list of allowed S3 buckets (s3://bucket) and https hosts", default=()
+    )
+    fetch_connect_timeout_seconds: float = _spec(
+        "FETCH_CONNECT_TIMEOUT_SECONDS", "connect timeout per download attempt", default=5.0
+    )
+    fetch_read_timeout_seconds: float = _spec(
+        "FETCH_READ_TIMEOUT_SECONDS", "read (between bytes) timeout per attempt", default=20.0
+    )
+    fetch_deadline_seconds: float = _spec(
+        "FETCH_DEADLINE_SECONDS", "overall deadline per download, retries included", default=60.0
+    )
     fetch_retries: int = _spec("FETCH_RETRIES", "attempts for transient download errors", default=3)
     max_audio_bytes: int = _spec("MAX_AUDIO_BYTES", "byte cap enforced while streaming", default=50 * 1024 * 1024)
-    max_duration_seconds: float = _spec("MAX_DURATION_SECONDS", "decode stops here; longer recordings are too_long", default=600.0)
+    max_duration_seconds: float = _spec(
+        "MAX_DURATION_SECONDS", "decode stops here; longer recordings are too_long", default=600.0
+    )
     # --- model ---
     model_dir: str = _spec("MODEL_DIR", "folder of model versions", default="models")
     model_version: str = _spec("MODEL_VERSION", "model version to load (default: newest)", default="")
@@ -103,7 +162,9 @@ class Settings:
             value = getattr(self, name)
             if value in ("", None, ()):
                 env = env_name(name)
-                raise ConfigError(f"{env} is not set", field=env, hint=f"set {env} in the environment, .env, or with its flag")
+                raise ConfigError(
+                    f"{env} is not set", field=env, hint=f"set {env} in the environment, .env, or with its flag"
+                )
 
     def redacted(self) -> dict[str, Any]:
         """All settings as plain values with secrets masked (for ``config show`` and logs)."""
@@ -198,15 +259,29 @@ def _validate(s: Settings) -> None:
         zoneinfo.ZoneInfo(s.test_date_timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
         raise bad("test_date_timezone", f"unknown time zone {s.test_date_timezone!r}") from e
-    positive = ["discovery_batch_size", "batch_size", "max_concurrency", "fetch_retries", "max_audio_bytes",
-                "access_denied_limit"]
+    positive = [
+        "discovery_batch_size",
+        "batch_size",
+        "max_concurrency",
+        "fetch_retries",
+        "max_audio_bytes",
+        "access_denied_limit",
+    ]
     for name in positive:
         if getattr(s, name) < 1:
             raise bad(name, f"must be >= 1, got {getattr(s, name)}")
     if s.max_records is not None and s.max_records < 1:
         raise bad("max_records", f"must be >= 1 when set, got {s.max_records}")
-    for name in ("poll_interval_seconds", "flush_seconds", "fetch_connect_timeout_seconds", "fetch_read_timeout_seconds",
-                 "fetch_deadline_seconds", "max_duration_seconds", "discovery_lease_seconds", "throughput_log_seconds"):
+    for name in (
+        "poll_interval_seconds",
+        "flush_seconds",
+        "fetch_connect_timeout_seconds",
+        "fetch_read_timeout_seconds",
+        "fetch_deadline_seconds",
+        "max_duration_seconds",
+        "discovery_lease_seconds",
+        "throughput_log_seconds",
+    ):
         if getattr(s, name) <= 0:
             raise bad(name, f"must be > 0, got {getattr(s, name)}")
     if s.cpu_workers < 0:
@@ -231,7 +306,7 @@ def read_env_file(path: Path) -> dict[str, str]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("export "):
-            line = line[len("export "):]
+            line = line[len("export ") :]
         if "=" not in line:
             raise ConfigError(f"{path}:{lineno}: expected KEY=VALUE", field=str(path))
         key, _, value = line.partition("=")
@@ -284,7 +359,9 @@ def load_settings(
 # Greedy up to the LAST '@' before the path: a password with an unescaped '@' (a common typo in
 # MONGO_URI) must be masked whole, not only up to its own '@'.
 _USERINFO_RE = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/\s]+)@", re.I)
-_SECRET_QS = re.compile(r"(?i)(X-Amz-[A-Za-z-]+|Signature|AWSAccessKeyId|token|sig|key|Expires|Policy|Key-Pair-Id)=[^&\s]*")
+_SECRET_QS = re.compile(
+    r"(?i)(X-Amz-[A-Za-z-]+|Signature|AWSAccessKeyId|token|sig|key|Expires|Policy|Key-Pair-Id)=[^&\s]*"
+)
 
 
 def redact_uri(uri: str) -> str:
@@ -338,5 +415,3 @@ def with_overrides(settings: Settings, **changes: Any) -> Settings:
     new = Settings(**values, sources=sources)
     _validate(new)
     return new
-
-

@@ -34,8 +34,18 @@ ALL_RECORD_TYPES = RECORD_TYPES + (ADHOC,)
 RECORD_PATHS = {"teacher": "teacher_record", "admin": "admin_record"}
 
 MESSAGE_FIELDS = (
-    "source_collection", "mongo_doc_id", "test_date", "record_type", "subject_id", "subject_name",
-    "audio_s3_url", "source_updated_at", "subject_created_at", "student_id", "udise", "trace_id",
+    "source_collection",
+    "mongo_doc_id",
+    "test_date",
+    "record_type",
+    "subject_id",
+    "subject_name",
+    "audio_s3_url",
+    "source_updated_at",
+    "subject_created_at",
+    "student_id",
+    "udise",
+    "trace_id",
     "discovered_at",
 )
 _DATETIME_FIELDS = ("source_updated_at", "subject_created_at", "discovered_at")
@@ -71,8 +81,9 @@ def test_date_datetime(test_date: str) -> dt.datetime:
     return dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone.utc)
 
 
-def result_id(source_collection: str, mongo_doc_id: str, test_date: str, record_type: str,
-              subject_id: str, audio_url: str) -> str:
+def result_id(
+    source_collection: str, mongo_doc_id: str, test_date: str, record_type: str, subject_id: str, audio_url: str
+) -> str:
     """The deterministic result ``_id``: anyone can recompute it from the six parts."""
     raw = "|".join([source_collection, mongo_doc_id, test_date, record_type, subject_id, audio_url.strip()])
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
@@ -98,8 +109,14 @@ class WorkItem:
 
     @property
     def result_id(self) -> str:
-        return result_id(self.source_collection, self.mongo_doc_id, self.test_date, self.record_type,
-                         self.subject_id, self.audio_s3_url)
+        return result_id(
+            self.source_collection,
+            self.mongo_doc_id,
+            self.test_date,
+            self.record_type,
+            self.subject_id,
+            self.audio_s3_url,
+        )
 
     @property
     def natural_key(self) -> tuple[str, str, str, str]:
@@ -195,7 +212,9 @@ def parse_message(body: str | bytes | Mapping[str, Any]) -> WorkItem:
     except ValueError as e:
         raise ContractError(f"field 'test_date' must be YYYY-MM-DD, got {values['test_date'][:32]!r}") from e
     if values["record_type"] not in ALL_RECORD_TYPES:
-        raise ContractError(f"field 'record_type' must be one of {', '.join(ALL_RECORD_TYPES)}, got {values['record_type'][:32]!r}")
+        raise ContractError(
+            f"field 'record_type' must be one of {', '.join(ALL_RECORD_TYPES)}, got {values['record_type'][:32]!r}"
+        )
     if values["audio_s3_url"] != values["audio_s3_url"].strip():
         values["audio_s3_url"] = values["audio_s3_url"].strip()
     return WorkItem(**values)
@@ -220,19 +239,30 @@ class SubjectRow:
         """The discovery order: (source_updated_at, mongo_doc_id, record_type, subject_id)."""
         return (self.subject_created_at, self.mongo_doc_id, self.record_type, self.subject_id)
 
-    def to_work_item(self, source_collection: str, test_date: str, *, now: dt.datetime | None = None,
-                     trace_id: str | None = None) -> WorkItem:
+    def to_work_item(
+        self, source_collection: str, test_date: str, *, now: dt.datetime | None = None, trace_id: str | None = None
+    ) -> WorkItem:
         """The work item of this row; ``trace_id`` is a fresh UUID per enqueue."""
         return WorkItem(
-            source_collection=source_collection, mongo_doc_id=self.mongo_doc_id, test_date=test_date,
-            record_type=self.record_type, subject_id=self.subject_id, subject_name=self.subject_name,
-            audio_s3_url=self.audio_url, source_updated_at=self.subject_created_at,
-            subject_created_at=self.subject_created_at, student_id=self.student_id, udise=self.udise,
-            trace_id=trace_id or str(uuid.uuid4()), discovered_at=now or dt.datetime.now(dt.timezone.utc),
+            source_collection=source_collection,
+            mongo_doc_id=self.mongo_doc_id,
+            test_date=test_date,
+            record_type=self.record_type,
+            subject_id=self.subject_id,
+            subject_name=self.subject_name,
+            audio_s3_url=self.audio_url,
+            source_updated_at=self.subject_created_at,
+            subject_created_at=self.subject_created_at,
+            student_id=self.student_id,
+            udise=self.udise,
+            trace_id=trace_id or str(uuid.uuid4()),
+            discovered_at=now or dt.datetime.now(dt.timezone.utc),
         )
 
     def result_id(self, source_collection: str, test_date: str) -> str:
-        return result_id(source_collection, self.mongo_doc_id, test_date, self.record_type, self.subject_id, self.audio_url)
+        return result_id(
+            source_collection, self.mongo_doc_id, test_date, self.record_type, self.subject_id, self.audio_url
+        )
 
 
 @dataclass(frozen=True)
@@ -247,8 +277,12 @@ class RejectedRow:
 
 #: Reasons a reading row is rejected; stats count them under ``skipped_invalid.<reason>``.
 REJECT_REASONS = (
-    "missing_subject_id", "audio_url_not_string", "empty_audio_url", "missing_subject_created_at",
-    "subject_created_at_not_date", "subject_created_at_in_future",
+    "missing_subject_id",
+    "audio_url_not_string",
+    "empty_audio_url",
+    "missing_subject_created_at",
+    "subject_created_at_not_date",
+    "subject_created_at_in_future",
 )
 #: Rows stamped further than this in the future are phone-clock errors, not screenable rows.
 FUTURE_TOLERANCE = dt.timedelta(days=1)
@@ -270,7 +304,11 @@ def subject_matches(raw: Mapping[str, Any], subject_name: str) -> bool:
 
 
 def normalize_subject_row(
-    *, mongo_doc_id: Any, record_type: str, raw: Mapping[str, Any], student: Mapping[str, Any],
+    *,
+    mongo_doc_id: Any,
+    record_type: str,
+    raw: Mapping[str, Any],
+    student: Mapping[str, Any],
     now: dt.datetime | None = None,
 ) -> SubjectRow | RejectedRow:
     """Normalise one raw subject row (already known to be of the right subject).
@@ -285,7 +323,9 @@ def normalize_subject_row(
         return RejectedRow(doc_id, record_type, None, "missing_subject_id")
     url = raw.get("audio_url")
     if not isinstance(url, str):
-        return RejectedRow(doc_id, record_type, subject_id, "audio_url_not_string" if url is not None else "empty_audio_url")
+        return RejectedRow(
+            doc_id, record_type, subject_id, "audio_url_not_string" if url is not None else "empty_audio_url"
+        )
     url = url.strip()
     if not url or url.lower() in ("null", "none", "undefined"):
         return RejectedRow(doc_id, record_type, subject_id, "empty_audio_url")
@@ -299,9 +339,14 @@ def normalize_subject_row(
     if created > now + FUTURE_TOLERANCE:
         return RejectedRow(doc_id, record_type, subject_id, "subject_created_at_in_future")
     return SubjectRow(
-        mongo_doc_id=doc_id, record_type=record_type, subject_id=subject_id,
-        subject_name=normalize_text(raw["subject_name"]), audio_url=url, subject_created_at=created,
-        student_id=_id_str(student.get("student_id")), udise=_id_str(student.get("udise")),
+        mongo_doc_id=doc_id,
+        record_type=record_type,
+        subject_id=subject_id,
+        subject_name=normalize_text(raw["subject_name"]),
+        audio_url=url,
+        subject_created_at=created,
+        student_id=_id_str(student.get("student_id")),
+        udise=_id_str(student.get("udise")),
     )
 
 

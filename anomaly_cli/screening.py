@@ -13,8 +13,19 @@ from typing import Any
 
 #: Every reason code, in the order they are reported when several apply (most basic first).
 REASON_CODES = (
-    "unavailable", "corrupt", "truncated", "too_short", "too_long", "silent", "low_volume", "no_speech",
-    "noisy", "clipped", "dc_offset", "duplicate", "outlier",
+    "unavailable",
+    "corrupt",
+    "truncated",
+    "too_short",
+    "too_long",
+    "silent",
+    "low_volume",
+    "no_speech",
+    "noisy",
+    "clipped",
+    "dc_offset",
+    "duplicate",
+    "outlier",
 )
 
 
@@ -52,16 +63,31 @@ class Screening:
         return [r.code for r in self.reasons]
 
     @classmethod
-    def failed(cls, *, code: str, message: str, stage: str, reason: str, model_version: str,
-               audio: dict[str, Any] | None = None, timings_ms: dict[str, float] | None = None) -> "Screening":
+    def failed(
+        cls,
+        *,
+        code: str,
+        message: str,
+        stage: str,
+        reason: str,
+        model_version: str,
+        audio: dict[str, Any] | None = None,
+        timings_ms: dict[str, float] | None = None,
+    ) -> "Screening":
         """A terminal answer for a recording that could not be fetched (``unavailable``) or
         decoded (``corrupt``)."""
         if reason not in REASON_CODES:
             raise ValueError(f"unknown reason code {reason!r}")
-        return cls(status="failed", is_anomaly=True, anomaly_score=1.0,
-                   reasons=(Reason(reason, None, None, f"{code}: {message}"[:300]),), model_version=model_version,
-                   audio=dict(audio or {}), error={"code": code, "message": message[:500], "stage": stage},
-                   timings_ms=dict(timings_ms or {}))
+        return cls(
+            status="failed",
+            is_anomaly=True,
+            anomaly_score=1.0,
+            reasons=(Reason(reason, None, None, f"{code}: {message}"[:300]),),
+            model_version=model_version,
+            audio=dict(audio or {}),
+            error={"code": code, "message": message[:500], "stage": stage},
+            timings_ms=dict(timings_ms or {}),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -44,8 +44,12 @@ def main() -> None:
         return merge(args.merge, args.quick)
     shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else (0, 1)
     # moto needs credentials to exist; these are fake and local (nothing leaves the process)
-    for k, v in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "ap-south-1",
-                 "AWS_REGION": "ap-south-1"}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "ap-south-1",
+        "AWS_REGION": "ap-south-1",
+    }.items():
         os.environ.setdefault(k, v)
     os.environ.pop("AWS_ENDPOINT_URL", None)
     logging.getLogger("anomaly").setLevel(logging.ERROR)  # the verdicts are the output, not the event stream
@@ -69,22 +73,46 @@ def main() -> None:
         sqs = boto3.client("sqs", region_name="ap-south-1")
         mongo = mongomock_ng.MongoClient(tz_aware=True)
         recs = make_recordings(items, 7)
-        base = run_scenario("none", 0, items=items, model=model, sqs=sqs, mongo=mongo, server=server,
-                            recordings=recs, deadline_s=1800)
+        base = run_scenario(
+            "none", 0, items=items, model=model, sqs=sqs, mongo=mongo, server=server, recordings=recs, deadline_s=1800
+        )
         for point in POINTS:
             for seed in [x for x in range(1, seeds + 1) if x % shard[1] == shard[0]]:
-                v = run_scenario(point, seed, items=items, model=model, sqs=sqs, mongo=mongo, server=server,
-                                 recordings=recs, deadline_s=1800)
+                v = run_scenario(
+                    point,
+                    seed,
+                    items=items,
+                    model=model,
+                    sqs=sqs,
+                    mongo=mongo,
+                    server=server,
+                    recordings=recs,
+                    deadline_s=1800,
+                )
                 rows.append(v)
-                print(f"{point:15s} seed {seed:2d}: holds={v.holds} results={v.results}/{v.items} "
-                      f"at_crash={v.results_at_crash} acked={v.acked} {v.seconds}s", file=sys.stderr, flush=True)
+                print(
+                    f"{point:15s} seed {seed:2d}: holds={v.holds} results={v.results}/{v.items} "
+                    f"at_crash={v.results_at_crash} acked={v.acked} {v.seconds}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     server.httpd.shutdown()
     total_s = time.monotonic() - t_all
     if args.shard:
         SHARDS.mkdir(parents=True, exist_ok=True)
         out = SHARDS / f"shard-{shard[0]}-of-{shard[1]}.json"
-        out.write_text(json.dumps({"items": items, "seeds": seeds, "total_s": total_s, "machine": machine(),
-                                   "base": dataclasses.asdict(base), "rows": [dataclasses.asdict(v) for v in rows]}))
+        out.write_text(
+            json.dumps(
+                {
+                    "items": items,
+                    "seeds": seeds,
+                    "total_s": total_s,
+                    "machine": machine(),
+                    "base": dataclasses.asdict(base),
+                    "rows": [dataclasses.asdict(v) for v in rows],
+                }
+            )
+        )
         print(f"wrote {out}", file=sys.stderr)
         sys.exit(0 if all(v.holds for v in rows) else 1)
     write_report(rows, [base], seeds, items, total_s, args.quick, "")
@@ -97,8 +125,10 @@ def merge(n: int, quick: bool) -> None:
     parts = [json.loads((SHARDS / f"shard-{k}-of-{n}.json").read_text()) for k in range(n)]
     rows = [Verdict(**r) for p in parts for r in p["rows"]]
     bases = [Verdict(**p["base"]) for p in parts]
-    note = (f" Run as {n} shards at the same time (`--shard K/{n}`, one per core, then `--merge {n}`); "
-            f"total is the longest shard's wall time.")
+    note = (
+        f" Run as {n} shards at the same time (`--shard K/{n}`, one per core, then `--merge {n}`); "
+        f"total is the longest shard's wall time."
+    )
     write_report(rows, bases, parts[0]["seeds"], parts[0]["items"], max(p["total_s"] for p in parts), quick, note)
 
 
@@ -110,11 +140,13 @@ def write_report(rows: list, bases: list, seeds: int, items: int, total_s: float
     for point in POINTS:
         vs = [v for v in rows if v.point == point]
         mean_s = sum(v.seconds for v in vs) / len(vs)
-        lines.append(f"| {point} | {len(vs)} | {sum(v.crashed for v in vs)} | {sum(v.holds for v in vs)} | "
-                     f"{sum(v.items for v in vs)} | {sum(v.results for v in vs)} | {sum(v.results_at_crash for v in vs)} | "
-                     f"{sum(len(v.acked_without_result) for v in vs)} | {sum(len(v.missing) for v in vs)} | "
-                     f"{sum(len(v.overwritten) for v in vs)} | {sum(len(v.rescreened_after_result) for v in vs)} | "
-                     f"{mean_s:.1f} | {mean_s / max(base_s, 1e-9):.2f}x |")
+        lines.append(
+            f"| {point} | {len(vs)} | {sum(v.crashed for v in vs)} | {sum(v.holds for v in vs)} | "
+            f"{sum(v.items for v in vs)} | {sum(v.results for v in vs)} | {sum(v.results_at_crash for v in vs)} | "
+            f"{sum(len(v.acked_without_result) for v in vs)} | {sum(len(v.missing) for v in vs)} | "
+            f"{sum(len(v.overwritten) for v in vs)} | {sum(len(v.rescreened_after_result) for v in vs)} | "
+            f"{mean_s:.1f} | {mean_s / max(base_s, 1e-9):.2f}x |"
+        )
     ok = all(v.holds for v in rows)
     cmd = "`.venv/bin/python bench/bench_crash_matrix.py" + (" --quick`" if quick else "`")
     md = f"""## Crash matrix (worker killed at each stage boundary, then a takeover)

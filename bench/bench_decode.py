@@ -88,10 +88,13 @@ def main() -> None:
         ratio = ours / base
         met = rtf >= 200 and ratio <= 1.5
         ok &= met
-        rows.append(f"| {fmt} | {d.codec} | {d.source_rate} | {len(data) / 1e6:.2f} | {ours * 1000:.1f} | {ours_med * 1000:.1f} | "
-                    f"{base * 1000:.1f} | {ratio:.2f}x | {rtf:.0f}x | {'yes' if met else 'NO'} |")
+        rows.append(
+            f"| {fmt} | {d.codec} | {d.source_rate} | {len(data) / 1e6:.2f} | {ours * 1000:.1f} | {ours_med * 1000:.1f} | "
+            f"{base * 1000:.1f} | {ratio:.2f}x | {rtf:.0f}x | {'yes' if met else 'NO'} |"
+        )
     cmd = "bench/bench_decode.py" + (" --quick" if args.quick else "")
-    md = f"""## Decode: 60 s per format to 16 kHz mono
+    md = (
+        f"""## Decode: 60 s per format to 16 kHz mono
 
 Machine: {machine()}. Command: `.venv/bin/python {cmd}` (best of {repeats}, one process, one core).
 Input: {SECONDS:.0f} s of speech-like audio at {RATE} Hz mono, encoded by `anomaly_cli.audio.formats.encode`
@@ -103,7 +106,10 @@ resamples with the numpy port in `audio/resample.py`, which is ~10 ms per minute
 
 | format | codec | source Hz | MB | decode_bytes ms (best) | median ms | naive ms | ratio | realtime | goal met |
 |---|---|---|---|---|---|---|---|---|---|
-""" + "\n".join(rows) + f"\n\nAll goals met: {'yes' if ok else 'no'}.\n"
+"""
+        + "\n".join(rows)
+        + f"\n\nAll goals met: {'yes' if ok else 'no'}.\n"
+    )
     write_section("decode", md)
 
 

@@ -46,12 +46,14 @@ def main() -> None:
     rows = "\n".join(f"| {k} | {v:.1f} |" for k, v in report.timings_s.items())
     met = wall < BUDGET_S
     cmd = "bench/bench_demo.py" + (" --quick" if a.quick else "")
-    write_section("demo", f"""
+    write_section(
+        "demo",
+        f"""
 ## `anomaly demo` wall time
 
 - machine: {machine()}; load average {load_before:.1f} before, {load_after:.1f} after
 - command: `.venv/bin/python {cmd}` ({students} students, seed 7, model {report.model_version})
-- recordings: {report.recordings}, screened at {report.worker.get('items_per_s')} recordings/s
+- recordings: {report.recordings}, screened at {report.worker.get("items_per_s")} recordings/s
 
 | phase | seconds |
 |---|---|
@@ -59,8 +61,9 @@ def main() -> None:
 
 Whole demo: **{wall:.1f} s** wall ({cpu:.1f} s of CPU in the main process; generation and
 screening run in child processes) against the budget of {BUDGET_S:.0f} s: ratio {wall / BUDGET_S:.2f},
-goal {'met' if met else 'NOT met'}{'' if met or load_before < 2.5 else ' (the machine was busy: see the load average)'}.
-""")
+goal {"met" if met else "NOT met"}{"" if met or load_before < 2.5 else " (the machine was busy: see the load average)"}.
+""",
+    )
 
 
 if __name__ == "__main__":

@@ -49,8 +49,11 @@ def free_port() -> int:
 
 def start_moto() -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -134,8 +137,14 @@ def fresh_queues(client: Any, n: int) -> list[str]:
 
 
 def depth_of(client: Any, urls: list[str]) -> list[int]:
-    return [int(client.get_queue_attributes(QueueUrl=u, AttributeNames=["ApproximateNumberOfMessages"])
-                ["Attributes"]["ApproximateNumberOfMessages"]) for u in urls]
+    return [
+        int(
+            client.get_queue_attributes(QueueUrl=u, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+                "ApproximateNumberOfMessages"
+            ]
+        )
+        for u in urls
+    ]
 
 
 def _rotating_queue_class():
@@ -174,14 +183,39 @@ def seed(db: Any, days: list[str], n_students: int) -> None:
         t0 = dt.datetime(d.year, d.month, d.day, 4, tzinfo=dt.timezone.utc)
         for i in range(n_students):
             ts = t0 + dt.timedelta(seconds=i)
-            docs.append({"_id": ObjectId(), "student_id": f"STU-{day}-{i:05d}", "udise": "27251200104", "assessments": [{
-                "test_date": dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone.utc),
-                "teacher_record": {"subjects": [
-                    {"subject_id": f"t{i}", "subject_name": "वाचन", "audio_url": f"s3://nipun-audio/{day}/t{i}.m4a", "subject_created_at": ts},
-                    {"subject_id": f"m{i}", "subject_name": "गणित", "subject_created_at": ts}]},
-                "admin_record": {"subjects": [
-                    {"subject_id": f"a{i}", "subject_name": "वाचन", "audio_url": f"s3://nipun-audio/{day}/a{i}.m4a",
-                     "subject_created_at": ts + dt.timedelta(hours=3)}]}}]})
+            docs.append(
+                {
+                    "_id": ObjectId(),
+                    "student_id": f"STU-{day}-{i:05d}",
+                    "udise": "27251200104",
+                    "assessments": [
+                        {
+                            "test_date": dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone.utc),
+                            "teacher_record": {
+                                "subjects": [
+                                    {
+                                        "subject_id": f"t{i}",
+                                        "subject_name": "वाचन",
+                                        "audio_url": f"s3://nipun-audio/{day}/t{i}.m4a",
+                                        "subject_created_at": ts,
+                                    },
+                                    {"subject_id": f"m{i}", "subject_name": "गणित", "subject_created_at": ts},
+                                ]
+                            },
+                            "admin_record": {
+                                "subjects": [
+                                    {
+                                        "subject_id": f"a{i}",
+                                        "subject_name": "वाचन",
+                                        "audio_url": f"s3://nipun-audio/{day}/a{i}.m4a",
+                                        "subject_created_at": ts + dt.timedelta(hours=3),
+                                    }
+                                ]
+                            },
+                        }
+                    ],
+                }
+            )
     db.student_assessment_record.insert_many(docs)
 
 
@@ -210,8 +244,17 @@ class Bench:
 
         n = len(self.bodies[day])
         urls = fresh_queues(self.client, -(-n // depth))
-        settings = load_settings({"mongo_uri": self.uri, "sqs_queue_url": urls[0], "test_date": day,
-                                  "discovery_batch_size": 100, "aws_endpoint_url": self.endpoint}, environ={}, env_file=None)
+        settings = load_settings(
+            {
+                "mongo_uri": self.uri,
+                "sqs_queue_url": urls[0],
+                "test_date": day,
+                "discovery_batch_size": 100,
+                "aws_endpoint_url": self.endpoint,
+            },
+            environ={},
+            env_file=None,
+        )
         queue = self.RotatingTimedQueue(self.client, urls, depth)
         service = build_service(settings, self.db, queue)
         # Start every run with an empty enqueue log, as every run starts with empty queues: the
@@ -244,9 +287,19 @@ def measure(b: Bench, days: list[str], rounds: int, depth: int) -> dict[str, flo
             base.append(bs), disc.append(ds), send.append(ss)
             r_whole.append(bs / ds), r_send.append(bs / ss)
     med = statistics.median
-    return {"runs": len(base), "base": med(base), "disc": med(disc), "send": med(send), "other": med(d - s for d, s in zip(disc, send)),
-            "ratio": med(r_whole), "send_ratio": med(r_send), "ratio_min": min(r_whole), "ratio_max": max(r_whole),
-            "send_ratio_min": min(r_send), "send_ratio_max": max(r_send)}
+    return {
+        "runs": len(base),
+        "base": med(base),
+        "disc": med(disc),
+        "send": med(send),
+        "other": med(d - s for d, s in zip(disc, send)),
+        "ratio": med(r_whole),
+        "send_ratio": med(r_send),
+        "ratio_min": min(r_whole),
+        "ratio_max": max(r_whole),
+        "send_ratio_min": min(r_send),
+        "send_ratio_max": max(r_send),
+    }
 
 
 def deep(b: Bench, days: list[str]) -> dict[str, float]:
@@ -264,8 +317,17 @@ def deep(b: Bench, days: list[str]) -> dict[str, float]:
     (dq,) = fresh_queues(b.client, 1)
     disc_s = send_s = 0.0
     for day in days:  # one queue for all the days' runs: it keeps filling
-        settings = load_settings({"mongo_uri": b.uri, "sqs_queue_url": dq, "test_date": day, "discovery_batch_size": 100,
-                                  "aws_endpoint_url": b.endpoint}, environ={}, env_file=None)
+        settings = load_settings(
+            {
+                "mongo_uri": b.uri,
+                "sqs_queue_url": dq,
+                "test_date": day,
+                "discovery_batch_size": 100,
+                "aws_endpoint_url": b.endpoint,
+            },
+            environ={},
+            env_file=None,
+        )
         queue = b.RotatingTimedQueue(b.client, [dq], n + 10)
         b.db[settings.mongo_enqueue_log_collection].delete_many({})  # as in Bench.discover
         t0 = time.perf_counter()
@@ -274,7 +336,14 @@ def deep(b: Bench, days: list[str]) -> dict[str, float]:
         send_s += queue.seconds
         assert report.enqueued == len(b.bodies[day]), report
     assert depth_of(b.client, [bq, dq]) == [n, n]
-    return {"n": n, "base": base_s, "disc": disc_s, "send": send_s, "ratio": base_s / disc_s, "send_ratio": base_s / send_s}
+    return {
+        "n": n,
+        "base": base_s,
+        "disc": disc_s,
+        "send": send_s,
+        "ratio": base_s / disc_s,
+        "send_ratio": base_s / send_s,
+    }
 
 
 def main() -> None:
@@ -330,12 +399,20 @@ def main() -> None:
     lines = []
     for d in depths:
         r = results[d]
-        lines.append(f"| {d} | baseline: one `SendMessage` per row | {r['base']:.2f} | {rate(r['base'], rows_per_run)} | 1.0x |")
-        lines.append(f"| {d} | `discover --mode backfill`, whole stage | {r['disc']:.2f} | {rate(r['disc'], rows_per_run)} | "
-                     f"**{r['ratio']:.1f}x** ({r['ratio_min']:.1f}-{r['ratio_max']:.1f}) |")
-        lines.append(f"| {d} | of which inside `SendMessageBatch` (SQS side) | {r['send']:.2f} | {rate(r['send'], rows_per_run)} | "
-                     f"**{r['send_ratio']:.1f}x** ({r['send_ratio_min']:.1f}-{r['send_ratio_max']:.1f}) |")
-        lines.append(f"| {d} | of which everything else (Mongo double: aggregation, result lookup, state, enqueue log; building bodies) | {r['other']:.2f} | | |")
+        lines.append(
+            f"| {d} | baseline: one `SendMessage` per row | {r['base']:.2f} | {rate(r['base'], rows_per_run)} | 1.0x |"
+        )
+        lines.append(
+            f"| {d} | `discover --mode backfill`, whole stage | {r['disc']:.2f} | {rate(r['disc'], rows_per_run)} | "
+            f"**{r['ratio']:.1f}x** ({r['ratio_min']:.1f}-{r['ratio_max']:.1f}) |"
+        )
+        lines.append(
+            f"| {d} | of which inside `SendMessageBatch` (SQS side) | {r['send']:.2f} | {rate(r['send'], rows_per_run)} | "
+            f"**{r['send_ratio']:.1f}x** ({r['send_ratio_min']:.1f}-{r['send_ratio_max']:.1f}) |"
+        )
+        lines.append(
+            f"| {d} | of which everything else (Mongo double: aggregation, result lookup, state, enqueue log; building bodies) | {r['other']:.2f} | | |"
+        )
     shallow = results[depths[0]]
     md = f"""## Discovery enqueue rate
 
@@ -353,7 +430,7 @@ queue ever holds more than that; queue creation is not timed and every queue's c
 afterwards. Likewise each discovery run starts with an empty enqueue log (untimed): the Mongo
 double emulates its TTL index by scanning the whole collection on every insert, so a log growing
 over the bench's runs would slow each run down (measured: 0.42, 0.57, 0.69, 0.84 s for four
-identical runs before this reset). {len(days)} test dates x {rounds} rounds = {shallow['runs']} paired runs per depth cap,
+identical runs before this reset). {len(days)} test dates x {rounds} rounds = {shallow["runs"]} paired runs per depth cap,
 interleaved (the side that goes first alternates); figures are medians per run, ratios are
 medians of the per-run ratios (min-max in brackets).
 
@@ -361,33 +438,33 @@ medians of the per-run ratios (min-max in brackets).
 |---|---|---|---|---|
 {chr(10).join(lines)}
 
-Deep queue (the figure first reported, re-measured in this run): all {dp['n']} rows of the {len(days)}
-dates into ONE queue per side, so it grows to {dp['n']} messages.
+Deep queue (the figure first reported, re-measured in this run): all {dp["n"]} rows of the {len(days)}
+dates into ONE queue per side, so it grows to {dp["n"]} messages.
 
 | what | seconds | rows/s | ratio to baseline |
 |---|---|---|---|
-| baseline: one `SendMessage` per row, one queue | {dp['base']:.2f} | {rate(dp['base'], dp['n'])} | 1.0x |
-| `discover` runs of every date into one queue, whole stage | {dp['disc']:.2f} | {rate(dp['disc'], dp['n'])} | {dp['ratio']:.1f}x |
-| of which inside `SendMessageBatch` | {dp['send']:.2f} | {rate(dp['send'], dp['n'])} | {dp['send_ratio']:.1f}x |
+| baseline: one `SendMessage` per row, one queue | {dp["base"]:.2f} | {rate(dp["base"], dp["n"])} | 1.0x |
+| `discover` runs of every date into one queue, whole stage | {dp["disc"]:.2f} | {rate(dp["disc"], dp["n"])} | {dp["ratio"]:.1f}x |
+| of which inside `SendMessageBatch` | {dp["send"]:.2f} | {rate(dp["send"], dp["n"])} | {dp["send_ratio"]:.1f}x |
 
-With a network: the same shallow runs (depth cap {depths[0]}, {rtt['runs']} paired runs) through a TCP proxy that adds
+With a network: the same shallow runs (depth cap {depths[0]}, {rtt["runs"]} paired runs) through a TCP proxy that adds
 {RTT_S * 1000:.0f} ms of round trip to every request (`DelayProxy`: half each way, as a delay line), standing for
 the network between a worker host and SQS in the same region (typically 5-20 ms), which loopback lacks.
 
 | what | seconds per run | rows/s | ratio to baseline |
 |---|---|---|---|
-| baseline: one `SendMessage` per row | {rtt['base']:.2f} | {rate(rtt['base'], rows_per_run)} | 1.0x |
-| `discover --mode backfill`, whole stage | {rtt['disc']:.2f} | {rate(rtt['disc'], rows_per_run)} | **{rtt['ratio']:.1f}x** ({rtt['ratio_min']:.1f}-{rtt['ratio_max']:.1f}) |
-| of which inside `SendMessageBatch` (SQS side) | {rtt['send']:.2f} | {rate(rtt['send'], rows_per_run)} | **{rtt['send_ratio']:.1f}x** ({rtt['send_ratio_min']:.1f}-{rtt['send_ratio_max']:.1f}) |
-| of which everything else (the Mongo double, as above) | {rtt['other']:.2f} | | |
+| baseline: one `SendMessage` per row | {rtt["base"]:.2f} | {rate(rtt["base"], rows_per_run)} | 1.0x |
+| `discover --mode backfill`, whole stage | {rtt["disc"]:.2f} | {rate(rtt["disc"], rows_per_run)} | **{rtt["ratio"]:.1f}x** ({rtt["ratio_min"]:.1f}-{rtt["ratio_max"]:.1f}) |
+| of which inside `SendMessageBatch` (SQS side) | {rtt["send"]:.2f} | {rate(rtt["send"], rows_per_run)} | **{rtt["send_ratio"]:.1f}x** ({rtt["send_ratio_min"]:.1f}-{rtt["send_ratio_max"]:.1f}) |
+| of which everything else (the Mongo double, as above) | {rtt["other"]:.2f} | | |
 
-Goal >= {GOAL:.0f}x (whole stage): on loopback **{"met" if shallow['ratio'] >= GOAL else "NOT met"}** at depth cap {depths[0]}
-({shallow['ratio']:.1f}x whole stage, {shallow['send_ratio']:.1f}x on the SQS side alone); with a {RTT_S * 1000:.0f} ms round trip
-**{"met" if rtt['ratio'] >= GOAL else "NOT met"}** ({rtt['ratio']:.1f}x whole stage, {rtt['send_ratio']:.1f}x on the SQS side).
+Goal >= {GOAL:.0f}x (whole stage): on loopback **{"met" if shallow["ratio"] >= GOAL else "NOT met"}** at depth cap {depths[0]}
+({shallow["ratio"]:.1f}x whole stage, {shallow["send_ratio"]:.1f}x on the SQS side alone); with a {RTT_S * 1000:.0f} ms round trip
+**{"met" if rtt["ratio"] >= GOAL else "NOT met"}** ({rtt["ratio"]:.1f}x whole stage, {rtt["send_ratio"]:.1f}x on the SQS side).
 
 What the figures say:
-- Where the time goes: at depth cap {depths[0]} discovery spends {shallow['send']:.2f} s of {shallow['disc']:.2f} s per
-  run inside `SendMessageBatch` and {shallow['other']:.2f} s on everything else, mostly the in-process Mongo
+- Where the time goes: at depth cap {depths[0]} discovery spends {shallow["send"]:.2f} s of {shallow["disc"]:.2f} s per
+  run inside `SendMessageBatch` and {shallow["other"]:.2f} s on everything else, mostly the in-process Mongo
   double (a separate cProfile of four runs: its aggregation about 40% of the run time, the
   enqueue-log writes about 20%), which costs far more per row than a real MongoDB server. The SQS-side ratio is the batching claim itself; the whole-stage
   ratio carries that Mongo double too.

@@ -34,9 +34,11 @@ from common import machine, write_section  # noqa: E402
 
 SR = 16_000
 N_FFT, HOP = 512, 160
-COLD = ("import time; t = time.perf_counter(); import numpy as np, librosa; "
-        "librosa.feature.mfcc(y=np.random.default_rng(0).standard_normal(16000).astype('float32'), sr=16000); "
-        "librosa.feature.spectral_rolloff(y=np.zeros(16000, 'float32'), sr=16000); print(time.perf_counter() - t)")
+COLD = (
+    "import time; t = time.perf_counter(); import numpy as np, librosa; "
+    "librosa.feature.mfcc(y=np.random.default_rng(0).standard_normal(16000).astype('float32'), sr=16000); "
+    "librosa.feature.spectral_rolloff(y=np.zeros(16000, 'float32'), sr=16000); print(time.perf_counter() - t)"
+)
 
 
 def _stats(*feats: Any) -> list[float]:
@@ -67,7 +69,7 @@ def librosa_shared_stft(y: Any) -> list[float]:
     import numpy as np
 
     S = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP, win_length=400))
-    P = S ** 2
+    P = S**2
     rms = librosa.feature.rms(S=S, frame_length=N_FFT)
     zcr = librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP)
     cen = librosa.feature.spectral_centroid(S=S, sr=SR)
@@ -101,8 +103,11 @@ def main() -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     except (AttributeError, OSError):
         pass
-    cold = float(subprocess.run([sys.executable, "-c", COLD], capture_output=True, text=True, check=True,
-                                env={**os.environ}).stdout.strip().splitlines()[-1])
+    cold = float(
+        subprocess.run([sys.executable, "-c", COLD], capture_output=True, text=True, check=True, env={**os.environ})
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     y = synth.make_clip("normal", np.random.default_rng(7), variant="plain", duration_s=60.0).samples
     seconds = y.size / SR
     load_before = os.getloadavg()[0]
@@ -113,23 +118,28 @@ def main() -> None:
         acc["by"].append(_times(librosa_by_feature, y, max(1, runs // 3)))
         acc["shared"].append(_times(librosa_shared_stft, y, max(1, runs // 3)))
     (ours, ours_best), (by_feature, by_best), (shared, shared_best) = (
-        (statistics.median(m for m, _ in acc[k]), min(b for _, b in acc[k])) for k in ("ours", "by", "shared"))
+        (statistics.median(m for m, _ in acc[k]), min(b for _, b in acc[k])) for k in ("ours", "by", "shared")
+    )
     import librosa
 
     goals = [("librosa feature by feature", by_feature, 3.0), ("librosa, one shared STFT", shared, 1.5)]
     rt, rt_best = seconds / ours, seconds / ours_best
-    rows = [f"| ours: `features.extract` ({len(FEATURE_NAMES)} features) | {ours * 1000:.1f} ({ours_best * 1000:.1f}) | "
-            f"{rt:.0f}x ({rt_best:.0f}x) | - | realtime >= 2000x: median {'met' if rt >= 2000 else 'NOT met'}, "
-            f"best {'met' if rt_best >= 2000 else 'NOT met'} |"]
+    rows = [
+        f"| ours: `features.extract` ({len(FEATURE_NAMES)} features) | {ours * 1000:.1f} ({ours_best * 1000:.1f}) | "
+        f"{rt:.0f}x ({rt_best:.0f}x) | - | realtime >= 2000x: median {'met' if rt >= 2000 else 'NOT met'}, "
+        f"best {'met' if rt_best >= 2000 else 'NOT met'} |"
+    ]
     for name, t, best, goal in ((goals[0][0], by_feature, by_best, 3.0), (goals[1][0], shared, shared_best, 1.5)):
         ratio = t / ours
-        rows.append(f"| {name} (rms, zcr, centroid, flatness, rolloff, 13 MFCC) | {t * 1000:.1f} ({best * 1000:.1f}) | "
-                    f"{seconds / t:.0f}x | {ratio:.2f}x (best/best {best / ours_best:.2f}x) | "
-                    f">= {goal:g}x: {'met' if ratio >= goal else 'NOT met'} |")
+        rows.append(
+            f"| {name} (rms, zcr, centroid, flatness, rolloff, 13 MFCC) | {t * 1000:.1f} ({best * 1000:.1f}) | "
+            f"{seconds / t:.0f}x | {ratio:.2f}x (best/best {best / ours_best:.2f}x) | "
+            f">= {goal:g}x: {'met' if ratio >= goal else 'NOT met'} |"
+        )
     md = f"""## Feature extraction (ours vs librosa)
 
 Machine: {machine()}; one core (affinity + BLAS/OpenMP/numba threads = 1); librosa {librosa.__version__}.
-Command: `.venv/bin/python bench/bench_features.py{' --quick' if quick else ''}` (median of {runs} runs after a
+Command: `.venv/bin/python bench/bench_features.py{" --quick" if quick else ""}` (median of {runs} runs after a
 warm-up; 60 s of synthetic 16 kHz reading, n_fft 512, hop 160 for all). Figures are medians, best run in
 parentheses; the machine is shared (1-min load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end on
 {os.cpu_count()} cores), so absolute times move with other work while the ratios, measured interleaved, hold.

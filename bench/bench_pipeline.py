@@ -56,11 +56,13 @@ def main() -> None:
             parts.append(s.timings_ms)
         d, f = statistics.median(dec), statistics.median(full)
         med = {k: statistics.median(p.get(k, 0.0) for p in parts) for k in ("decode", "features", "inference")}
-        rows.append(f"| {fmt} | {len(data) / 1e6:.2f} | {d * 1000:.1f} | {med['features']:.1f} | {med['inference']:.1f} | "
-                    f"{f * 1000:.1f} | {1 / f:.1f} | {60 / f:.0f}x | {f / d:.2f}x |")
+        rows.append(
+            f"| {fmt} | {len(data) / 1e6:.2f} | {d * 1000:.1f} | {med['features']:.1f} | {med['inference']:.1f} | "
+            f"{f * 1000:.1f} | {1 / f:.1f} | {60 / f:.0f}x | {f / d:.2f}x |"
+        )
     md = f"""## Screening per item (decode + features + fingerprint + inference)
 
-Machine: {machine()}. Command: `.venv/bin/python bench/bench_pipeline.py{' --quick' if quick else ''}`
+Machine: {machine()}. Command: `.venv/bin/python bench/bench_pipeline.py{" --quick" if quick else ""}`
 (median of {runs} runs, one 60 s reading-like recording made by `audio/synth.py`, threads pinned to one core,
 model `{model.version}`). Baseline in the same run: `decode_bytes` alone on the same bytes.
 

@@ -29,9 +29,13 @@ def main() -> None:
     bare = timed([sys.executable, "-c", "pass"], runs)
     help_ = timed([sys.executable, "-m", "anomaly_cli", "--help"], runs)
     heavy = timed([sys.executable, "-c", "import numpy, sklearn.ensemble, boto3, pymongo"], max(3, runs // 3))
-    check = ("import sys; from anomaly_cli.cli.app import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-             "print(','.join(m for m in ('numpy','sklearn','boto3','pymongo','scipy') if m in sys.modules) or 'none')")
-    imported = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    check = (
+        "import sys; from anomaly_cli.cli.app import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(','.join(m for m in ('numpy','sklearn','boto3','pymongo','scipy') if m in sys.modules) or 'none')"
+    )
+    imported = (
+        subprocess.run([sys.executable, "-c", check], capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    )
     md = f"""## CLI start-up
 
 Machine: {machine()}. Command: `.venv/bin/python bench/bench_startup.py` (median of {runs} runs).

@@ -90,8 +90,11 @@ class SlowServer:
 
 def start_moto() -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -110,8 +113,11 @@ def feed(sqs: Any, url: str, base: str, start: int, n: int) -> None:
     sent = start
     while sent < n:
         time.sleep(0.5)
-        visible = int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-                      ["Attributes"]["ApproximateNumberOfMessages"])
+        visible = int(
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+                "ApproximateNumberOfMessages"
+            ]
+        )
         add = min(n - sent, FEED_DEPTH - visible)
         if add > 0:
             enqueue(sqs, url, base, add, offset=sent)
@@ -125,8 +131,21 @@ def enqueue(sqs: Any, url: str, base: str, n: int, offset: int = 0) -> None:
     entries = []
     for i in range(offset, offset + n):
         path = "/r.m4a" if i % 2 else "/r.wav"
-        item = WorkItem("bench", "bench-doc", "2025-12-20", "adhoc", f"s{i}", "वाचन", f"{base}{path}?n={i}", t, t,
-                        "bench-student", None, str(uuid.uuid4()), t)
+        item = WorkItem(
+            "bench",
+            "bench-doc",
+            "2025-12-20",
+            "adhoc",
+            f"s{i}",
+            "वाचन",
+            f"{base}{path}?n={i}",
+            t,
+            t,
+            "bench-student",
+            None,
+            str(uuid.uuid4()),
+            t,
+        )
         entries.append({"Id": str(i % 10), "MessageBody": item.to_body()})
         if len(entries) == 10:
             sqs.send_message_batch(QueueUrl=url, Entries=entries)
@@ -148,30 +167,53 @@ def cpu_stage(files: dict[str, bytes], model_dir: str, procs: int, items: int) -
         return items / (time.perf_counter() - t0)
 
 
-def run_worker(moto: str, base: str, model_dir: str, concurrency: int, n: int, sample_rss: bool,
-               moto_pid: int | None = None) -> dict[str, Any]:
+def run_worker(
+    moto: str, base: str, model_dir: str, concurrency: int, n: int, sample_rss: bool, moto_pid: int | None = None
+) -> dict[str, Any]:
     import resource
 
     import boto3
     import psutil
 
-    sqs = boto3.client("sqs", region_name="ap-south-1", endpoint_url=moto, aws_access_key_id="bench",
-                       aws_secret_access_key="bench")
-    url = sqs.create_queue(QueueName=f"bench-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
+    sqs = boto3.client(
+        "sqs", region_name="ap-south-1", endpoint_url=moto, aws_access_key_id="bench", aws_secret_access_key="bench"
+    )
+    url = sqs.create_queue(QueueName=f"bench-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "300"})[
+        "QueueUrl"
+    ]
     # moto walks every stored message on each send and receive (O(depth) per call), so a queue of
     # 10 000 would measure moto; a feeder keeps about FEED_DEPTH messages waiting instead.
     first = min(n, FEED_DEPTH)
     enqueue(sqs, url, base, first)
     if n > first:
         threading.Thread(target=feed, args=(sqs, url, base, first, n), daemon=True).start()
-    env = dict(os.environ, MONGO_URI=f"mongomock://bench-{uuid.uuid4().hex[:6]}", AWS_ENDPOINT_URL=moto,
-               AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="ap-south-1",
-               SQS_QUEUE_URL=url, AUDIO_URL_ALLOWLIST=base, MODEL_DIR=model_dir, BATCH_SIZE="10",
-               SQS_WAIT_SECONDS="1", FLUSH_SECONDS="0.5", LOG_LEVEL="INFO", THROUGHPUT_LOG_SECONDS="10",
-               # fewer glibc malloc arenas for a process with many I/O threads (recommended in the README)
-               MALLOC_ARENA_MAX=os.environ.get("MALLOC_ARENA_MAX", "2"))
-    cmd = [sys.executable, str(ROOT / "bench" / "worker_launcher.py"), "work", "--concurrency", str(concurrency),
-           "--max-messages", str(n)]
+    env = dict(
+        os.environ,
+        MONGO_URI=f"mongomock://bench-{uuid.uuid4().hex[:6]}",
+        AWS_ENDPOINT_URL=moto,
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_REGION="ap-south-1",
+        SQS_QUEUE_URL=url,
+        AUDIO_URL_ALLOWLIST=base,
+        MODEL_DIR=model_dir,
+        BATCH_SIZE="10",
+        SQS_WAIT_SECONDS="1",
+        FLUSH_SECONDS="0.5",
+        LOG_LEVEL="INFO",
+        THROUGHPUT_LOG_SECONDS="10",
+        # fewer glibc malloc arenas for a process with many I/O threads (recommended in the README)
+        MALLOC_ARENA_MAX=os.environ.get("MALLOC_ARENA_MAX", "2"),
+    )
+    cmd = [
+        sys.executable,
+        str(ROOT / "bench" / "worker_launcher.py"),
+        "work",
+        "--concurrency",
+        str(concurrency),
+        "--max-messages",
+        str(n),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "worker.log"
         with log.open("w") as err:
@@ -198,8 +240,9 @@ def run_worker(moto: str, base: str, model_dir: str, concurrency: int, n: int, s
                         pss = sum(i.pss for i in infos) / 2**20
                         rss.append((time.monotonic(), sum(i.rss for i in infos) / 2**20, pss))
                         if pss >= max((v for _, _, v in rss), default=0.0):  # the breakdown at the peak
-                            per_proc = [(_role(q, p), i.pss / 2**20, i.uss / 2**20, i.rss / 2**20)
-                                        for q, i in zip(procs, infos)]
+                            per_proc = [
+                                (_role(q, p), i.pss / 2**20, i.uss / 2**20, i.rss / 2**20) for q, i in zip(procs, infos)
+                            ]
                 except psutil.Error:
                     pass
                 time.sleep(0.5)
@@ -216,11 +259,23 @@ def run_worker(moto: str, base: str, model_dir: str, concurrency: int, n: int, s
     stopped = next(e for e in events if e["event"] == "worker_stopped")
     # cores per role over the same window as the rate (first poll with messages .. last ack)
     inside = [(t, c) for t, c in cpu_samples if first <= t <= last]
-    cores = ({r: (inside[-1][1].get(r, 0.0) - inside[0][1].get(r, 0.0)) / (inside[-1][0] - inside[0][0])
-              for r in inside[-1][1]} if len(inside) >= 2 else {})
-    return {"rate": stopped["succeeded"] / (last - first), "succeeded": stopped["succeeded"], "rss": rss,
-            "p50": stopped["latency_p50_ms"], "p95": stopped["latency_p95_ms"], "per_proc": per_proc,
-            "cores": cores}
+    cores = (
+        {
+            r: (inside[-1][1].get(r, 0.0) - inside[0][1].get(r, 0.0)) / (inside[-1][0] - inside[0][0])
+            for r in inside[-1][1]
+        }
+        if len(inside) >= 2
+        else {}
+    )
+    return {
+        "rate": stopped["succeeded"] / (last - first),
+        "succeeded": stopped["succeeded"],
+        "rss": rss,
+        "p50": stopped["latency_p50_ms"],
+        "p95": stopped["latency_p95_ms"],
+        "per_proc": per_proc,
+        "cores": cores,
+    }
 
 
 def _role(q: Any, parent: Any) -> str:
@@ -241,30 +296,46 @@ def _role(q: Any, parent: Any) -> str:
 def memory_lines(mem: dict[str, Any], n_mem: int) -> list[str]:
     """The memory section: peak PSS of the tree, by quarter, and per process at the peak."""
     series = mem["rss"]
-    quarters = [max(v for _, _, v in series[int(len(series) * q / 4):max(int(len(series) * (q + 1) / 4), 1)])
-                for q in range(4)] if len(series) >= 4 else [v for _, _, v in series]
+    quarters = (
+        [
+            max(v for _, _, v in series[int(len(series) * q / 4) : max(int(len(series) * (q + 1) / 4), 1)])
+            for q in range(4)
+        ]
+        if len(series) >= 4
+        else [v for _, _, v in series]
+    )
     peak = max(v for _, _, v in series) if series else float("nan")
     peak_rss = max(r for _, r, _ in series) if series else float("nan")
-    lines = [f"### Worker memory at concurrency 16 over {n_mem} messages", "",
-             f"Peak memory of the worker process tree (parent, forkserver, screening processes), summed as PSS "
-             f"(shared pages counted once, split between the processes that map them): **{peak:.0f} MB** "
-             f"(goal <= 300 MB: **{'met' if peak <= 300 else 'not met'}**). Peak by quarter of the run: "
-             f"{', '.join(f'{q:.0f}' for q in quarters)} MB ({mem['succeeded']} results written). The plain sum "
-             f"of RSS, which counts the shared numpy/scipy.fft/PyAV pages once per process, peaked at {peak_rss:.0f} MB.",
-             "", "The screening processes (and the forkserver they start from) import neither scikit-learn nor "
-             "`scipy.signal`: the model is scored from plain arrays (model/outlier.py) and resampling is numpy "
-             "(audio/resample.py). Those two imports were ~85 MB resident per process; with them this run "
-             "peaked at 314 MB PSS (commit f5b692b). Without them but with the screening processes returning "
-             "each item's arrays to the OS (commit ce3bbc6) it peaked at 224 MB, at ~1.9x the CPU per item; "
-             "they now keep one item's working memory for the next (worker/pool.py, "
-             "`_reuse_heap_between_items`), ~16 MB more each.",
-             "", "Per process at the peak (USS: pages only that process maps):", "",
-             "| process | PSS MB | USS MB | RSS MB |", "|---|---|---|---|"]
+    lines = [
+        f"### Worker memory at concurrency 16 over {n_mem} messages",
+        "",
+        f"Peak memory of the worker process tree (parent, forkserver, screening processes), summed as PSS "
+        f"(shared pages counted once, split between the processes that map them): **{peak:.0f} MB** "
+        f"(goal <= 300 MB: **{'met' if peak <= 300 else 'not met'}**). Peak by quarter of the run: "
+        f"{', '.join(f'{q:.0f}' for q in quarters)} MB ({mem['succeeded']} results written). The plain sum "
+        f"of RSS, which counts the shared numpy/scipy.fft/PyAV pages once per process, peaked at {peak_rss:.0f} MB.",
+        "",
+        "The screening processes (and the forkserver they start from) import neither scikit-learn nor "
+        "`scipy.signal`: the model is scored from plain arrays (model/outlier.py) and resampling is numpy "
+        "(audio/resample.py). Those two imports were ~85 MB resident per process; with them this run "
+        "peaked at 314 MB PSS (commit f5b692b). Without them but with the screening processes returning "
+        "each item's arrays to the OS (commit ce3bbc6) it peaked at 224 MB, at ~1.9x the CPU per item; "
+        "they now keep one item's working memory for the next (worker/pool.py, "
+        "`_reuse_heap_between_items`), ~16 MB more each.",
+        "",
+        "Per process at the peak (USS: pages only that process maps):",
+        "",
+        "| process | PSS MB | USS MB | RSS MB |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {role} | {pss:.0f} | {uss:.0f} | {rss:.0f} |" for role, pss, uss, rss in mem["per_proc"]]
-    lines += ["", "The worker runs through `bench/worker_launcher.py`: the real command, plus a thread trimming "
-              "results older than 30 s from the in-process Mongo double so that the double's own storage "
-              "is not counted as worker memory. The worker runs with `MALLOC_ARENA_MAX=2` (recommended for "
-              "deployment: many I/O threads otherwise each get a glibc malloc arena)."]
+    lines += [
+        "",
+        "The worker runs through `bench/worker_launcher.py`: the real command, plus a thread trimming "
+        "results older than 30 s from the in-process Mongo double so that the double's own storage "
+        "is not counted as worker memory. The worker runs with `MALLOC_ARENA_MAX=2` (recommended for "
+        "deployment: many I/O threads otherwise each get a glibc malloc arena).",
+    ]
     return lines
 
 
@@ -290,8 +361,7 @@ def main() -> None:
     ap.add_argument("--model-dir", default=str(ROOT / "models"))
     only = ap.add_mutually_exclusive_group()
     only.add_argument("--memory-only", action="store_true", help="only figure 3 (sections/worker_memory.md)")
-    only.add_argument("--throughput-only", action="store_true",
-                      help="only figures 1 and 2 (sections/worker.md)")
+    only.add_argument("--throughput-only", action="store_true", help="only figures 1 and 2 (sections/worker.md)")
     args = ap.parse_args()
     if not args.memory_only:
         throughput_section(args)
@@ -322,62 +392,86 @@ def throughput_section(args: argparse.Namespace) -> None:
         moto.wait()
     cmd = ".venv/bin/python bench/bench_worker.py --throughput-only" + (" --quick" if args.quick else "")
     lines = [
-        "## Worker", "",
+        "## Worker",
+        "",
         f"Machine: {machine()}. Command: `{cmd}`. Audio: 60 s recordings {sizes} MB served with "
-        f"{int(LATENCY_S * 1000)} ms added latency; moto server in its own process; Mongo double in the worker.", "",
-        "### CPU stage (decode + features + inference), processes", "",
-        "| processes | items/s | ratio to 1 process |", "|---|---|---|",
-        f"| 1 | {r1:.2f} | 1.00 |", f"| 2 | {r2:.2f} | {r2 / r1:.2f} |", "",
-        f"Goal >= 1.7x from 1 to 2: **{'met' if r2 / r1 >= 1.7 else 'not met'}** ({r2 / r1:.2f}x).", "",
-        "### Throughput vs the bound min(concurrency / latency, cores x single-item rate)", "",
+        f"{int(LATENCY_S * 1000)} ms added latency; moto server in its own process; Mongo double in the worker.",
+        "",
+        "### CPU stage (decode + features + inference), processes",
+        "",
+        "| processes | items/s | ratio to 1 process |",
+        "|---|---|---|",
+        f"| 1 | {r1:.2f} | 1.00 |",
+        f"| 2 | {r2:.2f} | {r2 / r1:.2f} |",
+        "",
+        f"Goal >= 1.7x from 1 to 2: **{'met' if r2 / r1 >= 1.7 else 'not met'}** ({r2 / r1:.2f}x).",
+        "",
+        "### Throughput vs the bound min(concurrency / latency, cores x single-item rate)",
+        "",
         "Concurrency is the number of downloads in flight; a downloaded recording goes to the CPU stage and its",
-        "download thread starts the next one (worker/pool.py), so at concurrency 1 downloads run back to back.", "",
+        "download thread starts the next one (worker/pool.py), so at concurrency 1 downloads run back to back.",
+        "",
         "| concurrency | messages | items/s | bound | limited by | % of bound | p50 / p95 ms |",
         "|---|---|---|---|---|---|---|",
     ]
     for c, n, res, bound, kind in rows:
-        lines.append(f"| {c} | {n} | {res['rate']:.2f} | {bound:.2f} | {kind} | {100 * res['rate'] / bound:.0f} % | "
-                     f"{res['p50']} / {res['p95']} |")
+        lines.append(
+            f"| {c} | {n} | {res['rate']:.2f} | {bound:.2f} | {kind} | {100 * res['rate'] / bound:.0f} % | "
+            f"{res['p50']} / {res['p95']} |"
+        )
     roles = ("screening process", "parent", "forkserver", "moto server", "bench process")
-    lines += ["", "Where the cores went (CPU seconds per wall second, sampled every 0.5 s over the same window as "
-              "items/s; `bench process` is the audio server, the queue feeder and this sampler). The CPU bound "
-              "assumes the screening processes get every core; the last column is items/s against the bound for "
-              "the cores they did get (screening cores x single-item rate).", "",
-              "| concurrency | " + " | ".join(roles) + " | total | items/s vs bound for the screening cores |",
-              "|---" * (len(roles) + 3) + "|"]
+    lines += [
+        "",
+        "Where the cores went (CPU seconds per wall second, sampled every 0.5 s over the same window as "
+        "items/s; `bench process` is the audio server, the queue feeder and this sampler). The CPU bound "
+        "assumes the screening processes get every core; the last column is items/s against the bound for "
+        "the cores they did get (screening cores x single-item rate).",
+        "",
+        "| concurrency | " + " | ".join(roles) + " | total | items/s vs bound for the screening cores |",
+        "|---" * (len(roles) + 3) + "|",
+    ]
     for c, _, res, bound, kind in rows:
         got = res["cores"]
         own = got.get("screening process", 0.0) * r1
         share = f"{100 * res['rate'] / own:.0f} %" if own else "-"
-        lines.append(f"| {c} | " + " | ".join(f"{got.get(r, 0.0):.2f}" for r in roles)
-                     + f" | {sum(got.values()):.2f} | {share} |")
+        lines.append(
+            f"| {c} | "
+            + " | ".join(f"{got.get(r, 0.0):.2f}" for r in roles)
+            + f" | {sum(got.values()):.2f} | {share} |"
+        )
     # I/O-bound by the formula, and in fact: the cores were not saturated (>= 90 % busy means the CPU,
     # shared with the harness, was what limited the run, whatever the formula says)
     io_rows = [(c, res, bound) for c, _, res, bound, kind in rows if kind == "I/O"]
     saturated = [(c, res, bound) for c, res, bound in io_rows if sum(res["cores"].values()) >= 0.9 * cores]
     io_rows = [r for r in io_rows if r not in saturated]
     met = all(res["rate"] >= 0.9 * bound for _, res, bound in io_rows)
-    lines += ["", f"Load average at the end: {os.getloadavg()[0]:.1f} on {cores} cores. The screening processes share "
-              "the cores with the moto server, the audio server and the worker's parent process, so the CPU-bound "
-              "rows stay under a bound measured on bare screening processes. Most of the parent's CPU is the Mongo "
-              "double: py-spy on the parent at concurrency 16 put 67 % of its samples in mongomock (it scans instead "
-              "of using indexes, and every bench item is one of two recordings, so each duplicate check returns "
-              "hundreds of candidates, up to the query's limit of 500), 11 % in downloads, 8 % in handing "
-              "recordings to the screening processes and 2 % in SQS calls; with a real MongoDB that work runs on "
-              "the database's machine.",
-              "", f"Goal >= 90 % of the bound while I/O-bound (concurrency {', '.join(str(c) for c, _, _ in io_rows)}): "
-              f"**{'met' if met else 'not met'}**."]
+    lines += [
+        "",
+        f"Load average at the end: {os.getloadavg()[0]:.1f} on {cores} cores. The screening processes share "
+        "the cores with the moto server, the audio server and the worker's parent process, so the CPU-bound "
+        "rows stay under a bound measured on bare screening processes. Most of the parent's CPU is the Mongo "
+        "double: py-spy on the parent at concurrency 16 put 67 % of its samples in mongomock (it scans instead "
+        "of using indexes, and every bench item is one of two recordings, so each duplicate check returns "
+        "hundreds of candidates, up to the query's limit of 500), 11 % in downloads, 8 % in handing "
+        "recordings to the screening processes and 2 % in SQS calls; with a real MongoDB that work runs on "
+        "the database's machine.",
+        "",
+        f"Goal >= 90 % of the bound while I/O-bound (concurrency {', '.join(str(c) for c, _, _ in io_rows)}): "
+        f"**{'met' if met else 'not met'}**.",
+    ]
     for c, res, bound in saturated:
         got = res["cores"]
         lines += [""]
-        lines.append(f"Concurrency {c} is I/O-bound by the formula ({c} / {LATENCY_S:g} s = {c / LATENCY_S:.1f} items/s "
-                     f"against {cores * r1:.1f} for the CPU) but not in fact: the {cores} cores were "
-                     f"{100 * sum(got.values()) / cores:.0f} % busy (parent {got.get('parent', 0.0):.2f}, moto "
-                     f"{got.get('moto server', 0.0):.2f}, screening {got.get('screening process', 0.0):.2f} cores), "
-                     f"so it is counted with the CPU-bound rows; it reached {100 * res['rate'] / bound:.0f} % of the "
-                     f"formula's bound and the screening processes "
-                     f"{100 * res['rate'] / max(got.get('screening process', 0.0) * r1, 1e-9):.0f} % of their rate for "
-                     "the cores they got.")
+        lines.append(
+            f"Concurrency {c} is I/O-bound by the formula ({c} / {LATENCY_S:g} s = {c / LATENCY_S:.1f} items/s "
+            f"against {cores * r1:.1f} for the CPU) but not in fact: the {cores} cores were "
+            f"{100 * sum(got.values()) / cores:.0f} % busy (parent {got.get('parent', 0.0):.2f}, moto "
+            f"{got.get('moto server', 0.0):.2f}, screening {got.get('screening process', 0.0):.2f} cores), "
+            f"so it is counted with the CPU-bound rows; it reached {100 * res['rate'] / bound:.0f} % of the "
+            f"formula's bound and the screening processes "
+            f"{100 * res['rate'] / max(got.get('screening process', 0.0) * r1, 1e-9):.0f} % of their rate for "
+            "the cores they got."
+        )
     write_section("worker", "\n".join(lines))
 
 

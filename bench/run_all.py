@@ -31,10 +31,14 @@ def main() -> int:
 def write_report() -> None:
     sections = {p.stem: p.read_text(encoding="utf-8") for p in (HERE / "sections").glob("*.md")}
     names = [n for n in ORDER if n in sections] + sorted(n for n in sections if n not in ORDER)
-    head = (f"# Benchmarks\n\nEvery figure is measured by a script in `bench/` against a baseline in the same run; "
-            f"`make bench` reruns them all and rewrites this file (assembled {dt.date.today().isoformat()}). "
-            "No test asserts a speed.\n\n")
-    (HERE.parent / "BENCHMARKS.md").write_text(head + "\n".join(sections[n].strip() + "\n" for n in names), encoding="utf-8")
+    head = (
+        f"# Benchmarks\n\nEvery figure is measured by a script in `bench/` against a baseline in the same run; "
+        f"`make bench` reruns them all and rewrites this file (assembled {dt.date.today().isoformat()}). "
+        "No test asserts a speed.\n\n"
+    )
+    (HERE.parent / "BENCHMARKS.md").write_text(
+        head + "\n".join(sections[n].strip() + "\n" for n in names), encoding="utf-8"
+    )
 
 
 if __name__ == "__main__":

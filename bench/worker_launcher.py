@@ -53,9 +53,16 @@ if __name__ == "__main__":
         threading.Thread(target=_trace, args=(os.environ["BENCH_TRACEMALLOC_FILE"], 60.0), daemon=True).start()
     uri = os.environ.get("MONGO_URI", "")
     if uri.startswith("mongomock://"):
-        threading.Thread(target=_trim, args=(uri, os.environ.get("MONGO_DB_NAME", "nipun"),
-                                             os.environ.get("MONGO_RESULT_COLLECTION", "anomaly_detection_results"),
-                                             float(os.environ.get("BENCH_TRIM_SECONDS", "30"))), daemon=True).start()
+        threading.Thread(
+            target=_trim,
+            args=(
+                uri,
+                os.environ.get("MONGO_DB_NAME", "nipun"),
+                os.environ.get("MONGO_RESULT_COLLECTION", "anomaly_detection_results"),
+                float(os.environ.get("BENCH_TRIM_SECONDS", "30")),
+            ),
+            daemon=True,
+        ).start()
     from anomaly_cli.cli.app import main
 
     sys.argv[0] = "anomaly"

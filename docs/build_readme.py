@@ -17,11 +17,19 @@ from anomaly_cli.cli import exit_codes  # noqa: E402
 from anomaly_cli.config import setting_fields  # noqa: E402
 
 FLAGS = {
-    "test_date": "`--test-date`", "subject_name": "`--subject-name`", "discovery_batch_size": "`discover --batch-size`",
-    "max_records": "`--max-records`", "poll_interval_seconds": "`--poll-interval`", "mongo_to_sqs_mode": "`--mode`",
-    "batch_size": "`work --batch-size`", "max_concurrency": "`--concurrency`", "flush_seconds": "`--flush-seconds`",
-    "sqs_wait_seconds": "`--wait-seconds`", "visibility_timeout_seconds": "`--visibility-timeout`",
-    "model_version": "`--model-version`", "log_level": "`--log-level`",
+    "test_date": "`--test-date`",
+    "subject_name": "`--subject-name`",
+    "discovery_batch_size": "`discover --batch-size`",
+    "max_records": "`--max-records`",
+    "poll_interval_seconds": "`--poll-interval`",
+    "mongo_to_sqs_mode": "`--mode`",
+    "batch_size": "`work --batch-size`",
+    "max_concurrency": "`--concurrency`",
+    "flush_seconds": "`--flush-seconds`",
+    "sqs_wait_seconds": "`--wait-seconds`",
+    "visibility_timeout_seconds": "`--visibility-timeout`",
+    "model_version": "`--model-version`",
+    "log_level": "`--log-level`",
 }
 
 

@@ -29,9 +29,14 @@ def to_cli_args(argv: list[str]) -> list[str]:
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     args = ["discover"]
-    for flag, value in (("--mode", a.mode), ("--test-date", a.test_date), ("--batch-size", a.batch_size),
-                        ("--max-records", a.max_records), ("--subject-name", a.subject_name),
-                        ("--poll-interval", a.poll_interval)):
+    for flag, value in (
+        ("--mode", a.mode),
+        ("--test-date", a.test_date),
+        ("--batch-size", a.batch_size),
+        ("--max-records", a.max_records),
+        ("--subject-name", a.subject_name),
+        ("--poll-interval", a.poll_interval),
+    ):
         if value is not None:
             args += [flag, str(value)]
     args += ["--dry-run"] * a.dry_run + ["--json"] * a.json

@@ -32,8 +32,14 @@ def to_cli_args(argv: list[str]) -> list[str]:
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     args = ["seed-sqs"]
-    for flag, value in (("--from", a.file), ("--synthetic", a.count), ("--bucket", a.bucket), ("--prefix", a.prefix),
-                        ("--test-date", a.test_date), ("--queue-url", a.queue_url)):
+    for flag, value in (
+        ("--from", a.file),
+        ("--synthetic", a.count),
+        ("--bucket", a.bucket),
+        ("--prefix", a.prefix),
+        ("--test-date", a.test_date),
+        ("--queue-url", a.queue_url),
+    ):
         if value is not None:
             args += [flag, str(value)]
     return args + ["--rescreen"] * a.rescreen + ["--dry-run"] * a.dry_run + ["--json"] * a.json

@@ -20,8 +20,18 @@ _counter = itertools.count()
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """Fake credentials and region; no ambient settings leak in from the developer's shell."""
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "SQS_QUEUE_URL", "MONGO_URI", "TEST_DATE",
-                "AUDIO_URL_ALLOWLIST", "MODEL_DIR", "MODEL_VERSION", "ANOMALY_ENV_FILE"):
+    for var in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "SQS_QUEUE_URL",
+        "MONGO_URI",
+        "TEST_DATE",
+        "AUDIO_URL_ALLOWLIST",
+        "MODEL_DIR",
+        "MODEL_VERSION",
+        "ANOMALY_ENV_FILE",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-access-key")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-key-do-not-log")
@@ -84,8 +94,9 @@ def s3_client(moto_aws: None) -> Any:
 def make_queue(sqs_client: Any) -> Callable[..., str]:
     """Create a queue (optionally FIFO, optionally with a DLQ); returns its URL."""
 
-    def factory(name: str | None = None, *, fifo: bool = False, dlq: bool = False, max_receive: int = 5,
-                visibility: int = 30) -> str:
+    def factory(
+        name: str | None = None, *, fifo: bool = False, dlq: bool = False, max_receive: int = 5, visibility: int = 30
+    ) -> str:
         name = name or f"q{next(_counter)}"
         attrs: dict[str, str] = {"VisibilityTimeout": str(visibility)}
         if fifo:
@@ -95,7 +106,9 @@ def make_queue(sqs_client: Any) -> Callable[..., str]:
             dlq_name = name.replace(".fifo", "") + "-dlq" + (".fifo" if fifo else "")
             dlq_attrs = {"FifoQueue": "true"} if fifo else {}
             dlq_url = sqs_client.create_queue(QueueName=dlq_name, Attributes=dlq_attrs)["QueueUrl"]
-            arn = sqs_client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            arn = sqs_client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
             attrs["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": str(max_receive)})
         return sqs_client.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
 
@@ -118,14 +131,20 @@ def drain_queue(sqs_client: Any, url: str, *, max_rounds: int = 50) -> list[dict
     """Receive (and delete) everything visible on a queue; for assertions."""
     got: list[dict[str, Any]] = []
     for _ in range(max_rounds):
-        resp = sqs_client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                          MessageAttributeNames=["All"], MessageSystemAttributeNames=["All"])
+        resp = sqs_client.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+        )
         msgs = resp.get("Messages", [])
         if not msgs:
             break
         got.extend(msgs)
-        sqs_client.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                                                               for i, m in enumerate(msgs)])
+        sqs_client.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)]
+        )
     return got
 
 
@@ -170,4 +189,7 @@ def events() -> Iterator[Events]:
 def queue_counts(sqs_client: Any, url: str) -> dict[str, int]:
     """The queue's approximate counts: ``visible`` (receivable) and ``in_flight`` (held by someone)."""
     a = sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    return {"visible": int(a["ApproximateNumberOfMessages"]), "in_flight": int(a["ApproximateNumberOfMessagesNotVisible"])}
+    return {
+        "visible": int(a["ApproximateNumberOfMessages"]),
+        "in_flight": int(a["ApproximateNumberOfMessagesNotVisible"]),
+    }

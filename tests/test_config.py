@@ -19,16 +19,19 @@ def test_precedence_defaults_dotenv_env_flags(tmp_path):
     assert s.sources["discovery_batch_size"] == "default"
 
 
-@pytest.mark.parametrize("env, name", [
-    ({"BATCH_SIZE": "ten"}, "BATCH_SIZE"),
-    ({"DISCOVERY_BATCH_SIZE": "0"}, "DISCOVERY_BATCH_SIZE"),
-    ({"TEST_DATE": "2025-13-01"}, "TEST_DATE"),
-    ({"TEST_DATE": '{"$gt": ""}'}, "TEST_DATE"),
-    ({"MONGO_TO_SQS_MODE": "fast"}, "MONGO_TO_SQS_MODE"),
-    ({"TEST_DATE_TIMEZONE": "Mars/Olympus"}, "TEST_DATE_TIMEZONE"),
-    ({"ENABLE_SOURCE_BACKLINK_UPDATE": "maybe"}, "ENABLE_SOURCE_BACKLINK_UPDATE"),
-    ({"SQS_WAIT_SECONDS": "30"}, "SQS_WAIT_SECONDS"),
-])
+@pytest.mark.parametrize(
+    "env, name",
+    [
+        ({"BATCH_SIZE": "ten"}, "BATCH_SIZE"),
+        ({"DISCOVERY_BATCH_SIZE": "0"}, "DISCOVERY_BATCH_SIZE"),
+        ({"TEST_DATE": "2025-13-01"}, "TEST_DATE"),
+        ({"TEST_DATE": '{"$gt": ""}'}, "TEST_DATE"),
+        ({"MONGO_TO_SQS_MODE": "fast"}, "MONGO_TO_SQS_MODE"),
+        ({"TEST_DATE_TIMEZONE": "Mars/Olympus"}, "TEST_DATE_TIMEZONE"),
+        ({"ENABLE_SOURCE_BACKLINK_UPDATE": "maybe"}, "ENABLE_SOURCE_BACKLINK_UPDATE"),
+        ({"SQS_WAIT_SECONDS": "30"}, "SQS_WAIT_SECONDS"),
+    ],
+)
 def test_invalid_values_name_the_variable(env, name):
     with pytest.raises(ConfigError) as e:
         load_settings(environ=env, env_file=None)
@@ -36,8 +39,14 @@ def test_invalid_values_name_the_variable(env, name):
 
 
 def test_allowlist_and_bool_parsing():
-    s = load_settings(environ={"AUDIO_URL_ALLOWLIST": "s3://a, cdn.example.org ,", "ENABLE_SOURCE_BACKLINK_UPDATE": "yes",
-                               "MAX_RECORDS": ""}, env_file=None)
+    s = load_settings(
+        environ={
+            "AUDIO_URL_ALLOWLIST": "s3://a, cdn.example.org ,",
+            "ENABLE_SOURCE_BACKLINK_UPDATE": "yes",
+            "MAX_RECORDS": "",
+        },
+        env_file=None,
+    )
     assert s.audio_url_allowlist == ("s3://a", "cdn.example.org")
     assert s.enable_source_backlink_update is True
     assert s.max_records is None

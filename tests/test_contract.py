@@ -16,12 +16,18 @@ UTC = dt.timezone.utc
 
 def _item(**kw):
     base = dict(
-        source_collection="student_assessment_record", mongo_doc_id="6761f0c2a1b2c3d4e5f60718",
-        test_date="2025-12-20", record_type="teacher", subject_id="sub-8f2a", subject_name="वाचन",
+        source_collection="student_assessment_record",
+        mongo_doc_id="6761f0c2a1b2c3d4e5f60718",
+        test_date="2025-12-20",
+        record_type="teacher",
+        subject_id="sub-8f2a",
+        subject_name="वाचन",
         audio_s3_url="s3://nipun-audio/2025-12-20/x.m4a",
         source_updated_at=dt.datetime(2025, 12, 20, 5, 41, 7, tzinfo=UTC),
         subject_created_at=dt.datetime(2025, 12, 20, 5, 41, 7, tzinfo=UTC),
-        student_id="STU-1", udise="27251200104", trace_id="t-1",
+        student_id="STU-1",
+        udise="27251200104",
+        trace_id="t-1",
         discovered_at=dt.datetime(2025, 12, 21, tzinfo=UTC),
     )
     base.update(kw)
@@ -49,16 +55,19 @@ def test_result_id_recipe_is_recomputable():
     assert item.result_id == hashlib.sha256(raw.encode()).hexdigest()
 
 
-@pytest.mark.parametrize("mutate, fragment", [
-    (lambda d: d.pop("udise"), "missing fields: udise"),
-    (lambda d: d.update(extra=1), "unexpected fields: extra"),
-    (lambda d: d.update(subject_id=5), "'subject_id' must be a string"),
-    (lambda d: d.update(record_type="parent"), "record_type"),
-    (lambda d: d.update(test_date="20-12-2025"), "test_date"),
-    (lambda d: d.update(discovered_at="2025-12-20T05:41:07"), "no UTC offset"),
-    (lambda d: d.update(subject_created_at="yesterday"), "not an ISO-8601"),
-    (lambda d: d.update(audio_s3_url="  "), "'audio_s3_url' is empty"),
-])
+@pytest.mark.parametrize(
+    "mutate, fragment",
+    [
+        (lambda d: d.pop("udise"), "missing fields: udise"),
+        (lambda d: d.update(extra=1), "unexpected fields: extra"),
+        (lambda d: d.update(subject_id=5), "'subject_id' must be a string"),
+        (lambda d: d.update(record_type="parent"), "record_type"),
+        (lambda d: d.update(test_date="20-12-2025"), "test_date"),
+        (lambda d: d.update(discovered_at="2025-12-20T05:41:07"), "no UTC offset"),
+        (lambda d: d.update(subject_created_at="yesterday"), "not an ISO-8601"),
+        (lambda d: d.update(audio_s3_url="  "), "'audio_s3_url' is empty"),
+    ],
+)
 def test_parser_rejects_bad_fields(mutate, fragment):
     data = _item().to_message()
     mutate(data)
@@ -80,9 +89,13 @@ def test_non_bmp_text_survives():
 def test_normalise_row_trims_and_rejects_by_reason():
     now = dt.datetime(2025, 12, 21, tzinfo=UTC)
     created = dt.datetime(2025, 12, 20, 5, tzinfo=UTC)
-    ok = contract.normalize_subject_row(mongo_doc_id="abc", record_type="admin", now=now, student={"student_id": 12},
-                                        raw={"subject_id": 7, "subject_name": " वाचन ", "audio_url": "  s3://b/k  ",
-                                             "subject_created_at": created})
+    ok = contract.normalize_subject_row(
+        mongo_doc_id="abc",
+        record_type="admin",
+        now=now,
+        student={"student_id": 12},
+        raw={"subject_id": 7, "subject_name": " वाचन ", "audio_url": "  s3://b/k  ", "subject_created_at": created},
+    )
     assert isinstance(ok, contract.SubjectRow)
     assert (ok.subject_id, ok.audio_url, ok.student_id, ok.udise) == ("7", "s3://b/k", "12", None)
     cases = {
@@ -91,8 +104,11 @@ def test_normalise_row_trims_and_rejects_by_reason():
         "audio_url_not_string": {"subject_id": "s", "audio_url": 5, "subject_created_at": created},
         "subject_created_at_not_date": {"subject_id": "s", "audio_url": "s3://b/k", "subject_created_at": "2025-12-20"},
         "missing_subject_created_at": {"subject_id": "s", "audio_url": "s3://b/k"},
-        "subject_created_at_in_future": {"subject_id": "s", "audio_url": "s3://b/k",
-                                         "subject_created_at": now + dt.timedelta(days=30)},
+        "subject_created_at_in_future": {
+            "subject_id": "s",
+            "audio_url": "s3://b/k",
+            "subject_created_at": now + dt.timedelta(days=30),
+        },
     }
     for reason, raw in cases.items():
         raw = {"subject_name": "वाचन", **raw}

@@ -23,7 +23,7 @@ _embedded_lock = threading.Lock()
 def connect(uri: str, *, timeout_ms: int = 10000, app_name: str = "anomaly") -> Any:
     """A ``MongoClient`` for ``uri`` (or the embedded double for ``mongomock://``)."""
     if uri.startswith(EMBEDDED_SCHEME):
-        name = uri[len(EMBEDDED_SCHEME):].strip("/") or "default"
+        name = uri[len(EMBEDDED_SCHEME) :].strip("/") or "default"
         with _embedded_lock:
             if name not in _embedded:
                 try:
@@ -31,7 +31,8 @@ def connect(uri: str, *, timeout_ms: int = 10000, app_name: str = "anomaly") -> 
                 except ImportError as e:  # pragma: no cover - depends on the install
                     raise ConfigError(
                         "MONGO_URI=mongomock:// needs the embedded Mongo double: pip install 'anomaly-cli[demo]'",
-                        field="MONGO_URI") from e
+                        field="MONGO_URI",
+                    ) from e
                 _embedded[name] = mongomock_ng.MongoClient(tz_aware=True)
             return _embedded[name]
     import pymongo
@@ -39,8 +40,13 @@ def connect(uri: str, *, timeout_ms: int = 10000, app_name: str = "anomaly") -> 
 
     try:
         return pymongo.MongoClient(
-            uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-            socketTimeoutMS=max(timeout_ms * 3, 30000), appname=app_name, tz_aware=True, retryWrites=True,
+            uri,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=max(timeout_ms * 3, 30000),
+            appname=app_name,
+            tz_aware=True,
+            retryWrites=True,
         )
     except (ConfigurationError, InvalidURI, ValueError) as e:
         raise ConfigError(f"MONGO_URI is invalid ({redact_uri(uri)}): {e}", field="MONGO_URI") from e
@@ -57,8 +63,10 @@ def read_preference(name: str) -> Any:
     from pymongo import read_preferences
 
     return {
-        "primary": read_preferences.Primary(), "primaryPreferred": read_preferences.PrimaryPreferred(),
-        "secondary": read_preferences.Secondary(), "secondaryPreferred": read_preferences.SecondaryPreferred(),
+        "primary": read_preferences.Primary(),
+        "primaryPreferred": read_preferences.PrimaryPreferred(),
+        "secondary": read_preferences.Secondary(),
+        "secondaryPreferred": read_preferences.SecondaryPreferred(),
         "nearest": read_preferences.Nearest(),
     }[name]
 
@@ -74,8 +82,14 @@ def mongo_errors(what: str) -> Iterator[None]:
 
     try:
         yield
-    except (pe.AutoReconnect, pe.ServerSelectionTimeoutError, pe.NetworkTimeout, pe.ExecutionTimeout,
-            pe.WTimeoutError, pe.ConnectionFailure) as e:
+    except (
+        pe.AutoReconnect,
+        pe.ServerSelectionTimeoutError,
+        pe.NetworkTimeout,
+        pe.ExecutionTimeout,
+        pe.WTimeoutError,
+        pe.ConnectionFailure,
+    ) as e:
         raise MongoUnavailable(f"MongoDB unavailable during {what}: {type(e).__name__}") from e
     except pe.BulkWriteError as e:
         raise

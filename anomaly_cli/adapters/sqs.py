@@ -22,8 +22,16 @@ MAX_DELAY_SECONDS = 900
 FIFO_DEDUP_WINDOW_SECONDS = 5 * 60
 
 _TRANSIENT_CODES = {
-    "Throttling", "ThrottlingException", "RequestThrottled", "ServiceUnavailable", "InternalError",
-    "InternalFailure", "KmsThrottled", "RequestTimeout", "SlowDown", "AWS.SimpleQueueService.RequestThrottled",
+    "Throttling",
+    "ThrottlingException",
+    "RequestThrottled",
+    "ServiceUnavailable",
+    "InternalError",
+    "InternalFailure",
+    "KmsThrottled",
+    "RequestTimeout",
+    "SlowDown",
+    "AWS.SimpleQueueService.RequestThrottled",
 }
 
 
@@ -33,8 +41,10 @@ def boto_config(settings: Settings | None = None, *, connect_timeout: float = 5.
 
     return Config(
         region_name=settings.aws_region if settings else None,
-        connect_timeout=connect_timeout, read_timeout=read_timeout,
-        retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=64,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"max_attempts": 1, "mode": "standard"},
+        max_pool_connections=64,
     )
 
 
@@ -92,15 +102,22 @@ class BatchOutcome:
 
 def chunks(seq: Sequence[Any], size: int = MAX_BATCH_ENTRIES) -> Iterable[Sequence[Any]]:
     for i in range(0, len(seq), size):
-        yield seq[i:i + size]
+        yield seq[i : i + size]
 
 
 class SqsQueue:
     """One queue. Every batch call checks ``Failed[]`` and retries only the entries that can
     succeed (``SenderFault == false``) with exponential backoff and jitter."""
 
-    def __init__(self, client: Any, url: str, *, retries: int = 4, base_delay: float = 0.2,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        client: Any,
+        url: str,
+        *,
+        retries: int = 4,
+        base_delay: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         if not url:
             raise QueueError("no queue URL (set SQS_QUEUE_URL)", code="config_invalid")
         self.client = client
@@ -174,20 +191,28 @@ class SqsQueue:
         """Set visibility of ``(id, receipt_handle, seconds)`` triples in chunks of 10."""
         out = BatchOutcome()
         for chunk in chunks(items):
-            entries = [{"Id": i, "ReceiptHandle": r, "VisibilityTimeout": max(0, min(int(s), MAX_VISIBILITY_TIMEOUT_SECONDS))}
-                       for i, r, s in chunk]
+            entries = [
+                {"Id": i, "ReceiptHandle": r, "VisibilityTimeout": max(0, min(int(s), MAX_VISIBILITY_TIMEOUT_SECONDS))}
+                for i, r, s in chunk
+            ]
             res = self._batch("ChangeMessageVisibilityBatch", self.client.change_message_visibility_batch, entries)
             out.succeeded += res.succeeded
             out.failed += res.failed
         return out
 
-    def receive(self, max_messages: int = MAX_RECEIVE_MESSAGES, wait_seconds: int = MAX_LONG_POLL_SECONDS,
-                visibility_timeout: int | None = None) -> list[dict[str, Any]]:
+    def receive(
+        self,
+        max_messages: int = MAX_RECEIVE_MESSAGES,
+        wait_seconds: int = MAX_LONG_POLL_SECONDS,
+        visibility_timeout: int | None = None,
+    ) -> list[dict[str, Any]]:
         """Long-poll up to 10 messages with ``ApproximateReceiveCount`` and all attributes."""
         kwargs: dict[str, Any] = {
-            "QueueUrl": self.url, "MaxNumberOfMessages": max(1, min(max_messages, MAX_RECEIVE_MESSAGES)),
+            "QueueUrl": self.url,
+            "MaxNumberOfMessages": max(1, min(max_messages, MAX_RECEIVE_MESSAGES)),
             "WaitTimeSeconds": max(0, min(wait_seconds, MAX_LONG_POLL_SECONDS)),
-            "MessageSystemAttributeNames": ["All"], "MessageAttributeNames": ["All"],
+            "MessageSystemAttributeNames": ["All"],
+            "MessageAttributeNames": ["All"],
         }
         if visibility_timeout is not None:
             kwargs["VisibilityTimeout"] = max(0, min(visibility_timeout, MAX_VISIBILITY_TIMEOUT_SECONDS))
@@ -200,15 +225,24 @@ class SqsQueue:
 
     def attributes(self, names: Sequence[str] = ("All",)) -> dict[str, str]:
         """``GetQueueAttributes`` (raises :class:`QueueError` ``queue_not_found`` when missing)."""
-        resp = self._call("GetQueueAttributes", self.client.get_queue_attributes, QueueUrl=self.url, AttributeNames=list(names))
+        resp = self._call(
+            "GetQueueAttributes", self.client.get_queue_attributes, QueueUrl=self.url, AttributeNames=list(names)
+        )
         return resp.get("Attributes", {})
 
     def approximate_counts(self) -> dict[str, int]:
-        attrs = self.attributes(["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                                 "ApproximateNumberOfMessagesDelayed"])
-        return {"visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
-                "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-                "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0))}
+        attrs = self.attributes(
+            [
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ]
+        )
+        return {
+            "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
+            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+        }
 
 
 def receive_count(message: dict[str, Any]) -> int:

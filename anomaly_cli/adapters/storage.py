@@ -30,10 +30,31 @@ __all__ = ["Fetcher", "FetchedAudio", "parse_audio_url", "ensure_allowlist", "re
 MAX_REDIRECTS = 5
 CHUNK_BYTES = 64 * 1024
 _S3_NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "404", "NotFound", "NoSuchVersion"}
-_S3_DENIED = {"AccessDenied", "403", "401", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-              "ExpiredToken", "InvalidToken", "AccountProblem"}
-_S3_TRANSIENT = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
-                 "InternalError", "ServiceUnavailable", "503", "500", "502", "504", "429"}
+_S3_DENIED = {
+    "AccessDenied",
+    "403",
+    "401",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "AccountProblem",
+}
+_S3_TRANSIENT = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "ServiceUnavailable",
+    "503",
+    "500",
+    "502",
+    "504",
+    "429",
+}
 log = get_logger("fetch")
 
 
@@ -52,8 +73,15 @@ class FetchedAudio:
 class Fetcher:
     """Downloads audio URLs. Clients are injected; a default S3 client is built on first use."""
 
-    def __init__(self, settings: Settings, s3_client: Any = None, *, sleep: Callable[[float], None] = time.sleep,
-                 resolve: Callable[..., Any] = socket.getaddrinfo, ca_certs: str | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        s3_client: Any = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        resolve: Callable[..., Any] = socket.getaddrinfo,
+        ca_certs: str | None = None,
+    ):
         self.settings = settings
         self.allowlist = Allowlist(settings.audio_url_allowlist)
         self._s3 = s3_client
@@ -80,10 +108,15 @@ class Fetcher:
             retry=retry_if_exception_type(E.FetchTransient),
             stop=stop_after_attempt(self.settings.fetch_retries) | past_deadline,
             wait=wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5),
-            sleep=self._sleep, reraise=True,
-            before_sleep=lambda s: log.warning("fetch_retrying", url=url, attempt=s.attempt_number,
-                                               error=E.error_code(s.outcome.exception()),
-                                               reason=str(s.outcome.exception())),
+            sleep=self._sleep,
+            reraise=True,
+            before_sleep=lambda s: log.warning(
+                "fetch_retrying",
+                url=url,
+                attempt=s.attempt_number,
+                error=E.error_code(s.outcome.exception()),
+                reason=str(s.outcome.exception()),
+            ),
         )
         attempts = 0
         try:
@@ -92,8 +125,14 @@ class Fetcher:
                     attempts = attempt.retry_state.attempt_number
                     data, ctype = self._once(target, deadline)
         except E.FetchError as e:
-            log.info("fetch_failed", url=url, error=e.code, attempts=attempts, reason=str(e),
-                     elapsed_ms=round((time.monotonic() - started) * 1000, 1))
+            log.info(
+                "fetch_failed",
+                url=url,
+                error=e.code,
+                attempts=attempts,
+                reason=str(e),
+                elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+            )
             raise
         elapsed = (time.monotonic() - started) * 1000
         log.debug("fetch_completed", url=url, bytes=len(data), attempts=attempts, elapsed_ms=round(elapsed, 1))
@@ -110,8 +149,12 @@ class Fetcher:
         if self._s3 is None:
             from anomaly_cli.adapters.sqs import make_client
 
-            self._s3 = make_client("s3", self.settings, connect_timeout=self.settings.fetch_connect_timeout_seconds,
-                                   read_timeout=self.settings.fetch_read_timeout_seconds)
+            self._s3 = make_client(
+                "s3",
+                self.settings,
+                connect_timeout=self.settings.fetch_connect_timeout_seconds,
+                read_timeout=self.settings.fetch_read_timeout_seconds,
+            )
         return self._s3
 
     def _s3_get(self, t: AudioUrl, deadline: float) -> tuple[bytes, str | None]:
@@ -133,8 +176,9 @@ class Fetcher:
                     raise self._too_large(t, total)
                 if time.monotonic() > deadline:
                     body.close()
-                    raise E.FetchTransient(f"download deadline of {self.settings.fetch_deadline_seconds:g} s passed "
-                                           f"after {total} bytes")
+                    raise E.FetchTransient(
+                        f"download deadline of {self.settings.fetch_deadline_seconds:g} s passed after {total} bytes"
+                    )
                 chunks.append(chunk)
             return b"".join(chunks), resp.get("ContentType")
         except E.FetchError:
@@ -143,8 +187,9 @@ class Fetcher:
             raise _translate_s3(e, t) from e
 
     def _too_large(self, t: AudioUrl, size: int) -> E.TooLarge:
-        return E.TooLarge(f"{redact_url(t.url)} exceeds MAX_AUDIO_BYTES={self.settings.max_audio_bytes} "
-                          f"({size} bytes or more)")
+        return E.TooLarge(
+            f"{redact_url(t.url)} exceeds MAX_AUDIO_BYTES={self.settings.max_audio_bytes} ({size} bytes or more)"
+        )
 
     # ----- http(s) -------------------------------------------------------------------------
     def _http_get(self, target: AudioUrl, deadline: float) -> tuple[bytes, str | None]:
@@ -157,13 +202,25 @@ class Fetcher:
             if remaining <= 0:
                 raise E.FetchTransient("download deadline passed before the request")
             ips = safe_addresses(current.host, current.port, self._resolve, allow_private=allow_private)
-            timeout = urllib3.Timeout(connect=min(self.settings.fetch_connect_timeout_seconds, remaining),
-                                      read=min(self.settings.fetch_read_timeout_seconds, remaining))
+            timeout = urllib3.Timeout(
+                connect=min(self.settings.fetch_connect_timeout_seconds, remaining),
+                read=min(self.settings.fetch_read_timeout_seconds, remaining),
+            )
             try:
                 resp = self._pool(current, ips[0]).urlopen(
-                    "GET", current.path, headers={"Host": _host_header(current), "Accept": "audio/*, */*;q=0.5",
-                                                  "User-Agent": "anomaly-cli"},
-                    redirect=False, retries=False, preload_content=False, timeout=timeout, assert_same_host=False)
+                    "GET",
+                    current.path,
+                    headers={
+                        "Host": _host_header(current),
+                        "Accept": "audio/*, */*;q=0.5",
+                        "User-Agent": "anomaly-cli",
+                    },
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                    timeout=timeout,
+                    assert_same_host=False,
+                )
             except urllib3.exceptions.HTTPError as e:
                 raise _translate_urllib3(e, current) from e
             if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
@@ -181,7 +238,9 @@ class Fetcher:
                 raise
             resp.release_conn()
             return data, resp.headers.get("Content-Type")
-        raise E.FetchError(f"more than {MAX_REDIRECTS} redirects from {redact_url(target.url)}", code="too_many_redirects")
+        raise E.FetchError(
+            f"more than {MAX_REDIRECTS} redirects from {redact_url(target.url)}", code="too_many_redirects"
+        )
 
     def _pool(self, t: AudioUrl, ip: str) -> Any:
         import urllib3
@@ -191,8 +250,15 @@ class Fetcher:
             if t.kind == "https":
                 # Connect to the checked address; SNI and certificate checks use the real host name.
                 self._pools[key] = urllib3.HTTPSConnectionPool(
-                    ip, t.port, server_hostname=t.host, assert_hostname=t.host, cert_reqs="CERT_REQUIRED",
-                    ca_certs=self._ca_certs, maxsize=4, block=False)
+                    ip,
+                    t.port,
+                    server_hostname=t.host,
+                    assert_hostname=t.host,
+                    cert_reqs="CERT_REQUIRED",
+                    ca_certs=self._ca_certs,
+                    maxsize=4,
+                    block=False,
+                )
             else:
                 self._pools[key] = urllib3.HTTPConnectionPool(ip, t.port, maxsize=4, block=False)
         return self._pools[key]
@@ -216,8 +282,10 @@ class Fetcher:
                 if total > cap:
                     raise self._too_large(t, total)
                 if time.monotonic() > deadline:
-                    raise E.FetchTransient(f"download deadline of {self.settings.fetch_deadline_seconds:g} s passed "
-                                           f"after {total} bytes from {t.host}")
+                    raise E.FetchTransient(
+                        f"download deadline of {self.settings.fetch_deadline_seconds:g} s passed "
+                        f"after {total} bytes from {t.host}"
+                    )
                 chunks.append(chunk)
         except E.FetchError:
             raise
@@ -250,7 +318,8 @@ def _translate_urllib3(e: BaseException, t: AudioUrl) -> E.FetchError:
 
     name = type(e).__name__
     if isinstance(e, urllib3.exceptions.SSLError) and any(
-            s in str(e) for s in ("CERTIFICATE_VERIFY_FAILED", "hostname", "doesn't match")):
+        s in str(e) for s in ("CERTIFICATE_VERIFY_FAILED", "hostname", "doesn't match")
+    ):
         # A certificate that does not verify will not verify on the next try either; other TLS
         # failures (a reset mid-handshake) are network trouble like any other.
         return E.FetchError(redact_text(f"TLS certificate of {t.host} does not verify: {e}"), code="tls_error")
@@ -325,7 +394,8 @@ def presign(s3_client: Any, url: str, expires_s: int = 300) -> str:
         else:
             raise E.InvalidUrl(f"cannot presign {redact_url(url)}")
     try:
-        return s3_client.generate_presigned_url("get_object", Params={"Bucket": t.bucket, "Key": t.key},
-                                                ExpiresIn=int(expires_s))
+        return s3_client.generate_presigned_url(
+            "get_object", Params={"Bucket": t.bucket, "Key": t.key}, ExpiresIn=int(expires_s)
+        )
     except Exception as e:  # noqa: BLE001
         raise _translate_s3(e, t) from e

@@ -89,8 +89,16 @@ def parse_audio_url(url: str) -> AudioUrl:
             bucket, key, region = s3
             return AudioUrl(url, "s3", bucket=bucket, key=key, region=region, host=host, port=port, path=path)
     bucket = _s3_of(host, parts.path)
-    return AudioUrl(url, scheme, bucket=bucket[0] if bucket else None, key=bucket[1] if bucket else None,
-                    region=bucket[2] if bucket else None, host=host, port=port, path=path)
+    return AudioUrl(
+        url,
+        scheme,
+        bucket=bucket[0] if bucket else None,
+        key=bucket[1] if bucket else None,
+        region=bucket[2] if bucket else None,
+        host=host,
+        port=port,
+        path=path,
+    )
 
 
 def _s3_of(host: str, path: str) -> tuple[str, str, str | None] | None:
@@ -151,8 +159,11 @@ def _host_matches(e: _Entry, host: str) -> bool:
 def _parse_entry(raw: str) -> _Entry:
     text = raw.strip()
     low = text.lower()
-    bad = ConfigError(f"AUDIO_URL_ALLOWLIST: cannot read entry {text!r} (expected s3://bucket[/prefix], "
-                      "host[:port], https://host[:port] or http://host[:port])", field="AUDIO_URL_ALLOWLIST")
+    bad = ConfigError(
+        f"AUDIO_URL_ALLOWLIST: cannot read entry {text!r} (expected s3://bucket[/prefix], "
+        "host[:port], https://host[:port] or http://host[:port])",
+        field="AUDIO_URL_ALLOWLIST",
+    )
     if low.startswith("s3://"):
         bucket, _, prefix = text[5:].partition("/")
         if not bucket:
@@ -161,7 +172,7 @@ def _parse_entry(raw: str) -> _Entry:
     scheme = "https"
     for s in ("https://", "http://"):
         if low.startswith(s):
-            scheme, low = s[:-3], low[len(s):]
+            scheme, low = s[:-3], low[len(s) :]
     low = low.rstrip("/")
     if "/" in low or "@" in low or "?" in low:
         raise bad
@@ -193,9 +204,11 @@ def ensure_allowlist(settings: Settings) -> Allowlist:
     """
     allow = Allowlist(settings.audio_url_allowlist)
     if not allow:
-        raise ConfigError("AUDIO_URL_ALLOWLIST is empty: no recording could be fetched",
-                          field="AUDIO_URL_ALLOWLIST",
-                          hint="set it to the audio buckets and hosts, e.g. AUDIO_URL_ALLOWLIST=s3://nipun-audio")
+        raise ConfigError(
+            "AUDIO_URL_ALLOWLIST is empty: no recording could be fetched",
+            field="AUDIO_URL_ALLOWLIST",
+            hint="set it to the audio buckets and hosts, e.g. AUDIO_URL_ALLOWLIST=s3://nipun-audio",
+        )
     return allow
 
 

@@ -102,10 +102,10 @@ class PolyphaseStream:
         self._join()
         out = []
         while len(self._pending) >= self.block + self.ctx:
-            out.append(self._run(self._pending[:self.block + self.ctx], self.block * self.up // self.down))
-            seen = np.concatenate([self._left, self._pending[:self.block]])
-            self._left = seen[-self.ctx:]
-            self._pending = self._pending[self.block:]
+            out.append(self._run(self._pending[: self.block + self.ctx], self.block * self.up // self.down))
+            seen = np.concatenate([self._left, self._pending[: self.block]])
+            self._left = seen[-self.ctx :]
+            self._pending = self._pending[self.block :]
         return out
 
     def _join(self) -> None:
@@ -126,7 +126,7 @@ class PolyphaseStream:
 
         off = len(self._left) * self.up // self.down
         y = resample_poly(np.concatenate([self._left, seg]), self.up, self.down, window=self._filter())
-        y = y[off:] if keep is None else y[off:off + keep]
+        y = y[off:] if keep is None else y[off : off + keep]
         return y.astype(np.float32, copy=False)
 
 
@@ -157,8 +157,10 @@ def _decode(data: bytes, cap_s: float, target_rate: int) -> DecodedAudio:
     if fmt == "m4a" or fmt == "3gp":
         boxes, mp4_cut = sn.mp4_layout(data)
         if "moov" not in boxes and "mdat" in boxes:
-            raise DecodeError(f"{fmt} has no moov index: the upload was cut before the index was written "
-                              "(not faststart)", code="truncated")
+            raise DecodeError(
+                f"{fmt} has no moov index: the upload was cut before the index was written (not faststart)",
+                code="truncated",
+            )
     errors: list[str] = []
     if fmt is None or fmt in sn.SNDFILE_FORMATS:
         try:
@@ -170,8 +172,9 @@ def _decode(data: bytes, cap_s: float, target_rate: int) -> DecodedAudio:
     except _Refused as e:
         errors.append(f"ffmpeg: {e}")
     if mp4_cut:  # cut inside the index itself: nothing can be decoded, and we know why
-        raise DecodeError(f"{fmt} is cut short inside its boxes and cannot be opened ({'; '.join(errors)})",
-                          code="truncated")
+        raise DecodeError(
+            f"{fmt} is cut short inside its boxes and cannot be opened ({'; '.join(errors)})", code="truncated"
+        )
     code = "not_audio" if fmt is None or errors[-1].endswith(_NO_AUDIO_STREAM) else "undecodable"
     what = "unknown bytes" if fmt is None else f"{fmt} container"
     raise DecodeError(f"{what} could not be decoded ({'; '.join(errors)})", code=code)
@@ -204,8 +207,10 @@ class _Collector:
         bad = ~np.isfinite(block)
         if bad.any():
             first = int(np.argmax(bad.any(axis=1))) + self.frames
-            raise DecodeError(f"{int(bad.sum())} NaN/inf samples, the first at {first / self.src_rate:.3f} s",
-                              code="nonfinite_samples")
+            raise DecodeError(
+                f"{int(bad.sum())} NaN/inf samples, the first at {first / self.src_rate:.3f} s",
+                code="nonfinite_samples",
+            )
         mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
         self.frames += len(block)
         self._out.extend(self._rs.push(mono))
@@ -216,8 +221,9 @@ class _Collector:
         return np.concatenate(self._out).astype(np.float32, copy=False) if self._out else np.zeros(0, np.float32)
 
 
-def _finish(col: _Collector, fmt: str, codec: str, declared: float | None, target_rate: int,
-            truncated: bool, notes: list[str]) -> DecodedAudio:
+def _finish(
+    col: _Collector, fmt: str, codec: str, declared: float | None, target_rate: int, truncated: bool, notes: list[str]
+) -> DecodedAudio:
     if col.frames == 0:
         raise DecodeError(f"{fmt} container holds no audio samples", code="empty")
     duration = col.frames / col.src_rate
@@ -227,8 +233,19 @@ def _finish(col: _Collector, fmt: str, codec: str, declared: float | None, targe
             truncated = True
             notes.append(f"decoded {duration:.2f} s of the {declared:.2f} s the header declares")
     samples = col.samples()
-    return DecodedAudio(samples, target_rate, col.src_rate, col.channels, fmt, codec, duration,
-                        declared, truncated, col.capped, tuple(notes))
+    return DecodedAudio(
+        samples,
+        target_rate,
+        col.src_rate,
+        col.channels,
+        fmt,
+        codec,
+        duration,
+        declared,
+        truncated,
+        col.capped,
+        tuple(notes),
+    )
 
 
 def _decode_sndfile(data: bytes, fmt: str | None, cap_s: float, target_rate: int) -> DecodedAudio:
@@ -280,7 +297,8 @@ def _sf_declared(data: bytes, fmt: str, f: Any) -> tuple[float | None, bool, lis
 
 def _sf_codec(fmt: str, subtype: str) -> str:
     return {"VORBIS": "vorbis", "OPUS": "opus", "MPEG_LAYER_III": "mp3", "MPEG_LAYER_II": "mp2"}.get(
-        subtype, "flac" if fmt == "FLAC" else subtype.lower())
+        subtype, "flac" if fmt == "FLAC" else subtype.lower()
+    )
 
 
 def _decode_av(data: bytes, fmt: str | None, cap_s: float, target_rate: int) -> DecodedAudio:
@@ -305,7 +323,9 @@ def _decode_av(data: bytes, fmt: str | None, cap_s: float, target_rate: int) -> 
         try:
             for block in _av_blocks(container, stream, to_fltp):
                 if col is None:
-                    col = _Collector(stream.rate or stream.codec_context.sample_rate, block.shape[1], cap_s, target_rate)
+                    col = _Collector(
+                        stream.rate or stream.codec_context.sample_rate, block.shape[1], cap_s, target_rate
+                    )
                 if not col.add(block):
                     break
         except DecodeError:

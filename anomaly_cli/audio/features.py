@@ -48,14 +48,14 @@ _BASE_DOCS: dict[str, str] = {
     "silence_ratio": "fraction of frames below -60 dBFS (0-1)",
     "low_energy_ratio": "fraction of frames with RMS under half the mean frame RMS; speech has many (0-1)",
     "speech_ratio": "fraction of frames active in the speech band and broadband, not a steady tone, "
-                    "weighted by syllable rhythm (0-1)",
+    "weighted by syllable rhythm (0-1)",
     "modulation_2_8hz": "share of the 300-3400 Hz envelope's modulation energy at 2-8 Hz (syllable rate) "
-                        "among 0.5-50 Hz (0-1)",
+    "among 0.5-50 Hz (0-1)",
     "snr_db": "300-3400 Hz energy of active frames over the band's noise floor (10th percentile) (dB)",
     "clip_ratio": "fraction of samples in clipped runs: max of clip_hard_ratio and clip_plateau_ratio (0-1)",
     "clip_hard_ratio": "fraction of samples in runs of >= 3 at >= 0.995 of full scale (0-1)",
     "clip_plateau_ratio": "fraction of samples in runs of >= 3 near the recording's own peak when the "
-                          "amplitude histogram spikes there (clipping after lossy re-encoding) (0-1)",
+    "amplitude histogram spikes there (clipping after lossy re-encoding) (0-1)",
     "dc_offset": "mean sample value (full scale = 1)",
     "zcr_mean": "zero crossings per sample (0-1)",
     "centroid_hz_mean": "mean spectral centroid over frames (Hz)",
@@ -72,15 +72,20 @@ _BASE_DOCS: dict[str, str] = {
     "stationary_tone_ratio": "fraction of active frames whose strong tonal peak stays in the same bin (0-1)",
     "periodicity_mean": "mean normalised autocorrelation peak at 80-400 Hz pitch lags, active frames (0-1)",
     "pitch_std_semitones": "spread of the pitch-like period over periodic frames; speech glides, tones "
-                           "and notes do not (semitones)",
+    "and notes do not (semitones)",
 }
-_MFCC_DOCS = {f"mfcc{i}_{s}": f"{'mean' if s == 'mean' else 'standard deviation'} of mel-cepstral "
-                              f"coefficient {i} over frames (dB-scaled cepstrum)"
-              for i in range(N_MFCC) for s in ("mean", "std")}
+_MFCC_DOCS = {
+    f"mfcc{i}_{s}": f"{'mean' if s == 'mean' else 'standard deviation'} of mel-cepstral "
+    f"coefficient {i} over frames (dB-scaled cepstrum)"
+    for i in range(N_MFCC)
+    for s in ("mean", "std")
+}
 
 #: Meaning and unit of each feature (README and model-card table).
-FEATURE_DOCS: dict[str, str] = {**_BASE_DOCS, **dict(sorted(_MFCC_DOCS.items(), key=lambda kv: (
-    int(kv[0][4:].split("_")[0]), kv[0].endswith("std"))))}
+FEATURE_DOCS: dict[str, str] = {
+    **_BASE_DOCS,
+    **dict(sorted(_MFCC_DOCS.items(), key=lambda kv: (int(kv[0][4:].split("_")[0]), kv[0].endswith("std")))),
+}
 #: Stable order of the feature vector; the model stores it and refuses a mismatch.
 FEATURE_NAMES: tuple[str, ...] = tuple(FEATURE_DOCS)
 
@@ -152,7 +157,7 @@ def _mean_square(x: np.ndarray, block: int = 1 << 16) -> float:
     """Mean of ``x**2`` accumulated in float64, block by block (no whole-file float64 copy)."""
     total = 0.0
     for a in range(0, x.size, block):
-        total += float(np.square(x[a:a + block], dtype=np.float64).sum())
+        total += float(np.square(x[a : a + block], dtype=np.float64).sum())
     return total / x.size
 
 
@@ -200,8 +205,9 @@ def _spectral_frames(x: np.ndarray, sounding: np.ndarray, sr: int) -> dict[str, 
     win = _window(FRAME)
     freqs = np.linspace(0.0, sr / 2.0, N_FFT // 2 + 1, dtype=np.float32)
     lo, hi = int(sr / 400), min(int(sr / 80), N_FFT // 2 - 1)
-    out = {k: np.zeros(n, dtype=np.float32) for k in ("centroid", "flatness", "rolloff", "peak_share",
-                                                       "period_strength")}
+    out = {
+        k: np.zeros(n, dtype=np.float32) for k in ("centroid", "flatness", "rolloff", "peak_share", "period_strength")
+    }
     out["peak_bin"] = np.zeros(n, dtype=np.int64)
     out["period_lag"] = np.zeros(n, dtype=np.int64)
     out["mel"] = np.zeros((n, fb.shape[1]), dtype=np.float32)
@@ -222,7 +228,7 @@ def _spectral_frames(x: np.ndarray, sounding: np.ndarray, sr: int) -> dict[str, 
         if snd.size:
             # autocorrelation = inverse FFT of the same power spectrum (Wiener-Khinchin)
             ac = scipy.fft.irfft(power if snd.size == b - a else power[snd], n=N_FFT, axis=1, workers=1)
-            seg = ac[:, lo:hi + 1] / (ac[:, :1] + _EPS)
+            seg = ac[:, lo : hi + 1] / (ac[:, :1] + _EPS)
             best = np.argmax(seg, axis=1)
             out["period_strength"][a + snd] = np.clip(seg[np.arange(snd.size), best], 0.0, 1.0)
             out["period_lag"][a + snd] = best + lo
@@ -242,9 +248,14 @@ def _peak(power: np.ndarray, total_no_dc: np.ndarray) -> tuple[np.ndarray, np.nd
 def _levels(edb: np.ndarray, energy: np.ndarray) -> dict[str, float]:
     p5, p50, p95 = np.percentile(edb, [5, 50, 95])
     rms = np.sqrt(energy)
-    return {"level_p5_dbfs": p5, "level_p50_dbfs": p50, "level_p95_dbfs": p95, "dynamic_range_db": p95 - p5,
-            "silence_ratio": float(np.mean(edb < -60.0)),
-            "low_energy_ratio": float(np.mean(rms < 0.5 * rms.mean())) if rms.mean() > 0 else 0.0}
+    return {
+        "level_p5_dbfs": p5,
+        "level_p50_dbfs": p50,
+        "level_p95_dbfs": p95,
+        "dynamic_range_db": p95 - p5,
+        "silence_ratio": float(np.mean(edb < -60.0)),
+        "low_energy_ratio": float(np.mean(rms < 0.5 * rms.mean())) if rms.mean() > 0 else 0.0,
+    }
 
 
 def _activity(edb: np.ndarray) -> tuple[np.ndarray, float]:
@@ -257,6 +268,7 @@ def _activity(edb: np.ndarray) -> tuple[np.ndarray, float]:
 @lru_cache(maxsize=4)
 def _speech_band_weights(sr: int) -> np.ndarray:
     """1 for mel bands whose centre lies in 300-3400 Hz, else 0."""
+
     def mel(f: float) -> float:
         return 2595.0 * np.log10(1.0 + f / 700.0)
 
@@ -291,8 +303,14 @@ def _modulation(env: np.ndarray, fps: float) -> float:
 
 def _spectral_shape(spec: dict[str, np.ndarray]) -> dict[str, float]:
     c, f, r = spec["centroid"], spec["flatness"], spec["rolloff"]
-    return {"centroid_hz_mean": c.mean(), "centroid_hz_std": c.std(), "flatness_mean": f.mean(),
-            "flatness_std": f.std(), "rolloff_hz_mean": r.mean(), "rolloff_hz_std": r.std()}
+    return {
+        "centroid_hz_mean": c.mean(),
+        "centroid_hz_std": c.std(),
+        "flatness_mean": f.mean(),
+        "flatness_std": f.std(),
+        "rolloff_hz_mean": r.mean(),
+        "rolloff_hz_std": r.std(),
+    }
 
 
 def _rolloff_bins(power: np.ndarray, share: float) -> np.ndarray:
@@ -317,8 +335,7 @@ def _rolloff_bins(power: np.ndarray, share: float) -> np.ndarray:
     return blk * b + idx
 
 
-def _tonality(k: np.ndarray, share: np.ndarray, active: np.ndarray,
-              fps: float) -> tuple[np.ndarray, np.ndarray]:
+def _tonality(k: np.ndarray, share: np.ndarray, active: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
     """Per frame: share of power in the strongest peak, and whether the frame is in a steady tone.
 
     A steady tone is a strong peak (> 30 % of the frame's power) that stays within +-1 bin for at
@@ -334,7 +351,7 @@ def _tonality(k: np.ndarray, share: np.ndarray, active: np.ndarray,
     steady = np.zeros_like(strong)
     for a, b in zip(starts, ends):
         if b - a >= int(0.5 * fps):
-            steady[max(a - 1, 0):b] = True
+            steady[max(a - 1, 0) : b] = True
     return share, steady
 
 
@@ -353,7 +370,7 @@ def _flux_periodicity(mel: np.ndarray, fps: float) -> float:
     ac = scipy.fft.irfft(np.abs(scipy.fft.rfft(f, n=2 * f.size, workers=1)) ** 2, workers=1)[: hi + 1]
     if ac[0] <= _EPS:
         return 0.0
-    return float(np.clip(ac[lo:hi + 1].max() / ac[0], 0.0, 1.0))
+    return float(np.clip(ac[lo : hi + 1].max() / ac[0], 0.0, 1.0))
 
 
 def _periodicity(strength: np.ndarray, lag: np.ndarray) -> dict[str, float]:
@@ -368,7 +385,7 @@ def _periodicity(strength: np.ndarray, lag: np.ndarray) -> dict[str, float]:
 
 
 def _timing(edb: np.ndarray, active: np.ndarray, fps: float, duration: float) -> dict[str, float]:
-    tail = edb[-max(1, int(0.5 * fps)):]
+    tail = edb[-max(1, int(0.5 * fps)) :]
     tail_db = 10.0 * np.log10(np.mean(10.0 ** (tail / 10.0)) + _EPS)
     idx = np.flatnonzero(active)
     # Reference: the median level of active (speech) frames; a recording that mostly pauses would
@@ -377,7 +394,7 @@ def _timing(edb: np.ndarray, active: np.ndarray, fps: float, duration: float) ->
     res = {"tail_energy_db": float(np.clip(tail_db - ref, -100.0, 100.0))}
     if idx.size == 0:
         return {**res, "leading_silence_s": duration, "longest_pause_s": 0.0}
-    inner = ~active[idx[0]:idx[-1] + 1]
+    inner = ~active[idx[0] : idx[-1] + 1]
     longest = 0
     if inner.any():
         # run lengths of inactive frames: boundaries of True runs
@@ -389,6 +406,7 @@ def _timing(edb: np.ndarray, active: np.ndarray, fps: float, duration: float) ->
 @lru_cache(maxsize=4)
 def _mel_dct(sr: int) -> tuple[np.ndarray, np.ndarray]:
     """Slaney-style triangular mel filterbank (N_FFT//2+1, N_MELS) and orthonormal DCT-II (N_MELS, N_MFCC)."""
+
     def mel(f: np.ndarray) -> np.ndarray:
         return 2595.0 * np.log10(1.0 + f / 700.0)
 
@@ -396,7 +414,7 @@ def _mel_dct(sr: int) -> tuple[np.ndarray, np.ndarray]:
     freqs = np.linspace(0.0, sr / 2.0, N_FFT // 2 + 1)
     lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     fb = np.maximum(0.0, np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)))
-    fb *= (2.0 / (hi - lo))  # equal area per band
+    fb *= 2.0 / (hi - lo)  # equal area per band
     dct = scipy.fft.dct(np.eye(N_MELS), type=2, norm="ortho", axis=0)[:N_MFCC].T
     return fb.T.astype(np.float32), dct.astype(np.float32)
 

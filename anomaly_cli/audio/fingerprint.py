@@ -184,9 +184,9 @@ def band_keys(fp: np.ndarray) -> list[str]:
     nz = np.flatnonzero(w)
     if nz.size == 0:
         return []
-    w = w[nz[0]:]
+    w = w[nz[0] :]
     bits = np.unpackbits(w.astype(">u4").view(np.uint8).reshape(-1, 4), axis=1, bitorder="big")  # (n, 32)
-    valid = (w != 0)
+    valid = w != 0
     sets = _key_bit_sets()
     keys: list[str] = []
     for j in range(w.size // KEY_BLOCK):
@@ -214,6 +214,6 @@ def pcm_sha256(samples: np.ndarray) -> str:
     h = hashlib.sha256()
     step = 1 << 16  # hashed block by block: no whole-file float64 / int16 copies (~20 MB a minute)
     for a in range(0, x.size, step):
-        blk = np.nan_to_num(x[a:a + step].astype(np.float64))
+        blk = np.nan_to_num(x[a : a + step].astype(np.float64))
         h.update(np.clip(np.round(blk * 32768.0), -32768, 32767).astype("<i2").tobytes())
     return h.hexdigest()

@@ -31,8 +31,15 @@ _AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 6400
 _OGG_BLOCK = 16384  # frames per write call for OGG (see module docstring)
 
 
-def encode(samples: np.ndarray, sample_rate: int, fmt: str, *, channels: int = 1,
-           subtype: str | None = None, faststart: bool = True) -> bytes:
+def encode(
+    samples: np.ndarray,
+    sample_rate: int,
+    fmt: str,
+    *,
+    channels: int = 1,
+    subtype: str | None = None,
+    faststart: bool = True,
+) -> bytes:
     """Encode float samples in [-1, 1] (shape ``(n,)`` or ``(n, channels)``) as ``fmt`` bytes.
 
     ``fmt`` is one of :data:`FORMATS`; ``subtype`` picks the WAV sample format (``PCM_16``
@@ -97,14 +104,22 @@ def _sf_write(x: np.ndarray, rate: int, fmt: str, subtype: str) -> bytes:
     with sf.SoundFile(buf, "w", samplerate=rate, channels=x.shape[1], format=fmt, subtype=subtype) as f:
         if fmt == "OGG" or fmt == "MP3":
             for start in range(0, len(x), _OGG_BLOCK):
-                f.write(x[start:start + _OGG_BLOCK])
+                f.write(x[start : start + _OGG_BLOCK])
         else:
             f.write(x)
     return buf.getvalue()
 
 
-def _av_write(x: np.ndarray, rate: int, container: str, codec: str, sample_fmt: str, *,
-              bit_rate: int, options: dict[str, str] | None = None) -> bytes:
+def _av_write(
+    x: np.ndarray,
+    rate: int,
+    container: str,
+    codec: str,
+    sample_fmt: str,
+    *,
+    bit_rate: int,
+    options: dict[str, str] | None = None,
+) -> bytes:
     import av
 
     layouts = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
@@ -117,8 +132,17 @@ def _av_write(x: np.ndarray, rate: int, container: str, codec: str, sample_fmt: 
             return fh.read()
 
 
-def _av_mux(x: np.ndarray, rate: int, path: str, container: str, codec: str, sample_fmt: str, layout: str,
-            bit_rate: int, options: dict[str, str] | None) -> None:
+def _av_mux(
+    x: np.ndarray,
+    rate: int,
+    path: str,
+    container: str,
+    codec: str,
+    sample_fmt: str,
+    layout: str,
+    bit_rate: int,
+    options: dict[str, str] | None,
+) -> None:
     import av
 
     with av.open(path, "w", format=container, options=options or {}) as out:
@@ -130,7 +154,7 @@ def _av_mux(x: np.ndarray, rate: int, path: str, container: str, codec: str, sam
         block = 4096
         pts = 0
         for start in range(0, len(x), block):
-            chunk = np.ascontiguousarray(np.clip(x[start:start + block], -1.0, 1.0).reshape(1, -1))
+            chunk = np.ascontiguousarray(np.clip(x[start : start + block], -1.0, 1.0).reshape(1, -1))
             frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout=layout)
             frame.sample_rate = rate
             frame.pts = pts

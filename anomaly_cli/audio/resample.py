@@ -58,20 +58,20 @@ def upfirdn(h: np.ndarray, x: np.ndarray, up: int, down: int) -> np.ndarray:
     # x with taps-1 zeros before (inputs before 0) and enough after (inputs past the end)
     last_i = ((n_out - 1) * down) // up
     xp = np.zeros(taps - 1 + max(len(x), last_i + 1), dtype=dtype)
-    xp[taps - 1:taps - 1 + len(x)] = x
+    xp[taps - 1 : taps - 1 + len(x)] = x
     windows = np.lib.stride_tricks.sliding_window_view(xp, taps)  # windows[i] = x[i-taps+1 .. i]
     # phases[t] = h[t::up] reversed and zero-padded in front to ``taps``: aligned with windows[i],
     # whose last sample is x[i]
     flat = np.zeros(taps * up, dtype=dtype)
-    flat[:len(h)] = h
+    flat[: len(h)] = h
     phases = flat.reshape(taps, up).T[:, ::-1]
     for n0 in range(min(up, n_out)):
         t, i0 = (n0 * down) % up, (n0 * down) // up
         count = len(range(n0, n_out, up))
         for a in range(0, count, ROWS):
             b = min(count, a + ROWS)
-            rows = windows[i0 + a * down:i0 + (b - 1) * down + 1:down]
-            y[n0 + a * up:n0 + (b - 1) * up + 1:up] = rows @ phases[t]
+            rows = windows[i0 + a * down : i0 + (b - 1) * down + 1 : down]
+            y[n0 + a * up : n0 + (b - 1) * up + 1 : up] = rows @ phases[t]
     return y
 
 
@@ -104,7 +104,7 @@ def resample_poly(x: np.ndarray, up: int, down: int, window: np.ndarray | None =
     while _output_len(len(h) + n_pre_pad + n_post_pad, n_in, up, down) < n_out + n_pre_remove:
         n_post_pad += 1
     h = np.concatenate([np.zeros(n_pre_pad, h.dtype), h, np.zeros(n_post_pad, h.dtype)])
-    return upfirdn(h, x, up, down)[n_pre_remove:n_pre_remove + n_out]
+    return upfirdn(h, x, up, down)[n_pre_remove : n_pre_remove + n_out]
 
 
 def _output_len(len_h: int, in_len: int, up: int, down: int) -> int:

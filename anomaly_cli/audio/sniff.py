@@ -49,7 +49,7 @@ def sniff(data: bytes) -> str | None:
         return "m4a"  # an MP4 without ftyp (old QuickTime writers)
     start = id3_end(data)
     if start:
-        if data[start:start + 4] == b"fLaC":
+        if data[start : start + 4] == b"fLaC":
             return "flac"
         return "mp3"  # an ID3 tag announces MP3 (the decoder says whether frames follow)
     if _adts_at(data, 0):
@@ -72,7 +72,7 @@ def id3_end(data: bytes) -> int:
 
 def has_audio_after_id3(data: bytes) -> bool:
     """True when something other than padding follows a leading ID3 tag."""
-    rest = data[id3_end(data):]
+    rest = data[id3_end(data) :]
     return bool(rest.strip(b"\x00"))
 
 
@@ -107,9 +107,14 @@ def looks_like_text(data: bytes) -> str | None:
     """A short description when ``data`` is text (an HTML/XML/JSON error page), else None."""
     probe = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
     low = probe[:64].lower()
-    for marker, what in ((b"<!doctype html", "an HTML page"), (b"<html", "an HTML page"),
-                         (b"<?xml", "an XML document"), (b"<error", "an XML error document"),
-                         (b"{", "a JSON document"), (b"<", "markup text")):
+    for marker, what in (
+        (b"<!doctype html", "an HTML page"),
+        (b"<html", "an HTML page"),
+        (b"<?xml", "an XML document"),
+        (b"<error", "an XML error document"),
+        (b"{", "a JSON document"),
+        (b"<", "markup text"),
+    ):
         if low.startswith(marker):
             return what
     if probe and all(32 <= b < 127 or b in (9, 10, 13) for b in probe):
@@ -133,7 +138,7 @@ def wav_layout(data: bytes) -> WavLayout | None:
         return None
     pos, rate, align = 12, 0, 0
     while pos + 8 <= len(data):
-        cid, size = data[pos:pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        cid, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
         body = pos + 8
         if cid == b"fmt " and body + 16 <= len(data):
             _, _, rate, _, align = struct.unpack_from("<HHIIH", data, body)
@@ -150,7 +155,7 @@ def mp4_layout(data: bytes) -> tuple[set[str], bool]:
     pos, names, cut = 0, set(), False
     while pos + 8 <= len(data):
         size = struct.unpack_from(">I", data, pos)[0]
-        name = data[pos + 4:pos + 8].decode("latin-1")
+        name = data[pos + 4 : pos + 8].decode("latin-1")
         if size == 1 and pos + 16 <= len(data):
             size = struct.unpack_from(">Q", data, pos + 8)[0]
         elif size == 0:

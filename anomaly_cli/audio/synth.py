@@ -36,8 +36,19 @@ from scipy import signal
 
 SR = 16_000
 #: Labels of the generator; ``normal`` plus one per per-recording anomaly reason code.
-LABELS: tuple[str, ...] = ("normal", "silent", "low_volume", "no_speech", "noisy", "clipped", "dc_offset",
-                           "too_short", "too_long", "truncated", "corrupt")
+LABELS: tuple[str, ...] = (
+    "normal",
+    "silent",
+    "low_volume",
+    "no_speech",
+    "noisy",
+    "clipped",
+    "dc_offset",
+    "too_short",
+    "too_long",
+    "truncated",
+    "corrupt",
+)
 #: Variants of each label (hard-but-fine normals, anomalies that fool simple rules).
 VARIANTS: dict[str, tuple[str, ...]] = {
     "normal": ("plain", "quiet", "babble", "classroom", "hesitation", "late_start", "bumps", "telephone", "mic"),
@@ -54,21 +65,46 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_FORMATS: tuple[str, ...] = ("wav", "flac", "ogg", "mp3", "m4a", "3gp", "webm", "opus")
 #: Relative frequency of each label in :func:`make_dataset` (normals are half the set).
-WEIGHTS: dict[str, float] = {"normal": 10.0, "silent": 1.0, "low_volume": 1.0, "no_speech": 1.6, "noisy": 1.0,
-                             "clipped": 1.0, "dc_offset": 0.6, "too_short": 0.8, "too_long": 0.25,
-                             "truncated": 0.8, "corrupt": 0.8}
+WEIGHTS: dict[str, float] = {
+    "normal": 10.0,
+    "silent": 1.0,
+    "low_volume": 1.0,
+    "no_speech": 1.6,
+    "noisy": 1.0,
+    "clipped": 1.0,
+    "dc_offset": 0.6,
+    "too_short": 0.8,
+    "too_long": 0.25,
+    "truncated": 0.8,
+    "corrupt": 0.8,
+}
 ALSA_DIR = Path("/usr/share/sounds/alsa")
 MARATHI_LINES = (
-    "एक होता राजा. त्याला तीन मुले होती.", "आज शाळेत आम्ही नवीन गाणे शिकलो.",
-    "माझे नाव राम आहे. मी तिसरीत शिकतो.", "पाऊस पडला आणि सगळी झाडे हिरवी झाली.",
-    "आई बाजारात गेली आणि तिने भाजी आणली.", "आमच्या गावात एक मोठी नदी आहे.",
-    "ससा आणि कासव यांची शर्यत लागली.", "मला आंबा खूप आवडतो.", "शिक्षक वर्गात गोष्ट सांगत होते.",
+    "एक होता राजा. त्याला तीन मुले होती.",
+    "आज शाळेत आम्ही नवीन गाणे शिकलो.",
+    "माझे नाव राम आहे. मी तिसरीत शिकतो.",
+    "पाऊस पडला आणि सगळी झाडे हिरवी झाली.",
+    "आई बाजारात गेली आणि तिने भाजी आणली.",
+    "आमच्या गावात एक मोठी नदी आहे.",
+    "ससा आणि कासव यांची शर्यत लागली.",
+    "मला आंबा खूप आवडतो.",
+    "शिक्षक वर्गात गोष्ट सांगत होते.",
     "सकाळी लवकर उठून मी शाळेत जातो.",
 )
 
 # Adult vowel formants (F1, F2, F3); children's are scaled up by 1.15-1.35.
-_VOWELS = np.array([(730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480),
-                    (570, 840, 2410), (660, 1720, 2410), (440, 1020, 2240)], dtype=float)
+_VOWELS = np.array(
+    [
+        (730, 1090, 2440),
+        (270, 2290, 3010),
+        (300, 870, 2240),
+        (530, 1840, 2480),
+        (570, 840, 2410),
+        (660, 1720, 2410),
+        (440, 1020, 2240),
+    ],
+    dtype=float,
+)
 
 
 @dataclass(frozen=True)
@@ -159,7 +195,7 @@ def hum(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     """Mains hum: 50 Hz (or 60) with decaying harmonics and a little noise."""
     t = np.arange(n) / sr
     f0 = 50.0 if rng.random() < 0.8 else 60.0
-    y = sum((0.7 ** k) * np.sin(2 * np.pi * f0 * (k + 1) * t + rng.uniform(0, 6.28)) for k in range(8))
+    y = sum((0.7**k) * np.sin(2 * np.pi * f0 * (k + 1) * t + rng.uniform(0, 6.28)) for k in range(8))
     return (y + 0.01 * rng.standard_normal(n)).astype(np.float32)
 
 
@@ -199,7 +235,7 @@ def music(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
         i = int(b * sr)
         src = kick if int(round(b / (beat / 2))) % 2 == 0 else 0.3 * hat
         m = min(len(src), n - i)
-        y[i:i + m] += src[:m]
+        y[i : i + m] += src[:m]
     return y.astype(np.float32)
 
 
@@ -214,11 +250,11 @@ def chime(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     for j, f in enumerate(freqs):
         note = (np.sin(2 * np.pi * f * tt) + 0.3 * np.sin(2 * np.pi * 2.76 * f * tt)) * np.exp(-tt * 9)
         i = int(j * 0.12 * sr)
-        pattern[i:i + nl] += note
+        pattern[i : i + nl] += note
     for s in np.arange(0, n / sr, period):
         i = int(s * sr)
         m = min(len(pattern), n - i)
-        y[i:i + m] += pattern[:m]
+        y[i : i + m] += pattern[:m]
     return y.astype(np.float32)
 
 
@@ -229,8 +265,15 @@ def _resonator(f: float, bw: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array([1.0 - r]), a
 
 
-def formant_speech(rng: np.random.Generator, duration_s: float, sr: int = SR, *, child: bool = True,
-                   hesitations: float = 0.1, lead_s: float | None = None) -> np.ndarray:
+def formant_speech(
+    rng: np.random.Generator,
+    duration_s: float,
+    sr: int = SR,
+    *,
+    child: bool = True,
+    hesitations: float = 0.1,
+    lead_s: float | None = None,
+) -> np.ndarray:
     """Reading-like speech: words of 1-4 syllables at 2-6 syllables/s, pauses, hesitations.
 
     ``hesitations`` is the chance that a pause between words is a long (1-3.5 s) hesitation.
@@ -254,13 +297,13 @@ def formant_speech(rng: np.random.Generator, duration_s: float, sr: int = SR, *,
                 b, a = signal.butter(2, min(0.95, rng.uniform(2500, 5500) / (sr / 2)), "high")
                 fr = signal.lfilter(b, a, rng.standard_normal(m)) * rng.uniform(0.05, 0.25)
                 fr *= np.hanning(m)
-                out[i:i + m] += fr[: max(0, min(m, n - i))]
+                out[i : i + m] += fr[: max(0, min(m, n - i))]
                 i += m
             elif kind < 0.65:  # plosive: closure then burst
                 i += int(rng.uniform(0.02, 0.05) * sr)
                 m = int(rng.uniform(0.008, 0.02) * sr)
                 burst = rng.standard_normal(m) * np.exp(-np.arange(m) / (0.3 * m)) * rng.uniform(0.1, 0.4)
-                out[i:i + m] += burst[: max(0, min(m, n - i))]
+                out[i : i + m] += burst[: max(0, min(m, n - i))]
                 i += m
             consumed = (i - int(t * sr)) / sr
             vlen = min(int(max(0.05, syl - consumed) * rng.uniform(0.75, 0.95) * sr), n - i)
@@ -268,7 +311,7 @@ def formant_speech(rng: np.random.Generator, duration_s: float, sr: int = SR, *,
                 break
             tt = np.arange(vlen) / sr
             f0 = f0_word * (1 + 0.06 * np.sin(2 * np.pi * rng.uniform(1, 3) * tt + rng.uniform(0, 6)))
-            f0 *= 1 + 0.01 * np.convolve(rng.standard_normal(vlen), np.ones(200) / 200 ** 0.5, "same") / 2
+            f0 *= 1 + 0.01 * np.convolve(rng.standard_normal(vlen), np.ones(200) / 200**0.5, "same") / 2
             ph = np.cumsum(f0 / sr)
             src = 2 * (ph % 1.0) - 1.0
             src += 0.05 * rng.standard_normal(vlen)
@@ -282,8 +325,8 @@ def formant_speech(rng: np.random.Generator, duration_s: float, sr: int = SR, *,
             env = np.ones(vlen)
             att, rel = min(int(0.02 * sr), vlen // 2), min(int(0.05 * sr), vlen // 2)
             env[:att] = np.linspace(0, 1, att)
-            env[vlen - rel:] *= np.linspace(1, 0, rel)
-            out[i:i + vlen] += y * env * rng.uniform(0.6, 1.0) / max(np.max(np.abs(y)), 1e-9)
+            env[vlen - rel :] *= np.linspace(1, 0, rel)
+            out[i : i + vlen] += y * env * rng.uniform(0.6, 1.0) / max(np.max(np.abs(y)), 1e-9)
             t += syl
         f0_word *= 0.97
         t += rng.uniform(1.0, 3.5) if rng.random() < hesitations else rng.uniform(0.08, 0.45)
@@ -318,8 +361,12 @@ def espeak_speech(rng: np.random.Generator, duration_s: float, sr: int = SR) -> 
     pitch = int(rng.integers(50, 90))
     while total < duration_s:
         text = str(rng.choice(MARATHI_LINES))
-        wav = subprocess.run([exe, "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
-                             capture_output=True, check=True, timeout=30).stdout
+        wav = subprocess.run(
+            [exe, "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
+            capture_output=True,
+            check=True,
+            timeout=30,
+        ).stdout
         x, rate = sf.read(io.BytesIO(wav), dtype="float32")
         x = _resample(x if x.ndim == 1 else x.mean(axis=1), rate, sr)
         pause = np.zeros(int(rng.uniform(0.2, 0.9) * sr), dtype=np.float32)
@@ -354,8 +401,9 @@ def alsa_speech(rng: np.random.Generator, duration_s: float, sr: int = SR) -> np
     return (y / max(np.max(np.abs(y)), 1e-9)).astype(np.float32)
 
 
-def speech(rng: np.random.Generator, duration_s: float, sr: int = SR, *, source: str = "formant",
-           hesitations: float = 0.1) -> np.ndarray:
+def speech(
+    rng: np.random.Generator, duration_s: float, sr: int = SR, *, source: str = "formant", hesitations: float = 0.1
+) -> np.ndarray:
     """Speech from one of the sources (``formant``, ``espeak``, ``alsa``)."""
     if source == "espeak":
         return espeak_speech(rng, duration_s, sr)
@@ -393,13 +441,19 @@ def _bumps(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
         i = int(rng.integers(0, max(1, n - sr // 4)))
         m = int(rng.uniform(0.03, 0.15) * sr)
         tt = np.arange(m) / sr
-        y[i:i + m] += np.sin(2 * np.pi * rng.uniform(30, 120) * tt) * np.exp(-tt * rng.uniform(20, 60))
+        y[i : i + m] += np.sin(2 * np.pi * rng.uniform(30, 120) * tt) * np.exp(-tt * rng.uniform(20, 60))
     return y.astype(np.float32)
 
 
 # --- clips ---------------------------------------------------------------------------------------
-def make_clip(label: str, rng: np.random.Generator, *, variant: str | None = None, source: str = "formant",
-              duration_s: float | None = None) -> Clip:
+def make_clip(
+    label: str,
+    rng: np.random.Generator,
+    *,
+    variant: str | None = None,
+    source: str = "formant",
+    duration_s: float | None = None,
+) -> Clip:
     """Generate the samples of one recording of ``label`` (and ``variant``, random if None).
 
     File-level kinds (``truncated``, ``corrupt``) return the underlying (normal) samples; their
@@ -458,10 +512,15 @@ def make_clip(label: str, rng: np.random.Generator, *, variant: str | None = Non
     elif label == "low_volume":
         x = set_level(sp(), sr, rng.uniform(-55, -45)) + floor(n) * 10 ** (-10 / 20)
     elif label == "no_speech":
-        gen = {"white": lambda: coloured_noise(rng, n, "white"), "pink": lambda: coloured_noise(rng, n, "pink"),
-               "brown": lambda: coloured_noise(rng, n, "brown"), "hum": lambda: hum(rng, n, sr),
-               "tone": lambda: tone(rng, n, sr), "music": lambda: music(rng, n, sr),
-               "chime": lambda: chime(rng, n, sr)}[variant]
+        gen = {
+            "white": lambda: coloured_noise(rng, n, "white"),
+            "pink": lambda: coloured_noise(rng, n, "pink"),
+            "brown": lambda: coloured_noise(rng, n, "brown"),
+            "hum": lambda: hum(rng, n, sr),
+            "tone": lambda: tone(rng, n, sr),
+            "music": lambda: music(rng, n, sr),
+            "chime": lambda: chime(rng, n, sr),
+        }[variant]
         x = set_level(gen(), sr, rng.uniform(-30, -12)) + floor(n)
     elif label == "noisy":
         s = sp()
@@ -485,13 +544,15 @@ def make_clip(label: str, rng: np.random.Generator, *, variant: str | None = Non
 
 def _html_page(rng: np.random.Generator) -> bytes:
     code = int(rng.choice([403, 404, 500, 502]))
-    return (f"<!DOCTYPE html><html><head><title>{code} Error</title></head><body><h1>{code}</h1>"
-            f"<p>The requested audio could not be served.</p><!-- {rng.integers(1 << 30)} --></body></html>"
-            ).encode()
+    return (
+        f"<!DOCTYPE html><html><head><title>{code} Error</title></head><body><h1>{code}</h1>"
+        f"<p>The requested audio could not be served.</p><!-- {rng.integers(1 << 30)} --></body></html>"
+    ).encode()
 
 
-def make_item(label: str, rng: np.random.Generator, *, fmt: str = "wav", variant: str | None = None,
-              source: str = "formant") -> Item:
+def make_item(
+    label: str, rng: np.random.Generator, *, fmt: str = "wav", variant: str | None = None, source: str = "formant"
+) -> Item:
     """One recording of ``label`` encoded as ``fmt`` (some kinds force a suitable format).
 
     Forced formats (decisions): ``dc_offset`` is lossless (lossy codecs strip DC); ``clipped``
@@ -511,11 +572,20 @@ def make_item(label: str, rng: np.random.Generator, *, fmt: str = "wav", variant
         # a container's magic bytes followed by junk (a damaged upload that still sniffs as audio).
         # FLAC and MP4 magics are left out: junk after them reads as a box or block that runs past
         # the end, which the decoder rightly calls truncated.
-        magic = [b"RIFF" + rng.bytes(4) + b"WAVEfmt ", b"OggS\x00\x02", b"ID3\x03\x00\x00\x00\x00\x00\x10",
-                 b"RIFF" + rng.bytes(4) + b"WAVEfmt ", b"OggS\x00\x02"][int(rng.integers(5))]
+        magic = [
+            b"RIFF" + rng.bytes(4) + b"WAVEfmt ",
+            b"OggS\x00\x02",
+            b"ID3\x03\x00\x00\x00\x00\x00\x10",
+            b"RIFF" + rng.bytes(4) + b"WAVEfmt ",
+            b"OggS\x00\x02",
+        ][int(rng.integers(5))]
         return Item(magic + rng.bytes(int(rng.integers(200, 20000))), fmt, label, variant, source)
-    clip = make_clip("normal" if label == "truncated" else label, rng,
-                     variant="plain" if label == "truncated" else variant, source=source)
+    clip = make_clip(
+        "normal" if label == "truncated" else label,
+        rng,
+        variant="plain" if label == "truncated" else variant,
+        source=source,
+    )
     if label == "dc_offset":
         fmt = str(rng.choice(["wav", "flac"]))
     elif label == "clipped" and variant == "lossy":
@@ -543,8 +613,16 @@ def _labels_for(n: int, rng: np.random.Generator, kinds: Sequence[str]) -> list[
     return labels
 
 
-def make_dataset(out_dir: str | Path, n: int, seed: int = 0, *, formats: Iterable[str] = DEFAULT_FORMATS,
-                 kinds: Iterable[str] | None = None, source: str = "formant", duplicates: int = 0) -> Path:
+def make_dataset(
+    out_dir: str | Path,
+    n: int,
+    seed: int = 0,
+    *,
+    formats: Iterable[str] = DEFAULT_FORMATS,
+    kinds: Iterable[str] | None = None,
+    source: str = "formant",
+    duplicates: int = 0,
+) -> Path:
     """Write ``n`` labelled recordings (+ ``duplicates`` re-encoded copies) and ``manifest.csv``.
 
     The manifest has columns ``file,label,variant,format,source,duplicate_of``; ``duplicate_of``
@@ -564,8 +642,16 @@ def make_dataset(out_dir: str | Path, n: int, seed: int = 0, *, formats: Iterabl
         item = make_item(label, rng, fmt=fmt, source=source)
         name = f"{i:05d}_{label}_{item.variant}.{item.fmt}"
         (out / name).write_bytes(item.data)
-        rows.append({"file": name, "label": label, "variant": item.variant, "format": item.fmt, "source": source,
-                     "duplicate_of": ""})
+        rows.append(
+            {
+                "file": name,
+                "label": label,
+                "variant": item.variant,
+                "format": item.fmt,
+                "source": source,
+                "duplicate_of": "",
+            }
+        )
     originals = [r for r in rows if r["label"] == "normal"]
     for j in range(min(duplicates, len(originals))):
         from anomaly_cli.audio.formats import encode

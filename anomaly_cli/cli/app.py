@@ -7,8 +7,22 @@ from typing import Annotated, Optional
 import typer
 
 from anomaly_cli import __version__
-from anomaly_cli.cli.commands import (config_cmd, coverage, demo, discover, doctor, model, push_urls,
-                                      replay_dlq, rescreen, results, score, seed_sqs, state, work)
+from anomaly_cli.cli.commands import (
+    config_cmd,
+    coverage,
+    demo,
+    discover,
+    doctor,
+    model,
+    push_urls,
+    replay_dlq,
+    rescreen,
+    results,
+    score,
+    seed_sqs,
+    state,
+    work,
+)
 from anomaly_cli.cli.context import CliContext
 
 app = typer.Typer(
@@ -30,9 +44,15 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    env_file: Annotated[Optional[str], typer.Option("--env-file", help="Read settings from this .env file (default ./.env).")] = None,
-    log_level: Annotated[Optional[str], typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR (env LOG_LEVEL).")] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    env_file: Annotated[
+        Optional[str], typer.Option("--env-file", help="Read settings from this .env file (default ./.env).")
+    ] = None,
+    log_level: Annotated[
+        Optional[str], typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR (env LOG_LEVEL).")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """Operator toolkit for the reading-audio anomaly pipeline."""
     ctx.obj = CliContext(env_file=env_file, log_level=log_level)

@@ -55,7 +55,9 @@ class CliContext:
         from anomaly_cli.adapters.sqs import make_client
 
         s = self.settings()
-        return make_client("s3", s, connect_timeout=s.fetch_connect_timeout_seconds, read_timeout=s.fetch_read_timeout_seconds)
+        return make_client(
+            "s3", s, connect_timeout=s.fetch_connect_timeout_seconds, read_timeout=s.fetch_read_timeout_seconds
+        )
 
     def queue(self, url: str | None = None) -> Any:
         from anomaly_cli.adapters.sqs import SqsQueue

@@ -11,16 +11,28 @@ RET_UNHEALTHY = 7  #: ``doctor`` found a problem
 RET_INTERRUPTED = 130  #: stopped by a second SIGINT / SIGTERM (or Ctrl-C outside a clean drain)
 
 ALL = {
-    "ok": RET_OK, "error": RET_ERROR, "usage": RET_USAGE, "config": RET_CONFIG,
-    "connection": RET_CONNECTION, "partial": RET_PARTIAL, "credentials": RET_CREDENTIALS,
-    "unhealthy": RET_UNHEALTHY, "interrupted": RET_INTERRUPTED,
+    "ok": RET_OK,
+    "error": RET_ERROR,
+    "usage": RET_USAGE,
+    "config": RET_CONFIG,
+    "connection": RET_CONNECTION,
+    "partial": RET_PARTIAL,
+    "credentials": RET_CREDENTIALS,
+    "unhealthy": RET_UNHEALTHY,
+    "interrupted": RET_INTERRUPTED,
 }
 
 
 def for_exception(exc: BaseException) -> int:
     """The exit code a command ends with when ``exc`` escapes it."""
-    from anomaly_cli.errors import (AnomalyError, ConfigError, ConnectionFailed, CredentialsProblem,
-                                    QueueError, QueueUnavailable)
+    from anomaly_cli.errors import (
+        AnomalyError,
+        ConfigError,
+        ConnectionFailed,
+        CredentialsProblem,
+        QueueError,
+        QueueUnavailable,
+    )
 
     if isinstance(exc, KeyboardInterrupt):
         return RET_INTERRUPTED

@@ -69,8 +69,9 @@ def emit_json(payload: Any) -> None:
     sys.stdout.flush()
 
 
-def fail(code: str, message: str, *, hint: str | None = None, exit_code: int = exit_codes.RET_ERROR,
-         json_mode: bool = False) -> NoReturn:
+def fail(
+    code: str, message: str, *, hint: str | None = None, exit_code: int = exit_codes.RET_ERROR, json_mode: bool = False
+) -> NoReturn:
     """End the command with an error, machine-readable under ``--json``."""
     from anomaly_cli.config import redact_text
 

@@ -40,7 +40,9 @@ def subject_name_forms(subject_name: str) -> list[Any]:
     return [*forms, re.compile(pattern)]
 
 
-def test_date_clause(test_date: str, tz: dt.tzinfo, *, field: str = TD, widen: dt.timedelta | None = None) -> dict[str, Any]:
+def test_date_clause(
+    test_date: str, tz: dt.tzinfo, *, field: str = TD, widen: dt.timedelta | None = None
+) -> dict[str, Any]:
     """Match ``field`` holding ``test_date`` as a date (its day in ``tz``) or as a string.
 
     ``widen`` extends the date range on both sides (the dry-run's time-zone trap check).
@@ -56,27 +58,38 @@ def test_date_clause(test_date: str, tz: dt.tzinfo, *, field: str = TD, widen: d
     return {"$or": [{field: {"$gte": start, "$lt": end}}, {field: string}]}
 
 
-def first_match(test_date: str, tz: dt.tzinfo, subject_name: str, *, widen: dt.timedelta | None = None) -> dict[str, Any]:
+def first_match(
+    test_date: str, tz: dt.tzinfo, subject_name: str, *, widen: dt.timedelta | None = None
+) -> dict[str, Any]:
     """The first ``$match``: date and subject name, on the spec's indexed source fields."""
     names = subject_name_forms(subject_name)
-    return {"$and": [
-        test_date_clause(test_date, tz, widen=widen),
-        {"$or": [{f"assessments.{path}.subjects.subject_name": {"$in": names}} for path in RECORD_PATHS.values()]},
-    ]}
+    return {
+        "$and": [
+            test_date_clause(test_date, tz, widen=widen),
+            {"$or": [{f"assessments.{path}.subjects.subject_name": {"$in": names}} for path in RECORD_PATHS.values()]},
+        ]
+    }
 
 
-def build_pipeline(test_date: str, tz: dt.tzinfo, subject_name: str, *,
-                   after: dt.datetime | None = None) -> list[dict[str, Any]]:
+def build_pipeline(
+    test_date: str, tz: dt.tzinfo, subject_name: str, *, after: dt.datetime | None = None
+) -> list[dict[str, Any]]:
     """The aggregation producing one document per candidate subject row, in discovery order.
 
     Output documents: ``{_id, student_id, udise, record_type, row, row_index, source_updated_at}``
     where ``row`` is the raw subject row. ``after`` keeps rows with
     ``source_updated_at >= after`` (the exact tuple filter happens in Python).
     """
+
     def tagged(record_type: str, path: str) -> dict[str, Any]:
         arr = f"$assessments.{path}.subjects"
-        return {"$map": {"input": {"$cond": [{"$isArray": arr}, arr, []]}, "as": "s",
-                         "in": {"record_type": record_type, "row": "$$s"}}}
+        return {
+            "$map": {
+                "input": {"$cond": [{"$isArray": arr}, arr, []]},
+                "as": "s",
+                "in": {"record_type": record_type, "row": "$$s"},
+            }
+        }
 
     names = subject_name_forms(subject_name)
     pipeline: list[dict[str, Any]] = [
@@ -88,12 +101,25 @@ def build_pipeline(test_date: str, tz: dt.tzinfo, subject_name: str, *,
         {"$unwind": "$assessments"},
         # re-match: only the assessment of the test date, not a sibling assessment of the same student
         {"$match": test_date_clause(test_date, tz)},
-        {"$project": {"student_id": 1, "udise": 1, "rows": {"$concatArrays": [
-            tagged(rt, path) for rt, path in RECORD_PATHS.items()]}}},
+        {
+            "$project": {
+                "student_id": 1,
+                "udise": 1,
+                "rows": {"$concatArrays": [tagged(rt, path) for rt, path in RECORD_PATHS.items()]},
+            }
+        },
         {"$unwind": {"path": "$rows", "includeArrayIndex": "row_index"}},
         {"$match": {"rows.row.subject_name": {"$in": names}}},
-        {"$project": {"student_id": 1, "udise": 1, "row_index": 1, "record_type": "$rows.record_type",
-                      "row": "$rows.row", "source_updated_at": "$rows.row.subject_created_at"}},
+        {
+            "$project": {
+                "student_id": 1,
+                "udise": 1,
+                "row_index": 1,
+                "record_type": "$rows.record_type",
+                "row": "$rows.row",
+                "source_updated_at": "$rows.row.subject_created_at",
+            }
+        },
     ]
     if after is not None:
         pipeline.append({"$match": {"source_updated_at": {"$gte": after}}})

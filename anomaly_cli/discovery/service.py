@@ -195,10 +195,20 @@ def take_page(it: _Peekable, limit: int) -> list[Candidate]:
 class DiscoveryService:
     """Runs discovery for one test date. Clients are injected; nothing here creates one."""
 
-    def __init__(self, settings: Settings, *, source: Any, state: StateRepository, results: Any,
-                 enqueue_log: Any, queue: SqsQueue | None, stop: StopFlag | None = None,
-                 clock: Callable[[], dt.datetime] = now_utc, holder: str | None = None,
-                 on_page: Callable[[Mapping[str, Any]], None] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        source: Any,
+        state: StateRepository,
+        results: Any,
+        enqueue_log: Any,
+        queue: SqsQueue | None,
+        stop: StopFlag | None = None,
+        clock: Callable[[], dt.datetime] = now_utc,
+        holder: str | None = None,
+        on_page: Callable[[Mapping[str, Any]], None] | None = None,
+    ):
         self.s = settings
         self.source = source
         self.state = state
@@ -232,15 +242,28 @@ class DiscoveryService:
             self.state.acquire(test_date, self.holder, mode=mode)
             doc = self.state.start_run(test_date, self.holder, mode=mode, run_id=run_id)
             wm = watermark_key(doc)
-            log.info("state_run_started", test_date=test_date, mode=mode, state_id=self.state.id_for(test_date),
-                     holder=self.holder, run_id=run_id)
+            log.info(
+                "state_run_started",
+                test_date=test_date,
+                mode=mode,
+                state_id=self.state.id_for(test_date),
+                holder=self.holder,
+                run_id=run_id,
+            )
         if wm is None:
             log.info("watermark_missing", test_date=test_date, mode=mode)
         else:
             log.info("watermark_loaded", test_date=test_date, mode=mode, **watermark_doc(wm))
-        log.info("discovery_run_started", test_date=test_date, mode=mode, dry_run=dry_run,
-                 batch_size=self.s.discovery_batch_size, max_records=self.s.max_records,
-                 subject_name=self.s.subject_name, test_date_timezone=self.s.test_date_timezone)
+        log.info(
+            "discovery_run_started",
+            test_date=test_date,
+            mode=mode,
+            dry_run=dry_run,
+            batch_size=self.s.discovery_batch_size,
+            max_records=self.s.max_records,
+            subject_name=self.s.subject_name,
+            test_date_timezone=self.s.test_date_timezone,
+        )
         status = "completed"
         try:
             status, wm = self._loop(mode, test_date, dry_run, wm, tally)
@@ -262,31 +285,62 @@ class DiscoveryService:
         if dry_run and tally.fetched == 0:
             nearby = self._nearby_documents(test_date)
         report = DiscoveryReport(
-            mode=mode, test_date=test_date, dry_run=dry_run, status=status, pages=tally.pages, fetched=tally.fetched,
-            discovered=tally.discovered, enqueued=tally.enqueued, would_enqueue=tally.would_enqueue,
-            skipped_existing=tally.skipped_existing, skipped_recent=tally.skipped_recent,
-            skipped_invalid=dict(tally.invalid), failed=tally.failed, watermark=watermark_doc(wm) if wm else None,
-            started_at=started, finished_at=self.clock(), sample=tuple(tally.sample), nearby_documents=nearby,
-            stopped=status == "interrupted", failure_codes=dict(tally.failure_codes))
-        log.info("state_run_finished", test_date=test_date, mode=mode, status=status, dry_run=dry_run,
-                 pages=report.pages, fetched=report.fetched, enqueued=report.enqueued,
-                 skipped_existing=report.skipped_existing, skipped_recent=report.skipped_recent,
-                 skipped_invalid=report.skipped_invalid, failed=report.failed)
+            mode=mode,
+            test_date=test_date,
+            dry_run=dry_run,
+            status=status,
+            pages=tally.pages,
+            fetched=tally.fetched,
+            discovered=tally.discovered,
+            enqueued=tally.enqueued,
+            would_enqueue=tally.would_enqueue,
+            skipped_existing=tally.skipped_existing,
+            skipped_recent=tally.skipped_recent,
+            skipped_invalid=dict(tally.invalid),
+            failed=tally.failed,
+            watermark=watermark_doc(wm) if wm else None,
+            started_at=started,
+            finished_at=self.clock(),
+            sample=tuple(tally.sample),
+            nearby_documents=nearby,
+            stopped=status == "interrupted",
+            failure_codes=dict(tally.failure_codes),
+        )
+        log.info(
+            "state_run_finished",
+            test_date=test_date,
+            mode=mode,
+            status=status,
+            dry_run=dry_run,
+            pages=report.pages,
+            fetched=report.fetched,
+            enqueued=report.enqueued,
+            skipped_existing=report.skipped_existing,
+            skipped_recent=report.skipped_recent,
+            skipped_invalid=report.skipped_invalid,
+            failed=report.failed,
+        )
         return report
 
     # ----- the loop -----
     def _remaining(self, tally: _Tally) -> int | None:
         return None if self.s.max_records is None else self.s.max_records - tally.fetched
 
-    def _loop(self, mode: str, test_date: str, dry_run: bool, wm: WatermarkKey | None,
-              tally: _Tally) -> tuple[str, WatermarkKey | None]:
+    def _loop(
+        self, mode: str, test_date: str, dry_run: bool, wm: WatermarkKey | None, tally: _Tally
+    ) -> tuple[str, WatermarkKey | None]:
         iteration = 0
         while True:
             iteration += 1
             # backfill and sweep read the whole date from the start; incremental reads after the watermark
             after = wm if mode == "incremental" else None
-            log.info("discovery_run_once_started", test_date=test_date, mode=mode, iteration=iteration,
-                     after=watermark_doc(after) if after else None)
+            log.info(
+                "discovery_run_once_started",
+                test_date=test_date,
+                mode=mode,
+                iteration=iteration,
+                after=watermark_doc(after) if after else None,
+            )
             outcome, new_rows, wm = self._pass(mode, test_date, dry_run, wm, after, tally)
             if outcome != "exhausted":
                 return outcome, wm
@@ -305,8 +359,15 @@ class DiscoveryService:
             if self.stop.is_set():
                 return "interrupted", wm
 
-    def _pass(self, mode: str, test_date: str, dry_run: bool, wm: WatermarkKey | None, after: WatermarkKey | None,
-              tally: _Tally) -> tuple[str, int, WatermarkKey | None]:
+    def _pass(
+        self,
+        mode: str,
+        test_date: str,
+        dry_run: bool,
+        wm: WatermarkKey | None,
+        after: WatermarkKey | None,
+        tally: _Tally,
+    ) -> tuple[str, int, WatermarkKey | None]:
         """One sorted cursor sliced into pages. Returns (outcome, rows fetched, watermark):
         outcome is ``exhausted`` | ``capped`` (as ``completed``) | ``failed`` | ``interrupted``."""
         pipeline = build_pipeline(test_date, self.s.tz, self.s.subject_name, after=after[0] if after else None)
@@ -323,22 +384,36 @@ class DiscoveryService:
                 remaining = self._remaining(tally)
                 if remaining is not None and remaining <= 0:
                     return "completed", fetched_here, wm
-                limit = self.s.discovery_batch_size if remaining is None else min(self.s.discovery_batch_size, remaining)
+                limit = (
+                    self.s.discovery_batch_size if remaining is None else min(self.s.discovery_batch_size, remaining)
+                )
                 page_no = tally.pages + 1
                 log.info("discovery_page_fetch_started", test_date=test_date, page=page_no, limit=limit)
                 t0 = time.perf_counter()
                 with mongo_errors("discovery page fetch"):
                     page = take_page(it, limit)
-                log.info("discovery_page_fetch_completed", test_date=test_date, page=page_no, rows=len(page),
-                         elapsed_ms=round((time.perf_counter() - t0) * 1000, 1))
+                log.info(
+                    "discovery_page_fetch_completed",
+                    test_date=test_date,
+                    page=page_no,
+                    rows=len(page),
+                    elapsed_ms=round((time.perf_counter() - t0) * 1000, 1),
+                )
                 if not page:
                     return "exhausted", fetched_here, wm
                 fetched_here += len(page)
                 wm, failed = self._page(mode, test_date, dry_run, page, page_no, wm, tally)
                 if self.on_page:
-                    self.on_page({"pages": tally.pages, "fetched": tally.fetched, "enqueued": tally.enqueued,
-                                  "max_records": self.s.max_records, "skipped_existing": tally.skipped_existing,
-                                  "failed": tally.failed})
+                    self.on_page(
+                        {
+                            "pages": tally.pages,
+                            "fetched": tally.fetched,
+                            "enqueued": tally.enqueued,
+                            "max_records": self.s.max_records,
+                            "skipped_existing": tally.skipped_existing,
+                            "failed": tally.failed,
+                        }
+                    )
                 if failed:
                     return "failed", fetched_here, wm
                 if self.stop.is_set():
@@ -348,8 +423,16 @@ class DiscoveryService:
             if close:
                 close()
 
-    def _page(self, mode: str, test_date: str, dry_run: bool, page: Sequence[Candidate], page_no: int,
-              wm: WatermarkKey | None, tally: _Tally) -> tuple[WatermarkKey | None, bool]:
+    def _page(
+        self,
+        mode: str,
+        test_date: str,
+        dry_run: bool,
+        page: Sequence[Candidate],
+        page_no: int,
+        wm: WatermarkKey | None,
+        tally: _Tally,
+    ) -> tuple[WatermarkKey | None, bool]:
         """Decide every row of a page, send, advance the watermark; returns (watermark, any unsent)."""
         coll = self.s.mongo_source_collection
         invalid: Counter = Counter()
@@ -363,24 +446,45 @@ class DiscoveryService:
                     invalid["duplicate_row"] += 1  # the same row twice in one record: one message
                 else:
                     valid[rid] = c.row
-        log.info("discovery_page_fetched", test_date=test_date, page=page_no, rows=len(page), valid=len(valid),
-                 invalid=sum(invalid.values()), fetched_total=tally.fetched + len(page))
-        existing = existing_results(self.results, [(rid, (r.mongo_doc_id, test_date, r.record_type, r.subject_id))
-                                                    for rid, r in valid.items()])
+        log.info(
+            "discovery_page_fetched",
+            test_date=test_date,
+            page=page_no,
+            rows=len(page),
+            valid=len(valid),
+            invalid=sum(invalid.values()),
+            fetched_total=tally.fetched + len(page),
+        )
+        existing = existing_results(
+            self.results, [(rid, (r.mongo_doc_id, test_date, r.record_type, r.subject_id)) for rid, r in valid.items()]
+        )
         recent: set[str] = set()
         if mode == "sweep":
             recent = self._recently_enqueued([rid for rid in valid if rid not in existing])
         to_send = [(rid, r) for rid, r in valid.items() if rid not in existing and rid not in recent]
-        log.info("discovery_candidates_resolved", test_date=test_date, page=page_no, candidates=len(valid),
-                 skipped_existing=len(existing), skipped_recent=len(recent), to_enqueue=len(to_send))
+        log.info(
+            "discovery_candidates_resolved",
+            test_date=test_date,
+            page=page_no,
+            candidates=len(valid),
+            skipped_existing=len(existing),
+            skipped_recent=len(recent),
+            to_enqueue=len(to_send),
+        )
         failed_ids: set[str] = set()
         sent: list[str] = []
         if dry_run:
             for rid, r in to_send:
                 if len(tally.sample) < SAMPLE_ROWS:
-                    tally.sample.append({"mongo_doc_id": r.mongo_doc_id, "record_type": r.record_type,
-                                         "subject_id": r.subject_id, "source_updated_at": r.subject_created_at,
-                                         "result_id": rid})
+                    tally.sample.append(
+                        {
+                            "mongo_doc_id": r.mongo_doc_id,
+                            "record_type": r.record_type,
+                            "subject_id": r.subject_id,
+                            "source_updated_at": r.subject_created_at,
+                            "result_id": rid,
+                        }
+                    )
         else:
             sent, failed_ids = self._send(test_date, page_no, to_send, tally)
         # the watermark: past every decided row, up to (never past) the first unsent one
@@ -401,9 +505,19 @@ class DiscoveryService:
         if dry_run:
             tally.would_enqueue += len(to_send)
             return new_wm, False
-        self.state.record_page(test_date, self.holder, {
-            "pages": 1, "discovered": len(valid), "enqueued": len(sent), "skipped_existing": len(existing),
-            "skipped_recent": len(recent), "failed": len(failed_ids)}, invalid)
+        self.state.record_page(
+            test_date,
+            self.holder,
+            {
+                "pages": 1,
+                "discovered": len(valid),
+                "enqueued": len(sent),
+                "skipped_existing": len(existing),
+                "skipped_recent": len(recent),
+                "failed": len(failed_ids),
+            },
+            invalid,
+        )
         if mode != "sweep" and new_wm is not None and new_wm != wm:
             # sweep never moves the watermark: it re-reads rows behind it on purpose
             if self.state.advance_watermark(test_date, self.holder, new_wm):
@@ -412,8 +526,9 @@ class DiscoveryService:
         return (new_wm if mode != "sweep" else wm), bool(failed_ids)
 
     # ----- SQS -----
-    def _send(self, test_date: str, page_no: int, rows: Sequence[tuple[str, SubjectRow]],
-              tally: _Tally) -> tuple[list[str], set[str]]:
+    def _send(
+        self, test_date: str, page_no: int, rows: Sequence[tuple[str, SubjectRow]], tally: _Tally
+    ) -> tuple[list[str], set[str]]:
         """Send rows in chunks of 10; returns (result ids sent, result ids not sent)."""
         assert self.queue is not None
         now = self.clock()
@@ -437,13 +552,32 @@ class DiscoveryService:
                 rid, row = by_entry[f.id]
                 failed.add(rid)
                 tally.failure_codes[f.code or "unknown"] += 1
-            log.info("enqueue_chunk_completed", test_date=test_date, page=page_no, chunk=n,
-                     sent=len(outcome.succeeded), failed=len(outcome.failed))
+            log.info(
+                "enqueue_chunk_completed",
+                test_date=test_date,
+                page=page_no,
+                chunk=n,
+                sent=len(outcome.succeeded),
+                failed=len(outcome.failed),
+            )
             if outcome.failed:
-                log.error("enqueue_batch_failed", test_date=test_date, page=page_no, chunk=n, failed=len(outcome.failed),
-                          codes=sorted({f.code for f in outcome.failed}),
-                          rows=[{"mongo_doc_id": by_entry[f.id][1].mongo_doc_id, "subject_id": by_entry[f.id][1].subject_id,
-                                 "code": f.code, "sender_fault": f.sender_fault} for f in outcome.failed])
+                log.error(
+                    "enqueue_batch_failed",
+                    test_date=test_date,
+                    page=page_no,
+                    chunk=n,
+                    failed=len(outcome.failed),
+                    codes=sorted({f.code for f in outcome.failed}),
+                    rows=[
+                        {
+                            "mongo_doc_id": by_entry[f.id][1].mongo_doc_id,
+                            "subject_id": by_entry[f.id][1].subject_id,
+                            "code": f.code,
+                            "sender_fault": f.sender_fault,
+                        }
+                        for f in outcome.failed
+                    ],
+                )
         sent_set = set(sent)
         self._log_enqueued(test_date, [(rid, r) for rid, r in rows if rid in sent_set], now)
         return sent, failed
@@ -451,7 +585,9 @@ class DiscoveryService:
     # ----- the enqueue log (sweep's "recent enqueue") -----
     def _ensure_enqueue_log_index(self) -> None:
         with mongo_errors("enqueue log index"):
-            self.enqueue_log.create_index("enqueued_at", expireAfterSeconds=ENQUEUE_LOG_TTL_SECONDS, name="enqueued_at_ttl")
+            self.enqueue_log.create_index(
+                "enqueued_at", expireAfterSeconds=ENQUEUE_LOG_TTL_SECONDS, name="enqueued_at_ttl"
+            )
 
     def _log_enqueued(self, test_date: str, rows: Sequence[tuple[str, SubjectRow]], now: dt.datetime) -> None:
         """Record when rows were sent. Delete + insert per page rather than one upsert per row:
@@ -461,8 +597,16 @@ class DiscoveryService:
             return
         from pymongo.errors import BulkWriteError
 
-        docs = [{"_id": rid, "enqueued_at": now, "test_date": test_date, "mongo_doc_id": r.mongo_doc_id,
-                 "subject_id": r.subject_id} for rid, r in rows]
+        docs = [
+            {
+                "_id": rid,
+                "enqueued_at": now,
+                "test_date": test_date,
+                "mongo_doc_id": r.mongo_doc_id,
+                "subject_id": r.subject_id,
+            }
+            for rid, r in rows
+        ]
         with mongo_errors("enqueue log write"):
             self.enqueue_log.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
             try:
@@ -477,23 +621,40 @@ class DiscoveryService:
             return set()
         since = self.clock() - dt.timedelta(seconds=self.s.sweep_recent_seconds)
         with mongo_errors("enqueue log read"):
-            return {d["_id"] for d in self.enqueue_log.find({"_id": {"$in": list(rids)}, "enqueued_at": {"$gte": since}}, {"_id": 1})}
+            return {
+                d["_id"]
+                for d in self.enqueue_log.find({"_id": {"$in": list(rids)}, "enqueued_at": {"$gte": since}}, {"_id": 1})
+            }
 
     # ----- dry run: the time-zone trap -----
     def _nearby_documents(self, test_date: str) -> int:
         """Documents with a row of the subject within a day either side of ``test_date``."""
         with mongo_errors("nearby rows count"):
-            return self.source.count_documents(first_match(test_date, self.s.tz, self.s.subject_name, widen=NEARBY),
-                                               limit=1000)
+            return self.source.count_documents(
+                first_match(test_date, self.s.tz, self.s.subject_name, widen=NEARBY), limit=1000
+            )
 
 
 def build_service(settings: Settings, db: Any, queue: SqsQueue | None, **kwargs: Any) -> DiscoveryService:
     """A service on database ``db`` with the configured collections and read preference."""
     from anomaly_cli.adapters.mongo import read_preference
 
-    source = db[settings.mongo_source_collection].with_options(read_preference=read_preference(settings.mongo_read_preference))
-    state = StateRepository(db[settings.mongo_state_collection], pipeline_name=settings.pipeline_name,
-                            source_collection=settings.mongo_source_collection,
-                            clock=kwargs.get("clock", now_utc), lease_seconds=settings.discovery_lease_seconds)
-    return DiscoveryService(settings, source=source, state=state, results=db[settings.mongo_result_collection],
-                            enqueue_log=db[settings.mongo_enqueue_log_collection], queue=queue, **kwargs)
+    source = db[settings.mongo_source_collection].with_options(
+        read_preference=read_preference(settings.mongo_read_preference)
+    )
+    state = StateRepository(
+        db[settings.mongo_state_collection],
+        pipeline_name=settings.pipeline_name,
+        source_collection=settings.mongo_source_collection,
+        clock=kwargs.get("clock", now_utc),
+        lease_seconds=settings.discovery_lease_seconds,
+    )
+    return DiscoveryService(
+        settings,
+        source=source,
+        state=state,
+        results=db[settings.mongo_result_collection],
+        enqueue_log=db[settings.mongo_enqueue_log_collection],
+        queue=queue,
+        **kwargs,
+    )

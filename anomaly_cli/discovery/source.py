@@ -11,8 +11,15 @@ import datetime as dt
 from typing import Any, Iterator, Mapping, Sequence
 
 from anomaly_cli.adapters.mongo import mongo_errors
-from anomaly_cli.contract import (RECORD_PATHS, RejectedRow, SubjectRow, WorkItem, normalize_subject_row,
-                                  subject_matches, test_date_matches)
+from anomaly_cli.contract import (
+    RECORD_PATHS,
+    RejectedRow,
+    SubjectRow,
+    WorkItem,
+    normalize_subject_row,
+    subject_matches,
+    test_date_matches,
+)
 
 
 def doc_id_values(doc_ids: Sequence[str]) -> list[Any]:
@@ -42,9 +49,14 @@ def raw_rows(assessment: Any, record_type: str) -> list[Mapping[str, Any]]:
     return [s for s in subjects if isinstance(s, Mapping)]
 
 
-def iter_subject_rows(doc: Mapping[str, Any], *, subject_name: str, test_date: str | None = None,
-                      tz: dt.tzinfo | None = None, now: dt.datetime | None = None,
-                      ) -> Iterator[SubjectRow | RejectedRow]:
+def iter_subject_rows(
+    doc: Mapping[str, Any],
+    *,
+    subject_name: str,
+    test_date: str | None = None,
+    tz: dt.tzinfo | None = None,
+    now: dt.datetime | None = None,
+) -> Iterator[SubjectRow | RejectedRow]:
     """Every row of ``subject_name`` in a source document, normalised (both record types).
 
     With ``test_date`` (and ``tz``), only assessments of that day count. A document whose
@@ -54,18 +66,27 @@ def iter_subject_rows(doc: Mapping[str, Any], *, subject_name: str, test_date: s
     if not isinstance(assessments, list):
         return
     for assessment in assessments:
-        if test_date is not None and not (isinstance(assessment, Mapping) and test_date_matches(
-                assessment.get("test_date"), test_date, tz or dt.timezone.utc)):
+        if test_date is not None and not (
+            isinstance(assessment, Mapping)
+            and test_date_matches(assessment.get("test_date"), test_date, tz or dt.timezone.utc)
+        ):
             continue
         for record_type in RECORD_PATHS:
             for raw in raw_rows(assessment, record_type):
                 if subject_matches(raw, subject_name):
-                    yield normalize_subject_row(mongo_doc_id=doc["_id"], record_type=record_type, raw=raw,
-                                                student=doc, now=now)
+                    yield normalize_subject_row(
+                        mongo_doc_id=doc["_id"], record_type=record_type, raw=raw, student=doc, now=now
+                    )
 
 
-def existing_source_rows(collection: Any, items: Sequence[WorkItem], *, subject_name: str,
-                         now: dt.datetime | None = None, tz: dt.tzinfo | None = None) -> dict[str, bool]:
+def existing_source_rows(
+    collection: Any,
+    items: Sequence[WorkItem],
+    *,
+    subject_name: str,
+    now: dt.datetime | None = None,
+    tz: dt.tzinfo | None = None,
+) -> dict[str, bool]:
     """For a batch of work items, whether each source row is still there, unchanged: ONE query.
 
     Returns ``{result_id: True}`` when the document still has a valid row of
@@ -94,9 +115,16 @@ def existing_source_rows(collection: Any, items: Sequence[WorkItem], *, subject_
             day = None
             if isinstance(assessment, Mapping):
                 day = assessment.get("test_date")
-            for row in iter_subject_rows({"_id": doc["_id"], "assessments": [assessment],
-                                          "student_id": doc.get("student_id"), "udise": doc.get("udise")},
-                                         subject_name=subject_name, now=now):
+            for row in iter_subject_rows(
+                {
+                    "_id": doc["_id"],
+                    "assessments": [assessment],
+                    "student_id": doc.get("student_id"),
+                    "udise": doc.get("udise"),
+                },
+                subject_name=subject_name,
+                now=now,
+            ):
                 if isinstance(row, SubjectRow):
                     dates = {it.test_date for it in sourced if it.mongo_doc_id == key}
                     for d in dates:

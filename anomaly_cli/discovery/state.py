@@ -40,8 +40,12 @@ def now_utc() -> dt.datetime:
 
 def watermark_doc(key: WatermarkKey) -> dict[str, Any]:
     ts, doc_id, record_type, subject_id = key
-    return {"last_processed_timestamp": ts, "last_processed_doc_id": doc_id,
-            "last_processed_record_type": record_type, "last_processed_subject_id": subject_id}
+    return {
+        "last_processed_timestamp": ts,
+        "last_processed_doc_id": doc_id,
+        "last_processed_record_type": record_type,
+        "last_processed_subject_id": subject_id,
+    }
 
 
 def watermark_key(doc: Mapping[str, Any] | None) -> WatermarkKey | None:
@@ -50,22 +54,28 @@ def watermark_key(doc: Mapping[str, Any] | None) -> WatermarkKey | None:
     ts = wm.get("last_processed_timestamp")
     if not isinstance(ts, dt.datetime):
         return None
-    return (utc(ts), str(wm.get("last_processed_doc_id") or ""), str(wm.get("last_processed_record_type") or ""),
-            str(wm.get("last_processed_subject_id") or ""))
+    return (
+        utc(ts),
+        str(wm.get("last_processed_doc_id") or ""),
+        str(wm.get("last_processed_record_type") or ""),
+        str(wm.get("last_processed_subject_id") or ""),
+    )
 
 
 def _behind(key: WatermarkKey) -> dict[str, Any]:
     """A filter true when the stored watermark is strictly before ``key`` (or absent)."""
     ts, doc_id, rt, sid = key
     p = "watermark.last_processed_"
-    return {"$or": [
-        {"watermark": None},  # a null sub-document: mongomock does not match {"watermark.x": None} then
-        {f"{p}timestamp": None},
-        {f"{p}timestamp": {"$lt": ts}},
-        {f"{p}timestamp": ts, f"{p}doc_id": {"$lt": doc_id}},
-        {f"{p}timestamp": ts, f"{p}doc_id": doc_id, f"{p}record_type": {"$lt": rt}},
-        {f"{p}timestamp": ts, f"{p}doc_id": doc_id, f"{p}record_type": rt, f"{p}subject_id": {"$lt": sid}},
-    ]}
+    return {
+        "$or": [
+            {"watermark": None},  # a null sub-document: mongomock does not match {"watermark.x": None} then
+            {f"{p}timestamp": None},
+            {f"{p}timestamp": {"$lt": ts}},
+            {f"{p}timestamp": ts, f"{p}doc_id": {"$lt": doc_id}},
+            {f"{p}timestamp": ts, f"{p}doc_id": doc_id, f"{p}record_type": {"$lt": rt}},
+            {f"{p}timestamp": ts, f"{p}doc_id": doc_id, f"{p}record_type": rt, f"{p}subject_id": {"$lt": sid}},
+        ]
+    }
 
 
 class _Taken(Exception):
@@ -75,8 +85,15 @@ class _Taken(Exception):
 class StateRepository:
     """Reads and writes state documents in ``MONGO_STATE_COLLECTION``."""
 
-    def __init__(self, collection: Any, *, pipeline_name: str, source_collection: str,
-                 clock: Clock = now_utc, lease_seconds: float = 300.0):
+    def __init__(
+        self,
+        collection: Any,
+        *,
+        pipeline_name: str,
+        source_collection: str,
+        clock: Clock = now_utc,
+        lease_seconds: float = 300.0,
+    ):
         self.collection = collection
         self.pipeline_name = pipeline_name
         self.source_collection = source_collection
@@ -86,8 +103,11 @@ class StateRepository:
     def ensure_indexes(self) -> None:
         """The spec's unique index (idempotent; on the state collection, never on the source)."""
         with mongo_errors("state index creation"):
-            self.collection.create_index([("pipeline_name", 1), ("stage", 1), ("source_collection", 1), ("test_date", 1)],
-                                         unique=True, name="pipeline_stage_source_test_date")
+            self.collection.create_index(
+                [("pipeline_name", 1), ("stage", 1), ("source_collection", 1), ("test_date", 1)],
+                unique=True,
+                name="pipeline_stage_source_test_date",
+            )
 
     def id_for(self, test_date: str) -> str:
         return state_id(self.source_collection, test_date)
@@ -117,29 +137,48 @@ class StateRepository:
         from pymongo.errors import DuplicateKeyError
 
         now = self.clock()
-        lease = {"holder": holder, "acquired_at": now, "renewed_at": now,
-                 "expires_at": now + dt.timedelta(seconds=self.lease_seconds)}
-        filt = {"_id": self.id_for(test_date),
-                "$or": [{"lease": None}, {"lease.expires_at": {"$lte": now}}, {"lease.holder": holder}]}
-        update = {"$set": {"lease": lease, "updated_at": now},
-                  "$setOnInsert": {"pipeline_name": self.pipeline_name, "stage": STAGE,
-                                   "source_collection": self.source_collection, "test_date": test_date,
-                                   "mode": mode, "status": "running", "watermark": None,
-                                   "stats": {c: 0 for c in STAT_COUNTERS} | {"skipped_invalid": {}},
-                                   "last_run": None, "created_at": now}}
+        lease = {
+            "holder": holder,
+            "acquired_at": now,
+            "renewed_at": now,
+            "expires_at": now + dt.timedelta(seconds=self.lease_seconds),
+        }
+        filt = {
+            "_id": self.id_for(test_date),
+            "$or": [{"lease": None}, {"lease.expires_at": {"$lte": now}}, {"lease.holder": holder}],
+        }
+        update = {
+            "$set": {"lease": lease, "updated_at": now},
+            "$setOnInsert": {
+                "pipeline_name": self.pipeline_name,
+                "stage": STAGE,
+                "source_collection": self.source_collection,
+                "test_date": test_date,
+                "mode": mode,
+                "status": "running",
+                "watermark": None,
+                "stats": {c: 0 for c in STAT_COUNTERS} | {"skipped_invalid": {}},
+                "last_run": None,
+                "created_at": now,
+            },
+        }
         try:
             with mongo_errors("lease acquire"):
                 try:
-                    return self.collection.find_one_and_update(filt, update, upsert=True, return_document=ReturnDocument.AFTER)
+                    return self.collection.find_one_and_update(
+                        filt, update, upsert=True, return_document=ReturnDocument.AFTER
+                    )
                 except DuplicateKeyError as e:
                     raise _Taken() from e
         except _Taken as e:
             # the document exists but the filter did not match: someone else's live lease
             doc = self.get(test_date) or {}
             lease_doc = doc.get("lease") or {}
-            raise LeaseHeld(f"test date {test_date} is being discovered by {lease_doc.get('holder')} "
-                            f"(lease until {lease_doc.get('expires_at')})",
-                            hint="wait for it to finish or for the lease to expire (DISCOVERY_LEASE_SECONDS)") from e
+            raise LeaseHeld(
+                f"test date {test_date} is being discovered by {lease_doc.get('holder')} "
+                f"(lease until {lease_doc.get('expires_at')})",
+                hint="wait for it to finish or for the lease to expire (DISCOVERY_LEASE_SECONDS)",
+            ) from e
 
     def renew(self, test_date: str, holder: str) -> None:
         """Extend ``holder``'s lease; raises :class:`LeaseHeld` if it was lost meanwhile."""
@@ -147,31 +186,55 @@ class StateRepository:
         with mongo_errors("lease renew"):
             res = self.collection.update_one(
                 {"_id": self.id_for(test_date), "lease.holder": holder, "lease.expires_at": {"$gt": now}},
-                {"$set": {"lease.renewed_at": now, "lease.expires_at": now + dt.timedelta(seconds=self.lease_seconds),
-                          "updated_at": now}})
+                {
+                    "$set": {
+                        "lease.renewed_at": now,
+                        "lease.expires_at": now + dt.timedelta(seconds=self.lease_seconds),
+                        "updated_at": now,
+                    }
+                },
+            )
         if res.matched_count == 0:
-            raise LeaseHeld(f"lost the lease of test date {test_date} (expired or taken over)",
-                            hint="raise DISCOVERY_LEASE_SECONDS if pages take longer than the lease")
+            raise LeaseHeld(
+                f"lost the lease of test date {test_date} (expired or taken over)",
+                hint="raise DISCOVERY_LEASE_SECONDS if pages take longer than the lease",
+            )
 
     def release(self, test_date: str, holder: str) -> None:
         with mongo_errors("lease release"):
-            self.collection.update_one({"_id": self.id_for(test_date), "lease.holder": holder},
-                                       {"$set": {"lease": None, "updated_at": self.clock()}})
+            self.collection.update_one(
+                {"_id": self.id_for(test_date), "lease.holder": holder},
+                {"$set": {"lease": None, "updated_at": self.clock()}},
+            )
 
     # ----- runs -----
     def start_run(self, test_date: str, holder: str, *, mode: str, run_id: str) -> dict[str, Any]:
         """Mark a run as started (status running, fresh ``last_run``); returns the document."""
         now = self.clock()
         with mongo_errors("state run start"):
-            self.collection.update_one({"_id": self.id_for(test_date), "lease.holder": holder}, {"$set": {
-                "mode": mode, "status": "running", "updated_at": now,
-                "last_run": {"run_id": run_id, "mode": mode, "status": "running", "started_at": now, "finished_at": None,
-                             "holder": holder, "error": None,
-                             "stats": {c: 0 for c in STAT_COUNTERS} | {"skipped_invalid": {}}}}})
+            self.collection.update_one(
+                {"_id": self.id_for(test_date), "lease.holder": holder},
+                {
+                    "$set": {
+                        "mode": mode,
+                        "status": "running",
+                        "updated_at": now,
+                        "last_run": {
+                            "run_id": run_id,
+                            "mode": mode,
+                            "status": "running",
+                            "started_at": now,
+                            "finished_at": None,
+                            "holder": holder,
+                            "error": None,
+                            "stats": {c: 0 for c in STAT_COUNTERS} | {"skipped_invalid": {}},
+                        },
+                    }
+                },
+            )
         return self.get(test_date) or {}
 
-    def record_page(self, test_date: str, holder: str, counts: Mapping[str, int],
-                    invalid: Mapping[str, int]) -> None:
+    def record_page(self, test_date: str, holder: str, counts: Mapping[str, int], invalid: Mapping[str, int]) -> None:
         """Add one page's counts to the cumulative ``stats`` and to ``last_run.stats``."""
         inc: dict[str, int] = {}
         for name, n in counts.items():
@@ -191,7 +254,9 @@ class StateRepository:
         """Move the watermark to ``key`` only if that is forward; True when it moved."""
         filt = {"_id": self.id_for(test_date), "lease.holder": holder, **_behind(key)}
         with mongo_errors("watermark advance"):
-            res = self.collection.update_one(filt, {"$set": {"watermark": watermark_doc(key), "updated_at": self.clock()}})
+            res = self.collection.update_one(
+                filt, {"$set": {"watermark": watermark_doc(key), "updated_at": self.clock()}}
+            )
         return res.modified_count == 1
 
     def finish_run(self, test_date: str, holder: str, *, status: str, error: str | None = None) -> None:
@@ -199,9 +264,19 @@ class StateRepository:
         assert status in STATUSES
         now = self.clock()
         with mongo_errors("state run finish"):
-            self.collection.update_one({"_id": self.id_for(test_date), "lease.holder": holder}, {"$set": {
-                "status": status, "updated_at": now, "last_run.status": status, "last_run.finished_at": now,
-                "last_run.error": error, "lease": None}})
+            self.collection.update_one(
+                {"_id": self.id_for(test_date), "lease.holder": holder},
+                {
+                    "$set": {
+                        "status": status,
+                        "updated_at": now,
+                        "last_run.status": status,
+                        "last_run.finished_at": now,
+                        "last_run.error": error,
+                        "lease": None,
+                    }
+                },
+            )
 
     def reset(self, test_date: str) -> dict[str, Any] | None:
         """Delete the state of ``test_date``; returns what was deleted (``None`` if nothing)."""

@@ -53,12 +53,16 @@ def resolve(model_dir: str | Path, version: str | None = None) -> Path:
     if version:
         path = root / version
         if not (path / META_FILE).is_file():
-            raise ModelError(f"model version {version!r} not found under {root} (have: {', '.join(versions) or 'none'})",
-                             hint="set MODEL_VERSION to one of the versions present, or train one with `anomaly model train`")
+            raise ModelError(
+                f"model version {version!r} not found under {root} (have: {', '.join(versions) or 'none'})",
+                hint="set MODEL_VERSION to one of the versions present, or train one with `anomaly model train`",
+            )
         return path
     if not versions:
-        raise ModelError(f"no model versions under {root.resolve()}",
-                         hint="set MODEL_DIR to the folder holding models/<version>/, or run `anomaly model train`")
+        raise ModelError(
+            f"no model versions under {root.resolve()}",
+            hint="set MODEL_DIR to the folder holding models/<version>/, or run `anomaly model train`",
+        )
     return root / versions[-1]
 
 
@@ -74,15 +78,19 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 def check_metadata(meta: dict[str, Any], feature_names: tuple[str, ...], where: Path) -> None:
     """Raise :class:`ModelError` when the artifact was made for other code."""
     if meta.get("format") != FORMAT:
-        raise ModelError(f"{where}: artifact format {meta.get('format')!r}, this code reads format {FORMAT}",
-                         hint="retrain with `anomaly model train` using this version of the tool")
+        raise ModelError(
+            f"{where}: artifact format {meta.get('format')!r}, this code reads format {FORMAT}",
+            hint="retrain with `anomaly model train` using this version of the tool",
+        )
     names = tuple(meta.get("feature_names") or ())
     if names != tuple(feature_names):
         missing = [n for n in feature_names if n not in names]
         extra = [n for n in names if n not in feature_names]
-        raise ModelError(f"{where}: feature names differ from the code's (missing {missing[:5]}, unknown {extra[:5]}"
-                         f"{', or another order' if not missing and not extra else ''})",
-                         hint="the model was trained with another feature set: retrain it with `anomaly model train`")
+        raise ModelError(
+            f"{where}: feature names differ from the code's (missing {missing[:5]}, unknown {extra[:5]}"
+            f"{', or another order' if not missing and not extra else ''})",
+            hint="the model was trained with another feature set: retrain it with `anomaly model train`",
+        )
 
 
 def save(path: str | Path, model: "OutlierModel", metadata: dict[str, Any]) -> Path:
@@ -93,8 +101,10 @@ def save(path: str | Path, model: "OutlierModel", metadata: dict[str, Any]) -> P
     out.mkdir(parents=True, exist_ok=True)
     with (out / MODEL_FILE).open("wb") as f:
         np.savez_compressed(f, format=np.asarray(FORMAT), **model.arrays())
-    (out / META_FILE).write_text(json.dumps({"format": FORMAT, **metadata}, indent=2, ensure_ascii=False,
-                                            sort_keys=False) + "\n", encoding="utf-8")
+    (out / META_FILE).write_text(
+        json.dumps({"format": FORMAT, **metadata}, indent=2, ensure_ascii=False, sort_keys=False) + "\n",
+        encoding="utf-8",
+    )
     return out
 
 
@@ -114,6 +124,8 @@ def load(path: str | Path, feature_names: tuple[str, ...]) -> tuple["OutlierMode
             raise ValueError(f"not a format-{FORMAT} anomaly model")
         model = OutlierModel.from_arrays(arrays)
     except Exception as e:  # noqa: BLE001 - any failure to read the arrays is a broken artifact
-        raise ModelError(f"cannot load {path / MODEL_FILE}: {type(e).__name__}: {e}",
-                         hint="the file is missing or damaged; retrain or restore it") from e
+        raise ModelError(
+            f"cannot load {path / MODEL_FILE}: {type(e).__name__}: {e}",
+            hint="the file is missing or damaged; retrain or restore it",
+        ) from e
     return model, meta

@@ -74,14 +74,16 @@ def load_model(model_dir: str | Path, version: str | None = None) -> LoadedModel
         rules = RuleSet.from_list(meta["rules"])
     except (KeyError, TypeError, ValueError) as e:
         raise errors.ModelError(f"{path}: metadata.json has no valid 'rules': {e}") from e
-    return LoadedModel(version=str(meta.get("version") or path.name), rules=rules, outlier=outlier,
-                       metadata=meta, path=path)
+    return LoadedModel(
+        version=str(meta.get("version") or path.name), rules=rules, outlier=outlier, metadata=meta, path=path
+    )
 
 
 def screen_fetch_error(exc: errors.FetchError, model_version: str) -> Screening:
     """The terminal answer for a recording that could not be fetched (all codes: ``unavailable``)."""
-    return Screening.failed(code=errors.error_code(exc), message=str(exc), stage="fetch", reason="unavailable",
-                            model_version=model_version)
+    return Screening.failed(
+        code=errors.error_code(exc), message=str(exc), stage="fetch", reason="unavailable", model_version=model_version
+    )
 
 
 def screen_bytes(data: bytes, model: LoadedModel, *, max_duration_s: float = 600.0) -> Screening:
@@ -95,14 +97,27 @@ def screen_bytes(data: bytes, model: LoadedModel, *, max_duration_s: float = 600
     except errors.DecodeError as e:
         ms = {"decode": _ms(t0)}
         reason = "truncated" if e.code == "truncated" else "corrupt"
-        return Screening.failed(code=e.code, message=str(e), stage="decode", reason=reason,
-                                model_version=model.version, audio=facts, timings_ms=ms)
+        return Screening.failed(
+            code=e.code,
+            message=str(e),
+            stage="decode",
+            reason=reason,
+            model_version=model.version,
+            audio=facts,
+            timings_ms=ms,
+        )
     decode_ms = _ms(t0)
     if decoded.capped:
         audio = {**_audio_facts(decoded, data, fingerprint=False), **facts}
-        s = Screening.failed(code="duration_over_cap", message=f"recording longer than the {max_duration_s:g} s cap",
-                             stage="decode", reason="too_long", model_version=model.version, audio=audio,
-                             timings_ms={"decode": decode_ms})
+        s = Screening.failed(
+            code="duration_over_cap",
+            message=f"recording longer than the {max_duration_s:g} s cap",
+            stage="decode",
+            reason="too_long",
+            model_version=model.version,
+            audio=audio,
+            timings_ms={"decode": decode_ms},
+        )
         return s
     result = screen_decoded(decoded, model, raw=data)
     result.timings_ms["decode"] = decode_ms
@@ -119,31 +134,55 @@ def screen_decoded(decoded: "DecodedAudio", model: LoadedModel, *, raw: bytes) -
     fired = model.rules.evaluate(feats)
     reasons = [r for r, _ in fired]
     if decoded.truncated:
-        reasons.insert(0, Reason("truncated", round(decoded.duration_s, 3),
-                                 None if decoded.declared_duration_s is None else round(decoded.declared_duration_s, 3),
-                                 "decoded duration (s) shorter than the container declares"))
+        reasons.insert(
+            0,
+            Reason(
+                "truncated",
+                round(decoded.duration_s, 3),
+                None if decoded.declared_duration_s is None else round(decoded.declared_duration_s, 3),
+                "decoded duration (s) shorter than the container declares",
+            ),
+        )
     raw_score, p_outlier = model.outlier.score(feats)
     if not reasons and raw_score > model.outlier.threshold:
-        reasons.append(Reason("outlier", round(raw_score, 6), round(model.outlier.threshold, 6),
-                              "unusual feature combination for the model (isolation forest score)"))
+        reasons.append(
+            Reason(
+                "outlier",
+                round(raw_score, 6),
+                round(model.outlier.threshold, 6),
+                "unusual feature combination for the model (isolation forest score)",
+            )
+        )
     score = p_outlier
     for _, margin in fired:
         score = max(score, 0.5 + 0.5 * math.tanh(max(margin, 0.0)))
     if decoded.truncated:
         score = max(score, 0.75)
-    return Screening(status="ok", is_anomaly=bool(reasons), anomaly_score=round(min(1.0, max(0.0, score)), 6),
-                     reasons=tuple(reasons), model_version=model.version, features=feats, audio=audio,
-                     threshold=round(model.outlier.threshold, 6),
-                     timings_ms={"features": features_ms, "inference": _ms(t1)})
+    return Screening(
+        status="ok",
+        is_anomaly=bool(reasons),
+        anomaly_score=round(min(1.0, max(0.0, score)), 6),
+        reasons=tuple(reasons),
+        model_version=model.version,
+        features=feats,
+        audio=audio,
+        threshold=round(model.outlier.threshold, 6),
+        timings_ms={"features": features_ms, "inference": _ms(t1)},
+    )
 
 
 def _audio_facts(decoded: "DecodedAudio", raw: bytes, *, fingerprint: bool) -> dict[str, Any]:
     from anomaly_cli.audio import fingerprint as fpmod
 
     facts: dict[str, Any] = {
-        "format": decoded.format, "codec": decoded.codec, "sample_rate": decoded.source_rate,
-        "channels": decoded.channels, "duration_s": round(decoded.duration_s, 3), "bytes": len(raw),
-        "sha256": hashlib.sha256(raw).hexdigest(), "truncated": bool(decoded.truncated),
+        "format": decoded.format,
+        "codec": decoded.codec,
+        "sample_rate": decoded.source_rate,
+        "channels": decoded.channels,
+        "duration_s": round(decoded.duration_s, 3),
+        "bytes": len(raw),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "truncated": bool(decoded.truncated),
         "pcm_sha256": fpmod.pcm_sha256(decoded.samples),
     }
     if fingerprint:

@@ -28,9 +28,20 @@ from anomaly_cli.model.engine import LoadedModel, screen_bytes
 LEVEL_FIRST = frozenset({"low_volume"})
 
 #: The issue's quality bar: minimum recall per class, maximum false-alarm rate, min reason accuracy.
-QUALITY_BAR = {"recall": {"silent": 0.98, "no_speech": 0.98, "too_short": 0.98, "clipped": 0.98,
-                          "low_volume": 0.98, "corrupt": 0.98, "truncated": 0.98, "noisy": 0.90},
-               "false_alarm_max": 0.02, "reason_accuracy_min": 0.95}
+QUALITY_BAR = {
+    "recall": {
+        "silent": 0.98,
+        "no_speech": 0.98,
+        "too_short": 0.98,
+        "clipped": 0.98,
+        "low_volume": 0.98,
+        "corrupt": 0.98,
+        "truncated": 0.98,
+        "noisy": 0.90,
+    },
+    "false_alarm_max": 0.02,
+    "reason_accuracy_min": 0.95,
+}
 
 
 @dataclass
@@ -89,14 +100,22 @@ class Report:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model_version": self.model_version, "counts": dict(sorted(self.total.items())),
-                "recall": self.recall, "false_alarm_rate": self.false_alarm_rate,
-                "reason_accuracy": self.reason_accuracy, "level_first": self.level_first, "confusion": self.confusion,
-                "quality_bar": self.meets_bar(), "misses": self.misses[:50]}
+        return {
+            "model_version": self.model_version,
+            "counts": dict(sorted(self.total.items())),
+            "recall": self.recall,
+            "false_alarm_rate": self.false_alarm_rate,
+            "reason_accuracy": self.reason_accuracy,
+            "level_first": self.level_first,
+            "confusion": self.confusion,
+            "quality_bar": self.meets_bar(),
+            "misses": self.misses[:50],
+        }
 
 
-def evaluate_items(items: Iterable[tuple[str, str, bytes]], model: LoadedModel, *,
-                   progress: Callable[[int], None] | None = None) -> Report:
+def evaluate_items(
+    items: Iterable[tuple[str, str, bytes]], model: LoadedModel, *, progress: Callable[[int], None] | None = None
+) -> Report:
     """Screen ``(name, label, bytes)`` items and tally the report."""
     rep = Report(model.version)
     for i, (name, label, data) in enumerate(items):
@@ -122,9 +141,16 @@ def evaluate_dir(data_dir: str | Path, model: LoadedModel, *, progress: Callable
     return evaluate_items(items(), model, progress=progress)
 
 
-def evaluate_synthetic(n: int, seed: int, model: LoadedModel, *, source: str = "formant",
-                       kinds: Iterable[str] | None = None, formats: Iterable[str] | None = None,
-                       progress: Callable[[int], None] | None = None) -> Report:
+def evaluate_synthetic(
+    n: int,
+    seed: int,
+    model: LoadedModel,
+    *,
+    source: str = "formant",
+    kinds: Iterable[str] | None = None,
+    formats: Iterable[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
     """Generate a held-out set (``seed`` should differ from training) and evaluate it."""
     from anomaly_cli.audio import synth
 

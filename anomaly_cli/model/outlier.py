@@ -72,8 +72,15 @@ class Forest:
             roots.append(offset)
             offset += t.node_count
         norm = float(_average_path_length([forest._max_samples])[0])
-        return cls(np.concatenate(feats), np.concatenate(splits), np.concatenate(lefts), np.concatenate(rights),
-                   np.concatenate(leaves).astype(np.float64), np.asarray(roots, dtype=np.int32), norm)
+        return cls(
+            np.concatenate(feats),
+            np.concatenate(splits),
+            np.concatenate(lefts),
+            np.concatenate(rights),
+            np.concatenate(leaves).astype(np.float64),
+            np.asarray(roots, dtype=np.int32),
+            norm,
+        )
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         """``IsolationForest.score_samples``: minus ``2 ** -(mean path length / norm)``."""
@@ -95,14 +102,27 @@ class Forest:
         return -(2 ** -(depths / denominator if denominator != 0 else np.ones_like(depths)))
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"feature": self.feature, "split": self.split, "left": self.left, "right": self.right,
-                "leaf": self.leaf, "roots": self.roots, "norm": np.asarray(self.norm)}
+        return {
+            "feature": self.feature,
+            "split": self.split,
+            "left": self.left,
+            "right": self.right,
+            "leaf": self.leaf,
+            "roots": self.roots,
+            "norm": np.asarray(self.norm),
+        }
 
     @classmethod
     def from_arrays(cls, a: Mapping[str, np.ndarray]) -> "Forest":
-        forest = cls(np.asarray(a["feature"], np.int32), np.asarray(a["split"], np.float64),
-                     np.asarray(a["left"], np.int32), np.asarray(a["right"], np.int32),
-                     np.asarray(a["leaf"], np.float64), np.asarray(a["roots"], np.int32), float(a["norm"]))
+        forest = cls(
+            np.asarray(a["feature"], np.int32),
+            np.asarray(a["split"], np.float64),
+            np.asarray(a["left"], np.int32),
+            np.asarray(a["right"], np.int32),
+            np.asarray(a["leaf"], np.float64),
+            np.asarray(a["roots"], np.int32),
+            float(a["norm"]),
+        )
         forest.check()
         return forest
 
@@ -147,9 +167,14 @@ class OutlierModel:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Everything the model is, as named arrays (what the artifact stores)."""
-        return {"feature_names": np.asarray(self.feature_names, dtype=str), "center": self.center,
-                "spread": self.spread, "threshold": np.asarray(self.threshold), "scale": np.asarray(self.scale),
-                **{f"forest_{k}": v for k, v in self.forest.arrays().items()}}
+        return {
+            "feature_names": np.asarray(self.feature_names, dtype=str),
+            "center": self.center,
+            "spread": self.spread,
+            "threshold": np.asarray(self.threshold),
+            "scale": np.asarray(self.scale),
+            **{f"forest_{k}": v for k, v in self.forest.arrays().items()},
+        }
 
     @classmethod
     def from_arrays(cls, a: Mapping[str, np.ndarray]) -> "OutlierModel":
@@ -158,7 +183,7 @@ class OutlierModel:
         center, spread = np.asarray(a["center"], float), np.asarray(a["spread"], float)
         if center.shape != (len(names),) or spread.shape != (len(names),):
             raise ValueError("scaler arrays do not match the feature names")
-        forest = Forest.from_arrays({k[len("forest_"):]: v for k, v in a.items() if k.startswith("forest_")})
+        forest = Forest.from_arrays({k[len("forest_") :]: v for k, v in a.items() if k.startswith("forest_")})
         if (forest.feature[forest.left >= 0] >= len(names)).any():
             raise ValueError("a split reads a feature the model does not have")
         return cls(names, center, spread, forest, float(a["threshold"]), float(a["scale"]))
@@ -170,8 +195,15 @@ def to_unit(raw: float, threshold: float, scale: float) -> float:
     return float(1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))))
 
 
-def fit(X: np.ndarray, feature_names: Sequence[str], *, seed: int, target_false_alarm: float = 0.005,
-        margin: float = 1.05, n_estimators: int = 100) -> OutlierModel:
+def fit(
+    X: np.ndarray,
+    feature_names: Sequence[str],
+    *,
+    seed: int,
+    target_false_alarm: float = 0.005,
+    margin: float = 1.05,
+    n_estimators: int = 100,
+) -> OutlierModel:
     """Fit on normal recordings' features ``X`` (rows) and set the threshold from their scores."""
     from sklearn.ensemble import IsolationForest
     from sklearn.preprocessing import RobustScaler
@@ -181,10 +213,12 @@ def fit(X: np.ndarray, feature_names: Sequence[str], *, seed: int, target_false_
     # Constant features (e.g. clip_ratio on clean speech) have zero spread: RobustScaler leaves
     # them unscaled, which lets a tiny deviation dominate. Give them a unit floor instead.
     spread = np.where(scaler.scale_ < 1e-6, 1.0, scaler.scale_)
-    forest = IsolationForest(n_estimators=n_estimators, max_samples=min(256, len(X)), random_state=seed,
-                             contamination="auto").fit((X - scaler.center_) / spread)
-    model = OutlierModel(tuple(feature_names), np.asarray(scaler.center_, float), spread, Forest.from_sklearn(forest),
-                         0.0, 1.0)
+    forest = IsolationForest(
+        n_estimators=n_estimators, max_samples=min(256, len(X)), random_state=seed, contamination="auto"
+    ).fit((X - scaler.center_) / spread)
+    model = OutlierModel(
+        tuple(feature_names), np.asarray(scaler.center_, float), spread, Forest.from_sklearn(forest), 0.0, 1.0
+    )
     raw = model.raw_scores(X)
     q = float(np.quantile(raw, 1.0 - target_false_alarm))
     model.threshold = q * margin

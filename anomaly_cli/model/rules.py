@@ -54,7 +54,11 @@ class Condition:
     def margin(self, features: Mapping[str, float]) -> float:
         """How far past the threshold the value is, in units of ``scale`` (>= 0 when it holds)."""
         v = float(features.get(self.feature, self.threshold))
-        d = abs(v) - self.threshold if self.op == "abs>" else (v - self.threshold if ">" in self.op else self.threshold - v)
+        d = (
+            abs(v) - self.threshold
+            if self.op == "abs>"
+            else (v - self.threshold if ">" in self.op else self.threshold - v)
+        )
         return d / self.scale if self.scale else d
 
 
@@ -77,8 +81,9 @@ class Rule:
             if all(c.holds(features) for c in group):
                 c = group[0]
                 margin = min(x.margin(features) for x in group)
-                detail = " and ".join(f"{x.feature} {_fmt(features.get(x.feature))} {x.op} {x.threshold:g}"
-                                      for x in group)
+                detail = " and ".join(
+                    f"{x.feature} {_fmt(features.get(x.feature))} {x.op} {x.threshold:g}" for x in group
+                )
                 return Reason(self.code, round(float(features[c.feature]), 6), c.threshold, detail), margin
         return None
 
@@ -120,8 +125,10 @@ class RuleSet:
 
     def thresholds(self) -> dict[str, list[list[dict[str, Any]]]]:
         """``code -> [[{feature, op, threshold}, ...] per group]`` for ``model info`` and the README."""
-        return {r.code: [[{"feature": c.feature, "op": c.op, "threshold": c.threshold} for c in g] for g in r.when]
-                for r in self.rules}
+        return {
+            r.code: [[{"feature": c.feature, "op": c.op, "threshold": c.threshold} for c in g] for g in r.when]
+            for r in self.rules
+        }
 
     def features(self) -> set[str]:
         """Every feature some rule reads."""
@@ -138,51 +145,82 @@ class RuleSet:
 _QUIET = ("low_volume", "no_speech", "noisy")
 
 
-def _r(code: str, *groups: list[tuple[str, str, float, float]], suppresses: tuple[str, ...] = (), doc: str = "") -> Rule:
+def _r(
+    code: str, *groups: list[tuple[str, str, float, float]], suppresses: tuple[str, ...] = (), doc: str = ""
+) -> Rule:
     return Rule(code, tuple(tuple(Condition(*c) for c in g) for g in groups), suppresses, doc)
 
 
 #: The rules a newly trained artifact gets. Thresholds are physical and sit in the gaps between
 #: the generator's label boundaries (synth.py); they are checked on espeak-ng and real speech
 #: (MODEL_CARD.md). Scales say how far past a threshold counts as "clearly" (anomaly_score).
-DEFAULT_RULES = RuleSet((
-    _r("too_short", [("duration_s", "<", 2.0, 1.0)], suppresses=("no_speech", "noisy"),
-       doc="shorter than 2 s: too little to be a reading (and too little to judge speech content)"),
-    _r("too_long", [("duration_s", ">", 240.0, 60.0)],
-       doc="longer than 4 minutes: not one child reading one passage"),
-    _r("silent", [("level_p95_dbfs", "<", -60.0, 10.0)], suppresses=_QUIET,
-       doc="95th percentile of 25 ms frame level below -60 dBFS: nothing audible"),
-    # does not hide no_speech: speech activity and rhythm are relative measures and hold at low levels
-    _r("low_volume", [("level_p95_dbfs", "<", -42.0, 6.0)], suppresses=("noisy",),
-       doc="loudest frames below -42 dBFS: too quiet to assess (quiet but usable children sit at -38..-30)"),
-    _r("no_speech",
-       # steady sound: no speech activity and no syllable rhythm even hidden in the speech band
-       [("speech_ratio", "<", 0.1, 0.1), ("band_rhythm_db", "<", 3.2, 1.5)],
-       # a clean, clearly audible sound that is not speech (chimes, beeps, a tone in silence)
-       [("speech_ratio", "<", 0.1, 0.1), ("band_snr_db", ">", 12.0, 6.0)],
-       # music-like: audible, steady timbre (centroid barely moves), not one periodic voice, and a
-       # beat rather than a syllable rhythm (speech, even in babble, is above 14 dB)
-       [("speech_ratio", "<", 0.1, 0.1), ("band_snr_db", ">", 5.5, 3.0), ("centroid_hz_std", "<", 250.0, 100.0),
-        ("periodicity_mean", "<", 0.6, 0.2), ("band_rhythm_db", "<", 13.0, 3.0)],
-       # a regular beat (spectral flux repeats at 0.2-1 s lags), as in music and repeated chimes
-       [("speech_ratio", "<", 0.1, 0.1), ("flux_periodicity", ">", 0.35, 0.2)],
-       # a strong beat with little speech activity (repeated chimes can look half-active)
-       [("flux_periodicity", ">", 0.5, 0.2), ("speech_ratio", "<", 0.3, 0.1)],
-       # a perfectly steady level in the speech band: continuous tones (even two beating ones) vary by
-       # < 1 dB, noise by ~2 dB from frame to frame, speech (even buried in noise) by more
-       [("speech_ratio", "<", 0.1, 0.1), ("band_snr_db", "<", 1.0, 0.5)],
-       # one steady tone holds its frequency bin through the active frames (test tone, dial tone, whistle)
-       [("speech_ratio", "<", 0.1, 0.1), ("stationary_tone_ratio", ">", 0.8, 0.2)],
-       suppresses=("noisy",),
-       doc="audible, but no speech: noise, hum, tones, music, notification sounds"),
-    _r("noisy", [("band_snr_db", "<", 12.0, 4.0)],
-       doc="speech present but the 300-3400 Hz band sits less than 12 dB above the noise (speech at <= ~5 dB SNR)"),
-    _r("clipped",
-       [("clip_hard_ratio", ">", 0.002, 0.01)],
-       # after lossy re-encoding the flat tops ring below full scale: a plateau spike counts only in a
-       # hot recording (loud frames within 10 dB of full scale), where clipping is physically likely
-       [("clip_plateau_ratio", ">", 0.005, 0.01), ("level_p95_dbfs", ">", -10.0, 3.0)],
-       suppresses=("noisy",),
-       doc="more than 0.2 % of samples in runs at full scale, or 0.5 % on plateaus at the peak of a hot recording"),
-    _r("dc_offset", [("dc_offset", "abs>", 0.03, 0.05)], doc="mean sample value beyond +-0.03 of full scale"),
-))
+DEFAULT_RULES = RuleSet(
+    (
+        _r(
+            "too_short",
+            [("duration_s", "<", 2.0, 1.0)],
+            suppresses=("no_speech", "noisy"),
+            doc="shorter than 2 s: too little to be a reading (and too little to judge speech content)",
+        ),
+        _r(
+            "too_long",
+            [("duration_s", ">", 240.0, 60.0)],
+            doc="longer than 4 minutes: not one child reading one passage",
+        ),
+        _r(
+            "silent",
+            [("level_p95_dbfs", "<", -60.0, 10.0)],
+            suppresses=_QUIET,
+            doc="95th percentile of 25 ms frame level below -60 dBFS: nothing audible",
+        ),
+        # does not hide no_speech: speech activity and rhythm are relative measures and hold at low levels
+        _r(
+            "low_volume",
+            [("level_p95_dbfs", "<", -42.0, 6.0)],
+            suppresses=("noisy",),
+            doc="loudest frames below -42 dBFS: too quiet to assess (quiet but usable children sit at -38..-30)",
+        ),
+        _r(
+            "no_speech",
+            # steady sound: no speech activity and no syllable rhythm even hidden in the speech band
+            [("speech_ratio", "<", 0.1, 0.1), ("band_rhythm_db", "<", 3.2, 1.5)],
+            # a clean, clearly audible sound that is not speech (chimes, beeps, a tone in silence)
+            [("speech_ratio", "<", 0.1, 0.1), ("band_snr_db", ">", 12.0, 6.0)],
+            # music-like: audible, steady timbre (centroid barely moves), not one periodic voice, and a
+            # beat rather than a syllable rhythm (speech, even in babble, is above 14 dB)
+            [
+                ("speech_ratio", "<", 0.1, 0.1),
+                ("band_snr_db", ">", 5.5, 3.0),
+                ("centroid_hz_std", "<", 250.0, 100.0),
+                ("periodicity_mean", "<", 0.6, 0.2),
+                ("band_rhythm_db", "<", 13.0, 3.0),
+            ],
+            # a regular beat (spectral flux repeats at 0.2-1 s lags), as in music and repeated chimes
+            [("speech_ratio", "<", 0.1, 0.1), ("flux_periodicity", ">", 0.35, 0.2)],
+            # a strong beat with little speech activity (repeated chimes can look half-active)
+            [("flux_periodicity", ">", 0.5, 0.2), ("speech_ratio", "<", 0.3, 0.1)],
+            # a perfectly steady level in the speech band: continuous tones (even two beating ones) vary by
+            # < 1 dB, noise by ~2 dB from frame to frame, speech (even buried in noise) by more
+            [("speech_ratio", "<", 0.1, 0.1), ("band_snr_db", "<", 1.0, 0.5)],
+            # one steady tone holds its frequency bin through the active frames (test tone, dial tone, whistle)
+            [("speech_ratio", "<", 0.1, 0.1), ("stationary_tone_ratio", ">", 0.8, 0.2)],
+            suppresses=("noisy",),
+            doc="audible, but no speech: noise, hum, tones, music, notification sounds",
+        ),
+        _r(
+            "noisy",
+            [("band_snr_db", "<", 12.0, 4.0)],
+            doc="speech present but the 300-3400 Hz band sits less than 12 dB above the noise (speech at <= ~5 dB SNR)",
+        ),
+        _r(
+            "clipped",
+            [("clip_hard_ratio", ">", 0.002, 0.01)],
+            # after lossy re-encoding the flat tops ring below full scale: a plateau spike counts only in a
+            # hot recording (loud frames within 10 dB of full scale), where clipping is physically likely
+            [("clip_plateau_ratio", ">", 0.005, 0.01), ("level_p95_dbfs", ">", -10.0, 3.0)],
+            suppresses=("noisy",),
+            doc="more than 0.2 % of samples in runs at full scale, or 0.5 % on plateaus at the peak of a hot recording",
+        ),
+        _r("dc_offset", [("dc_offset", "abs>", 0.03, 0.05)], doc="mean sample value beyond +-0.03 of full scale"),
+    )
+)

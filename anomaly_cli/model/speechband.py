@@ -26,7 +26,7 @@ import numpy as np
 NAMES: tuple[str, ...] = ("band_rhythm_db", "band_snr_db")
 DOCS: dict[str, str] = {
     "band_rhythm_db": "syllable-rate (2-8 Hz) over fast (15-45 Hz) modulation power of the 300-3400 Hz sub-band "
-                      "energy envelopes: speech, even buried in noise, has rhythm; noise, hum and tones ~0-2 dB (dB)",
+    "energy envelopes: speech, even buried in noise, has rhythm; noise, hum and tones ~0-2 dB (dB)",
     "band_snr_db": "90th over 10th percentile of 300-3400 Hz frame energy: speech-band SNR estimate (dB)",
 }
 _FRAME, _HOP, _NFFT = 400, 160, 512
@@ -58,7 +58,7 @@ def measure(samples: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
         blk = buf[: b - a]
         np.multiply(view[a:b], _WINDOW, out=blk[:, :_FRAME])
         spec = scipy.fft.rfft(blk, axis=1)[:, lo:hi]
-        power = (spec.real ** 2 + spec.imag ** 2).astype(np.float64)
+        power = (spec.real**2 + spec.imag**2).astype(np.float64)
         band_e[a:b] = np.add.reduceat(power, edges, axis=1)
     total = band_e.sum(axis=1)
     if total.max() <= 1e-12:

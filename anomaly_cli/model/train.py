@@ -32,9 +32,22 @@ MIN_NORMALS = 10  # below this a 99.5 % quantile is just the maximum of a handfu
 TARGET_FALSE_ALARM = 0.005
 THRESHOLD_MARGIN = 1.05
 #: Features the outlier model reads (those present in FEATURE_NAMES); see outlier.py for why.
-OUTLIER_FEATURES = ("level_p95_dbfs", "dynamic_range_db", "silence_ratio", "speech_ratio", "modulation_2_8hz",
-                    "low_energy_ratio", "snr_db", "clip_ratio", "dc_offset", "zcr_mean", "flatness_mean",
-                    "tail_energy_db", "band_rhythm_db", "band_snr_db")
+OUTLIER_FEATURES = (
+    "level_p95_dbfs",
+    "dynamic_range_db",
+    "silence_ratio",
+    "speech_ratio",
+    "modulation_2_8hz",
+    "low_energy_ratio",
+    "snr_db",
+    "clip_ratio",
+    "dc_offset",
+    "zcr_mean",
+    "flatness_mean",
+    "tail_energy_db",
+    "band_rhythm_db",
+    "band_snr_db",
+)
 
 
 def synthetic_normals(n: int, seed: int) -> Iterable[tuple[str, np.ndarray, int]]:
@@ -44,8 +57,7 @@ def synthetic_normals(n: int, seed: int) -> Iterable[tuple[str, np.ndarray, int]
     rng = np.random.default_rng(seed)
     variants = synth.VARIANTS["normal"]
     for i in range(n):
-        clip = synth.make_clip("normal", rng, variant=variants[i % len(variants)],
-                               duration_s=float(rng.uniform(6, 16)))
+        clip = synth.make_clip("normal", rng, variant=variants[i % len(variants)], duration_s=float(rng.uniform(6, 16)))
         yield clip.variant, clip.samples, clip.sr
 
 
@@ -70,9 +82,15 @@ def manifest_rows(data_dir: str | Path) -> list[dict[str, str]]:
     return rows
 
 
-def train(out: str | Path, *, synthetic: int | None = None, data_dir: str | Path | None = None,
-          seed: int = DEFAULT_SEED, version: str | None = None,
-          progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def train(
+    out: str | Path,
+    *,
+    synthetic: int | None = None,
+    data_dir: str | Path | None = None,
+    seed: int = DEFAULT_SEED,
+    version: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Train and save an artifact in ``out``; returns its metadata."""
     import scipy
     import sklearn
@@ -112,29 +130,39 @@ def train(out: str | Path, *, synthetic: int | None = None, data_dir: str | Path
                     skipped += 1
             if progress:
                 progress(i + 1, len(mrows))
-        summary.update(source="data", data_dir=str(data_dir), labels=labels, normals=len(rows),
-                       normals_skipped=skipped)
+        summary.update(source="data", data_dir=str(data_dir), labels=labels, normals=len(rows), normals_skipped=skipped)
     if len(rows) < MIN_NORMALS:
         raise ConfigError(f"only {len(rows)} usable normal recordings; need at least {MIN_NORMALS}", field="--data")
     names = tuple(n for n in OUTLIER_FEATURES if n in all_names)
     X = np.array([[r[n] for n in names] for r in rows], dtype=float)
     model = outlier.fit(X, names, seed=seed, target_false_alarm=TARGET_FALSE_ALARM, margin=THRESHOLD_MARGIN)
     raw = model.raw_scores(X)
-    summary.update(train_false_alarm=float(np.mean(raw > model.threshold)),
-                   feature_medians={n: round(float(np.median(X[:, j])), 4) for j, n in enumerate(names)})
+    summary.update(
+        train_false_alarm=float(np.mean(raw > model.threshold)),
+        feature_medians={n: round(float(np.median(X[:, j])), 4) for j, n in enumerate(names)},
+    )
     version = version or Path(out).name
     meta = {
         "version": version,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "feature_names": list(all_names),
-        "outlier": {"features": list(names), "threshold": model.threshold, "scale": model.scale,
-                    "target_false_alarm": TARGET_FALSE_ALARM, "margin": THRESHOLD_MARGIN,
-                    "estimator": "RobustScaler(10-90) + IsolationForest(100 trees)"},
+        "outlier": {
+            "features": list(names),
+            "threshold": model.threshold,
+            "scale": model.scale,
+            "target_false_alarm": TARGET_FALSE_ALARM,
+            "margin": THRESHOLD_MARGIN,
+            "estimator": "RobustScaler(10-90) + IsolationForest(100 trees)",
+        },
         "rules": DEFAULT_RULES.to_list(),
         "thresholds": DEFAULT_RULES.thresholds(),
         "training": summary,
-        "libraries": {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-                      "scikit-learn": sklearn.__version__},
+        "libraries": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "scipy": scipy.__version__,
+            "scikit-learn": sklearn.__version__,
+        },
     }
     artifacts.save(out, model, meta)
     return artifacts.read_metadata(out)

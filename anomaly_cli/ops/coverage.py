@@ -55,8 +55,17 @@ class CoverageReport:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def coverage(settings: Settings, db: Any, test_date: str, *, queue: Any = None, dlq: Any = None, limit: int = 20,
-             now: dt.datetime | None = None, on_progress: Callable[[int], None] | None = None) -> CoverageReport:
+def coverage(
+    settings: Settings,
+    db: Any,
+    test_date: str,
+    *,
+    queue: Any = None,
+    dlq: Any = None,
+    limit: int = 20,
+    now: dt.datetime | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> CoverageReport:
     """Count one test date along the pipeline (reads the source once, in discovery order)."""
     from anomaly_cli.discovery.pipeline import build_pipeline
     from anomaly_cli.discovery.service import candidates
@@ -74,7 +83,9 @@ def coverage(settings: Settings, db: Any, test_date: str, *, queue: Any = None, 
         report.watermark = {k: v for k, v in (state.get("watermark") or {}).items()}
 
     results = db[settings.mongo_result_collection]
-    source = db[settings.mongo_source_collection].with_options(read_preference=read_preference(settings.mongo_read_preference))
+    source = db[settings.mongo_source_collection].with_options(
+        read_preference=read_preference(settings.mongo_read_preference)
+    )
     # Streamed in chunks of CHUNK rows: each chunk's results and enqueue-log entries are looked up
     # in one query each and only the counts and the first ``limit`` missing rows are kept, so memory
     # stays flat however many rows a test date holds.
@@ -96,13 +107,40 @@ def coverage(settings: Settings, db: Any, test_date: str, *, queue: Any = None, 
         _settle_chunk(report, chunk, settings, db, results, test_date, wm, limit)
     match = {D.F_TEST_DATE: test_date_datetime(test_date), "source.source_collection": src_name}
     with mongo_errors("coverage results count"):
-        agg = list(results.aggregate([{"$match": match}, {"$group": {
-            "_id": None, "total": {"$sum": 1},
-            "failed": {"$sum": {"$cond": [{"$eq": ["$processing.status", D.STATUS_FAILED]}, 1, 0]}},
-            "anomaly": {"$sum": {"$cond": [{"$and": [{"$eq": ["$inference.is_anomaly", True]},
-                                                     {"$ne": ["$processing.status", D.STATUS_FAILED]}]}, 1, 0]}}}}]))
+        agg = list(
+            results.aggregate(
+                [
+                    {"$match": match},
+                    {
+                        "$group": {
+                            "_id": None,
+                            "total": {"$sum": 1},
+                            "failed": {"$sum": {"$cond": [{"$eq": ["$processing.status", D.STATUS_FAILED]}, 1, 0]}},
+                            "anomaly": {
+                                "$sum": {
+                                    "$cond": [
+                                        {
+                                            "$and": [
+                                                {"$eq": ["$inference.is_anomaly", True]},
+                                                {"$ne": ["$processing.status", D.STATUS_FAILED]},
+                                            ]
+                                        },
+                                        1,
+                                        0,
+                                    ]
+                                }
+                            },
+                        }
+                    },
+                ]
+            )
+        )
     if agg:
-        report.results_total, report.results_failed, report.results_anomaly = agg[0]["total"], agg[0]["failed"], agg[0]["anomaly"]
+        report.results_total, report.results_failed, report.results_anomaly = (
+            agg[0]["total"],
+            agg[0]["failed"],
+            agg[0]["anomaly"],
+        )
         report.results_ok = report.results_total - report.results_failed
     if queue is not None:
         report.queue = queue.approximate_counts()
@@ -111,8 +149,16 @@ def coverage(settings: Settings, db: Any, test_date: str, *, queue: Any = None, 
     return report
 
 
-def _settle_chunk(report: CoverageReport, chunk: list[tuple[SubjectRow, str]], settings: Settings, db: Any,
-                  results: Any, test_date: str, wm: Any, limit: int) -> None:
+def _settle_chunk(
+    report: CoverageReport,
+    chunk: list[tuple[SubjectRow, str]],
+    settings: Settings,
+    db: Any,
+    results: Any,
+    test_date: str,
+    wm: Any,
+    limit: int,
+) -> None:
     """Count the rows of ``chunk`` without a result and say where each one is."""
     pairs = [(rid, (row.mongo_doc_id, test_date, row.record_type, row.subject_id)) for row, rid in chunk]
     have = existing_ids_for(results, pairs)
@@ -120,14 +166,27 @@ def _settle_chunk(report: CoverageReport, chunk: list[tuple[SubjectRow, str]], s
     logged = _enqueue_logged(db[settings.mongo_enqueue_log_collection], [rid for _, rid in missing])
     for row, rid in missing:
         report.missing += 1
-        state_of = ("enqueued" if rid in logged else
-                    "behind_watermark" if wm is not None and row.sort_key <= wm else "not_discovered")
+        state_of = (
+            "enqueued"
+            if rid in logged
+            else "behind_watermark"
+            if wm is not None and row.sort_key <= wm
+            else "not_discovered"
+        )
         report.missing_enqueued += state_of == "enqueued"
         report.missing_behind_watermark += state_of == "behind_watermark"
         if len(report.missing_rows) < limit:
-            report.missing_rows.append({"result_id": rid, "mongo_doc_id": row.mongo_doc_id, "record_type": row.record_type,
-                                        "subject_id": row.subject_id, "subject_created_at": row.subject_created_at,
-                                        "audio_url": redact_url(row.audio_url), "state": state_of})
+            report.missing_rows.append(
+                {
+                    "result_id": rid,
+                    "mongo_doc_id": row.mongo_doc_id,
+                    "record_type": row.record_type,
+                    "subject_id": row.subject_id,
+                    "subject_created_at": row.subject_created_at,
+                    "audio_url": redact_url(row.audio_url),
+                    "state": state_of,
+                }
+            )
 
 
 def _enqueue_logged(log_collection: Any, rids: list[str], chunk: int = 500) -> set[str]:
@@ -135,5 +194,5 @@ def _enqueue_logged(log_collection: Any, rids: list[str], chunk: int = 500) -> s
     found: set[str] = set()
     with mongo_errors("enqueue log read"):
         for i in range(0, len(rids), chunk):
-            found |= {d["_id"] for d in log_collection.find({"_id": {"$in": rids[i:i + chunk]}}, {"_id": 1})}
+            found |= {d["_id"] for d in log_collection.find({"_id": {"$in": rids[i : i + chunk]}}, {"_id": 1})}
     return found

@@ -36,8 +36,18 @@ READING = "वाचन"
 SCHOOLS = ("27251200104", "27251200211", "27251300307", "27251400412", "27251500519", "27251600626")
 NOISY_SCHOOL = SCHOOLS[3]
 #: Kinds planted besides normal readings: every anomaly kind of the generator, and duplicates.
-ANOMALY_KINDS = ("silent", "low_volume", "no_speech", "noisy", "clipped", "dc_offset", "too_short", "too_long",
-                 "truncated", "corrupt")
+ANOMALY_KINDS = (
+    "silent",
+    "low_volume",
+    "no_speech",
+    "noisy",
+    "clipped",
+    "dc_offset",
+    "too_short",
+    "too_long",
+    "truncated",
+    "corrupt",
+)
 DUPLICATE = "duplicate"
 #: Field phones upload m4a mostly; MP3 is left out only because libmpg123 prints decoder chatter on stderr.
 FORMATS = ("m4a", "m4a", "wav", "ogg", "flac")
@@ -77,8 +87,22 @@ class DemoReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for ``--json`` (with the false-alarm rate and the inspect summary)."""
-        d = {k: getattr(self, k) for k in ("students", "seed", "recordings", "model_version", "model_trained_here",
-                                            "discovery", "worker", "per_kind", "false_alarms", "normals", "timings_s")}
+        d = {
+            k: getattr(self, k)
+            for k in (
+                "students",
+                "seed",
+                "recordings",
+                "model_version",
+                "model_trained_here",
+                "discovery",
+                "worker",
+                "per_kind",
+                "false_alarms",
+                "normals",
+                "timings_s",
+            )
+        }
         d["false_alarm_rate"] = round(self.false_alarms / self.normals, 4) if self.normals else 0.0
         d["inspect"] = self.inspect.to_dict()
         return d
@@ -112,7 +136,7 @@ def _recording(kind: str, rng: Any) -> tuple[Any, int, str]:
     if label == "normal" and variant is None:
         variant = str(rng.choice(["plain", "plain", "quiet", "classroom", "hesitation", "bumps", "mic"]))
     clip = synth.make_clip(label, rng, variant=variant, duration_s=None if kind == "too_short" else dur)
-    fmt = ("wav" if kind in ("dc_offset", "truncated") else str(rng.choice(FORMATS)))
+    fmt = "wav" if kind in ("dc_offset", "truncated") else str(rng.choice(FORMATS))
     return clip.samples, clip.sr, fmt
 
 
@@ -158,8 +182,9 @@ def _generate_all(tasks: list[tuple[str, int, int, int | None]], on_phase: Phase
             yield out
 
 
-def build_world(students: int, seed: int, *, source_collection: str, clock_start: dt.datetime,
-                on_phase: Phase | None = None) -> tuple[list[dict[str, Any]], list[Planted], dict[str, bytes]]:
+def build_world(
+    students: int, seed: int, *, source_collection: str, clock_start: dt.datetime, on_phase: Phase | None = None
+) -> tuple[list[dict[str, Any]], list[Planted], dict[str, bytes]]:
     """Source documents, the planted recordings and their bytes (keyed by S3 key)."""
     import numpy as np
     from bson import ObjectId
@@ -173,34 +198,66 @@ def build_world(students: int, seed: int, *, source_collection: str, clock_start
     for i in range(students):
         oid = ObjectId(int(seed % 2**16).to_bytes(2, "big") + int(i).to_bytes(10, "big"))
         school = SCHOOLS[int(rng.integers(len(SCHOOLS)))]
-        doc = {"_id": oid, "student_id": f"STU-{school[-5:]}-{i:05d}", "udise": school, "grade": int(rng.integers(2, 6)),
-               "assessments": []}
+        doc = {
+            "_id": oid,
+            "student_id": f"STU-{school[-5:]}-{i:05d}",
+            "udise": school,
+            "grade": int(rng.integers(2, 6)),
+            "assessments": [],
+        }
         subjects: dict[str, list[dict[str, Any]]] = {"teacher_record": [], "admin_record": []}
         for rt, path, p in (("teacher", "teacher_record", 1.0), ("admin", "admin_record", 0.35)):
             if rng.random() >= p:
                 continue
             t += dt.timedelta(seconds=int(rng.integers(5, 90)))
-            row = {"subject_id": f"sub-{i:05d}-{rt[0]}", "subject_name": READING, "subject_created_at": t,
-                   "level": str(rng.choice(["letter", "word", "paragraph", "story"]))}
+            row = {
+                "subject_id": f"sub-{i:05d}-{rt[0]}",
+                "subject_name": READING,
+                "subject_created_at": t,
+                "level": str(rng.choice(["letter", "word", "paragraph", "story"])),
+            }
             if rng.random() < 0.01:
                 row["audio_url"] = ""  # an upload that never happened: skipped as invalid, never enqueued
             else:
                 slots.append((doc, rt, row))
             subjects[path].append(row)
-        subjects["teacher_record"].append({"subject_id": f"math-{i:05d}", "subject_name": "गणित", "subject_created_at": t,
-                                           "score": int(rng.integers(0, 11))})
-        doc["assessments"].append({"test_date": dt.datetime(2025, 12, 20, tzinfo=dt.timezone.utc),
-                                   "teacher_record": {"subjects": subjects["teacher_record"]},
-                                   "admin_record": {"subjects": subjects["admin_record"]}})
+        subjects["teacher_record"].append(
+            {
+                "subject_id": f"math-{i:05d}",
+                "subject_name": "गणित",
+                "subject_created_at": t,
+                "score": int(rng.integers(0, 11)),
+            }
+        )
+        doc["assessments"].append(
+            {
+                "test_date": dt.datetime(2025, 12, 20, tzinfo=dt.timezone.utc),
+                "teacher_record": {"subjects": subjects["teacher_record"]},
+                "admin_record": {"subjects": subjects["admin_record"]},
+            }
+        )
         if rng.random() < 0.2:  # last month's assessment: not this test date, never discovered
-            doc["assessments"].insert(0, {"test_date": "2025-11-20", "teacher_record": {"subjects": [
-                {"subject_id": f"old-{i:05d}", "subject_name": READING, "audio_url": f"s3://{BUCKET}/2025-11-20/{i}.wav",
-                 "subject_created_at": t - dt.timedelta(days=30)}]}})
+            doc["assessments"].insert(
+                0,
+                {
+                    "test_date": "2025-11-20",
+                    "teacher_record": {
+                        "subjects": [
+                            {
+                                "subject_id": f"old-{i:05d}",
+                                "subject_name": READING,
+                                "audio_url": f"s3://{BUCKET}/2025-11-20/{i}.wav",
+                                "subject_created_at": t - dt.timedelta(days=30),
+                            }
+                        ]
+                    },
+                },
+            )
         docs.append(doc)
 
     kinds = plan_kinds(len(slots), rng)
     tasks: list[tuple[str, int, int, int | None]] = []
-    for n, kind in enumerate(kinds[:len(slots)]):
+    for n, kind in enumerate(kinds[: len(slots)]):
         earlier_normals = [j for j in range(n) if kinds[j] == "normal"] if kind == DUPLICATE else []
         if kind == DUPLICATE and not earlier_normals:
             kinds[n] = kind = "normal"
@@ -219,8 +276,11 @@ def build_world(students: int, seed: int, *, source_collection: str, clock_start
         row["audio_url"] = url
         blobs[key] = data
         rids[n] = result_id(source_collection, str(doc["_id"]), TEST_DATE, rt, row["subject_id"], url)
-        planted.append(Planted(str(doc["_id"]), rt, row["subject_id"], url, kind, fmt,
-                               rids[original] if original is not None else None))
+        planted.append(
+            Planted(
+                str(doc["_id"]), rt, row["subject_id"], url, kind, fmt, rids[original] if original is not None else None
+            )
+        )
     # a duplicate's original is an earlier slot, i.e. an earlier recording: the copy is the *later* one (it gets the flag)
     if on_phase:
         on_phase("generate", len(slots), len(slots))
@@ -241,13 +301,24 @@ def _model(settings: Settings, workdir: Path, on_phase: Phase | None) -> tuple[s
     from anomaly_cli.model.train import train
 
     out = workdir / "models" / "demo-quick"
-    train(out, synthetic=20, seed=1, version="demo-quick",  # the minimum: rules carry the demo, the outlier model is a bonus
-          progress=(lambda i, n: on_phase("train model", i, n)) if on_phase else None)
+    train(
+        out,
+        synthetic=20,
+        seed=1,
+        version="demo-quick",  # the minimum: rules carry the demo, the outlier model is a bonus
+        progress=(lambda i, n: on_phase("train model", i, n)) if on_phase else None,
+    )
     return str(out.parent), "demo-quick", True
 
 
-def run_demo(students: int = 200, seed: int = 7, *, base: Settings | None = None, on_phase: Phase | None = None,
-             workdir: str | Path | None = None) -> DemoReport:
+def run_demo(
+    students: int = 200,
+    seed: int = 7,
+    *,
+    base: Settings | None = None,
+    on_phase: Phase | None = None,
+    workdir: str | Path | None = None,
+) -> DemoReport:
     """Run the whole demo; returns its report. Starts and stops its own moto server."""
     from moto.server import ThreadedMotoServer
 
@@ -273,16 +344,22 @@ def run_demo(students: int = 200, seed: int = 7, *, base: Settings | None = None
         sqs, s3 = _clients(settings)
         queue_url = _make_queues(sqs)
         model_dir, version, trained = _model(settings, wd, on_phase)
-        settings = _settings(base, endpoint, mongo_uri, sqs_queue_url=queue_url, model_dir=model_dir, model_version=version)
+        settings = _settings(
+            base, endpoint, mongo_uri, sqs_queue_url=queue_url, model_dir=model_dir, model_version=version
+        )
         timings["setup"] = time.perf_counter() - t0
 
         t = time.perf_counter()
         from anomaly_cli.adapters.mongo import connect
 
         db = connect(settings.mongo_uri)[settings.mongo_db_name]
-        docs, planted, blobs = build_world(students, seed, source_collection=settings.mongo_source_collection,
-                                           clock_start=dt.datetime(2025, 12, 20, 4, 30, tzinfo=dt.timezone.utc),
-                                           on_phase=on_phase)
+        docs, planted, blobs = build_world(
+            students,
+            seed,
+            source_collection=settings.mongo_source_collection,
+            clock_start=dt.datetime(2025, 12, 20, 4, 30, tzinfo=dt.timezone.utc),
+            on_phase=on_phase,
+        )
         db[settings.mongo_source_collection].insert_many(docs)
         timings["generate"] = time.perf_counter() - t
 
@@ -302,8 +379,16 @@ def run_demo(students: int = 200, seed: int = 7, *, base: Settings | None = None
 
         results = db[settings.mongo_result_collection]
         summary = inspect(results, Filters(TEST_DATE), limit=5, min_school_count=10)
-        report = DemoReport(students=students, seed=seed, recordings=len(planted), model_version=version,
-                            model_trained_here=trained, discovery=discovery, worker=worker, inspect=summary)
+        report = DemoReport(
+            students=students,
+            seed=seed,
+            recordings=len(planted),
+            model_version=version,
+            model_trained_here=trained,
+            discovery=discovery,
+            worker=worker,
+            inspect=summary,
+        )
         _score(report, planted, results, settings.mongo_source_collection)
         timings["total"] = time.perf_counter() - t0
         report.timings_s = {k: round(v, 2) for k, v in timings.items()}
@@ -318,10 +403,21 @@ def _settings(base: Settings, endpoint: str, mongo_uri: str, **extra: Any) -> Se
     """The demo's settings: the user's, with everything that points at infrastructure replaced."""
     from anomaly_cli.config import with_overrides
 
-    values = dict(mongo_uri=mongo_uri, aws_endpoint_url=endpoint, test_date=TEST_DATE,
-                  audio_url_allowlist=(f"s3://{BUCKET}",), sqs_wait_seconds=1, flush_seconds=0.3, batch_size=10,
-                  max_concurrency=8, visibility_timeout_seconds=120, discovery_batch_size=100, sqs_fifo_group_id="",
-                  throughput_log_seconds=3600.0, mongo_read_preference="primary")
+    values = dict(
+        mongo_uri=mongo_uri,
+        aws_endpoint_url=endpoint,
+        test_date=TEST_DATE,
+        audio_url_allowlist=(f"s3://{BUCKET}",),
+        sqs_wait_seconds=1,
+        flush_seconds=0.3,
+        batch_size=10,
+        max_concurrency=8,
+        visibility_timeout_seconds=120,
+        discovery_batch_size=100,
+        sqs_fifo_group_id="",
+        throughput_log_seconds=3600.0,
+        mongo_read_preference="primary",
+    )
     values.update({k: v for k, v in extra.items() if v is not None})
     return with_overrides(base, **values)
 
@@ -332,8 +428,9 @@ def _clients(settings: Settings) -> tuple[Any, Any]:
     from anomaly_cli.adapters.sqs import boto_config
 
     # Throwaway credentials for the local moto server only; the environment is left alone.
-    session = boto3.session.Session(aws_access_key_id="demo", aws_secret_access_key="demo-secret",
-                                    region_name=settings.aws_region)
+    session = boto3.session.Session(
+        aws_access_key_id="demo", aws_secret_access_key="demo-secret", region_name=settings.aws_region
+    )
     sqs = session.client("sqs", endpoint_url=settings.aws_endpoint_url, config=boto_config(settings))
     s3 = session.client("s3", endpoint_url=settings.aws_endpoint_url, config=boto_config(settings))
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": settings.aws_region})
@@ -343,9 +440,13 @@ def _clients(settings: Settings) -> tuple[Any, Any]:
 def _make_queues(sqs: Any) -> str:
     dlq = sqs.create_queue(QueueName="anomaly-demo-dlq", Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return sqs.create_queue(QueueName="anomaly-demo", Attributes={
-        "VisibilityTimeout": "120",
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})})["QueueUrl"]
+    return sqs.create_queue(
+        QueueName="anomaly-demo",
+        Attributes={
+            "VisibilityTimeout": "120",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"}),
+        },
+    )["QueueUrl"]
 
 
 def _upload(s3: Any, blobs: dict[str, bytes], on_phase: Phase | None) -> None:
@@ -363,14 +464,23 @@ def _discover(settings: Settings, db: Any, sqs: Any, expected: int, on_phase: Ph
     from anomaly_cli.adapters.sqs import SqsQueue
     from anomaly_cli.discovery.service import build_service
 
-    service = build_service(settings, db, SqsQueue(sqs, settings.sqs_queue_url),
-                            on_page=(lambda snap: on_phase("discover", snap["enqueued"], expected)) if on_phase else None)
+    service = build_service(
+        settings,
+        db,
+        SqsQueue(sqs, settings.sqs_queue_url),
+        on_page=(lambda snap: on_phase("discover", snap["enqueued"], expected)) if on_phase else None,
+    )
     report = service.run("backfill")
-    return {k: v for k, v in report.to_dict().items() if k in ("status", "pages", "fetched", "enqueued", "skipped_invalid",
-                                                              "skipped_existing", "failed")}
+    return {
+        k: v
+        for k, v in report.to_dict().items()
+        if k in ("status", "pages", "fetched", "enqueued", "skipped_invalid", "skipped_existing", "failed")
+    }
 
 
-def _work(settings: Settings, db: Any, sqs: Any, s3: Any, version: str, expected: int, on_phase: Phase | None) -> dict[str, Any]:
+def _work(
+    settings: Settings, db: Any, sqs: Any, s3: Any, version: str, expected: int, on_phase: Phase | None
+) -> dict[str, Any]:
     from anomaly_cli.worker.factory import build_worker
     from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown, MaxMessages
 
@@ -379,13 +489,30 @@ def _work(settings: Settings, db: Any, sqs: Any, s3: Any, version: str, expected
         if on_phase:
             on_phase("screen", snap["succeeded"] + snap["failed_terminal"], expected)
 
-    worker = build_worker(settings, sqs_client=sqs, s3_client=s3, db=db, model_version=version,
-                          policy=AnyOf((IdleShutdown(3.0), MaxMessages(expected))), on_tick=tick, worker_id="demo-worker")
+    worker = build_worker(
+        settings,
+        sqs_client=sqs,
+        s3_client=s3,
+        db=db,
+        model_version=version,
+        policy=AnyOf((IdleShutdown(3.0), MaxMessages(expected))),
+        on_tick=tick,
+        worker_id="demo-worker",
+    )
     report = worker.run()
     if report.error is not None:
         raise report.error
-    keys = ("received", "succeeded", "anomalies", "failed_terminal", "transient", "duplicates_flagged", "items_per_s",
-            "latency_p50_ms", "latency_p95_ms")
+    keys = (
+        "received",
+        "succeeded",
+        "anomalies",
+        "failed_terminal",
+        "transient",
+        "duplicates_flagged",
+        "items_per_s",
+        "latency_p50_ms",
+        "latency_p95_ms",
+    )
     return {k: report.stats.get(k) for k in keys}
 
 
@@ -393,9 +520,15 @@ def _score(report: DemoReport, planted: list[Planted], results: Any, source_coll
     """Per-kind recall (flagged at all, and with the planted kind as a reason) and false alarms."""
     from anomaly_cli.contract import result_id
 
-    ids = {result_id(source_collection, p.mongo_doc_id, TEST_DATE, p.record_type, p.subject_id, p.url): p for p in planted}
-    docs = {d["_id"]: d for d in results.find({"_id": {"$in": list(ids)}},
-                                              {"processing.status": 1, "processing.error.code": 1, "inference": 1})}
+    ids = {
+        result_id(source_collection, p.mongo_doc_id, TEST_DATE, p.record_type, p.subject_id, p.url): p for p in planted
+    }
+    docs = {
+        d["_id"]: d
+        for d in results.find(
+            {"_id": {"$in": list(ids)}}, {"processing.status": 1, "processing.error.code": 1, "inference": 1}
+        )
+    }
     per: dict[str, dict[str, Any]] = {}
     for rid, p in ids.items():
         row = per.setdefault(p.kind, {"planted": 0, "screened": 0, "flagged": 0, "right_reason": 0})

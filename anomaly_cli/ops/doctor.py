@@ -60,30 +60,54 @@ def _index_keys(collection: Any) -> list[tuple[str, ...]]:
 
 def _covered(wanted: tuple[str, ...], existing: list[tuple[str, ...]]) -> bool:
     # an index serves a query on its prefix: (a, b) covers wanted (a,) and (a, b)
-    return any(keys[:len(wanted)] == wanted for keys in existing)
+    return any(keys[: len(wanted)] == wanted for keys in existing)
 
 
 def check_settings(s: Settings) -> list[Check]:
     """Settings that break or slow the fleet whatever the infrastructure."""
     out = []
     if not s.audio_url_allowlist:
-        out.append(Check("settings", "audio URL allowlist", FAIL, "AUDIO_URL_ALLOWLIST is empty: the worker refuses to start",
-                         "set AUDIO_URL_ALLOWLIST=s3://<your-audio-bucket>[,https://<cdn-host>]"))
+        out.append(
+            Check(
+                "settings",
+                "audio URL allowlist",
+                FAIL,
+                "AUDIO_URL_ALLOWLIST is empty: the worker refuses to start",
+                "set AUDIO_URL_ALLOWLIST=s3://<your-audio-bucket>[,https://<cdn-host>]",
+            )
+        )
     else:
         out.append(Check("settings", "audio URL allowlist", OK, ", ".join(s.audio_url_allowlist)))
     if not s.sqs_queue_url:
-        out.append(Check("settings", "queue URL", FAIL, "SQS_QUEUE_URL is not set", "set SQS_QUEUE_URL to the work queue's URL"))
+        out.append(
+            Check(
+                "settings", "queue URL", FAIL, "SQS_QUEUE_URL is not set", "set SQS_QUEUE_URL to the work queue's URL"
+            )
+        )
     if s.is_fifo and s.sqs_fifo_group_id:
-        out.append(Check("settings", "FIFO message group", WARN,
-                         f"SQS_FIFO_GROUP_ID={s.sqs_fifo_group_id!r} puts every message in one group: SQS serves a group to one "
-                         "consumer at a time, so the whole fleet screens one batch at a time",
-                         "unset SQS_FIFO_GROUP_ID (each source document becomes its own group)"))
+        out.append(
+            Check(
+                "settings",
+                "FIFO message group",
+                WARN,
+                f"SQS_FIFO_GROUP_ID={s.sqs_fifo_group_id!r} puts every message in one group: SQS serves a group to one "
+                "consumer at a time, so the whole fleet screens one batch at a time",
+                "unset SQS_FIFO_GROUP_ID (each source document becomes its own group)",
+            )
+        )
     needed = s.fetch_deadline_seconds + s.flush_seconds + SCREEN_MARGIN_SECONDS
     if s.visibility_timeout_seconds < needed:
-        out.append(Check("settings", "worker visibility timeout", FAIL,
-                         f"SQS_VISIBILITY_TIMEOUT={s.visibility_timeout_seconds}s < download deadline {s.fetch_deadline_seconds:.0f}s "
-                         f"+ batch flush {s.flush_seconds:.0f}s + screening {SCREEN_MARGIN_SECONDS}s: messages reappear while "
-                         "being worked on and are screened twice", f"set SQS_VISIBILITY_TIMEOUT >= {int(needed) + 1}"))
+        out.append(
+            Check(
+                "settings",
+                "worker visibility timeout",
+                FAIL,
+                f"SQS_VISIBILITY_TIMEOUT={s.visibility_timeout_seconds}s < download deadline {s.fetch_deadline_seconds:.0f}s "
+                f"+ batch flush {s.flush_seconds:.0f}s + screening {SCREEN_MARGIN_SECONDS}s: messages reappear while "
+                "being worked on and are screened twice",
+                f"set SQS_VISIBILITY_TIMEOUT >= {int(needed) + 1}",
+            )
+        )
     return out
 
 
@@ -94,21 +118,42 @@ def check_mongo(s: Settings, db: Any) -> list[Check]:
     try:
         ping(db)
     except AnomalyError as e:
-        return [Check("mongo", "reachable", FAIL, f"{redact_uri(s.mongo_uri)}: {e}",
-                      "check MONGO_URI, the network path / security group and the credentials")]
+        return [
+            Check(
+                "mongo",
+                "reachable",
+                FAIL,
+                f"{redact_uri(s.mongo_uri)}: {e}",
+                "check MONGO_URI, the network path / security group and the credentials",
+            )
+        ]
     out = [Check("mongo", "reachable", OK, f"{redact_uri(s.mongo_uri)} db {s.mongo_db_name}")]
     names = set(db.list_collection_names())
     src = s.mongo_source_collection
     if src not in names:
-        out.append(Check("mongo", "source collection", FAIL, f"{s.mongo_db_name}.{src} does not exist",
-                         "set MONGO_SOURCE_COLLECTION / MONGO_DB_NAME to where the assessment records live"))
+        out.append(
+            Check(
+                "mongo",
+                "source collection",
+                FAIL,
+                f"{s.mongo_db_name}.{src} does not exist",
+                "set MONGO_SOURCE_COLLECTION / MONGO_DB_NAME to where the assessment records live",
+            )
+        )
     else:
         existing = _index_keys(db[src])
         missing = [f for f in SOURCE_INDEXES if not _covered(f, existing)]
         if missing:
-            out.append(Check("mongo", "source indexes", WARN,
-                             f"{len(missing)} recommended index(es) missing on {src}: discovery scans the collection",
-                             "run (doctor never creates them itself):\n" + "\n".join(create_index_command(src, f) for f in missing)))
+            out.append(
+                Check(
+                    "mongo",
+                    "source indexes",
+                    WARN,
+                    f"{len(missing)} recommended index(es) missing on {src}: discovery scans the collection",
+                    "run (doctor never creates them itself):\n"
+                    + "\n".join(create_index_command(src, f) for f in missing),
+                )
+            )
         else:
             out.append(Check("mongo", "source indexes", OK, "all recommended indexes present"))
     res = s.mongo_result_collection
@@ -116,9 +161,15 @@ def check_mongo(s: Settings, db: Any) -> list[Check]:
         existing = _index_keys(db[res])
         missing = [f for f in RESULT_INDEXES if not _covered(f, existing)]
         if missing:
-            out.append(Check("mongo", "result indexes", WARN, f"{len(missing)} of the spec's result indexes missing on {res} "
-                             "(the worker creates them at start)",
-                             "\n".join(create_index_command(res, f) for f in missing)))
+            out.append(
+                Check(
+                    "mongo",
+                    "result indexes",
+                    WARN,
+                    f"{len(missing)} of the spec's result indexes missing on {res} (the worker creates them at start)",
+                    "\n".join(create_index_command(res, f) for f in missing),
+                )
+            )
         else:
             out.append(Check("mongo", "result indexes", OK, "the spec's three indexes are present"))
         out.append(check_result_ids(db[res]))
@@ -143,11 +194,15 @@ def check_result_ids(collection: Any) -> Check:
         if not same:
             other.append(str(d["_id"]))
     if other:
-        return Check("mongo", "result id recipe", WARN,
-                     f"{len(other)} of {len(docs)} sampled results have an _id that is not SHA-256(source_collection|mongo_doc_id|"
-                     f"test_date|record_type|subject_id|audio_url), e.g. {other[0]}: they were made by another recipe",
-                     "nothing breaks: existing results are also recognised by their natural key (mongo_doc_id, test_date, "
-                     "record_type, subject_id), so they are not screened twice; keep the natural-key index")
+        return Check(
+            "mongo",
+            "result id recipe",
+            WARN,
+            f"{len(other)} of {len(docs)} sampled results have an _id that is not SHA-256(source_collection|mongo_doc_id|"
+            f"test_date|record_type|subject_id|audio_url), e.g. {other[0]}: they were made by another recipe",
+            "nothing breaks: existing results are also recognised by their natural key (mongo_doc_id, test_date, "
+            "record_type, subject_id), so they are not screened twice; keep the natural-key index",
+        )
     return Check("mongo", "result id recipe", OK, f"{len(docs)} sampled result ids recompute")
 
 
@@ -161,7 +216,15 @@ def check_queue(s: Settings, sqs_client: Any) -> list[Check]:
     try:
         attrs = q.attributes()
     except AnomalyError as e:
-        return [Check("sqs", "queue", FAIL, f"{s.sqs_queue_url}: {e}", "check SQS_QUEUE_URL, AWS_REGION and sqs:GetQueueAttributes")]
+        return [
+            Check(
+                "sqs",
+                "queue",
+                FAIL,
+                f"{s.sqs_queue_url}: {e}",
+                "check SQS_QUEUE_URL, AWS_REGION and sqs:GetQueueAttributes",
+            )
+        ]
     out = [Check("sqs", "queue", OK, f"{s.sqs_queue_url} ({attrs.get('ApproximateNumberOfMessages', '?')} visible)")]
     vis = int(attrs.get("VisibilityTimeout", 30))
     needed = s.fetch_deadline_seconds + s.flush_seconds + SCREEN_MARGIN_SECONDS
@@ -169,43 +232,87 @@ def check_queue(s: Settings, sqs_client: Any) -> list[Check]:
         # `anomaly work` asks for SQS_VISIBILITY_TIMEOUT on every receive, so a short queue default
         # only bites consumers that do not (old scripts, a worker with a short setting).
         worker_ok = s.visibility_timeout_seconds >= needed
-        out.append(Check("sqs", "visibility timeout", WARN if worker_ok else FAIL,
-                         f"queue VisibilityTimeout {vis}s is shorter than the download deadline {s.fetch_deadline_seconds:.0f}s "
-                         f"(retries included) + batch {s.flush_seconds:.0f}s + screening {SCREEN_MARGIN_SECONDS}s"
-                         + ("; anomaly work overrides it with SQS_VISIBILITY_TIMEOUT, other consumers do not" if worker_ok else ""),
-                         f"aws sqs set-queue-attributes --queue-url {s.sqs_queue_url} --attributes VisibilityTimeout={max(int(needed) + 1, s.visibility_timeout_seconds)}"))
+        out.append(
+            Check(
+                "sqs",
+                "visibility timeout",
+                WARN if worker_ok else FAIL,
+                f"queue VisibilityTimeout {vis}s is shorter than the download deadline {s.fetch_deadline_seconds:.0f}s "
+                f"(retries included) + batch {s.flush_seconds:.0f}s + screening {SCREEN_MARGIN_SECONDS}s"
+                + (
+                    "; anomaly work overrides it with SQS_VISIBILITY_TIMEOUT, other consumers do not"
+                    if worker_ok
+                    else ""
+                ),
+                f"aws sqs set-queue-attributes --queue-url {s.sqs_queue_url} --attributes VisibilityTimeout={max(int(needed) + 1, s.visibility_timeout_seconds)}",
+            )
+        )
     else:
         out.append(Check("sqs", "visibility timeout", OK, f"{vis}s >= {needed:.0f}s needed"))
     policy_raw = attrs.get("RedrivePolicy")
     if not policy_raw:
-        out.append(Check("sqs", "redrive policy", FAIL, "no RedrivePolicy: a message that always fails loops forever",
-                         "create a DLQ and set RedrivePolicy={\"deadLetterTargetArn\":\"<dlq arn>\",\"maxReceiveCount\":\"5\"}"))
+        out.append(
+            Check(
+                "sqs",
+                "redrive policy",
+                FAIL,
+                "no RedrivePolicy: a message that always fails loops forever",
+                'create a DLQ and set RedrivePolicy={"deadLetterTargetArn":"<dlq arn>","maxReceiveCount":"5"}',
+            )
+        )
         return out
     policy = json.loads(policy_raw)
     mrc = int(policy.get("maxReceiveCount", 0))
     if mrc < MIN_MAX_RECEIVE_COUNT:
-        out.append(Check("sqs", "maxReceiveCount", FAIL,
-                         f"maxReceiveCount {mrc} < {MIN_MAX_RECEIVE_COUNT}: a slow download or a redeploy sends good recordings to the DLQ",
-                         f"set maxReceiveCount to {MIN_MAX_RECEIVE_COUNT} or more in the RedrivePolicy"))
+        out.append(
+            Check(
+                "sqs",
+                "maxReceiveCount",
+                FAIL,
+                f"maxReceiveCount {mrc} < {MIN_MAX_RECEIVE_COUNT}: a slow download or a redeploy sends good recordings to the DLQ",
+                f"set maxReceiveCount to {MIN_MAX_RECEIVE_COUNT} or more in the RedrivePolicy",
+            )
+        )
     else:
         out.append(Check("sqs", "maxReceiveCount", OK, str(mrc)))
     try:
         dlq = SqsQueue(sqs_client, queue_url_from_arn(sqs_client, policy.get("deadLetterTargetArn", "")), retries=1)
         dattrs = dlq.attributes()
     except AnomalyError as e:
-        out.append(Check("sqs", "dead-letter queue", FAIL, f"the RedrivePolicy target is unusable: {e}", "create the DLQ the policy names"))
+        out.append(
+            Check(
+                "sqs",
+                "dead-letter queue",
+                FAIL,
+                f"the RedrivePolicy target is unusable: {e}",
+                "create the DLQ the policy names",
+            )
+        )
         return out
     ret, dret = int(attrs.get("MessageRetentionPeriod", 345600)), int(dattrs.get("MessageRetentionPeriod", 345600))
     backlog = int(dattrs.get("ApproximateNumberOfMessages", 0))
     if dret <= ret or dret < RECOMMENDED_DLQ_RETENTION_SECONDS:
-        out.append(Check("sqs", "DLQ retention", WARN,
-                         f"DLQ keeps messages {dret // 3600} h (queue: {ret // 3600} h); a message's age counts from its first "
-                         "enqueue, so failures can expire before anyone replays them",
-                         f"aws sqs set-queue-attributes --queue-url {dlq.url} --attributes MessageRetentionPeriod={RECOMMENDED_DLQ_RETENTION_SECONDS}"))
+        out.append(
+            Check(
+                "sqs",
+                "DLQ retention",
+                WARN,
+                f"DLQ keeps messages {dret // 3600} h (queue: {ret // 3600} h); a message's age counts from its first "
+                "enqueue, so failures can expire before anyone replays them",
+                f"aws sqs set-queue-attributes --queue-url {dlq.url} --attributes MessageRetentionPeriod={RECOMMENDED_DLQ_RETENTION_SECONDS}",
+            )
+        )
     else:
         out.append(Check("sqs", "DLQ retention", OK, f"{dret // 86400} days"))
-    out.append(Check("sqs", "DLQ backlog", WARN if backlog else OK, f"{backlog} message(s) in the DLQ",
-                     "anomaly replay-dlq --dry-run, then anomaly replay-dlq" if backlog else ""))
+    out.append(
+        Check(
+            "sqs",
+            "DLQ backlog",
+            WARN if backlog else OK,
+            f"{backlog} message(s) in the DLQ",
+            "anomaly replay-dlq --dry-run, then anomaly replay-dlq" if backlog else "",
+        )
+    )
     return out
 
 
@@ -216,30 +323,55 @@ def check_sample_audio(s: Settings, s3_client: Any, db: Any, sample_url: str | N
     url = sample_url
     if not url and db is not None:
         try:
-            doc = db[s.mongo_result_collection].find_one({}, {"source.audio_s3_url": 1}, sort=[("processing.processed_at", -1)])
+            doc = db[s.mongo_result_collection].find_one(
+                {}, {"source.audio_s3_url": 1}, sort=[("processing.processed_at", -1)]
+            )
             url = ((doc or {}).get("source") or {}).get("audio_s3_url")
         except Exception:  # noqa: BLE001 - the Mongo check already reported why
             url = None
     if not url:
-        return Check("audio", "sample recording", WARN, "no recording to try (no results yet)", "pass --sample-url s3://bucket/key")
+        return Check(
+            "audio",
+            "sample recording",
+            WARN,
+            "no recording to try (no results yet)",
+            "pass --sample-url s3://bucket/key",
+        )
     try:
         target = parse_audio_url(url)
         if s.audio_url_allowlist:
             ensure_allowlist(s).check(target)  # raises UrlNotAllowed
         if target.kind == "s3":
             head = s3_client.head_object(Bucket=target.bucket, Key=target.key)
-            return Check("audio", "sample recording", OK, f"{redact_url(url)} readable ({head.get('ContentLength')} bytes)")
+            return Check(
+                "audio", "sample recording", OK, f"{redact_url(url)} readable ({head.get('ContentLength')} bytes)"
+            )
         return Check("audio", "sample recording", OK, f"{redact_url(url)}: https host allowed (not fetched)")
     except AnomalyError as e:
-        return Check("audio", "sample recording", FAIL, f"{redact_url(url)}: {e.code}",
-                     "add its bucket / host to AUDIO_URL_ALLOWLIST" if e.code == "url_not_allowed" else "fix the URL")
+        return Check(
+            "audio",
+            "sample recording",
+            FAIL,
+            f"{redact_url(url)}: {e.code}",
+            "add its bucket / host to AUDIO_URL_ALLOWLIST" if e.code == "url_not_allowed" else "fix the URL",
+        )
     except Exception as e:  # noqa: BLE001 - botocore errors: report the code, not a traceback
         code = str(getattr(e, "response", {}).get("Error", {}).get("Code", type(e).__name__))
         if code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
-            return Check("audio", "sample recording", FAIL, f"{redact_url(url)}: {code}",
-                         "the object does not exist: check the bucket / key (or pass another --sample-url)")
-        return Check("audio", "sample recording", FAIL, f"{redact_url(url)}: {code}",
-                     "grant the worker's role s3:GetObject on the audio bucket (and kms:Decrypt if it is SSE-KMS)")
+            return Check(
+                "audio",
+                "sample recording",
+                FAIL,
+                f"{redact_url(url)}: {code}",
+                "the object does not exist: check the bucket / key (or pass another --sample-url)",
+            )
+        return Check(
+            "audio",
+            "sample recording",
+            FAIL,
+            f"{redact_url(url)}: {code}",
+            "grant the worker's role s3:GetObject on the audio bucket (and kms:Decrypt if it is SSE-KMS)",
+        )
 
 
 def check_model(s: Settings) -> Check:
@@ -253,8 +385,15 @@ def check_model(s: Settings) -> Check:
     return Check("model", "model loads", OK, f"version {m.version} from {m.path}")
 
 
-def run_checks(s: Settings, *, db: Callable[[], Any] | None, sqs_client: Callable[[], Any] | None,
-               s3_client: Callable[[], Any] | None, sample_url: str | None = None, model: bool = True) -> list[Check]:
+def run_checks(
+    s: Settings,
+    *,
+    db: Callable[[], Any] | None,
+    sqs_client: Callable[[], Any] | None,
+    s3_client: Callable[[], Any] | None,
+    sample_url: str | None = None,
+    model: bool = True,
+) -> list[Check]:
     """Every check; clients come as factories so a broken one is reported, not raised."""
     checks = check_settings(s)
     database = None

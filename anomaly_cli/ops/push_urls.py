@@ -28,8 +28,16 @@ from anomaly_cli.ops.seed import BadRow
 URL_COLUMNS = ("url", "audio_url", "audio_s3_url")
 
 
-def adhoc_item(url: str, *, source_name: str, test_date: str, subject_name: str, student_id: str | None = None,
-               udise: str | None = None, now: dt.datetime | None = None) -> WorkItem:
+def adhoc_item(
+    url: str,
+    *,
+    source_name: str,
+    test_date: str,
+    subject_name: str,
+    student_id: str | None = None,
+    udise: str | None = None,
+    now: dt.datetime | None = None,
+) -> WorkItem:
     """The work item of one ad-hoc URL (raises ``InvalidUrl`` / ``UrlNotAllowed`` / ``ConfigError``)."""
     from anomaly_cli.adapters.urls import parse_audio_url
 
@@ -39,14 +47,25 @@ def adhoc_item(url: str, *, source_name: str, test_date: str, subject_name: str,
     digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
     now = now or dt.datetime.now(dt.timezone.utc)
     return WorkItem(
-        source_collection=f"adhoc:{source_name}", mongo_doc_id=digest[:24], test_date=test_date, record_type=ADHOC,
-        subject_id=f"adhoc-{digest[:12]}", subject_name=subject_name, audio_s3_url=url, source_updated_at=now,
-        subject_created_at=now, student_id=(student_id or None), udise=(udise or None), trace_id=str(uuid.uuid4()),
-        discovered_at=now)
+        source_collection=f"adhoc:{source_name}",
+        mongo_doc_id=digest[:24],
+        test_date=test_date,
+        record_type=ADHOC,
+        subject_id=f"adhoc-{digest[:12]}",
+        subject_name=subject_name,
+        audio_s3_url=url,
+        source_updated_at=now,
+        subject_created_at=now,
+        student_id=(student_id or None),
+        udise=(udise or None),
+        trace_id=str(uuid.uuid4()),
+        discovered_at=now,
+    )
 
 
-def read_urls(fh: TextIO, *, source_name: str, default_test_date: str, subject_name: str,
-              now: dt.datetime | None = None) -> Iterator[WorkItem | BadRow]:
+def read_urls(
+    fh: TextIO, *, source_name: str, default_test_date: str, subject_name: str, now: dt.datetime | None = None
+) -> Iterator[WorkItem | BadRow]:
     """Yield one item (or a :class:`BadRow`) per non-blank, non-comment input line (streamed)."""
     first = fh.readline()
     skipped = 0
@@ -66,16 +85,22 @@ def read_urls(fh: TextIO, *, source_name: str, default_test_date: str, subject_n
         if not any((v or "").strip() for k, v in row.items() if k is not None):
             continue
         try:
-            yield adhoc_item(row.get(url_col) or "", source_name=source_name,
-                             test_date=(row.get("test_date") or "").strip() or default_test_date,
-                             subject_name=subject_name, student_id=(row.get("student_id") or "").strip() or None,
-                             udise=(row.get("udise") or "").strip() or None, now=now)
+            yield adhoc_item(
+                row.get(url_col) or "",
+                source_name=source_name,
+                test_date=(row.get("test_date") or "").strip() or default_test_date,
+                subject_name=subject_name,
+                student_id=(row.get("student_id") or "").strip() or None,
+                udise=(row.get("udise") or "").strip() or None,
+                now=now,
+            )
         except AnomalyError as e:
             yield BadRow(line, _why(e, row.get(url_col) or ""))
 
 
-def _plain(lines: Iterable[str], source_name: str, test_date: str, subject_name: str,
-           now: dt.datetime | None, start: int = 1) -> Iterator[WorkItem | BadRow]:
+def _plain(
+    lines: Iterable[str], source_name: str, test_date: str, subject_name: str, now: dt.datetime | None, start: int = 1
+) -> Iterator[WorkItem | BadRow]:
     for line, text in enumerate(lines, start):
         url = text.strip()
         if not url or url.startswith("#"):

@@ -45,8 +45,9 @@ def parse_filters(raw: list[str] | None) -> dict[str, str]:
         key, sep, value = text.partition("=")
         key = key.strip()
         if not sep or key not in FILTER_KEYS or not value.strip():
-            raise ConfigError(f"--filter {text!r}: expected one of {', '.join(k + '=VALUE' for k in FILTER_KEYS)}",
-                              field="--filter")
+            raise ConfigError(
+                f"--filter {text!r}: expected one of {', '.join(k + '=VALUE' for k in FILTER_KEYS)}", field="--filter"
+            )
         out[key] = value.strip()
     return out
 
@@ -56,13 +57,17 @@ def resolve_dlq(sqs_client: Any, queue_url: str, dlq_url: str = "") -> str:
     if dlq_url:
         return dlq_url
     if not queue_url:
-        raise ConfigError("no DLQ: pass --dlq-url or set SQS_QUEUE_URL (its RedrivePolicy names the DLQ)",
-                          field="SQS_DLQ_URL")
+        raise ConfigError(
+            "no DLQ: pass --dlq-url or set SQS_QUEUE_URL (its RedrivePolicy names the DLQ)", field="SQS_DLQ_URL"
+        )
     attrs = SqsQueue(sqs_client, queue_url).attributes(["RedrivePolicy"])
     policy = attrs.get("RedrivePolicy")
     if not policy:
-        raise ConfigError("the queue has no RedrivePolicy, so it has no DLQ to replay", field="SQS_DLQ_URL",
-                          hint="pass --dlq-url, or give the queue a redrive policy (see `anomaly doctor`)")
+        raise ConfigError(
+            "the queue has no RedrivePolicy, so it has no DLQ to replay",
+            field="SQS_DLQ_URL",
+            hint="pass --dlq-url, or give the queue a redrive policy (see `anomaly doctor`)",
+        )
     arn = json.loads(policy).get("deadLetterTargetArn", "")
     return queue_url_from_arn(sqs_client, arn)
 
@@ -83,11 +88,17 @@ class PeekReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for ``--json``."""
-        return {"dlq_url": self.dlq_url, "approximate_messages": self.approximate, "seen": self.seen,
-                "matching_filter": self.matching, "test_dates": dict(self.test_dates),
-                "record_types": dict(self.record_types),
-                "receive_counts": {str(k): v for k, v in sorted(self.receive_counts.items())},
-                "invalid": self.invalid, "invalid_samples": self.invalid_samples}
+        return {
+            "dlq_url": self.dlq_url,
+            "approximate_messages": self.approximate,
+            "seen": self.seen,
+            "matching_filter": self.matching,
+            "test_dates": dict(self.test_dates),
+            "record_types": dict(self.record_types),
+            "receive_counts": {str(k): v for k, v in sorted(self.receive_counts.items())},
+            "invalid": self.invalid,
+            "invalid_samples": self.invalid_samples,
+        }
 
 
 @dataclass
@@ -107,9 +118,21 @@ class MoveReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for ``--json``."""
-        return {k: getattr(self, k) for k in ("dlq_url", "moved", "skipped_invalid", "skipped_filter", "failed",
-                                               "delete_failed", "failure_codes", "native", "task_handle",
-                                               "native_status")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "dlq_url",
+                "moved",
+                "skipped_invalid",
+                "skipped_filter",
+                "failed",
+                "delete_failed",
+                "failure_codes",
+                "native",
+                "task_handle",
+                "native_status",
+            )
+        }
 
     @property
     def partial(self) -> bool:
@@ -127,8 +150,14 @@ def _classify(message: Mapping[str, Any], filters: Mapping[str, str]) -> tuple[A
     return item, ok
 
 
-def peek(dlq: SqsQueue, *, max_messages: int | None = None, filters: Mapping[str, str] | None = None,
-         wait_seconds: int = 1, on_progress: Callable[[int], None] | None = None) -> PeekReport:
+def peek(
+    dlq: SqsQueue,
+    *,
+    max_messages: int | None = None,
+    filters: Mapping[str, str] | None = None,
+    wait_seconds: int = 1,
+    on_progress: Callable[[int], None] | None = None,
+) -> PeekReport:
     """Summarise the DLQ without consuming anything."""
     filters = filters or {}
     report = PeekReport(dlq.url, approximate=dlq.approximate_counts()["visible"])
@@ -176,8 +205,16 @@ def _user_attributes(message: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def move(dlq: SqsQueue, target: SqsQueue, *, max_messages: int | None = None, filters: Mapping[str, str] | None = None,
-         include_invalid: bool = False, wait_seconds: int = 1, on_progress: Callable[[MoveReport], None] | None = None) -> MoveReport:
+def move(
+    dlq: SqsQueue,
+    target: SqsQueue,
+    *,
+    max_messages: int | None = None,
+    filters: Mapping[str, str] | None = None,
+    include_invalid: bool = False,
+    wait_seconds: int = 1,
+    on_progress: Callable[[MoveReport], None] | None = None,
+) -> MoveReport:
     """Copy DLQ messages to ``target`` and delete each from the DLQ only after its send succeeded."""
     filters = filters or {}
     report = MoveReport(dlq.url)
@@ -204,7 +241,9 @@ def move(dlq: SqsQueue, target: SqsQueue, *, max_messages: int | None = None, fi
                     if attrs:
                         entry["MessageAttributes"] = attrs
                     if target.is_fifo:
-                        group = (m.get("Attributes") or {}).get("MessageGroupId") or (item.mongo_doc_id if item else "replay")
+                        group = (m.get("Attributes") or {}).get("MessageGroupId") or (
+                            item.mongo_doc_id if item else "replay"
+                        )
                         entry["MessageGroupId"] = group
                         entry["MessageDeduplicationId"] = uuid.uuid4().hex
                     by_id[entry["Id"]] = m
@@ -238,9 +277,17 @@ def queue_arn(q: SqsQueue) -> str:
     return q.attributes(["QueueArn"])["QueueArn"]
 
 
-def move_native(sqs_client: Any, dlq: SqsQueue, target: SqsQueue, *, max_per_second: int | None = None,
-                poll_seconds: float = 2.0, timeout_s: float = 3600.0, sleep: Callable[[float], None] = time.sleep,
-                on_progress: Callable[[Mapping[str, Any]], None] | None = None) -> MoveReport:
+def move_native(
+    sqs_client: Any,
+    dlq: SqsQueue,
+    target: SqsQueue,
+    *,
+    max_per_second: int | None = None,
+    poll_seconds: float = 2.0,
+    timeout_s: float = 3600.0,
+    sleep: Callable[[float], None] = time.sleep,
+    on_progress: Callable[[Mapping[str, Any]], None] | None = None,
+) -> MoveReport:
     """``StartMessageMoveTask`` from the DLQ to ``target``, then poll ``ListMessageMoveTasks``."""
     report = MoveReport(dlq.url, native=True)
     source_arn = queue_arn(dlq)
@@ -267,8 +314,11 @@ def move_native(sqs_client: Any, dlq: SqsQueue, target: SqsQueue, *, max_per_sec
                 report.failure_codes[task.get("FailureReason", "unknown")[:80]] = 1
             break
         if time.monotonic() > deadline:
-            raise QueueError(f"message move task still {report.native_status} after {timeout_s:.0f}s",
-                             code="move_task_timeout", hint="it keeps running in SQS; check it in the console")
+            raise QueueError(
+                f"message move task still {report.native_status} after {timeout_s:.0f}s",
+                code="move_task_timeout",
+                hint="it keeps running in SQS; check it in the console",
+            )
         sleep(poll_seconds)
     log.info("replay_completed", native=True, moved=report.moved, status=report.native_status)
     return report

@@ -27,8 +27,14 @@ def version_key(version: str) -> list[Any]:
     return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", version or "") if p]
 
 
-def build_match(test_date: str, *, status: str | None = None, reason: str | None = None,
-                model_older_than: str | None = None, collection: Any = None) -> dict[str, Any]:
+def build_match(
+    test_date: str,
+    *,
+    status: str | None = None,
+    reason: str | None = None,
+    model_older_than: str | None = None,
+    collection: Any = None,
+) -> dict[str, Any]:
     """The ``$match`` of the results to rescreen."""
     if status is not None and status not in STATUSES:
         raise ConfigError(f"--status must be one of {', '.join(STATUSES)}, got {status!r}", field="--status")
@@ -38,13 +44,18 @@ def build_match(test_date: str, *, status: str | None = None, reason: str | None
     if model_older_than:
         # Versions are compared in Python over the few distinct values (natural order), then
         # matched with $in: string comparison in Mongo would put "v10" before "v9".
-        versions = [row["_id"] for row in _agg(collection, [{"$match": match}, {"$group": {"_id": "$processing.model_version"}}])]
+        versions = [
+            row["_id"]
+            for row in _agg(collection, [{"$match": match}, {"$group": {"_id": "$processing.model_version"}}])
+        ]
         older = [v for v in versions if v is None or version_key(str(v)) < version_key(model_older_than)]
         match[D.F_MODEL_VERSION] = {"$in": older}
     return match
 
 
-def items_to_rescreen(collection: Any, match: dict[str, Any], *, now: dt.datetime | None = None) -> Iterator[WorkItem | BadRow]:
+def items_to_rescreen(
+    collection: Any, match: dict[str, Any], *, now: dt.datetime | None = None
+) -> Iterator[WorkItem | BadRow]:
     """Stream the work items of the matching results (a result missing source fields is a BadRow)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     for n, doc in enumerate(iter_docs(collection, match, {"source": 1}), 1):
@@ -56,10 +67,27 @@ def items_to_rescreen(collection: Any, match: dict[str, Any], *, now: dt.datetim
         yield dataclasses.replace(item, trace_id=str(uuid.uuid4()), discovered_at=now)
 
 
-def rescreen(collection: Any, queue: Any, test_date: str, *, status: str | None = None, reason: str | None = None,
-             model_older_than: str | None = None, group_id: str = "", dry_run: bool = False,
-             on_progress: Callable[[SendReport], None] | None = None) -> SendReport:
+def rescreen(
+    collection: Any,
+    queue: Any,
+    test_date: str,
+    *,
+    status: str | None = None,
+    reason: str | None = None,
+    model_older_than: str | None = None,
+    group_id: str = "",
+    dry_run: bool = False,
+    on_progress: Callable[[SendReport], None] | None = None,
+) -> SendReport:
     """Re-enqueue matching results with the rescreen attribute; ``dry_run`` only counts."""
-    match = build_match(test_date, status=status, reason=reason, model_older_than=model_older_than, collection=collection)
-    return send_items(queue, items_to_rescreen(collection, match), group_id=group_id, rescreen=True, dry_run=dry_run,
-                      on_progress=on_progress)
+    match = build_match(
+        test_date, status=status, reason=reason, model_older_than=model_older_than, collection=collection
+    )
+    return send_items(
+        queue,
+        items_to_rescreen(collection, match),
+        group_id=group_id,
+        rescreen=True,
+        dry_run=dry_run,
+        on_progress=on_progress,
+    )

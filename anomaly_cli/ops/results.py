@@ -23,9 +23,25 @@ from anomaly_cli.results import document as D
 #: Schools with fewer screened recordings than this are not ranked (a 1-of-1 "100 %" is noise).
 DEFAULT_MIN_SCHOOL_COUNT = 10
 EXPORT_FORMATS = (".csv", ".jsonl")
-CSV_COLUMNS = ("_id", "test_date", "mongo_doc_id", "record_type", "subject_id", "student_id", "udise", "audio_url",
-               "status", "error_code", "is_anomaly", "anomaly_score", "reason_codes", "duplicate_of", "model_version",
-               "processed_at", "duration_s")
+CSV_COLUMNS = (
+    "_id",
+    "test_date",
+    "mongo_doc_id",
+    "record_type",
+    "subject_id",
+    "student_id",
+    "udise",
+    "audio_url",
+    "status",
+    "error_code",
+    "is_anomaly",
+    "anomaly_score",
+    "reason_codes",
+    "duplicate_of",
+    "model_version",
+    "processed_at",
+    "duration_s",
+)
 
 
 @dataclass(frozen=True)
@@ -87,46 +103,113 @@ def _agg(collection: Any, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]
         return list(collection.aggregate(pipeline))
 
 
-def inspect(collection: Any, filters: Filters, *, limit: int = 10, min_school_count: int = DEFAULT_MIN_SCHOOL_COUNT) -> InspectReport:
+def inspect(
+    collection: Any, filters: Filters, *, limit: int = 10, min_school_count: int = DEFAULT_MIN_SCHOOL_COUNT
+) -> InspectReport:
     """Summarise one test date with a handful of aggregations."""
     match = filters.match()
-    r = InspectReport(filters.test_date, {"anomalies_only": filters.anomalies_only, "reason": filters.reason, "udise": filters.udise})
+    r = InspectReport(
+        filters.test_date, {"anomalies_only": filters.anomalies_only, "reason": filters.reason, "udise": filters.udise}
+    )
     # One definition everywhere: an anomaly is a recording screened ok and flagged; a failed
     # result (could not be fetched / decoded) is counted as a failure, never also as an anomaly.
-    anomaly = {"$cond": [{"$and": [{"$eq": ["$inference.is_anomaly", True]},
-                                   {"$ne": ["$processing.status", D.STATUS_FAILED]}]}, 1, 0]}
+    anomaly = {
+        "$cond": [
+            {"$and": [{"$eq": ["$inference.is_anomaly", True]}, {"$ne": ["$processing.status", D.STATUS_FAILED]}]},
+            1,
+            0,
+        ]
+    }
     failed = {"$cond": [{"$eq": ["$processing.status", D.STATUS_FAILED]}, 1, 0]}
-    totals = _agg(collection, [{"$match": match}, {"$group": {
-        "_id": None, "total": {"$sum": 1}, "anomalies": {"$sum": anomaly},
-        "failed": {"$sum": failed}, "first": {"$min": "$processing.processed_at"}, "last": {"$max": "$processing.processed_at"},
-        "flagged": {"$sum": {"$cond": [{"$gt": [{"$size": {"$ifNull": ["$inference.duplicate_of", []]}}, 0]}, 1, 0]}}}}])
+    totals = _agg(
+        collection,
+        [
+            {"$match": match},
+            {
+                "$group": {
+                    "_id": None,
+                    "total": {"$sum": 1},
+                    "anomalies": {"$sum": anomaly},
+                    "failed": {"$sum": failed},
+                    "first": {"$min": "$processing.processed_at"},
+                    "last": {"$max": "$processing.processed_at"},
+                    "flagged": {
+                        "$sum": {"$cond": [{"$gt": [{"$size": {"$ifNull": ["$inference.duplicate_of", []]}}, 0]}, 1, 0]}
+                    },
+                }
+            },
+        ],
+    )
     if not totals:
         return r
     t = totals[0]
     r.total, r.anomalies, r.failed = t["total"], t["anomalies"], t["failed"]
     r.ok = r.total - r.failed
     r.processed_from, r.processed_to, r.duplicates_flagged = t["first"], t["last"], t["flagged"]
-    for row in _agg(collection, [{"$match": match}, {"$unwind": "$inference.reason_codes"},
-                                 {"$group": {"_id": "$inference.reason_codes", "n": {"$sum": 1}}}, {"$sort": {"n": -1, "_id": 1}}]):
+    for row in _agg(
+        collection,
+        [
+            {"$match": match},
+            {"$unwind": "$inference.reason_codes"},
+            {"$group": {"_id": "$inference.reason_codes", "n": {"$sum": 1}}},
+            {"$sort": {"n": -1, "_id": 1}},
+        ],
+    ):
         r.by_reason[str(row["_id"])] = row["n"]
-    for row in _agg(collection, [{"$match": match}, {"$group": {"_id": "$source.record_type", "total": {"$sum": 1},
-                                                                 "anomalies": {"$sum": anomaly}, "failed": {"$sum": failed}}},
-                                 {"$sort": {"_id": 1}}]):
-        r.by_record_type[str(row["_id"])] = {"total": row["total"], "anomalies": row["anomalies"], "failed": row["failed"]}
-    for row in _agg(collection, [{"$match": {**match, D.F_STATUS: D.STATUS_FAILED}},
-                                 {"$group": {"_id": "$processing.error.code", "n": {"$sum": 1}}}, {"$sort": {"n": -1, "_id": 1}}]):
+    for row in _agg(
+        collection,
+        [
+            {"$match": match},
+            {
+                "$group": {
+                    "_id": "$source.record_type",
+                    "total": {"$sum": 1},
+                    "anomalies": {"$sum": anomaly},
+                    "failed": {"$sum": failed},
+                }
+            },
+            {"$sort": {"_id": 1}},
+        ],
+    ):
+        r.by_record_type[str(row["_id"])] = {
+            "total": row["total"],
+            "anomalies": row["anomalies"],
+            "failed": row["failed"],
+        }
+    for row in _agg(
+        collection,
+        [
+            {"$match": {**match, D.F_STATUS: D.STATUS_FAILED}},
+            {"$group": {"_id": "$processing.error.code", "n": {"$sum": 1}}},
+            {"$sort": {"n": -1, "_id": 1}},
+        ],
+    ):
         r.failures_by_code[str(row["_id"])] = row["n"]
-    schools = _agg(collection, [
-        {"$match": {**match, D.F_STATUS: D.STATUS_OK}},
-        {"$group": {"_id": "$source.udise", "total": {"$sum": 1}, "anomalies": {"$sum": anomaly}}},
-        {"$match": {"total": {"$gte": min_school_count}, "_id": {"$ne": None}}},
-        {"$project": {"total": 1, "anomalies": 1, "rate": {"$divide": ["$anomalies", "$total"]}}},
-        {"$sort": {"rate": -1, "total": -1, "_id": 1}}, {"$limit": limit}])
-    r.top_schools = [{"udise": s["_id"], "total": s["total"], "anomalies": s["anomalies"], "rate": round(s["rate"], 4)} for s in schools]
+    schools = _agg(
+        collection,
+        [
+            {"$match": {**match, D.F_STATUS: D.STATUS_OK}},
+            {"$group": {"_id": "$source.udise", "total": {"$sum": 1}, "anomalies": {"$sum": anomaly}}},
+            {"$match": {"total": {"$gte": min_school_count}, "_id": {"$ne": None}}},
+            {"$project": {"total": 1, "anomalies": 1, "rate": {"$divide": ["$anomalies", "$total"]}}},
+            {"$sort": {"rate": -1, "total": -1, "_id": 1}},
+            {"$limit": limit},
+        ],
+    )
+    r.top_schools = [
+        {"udise": s["_id"], "total": s["total"], "anomalies": s["anomalies"], "rate": round(s["rate"], 4)}
+        for s in schools
+    ]
     # a cluster = one earlier recording that later ones duplicate
-    clusters = _agg(collection, [{"$match": {**match, f"{D.F_DUPLICATE_OF}.0": {"$exists": True}}},
-                                 {"$unwind": "$inference.duplicate_of"}, {"$group": {"_id": "$inference.duplicate_of"}},
-                                 {"$count": "n"}])
+    clusters = _agg(
+        collection,
+        [
+            {"$match": {**match, f"{D.F_DUPLICATE_OF}.0": {"$exists": True}}},
+            {"$unwind": "$inference.duplicate_of"},
+            {"$group": {"_id": "$inference.duplicate_of"}},
+            {"$count": "n"},
+        ],
+    )
     r.duplicate_clusters = clusters[0]["n"] if clusters else 0
     with mongo_errors("results listing"):
         cursor = collection.find(match, _ROW_PROJECTION).sort([(D.F_PROCESSED_AT, -1)]).limit(limit)
@@ -142,12 +225,22 @@ def flat_row(doc: Mapping[str, Any]) -> dict[str, Any]:
     src, proc, inf, audio = (doc.get(k) or {} for k in ("source", "processing", "inference", "audio"))
     err = proc.get("error") or {}
     return {
-        "_id": doc.get("_id"), "test_date": D.test_date_of(doc), "mongo_doc_id": src.get("mongo_doc_id"),
-        "record_type": src.get("record_type"), "subject_id": src.get("subject_id"), "student_id": src.get("student_id"),
-        "udise": src.get("udise"), "audio_url": D.display_url(doc), "status": proc.get("status"),
-        "error_code": err.get("code"), "is_anomaly": inf.get("is_anomaly"), "anomaly_score": inf.get("anomaly_score"),
-        "reason_codes": ";".join(inf.get("reason_codes") or []), "duplicate_of": ";".join(inf.get("duplicate_of") or []),
-        "model_version": proc.get("model_version"), "processed_at": proc.get("processed_at"),
+        "_id": doc.get("_id"),
+        "test_date": D.test_date_of(doc),
+        "mongo_doc_id": src.get("mongo_doc_id"),
+        "record_type": src.get("record_type"),
+        "subject_id": src.get("subject_id"),
+        "student_id": src.get("student_id"),
+        "udise": src.get("udise"),
+        "audio_url": D.display_url(doc),
+        "status": proc.get("status"),
+        "error_code": err.get("code"),
+        "is_anomaly": inf.get("is_anomaly"),
+        "anomaly_score": inf.get("anomaly_score"),
+        "reason_codes": ";".join(inf.get("reason_codes") or []),
+        "duplicate_of": ";".join(inf.get("duplicate_of") or []),
+        "model_version": proc.get("model_version"),
+        "processed_at": proc.get("processed_at"),
         "duration_s": audio.get("duration_s"),
     }
 
@@ -166,8 +259,9 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def export(collection: Any, filters: Filters, path: str | Path, *,
-           on_progress: Callable[[int], None] | None = None) -> int:
+def export(
+    collection: Any, filters: Filters, path: str | Path, *, on_progress: Callable[[int], None] | None = None
+) -> int:
     """Stream every matching result to ``path`` (.csv flat columns, .jsonl whole documents
     minus the fingerprint); returns the number of rows. Memory stays flat at any size."""
     p = Path(path)
@@ -202,7 +296,11 @@ def find_for_show(collection: Any, key: str) -> list[dict[str, Any]]:
         doc = collection.find_one({"_id": key}, {"audio.fingerprint": 0})
         if doc is not None:
             return [doc]
-        return list(collection.find({D.F_MONGO_DOC_ID: key}, {"audio.fingerprint": 0}).sort([(D.F_TEST_DATE, 1), ("_id", 1)]).limit(100))
+        return list(
+            collection.find({D.F_MONGO_DOC_ID: key}, {"audio.fingerprint": 0})
+            .sort([(D.F_TEST_DATE, 1), ("_id", 1)])
+            .limit(100)
+        )
 
 
 def explain(doc: Mapping[str, Any], *, listen_url: str | None = None) -> dict[str, Any]:
@@ -210,13 +308,20 @@ def explain(doc: Mapping[str, Any], *, listen_url: str | None = None) -> dict[st
     src, proc, inf = (doc.get(k) or {} for k in ("source", "processing", "inference"))
     return {
         "_id": doc.get("_id"),
-        "source": {**{k: v for k, v in src.items() if k != "audio_s3_url"}, "test_date": D.test_date_of(doc),
-                   "audio_url": D.display_url(doc)},
-        "verdict": ("failed" if proc.get("status") == D.STATUS_FAILED else
-                    "anomaly" if inf.get("is_anomaly") else "normal"),
-        "anomaly_score": inf.get("anomaly_score"), "threshold": inf.get("threshold"),
-        "reasons": inf.get("reasons") or [], "duplicate_of": inf.get("duplicate_of") or [],
-        "processing": proc, "audio": {k: v for k, v in (doc.get("audio") or {}).items() if k not in ("fingerprint", "fp_bands")},
+        "source": {
+            **{k: v for k, v in src.items() if k != "audio_s3_url"},
+            "test_date": D.test_date_of(doc),
+            "audio_url": D.display_url(doc),
+        },
+        "verdict": (
+            "failed" if proc.get("status") == D.STATUS_FAILED else "anomaly" if inf.get("is_anomaly") else "normal"
+        ),
+        "anomaly_score": inf.get("anomaly_score"),
+        "threshold": inf.get("threshold"),
+        "reasons": inf.get("reasons") or [],
+        "duplicate_of": inf.get("duplicate_of") or [],
+        "processing": proc,
+        "audio": {k: v for k, v in (doc.get("audio") or {}).items() if k not in ("fingerprint", "fp_bands")},
         "features": doc.get("features") or {},
         "listen_url": listen_url,
     }

@@ -53,9 +53,15 @@ class SendReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for ``--json``."""
-        return {"read": self.read, "sent": self.sent, "failed": self.failed, "failure_codes": self.failure_codes,
-                "bad_rows": self.bad_count, "bad_row_details": [{"line": b.line, "reason": b.reason} for b in self.bad_rows],
-                "dry_run": self.dry_run}
+        return {
+            "read": self.read,
+            "sent": self.sent,
+            "failed": self.failed,
+            "failure_codes": self.failure_codes,
+            "bad_rows": self.bad_count,
+            "bad_row_details": [{"line": b.line, "reason": b.reason} for b in self.bad_rows],
+            "dry_run": self.dry_run,
+        }
 
 
 def _csv_row_to_message(row: dict[str, Any]) -> dict[str, Any]:
@@ -90,8 +96,11 @@ def _read(p: Path, fh: TextIO) -> Iterator[tuple[int, WorkItem | BadRow]]:
         reader = csv.DictReader(fh)
         missing = [f for f in MESSAGE_FIELDS if f not in (reader.fieldnames or [])]
         if missing:
-            raise ConfigError(f"{p}: CSV header lacks {', '.join(missing)}", field="--from",
-                              hint="the header must name the 13 message fields")
+            raise ConfigError(
+                f"{p}: CSV header lacks {', '.join(missing)}",
+                field="--from",
+                hint="the header must name the 13 message fields",
+            )
         for row in reader:
             line = reader.line_num
             extra = row.pop(None, None)
@@ -120,9 +129,17 @@ def _parse(line: int, raw: Any) -> WorkItem | BadRow:
         return BadRow(line, str(e))
 
 
-def synthetic_items(n: int, *, bucket: str, prefix: str = "synthetic", test_date: str,
-                    source_collection: str = "synthetic", subject_name: str = "वाचन",
-                    ext: str = "wav", now: dt.datetime | None = None) -> list[WorkItem]:
+def synthetic_items(
+    n: int,
+    *,
+    bucket: str,
+    prefix: str = "synthetic",
+    test_date: str,
+    source_collection: str = "synthetic",
+    subject_name: str = "वाचन",
+    ext: str = "wav",
+    now: dt.datetime | None = None,
+) -> list[WorkItem]:
     """``n`` contract-valid test items pointing at ``s3://bucket/prefix/<i>.<ext>`` (both record types)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     items = []
@@ -130,16 +147,31 @@ def synthetic_items(n: int, *, bucket: str, prefix: str = "synthetic", test_date
         # Deterministic ObjectId-like ids: re-seeding the same N gives the same result ids.
         doc_id = hashlib.sha1(f"{source_collection}:{test_date}:{i}".encode()).hexdigest()[:24]
         created = now - dt.timedelta(seconds=n - i)
-        items.append(WorkItem(
-            source_collection=source_collection, mongo_doc_id=doc_id, test_date=test_date,
-            record_type=("teacher", "admin")[i % 2], subject_id=f"syn-{i:06d}", subject_name=subject_name,
-            audio_s3_url=f"s3://{bucket}/{prefix.strip('/')}/{i:06d}.{ext}".replace("//", "/").replace("s3:/", "s3://", 1),
-            source_updated_at=created, subject_created_at=created, student_id=f"SYN-{i:06d}", udise=None,
-            trace_id=str(uuid.uuid4()), discovered_at=now))
+        items.append(
+            WorkItem(
+                source_collection=source_collection,
+                mongo_doc_id=doc_id,
+                test_date=test_date,
+                record_type=("teacher", "admin")[i % 2],
+                subject_id=f"syn-{i:06d}",
+                subject_name=subject_name,
+                audio_s3_url=f"s3://{bucket}/{prefix.strip('/')}/{i:06d}.{ext}".replace("//", "/").replace(
+                    "s3:/", "s3://", 1
+                ),
+                source_updated_at=created,
+                subject_created_at=created,
+                student_id=f"SYN-{i:06d}",
+                udise=None,
+                trace_id=str(uuid.uuid4()),
+                discovered_at=now,
+            )
+        )
     return items
 
 
-def entry_for(item: WorkItem, entry_id: str, *, fifo: bool, group_id: str = "", rescreen: bool = False) -> dict[str, Any]:
+def entry_for(
+    item: WorkItem, entry_id: str, *, fifo: bool, group_id: str = "", rescreen: bool = False
+) -> dict[str, Any]:
     """The ``SendMessageBatch`` entry of one item.
 
     FIFO: the group is ``SQS_FIFO_GROUP_ID`` or the row's ``mongo_doc_id`` (like discovery); the
@@ -156,9 +188,16 @@ def entry_for(item: WorkItem, entry_id: str, *, fifo: bool, group_id: str = "", 
     return entry
 
 
-def send_items(queue: Any, items: Iterable[WorkItem | BadRow], *, group_id: str = "", rescreen: bool = False,
-               dry_run: bool = False, report: SendReport | None = None,
-               on_progress: Callable[[SendReport], None] | None = None) -> SendReport:
+def send_items(
+    queue: Any,
+    items: Iterable[WorkItem | BadRow],
+    *,
+    group_id: str = "",
+    rescreen: bool = False,
+    dry_run: bool = False,
+    report: SendReport | None = None,
+    on_progress: Callable[[SendReport], None] | None = None,
+) -> SendReport:
     """Send items in chunks of 10 (``BadRow`` entries are counted, not sent); never raises per entry.
 
     Queue-level failures (queue missing, no access) raise :class:`~anomaly_cli.errors.QueueError`.
@@ -173,14 +212,18 @@ def send_items(queue: Any, items: Iterable[WorkItem | BadRow], *, group_id: str 
         if dry_run:
             report.sent += len(pending)
         else:
-            entries = [entry_for(it, str(i), fifo=fifo, group_id=group_id, rescreen=rescreen) for i, it in enumerate(pending)]
+            entries = [
+                entry_for(it, str(i), fifo=fifo, group_id=group_id, rescreen=rescreen) for i, it in enumerate(pending)
+            ]
             outcome = queue.send_batch(entries)
             report.sent += len(outcome.succeeded)
             report.failed += len(outcome.failed)
             for f in outcome.failed:
                 report.failure_codes[f.code or "unknown"] = report.failure_codes.get(f.code or "unknown", 0) + 1
             if outcome.failed:
-                log.error("enqueue_batch_failed", failed=len(outcome.failed), codes=sorted({f.code for f in outcome.failed}))
+                log.error(
+                    "enqueue_batch_failed", failed=len(outcome.failed), codes=sorted({f.code for f in outcome.failed})
+                )
         pending.clear()
         if on_progress:
             on_progress(report)
@@ -194,8 +237,15 @@ def send_items(queue: Any, items: Iterable[WorkItem | BadRow], *, group_id: str 
         if len(pending) == 10:
             flush()
     flush()
-    log.info("seed_completed", read=report.read, sent=report.sent, failed=report.failed, bad_rows=report.bad_count,
-             dry_run=dry_run, rescreen=rescreen)
+    log.info(
+        "seed_completed",
+        read=report.read,
+        sent=report.sent,
+        failed=report.failed,
+        bad_rows=report.bad_count,
+        dry_run=dry_run,
+        rescreen=rescreen,
+    )
     return report
 
 

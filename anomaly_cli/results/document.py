@@ -56,8 +56,18 @@ F_UPDATED_AT = "updated_at"
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 TIMING_STAGES = ("fetch", "decode", "features", "inference", "total")
-AUDIO_FIELDS = ("format", "codec", "sample_rate", "channels", "duration_s", "bytes", "sha256", "pcm_sha256",
-                "fingerprint", "fp_bands")
+AUDIO_FIELDS = (
+    "format",
+    "codec",
+    "sample_rate",
+    "channels",
+    "duration_s",
+    "bytes",
+    "sha256",
+    "pcm_sha256",
+    "fingerprint",
+    "fp_bands",
+)
 _DATETIME_FIELDS = ("source_updated_at", "subject_created_at", "discovered_at")
 
 
@@ -72,9 +82,17 @@ def source_of(item: WorkItem) -> dict[str, Any]:
     return out
 
 
-def build_result(item: WorkItem, screening: Screening, *, worker_id: str, attempt: int,
-                 now: dt.datetime | None = None, fetch_ms: float | None = None,
-                 total_ms: float | None = None, screen_count: int = 1) -> dict[str, Any]:
+def build_result(
+    item: WorkItem,
+    screening: Screening,
+    *,
+    worker_id: str,
+    attempt: int,
+    now: dt.datetime | None = None,
+    fetch_ms: float | None = None,
+    total_ms: float | None = None,
+    screen_count: int = 1,
+) -> dict[str, Any]:
     """The result document of ``item`` screened as ``screening`` (the only builder)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     timings = {k: screening.timings_ms.get(k) for k in TIMING_STAGES}

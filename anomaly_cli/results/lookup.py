@@ -1,4 +1,4 @@
-""""Does a result exist?" answered by the deterministic ``_id`` **or** the natural key.
+""" "Does a result exist?" answered by the deterministic ``_id`` **or** the natural key.
 
 The original deployment's id recipe is unknown, so old results must be recognised by
 (``source.mongo_doc_id``, ``source.test_date``, ``source.record_type``, ``source.subject_id``)
@@ -17,8 +17,12 @@ NaturalKey = tuple[str, str, str, str]  # (mongo_doc_id, test_date YYYY-MM-DD, r
 
 def _natural_clause(key: NaturalKey) -> dict[str, Any]:
     doc_id, test_date, record_type, subject_id = key
-    return {"source.mongo_doc_id": doc_id, "source.test_date": test_date_datetime(test_date),
-            "source.record_type": record_type, "source.subject_id": subject_id}
+    return {
+        "source.mongo_doc_id": doc_id,
+        "source.test_date": test_date_datetime(test_date),
+        "source.record_type": record_type,
+        "source.subject_id": subject_id,
+    }
 
 
 def existing_results(collection: Any, keys: Sequence[tuple[str, NaturalKey]]) -> set[str]:
@@ -31,8 +35,13 @@ def existing_results(collection: Any, keys: Sequence[tuple[str, NaturalKey]]) ->
     ids = [rid for rid, _ in keys]
     clauses: list[dict[str, Any]] = [{"_id": {"$in": ids}}]
     clauses += [_natural_clause(k) for _, k in keys]
-    projection = {"_id": 1, "source.mongo_doc_id": 1, "source.test_date": 1, "source.record_type": 1,
-                  "source.subject_id": 1}
+    projection = {
+        "_id": 1,
+        "source.mongo_doc_id": 1,
+        "source.test_date": 1,
+        "source.record_type": 1,
+        "source.subject_id": 1,
+    }
     with mongo_errors("existing results lookup"):
         found = list(collection.find({"$or": clauses}, projection))
     by_id = set(ids)

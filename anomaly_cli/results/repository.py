@@ -43,9 +43,19 @@ INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
     ((D.F_TEST_DATE, 1), (D.F_FP_BANDS, 1)),  # multikey: one entry per band sub-hash
     ((D.F_TEST_DATE, 1), (D.F_REASON_CODES, 1)),
 )
-_MATCH_PROJECTION = {"_id": 1, "source.subject_created_at": 1, "source.mongo_doc_id": 1, "source.student_id": 1,
-                     "source.test_date": 1, "audio.sha256": 1, "audio.pcm_sha256": 1, "audio.fingerprint": 1,
-                     "audio.fp_bands": 1, "processing.status": 1, "inference.reason_codes": 1}
+_MATCH_PROJECTION = {
+    "_id": 1,
+    "source.subject_created_at": 1,
+    "source.mongo_doc_id": 1,
+    "source.student_id": 1,
+    "source.test_date": 1,
+    "audio.sha256": 1,
+    "audio.pcm_sha256": 1,
+    "audio.fingerprint": 1,
+    "audio.fp_bands": 1,
+    "processing.status": 1,
+    "inference.reason_codes": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -109,8 +119,9 @@ class ResultRepository:
             raise MongoWriteFailed(f"result upsert refused: {str(e.details.get('writeErrors', ''))[:300]}") from e
         new_ids = {str(v) for v in (res.upserted_ids or {}).values()}
         ids = [d["_id"] for d in docs]
-        return WriteReport(inserted=tuple(i for i in ids if i in new_ids),
-                           existed=tuple(i for i in ids if i not in new_ids))
+        return WriteReport(
+            inserted=tuple(i for i in ids if i in new_ids), existed=tuple(i for i in ids if i not in new_ids)
+        )
 
     def replace(self, docs: Sequence[Mapping[str, Any]]) -> WriteReport:
         """Re-screen: overwrite (or create) each result, keeping its ``created_at`` and counting screens."""
@@ -120,8 +131,10 @@ class ResultRepository:
 
         ids = [d["_id"] for d in docs]
         with mongo_errors("result rescreen lookup"):
-            old = {d["_id"]: d for d in self.collection.find({"_id": {"$in": ids}},
-                                                             {"created_at": 1, "processing.screen_count": 1})}
+            old = {
+                d["_id"]: d
+                for d in self.collection.find({"_id": {"$in": ids}}, {"created_at": 1, "processing.screen_count": 1})
+            }
         ops = []
         for d in docs:
             new = dict(d)
@@ -170,15 +183,22 @@ class ResultRepository:
         flagged = []
         for later, group in sorted(by_later.items()):
             earlier = sorted({g.earlier for g in group})
-            best = min(group, key=lambda g: (g.ber if g.ber is not None else -1.0))
-            reason = {"code": "duplicate", "value": best.ber, "threshold": _match_ber() if best.ber is not None else None,
-                      "detail": f"same recording as {len(earlier)} other result(s) of this test date ({best.how})"}
+            best = min(group, key=lambda g: g.ber if g.ber is not None else -1.0)
+            reason = {
+                "code": "duplicate",
+                "value": best.ber,
+                "threshold": _match_ber() if best.ber is not None else None,
+                "detail": f"same recording as {len(earlier)} other result(s) of this test date ({best.how})",
+            }
             with mongo_errors("duplicate flag"):
                 res = self.collection.update_one(
                     {"_id": later, D.F_REASON_CODES: {"$ne": "duplicate"}},
-                    {"$push": {D.F_REASONS: reason, D.F_REASON_CODES: "duplicate"},
-                     "$set": {D.F_IS_ANOMALY: True, D.F_UPDATED_AT: now},
-                     "$addToSet": {D.F_DUPLICATE_OF: {"$each": earlier}}})
+                    {
+                        "$push": {D.F_REASONS: reason, D.F_REASON_CODES: "duplicate"},
+                        "$set": {D.F_IS_ANOMALY: True, D.F_UPDATED_AT: now},
+                        "$addToSet": {D.F_DUPLICATE_OF: {"$each": earlier}},
+                    },
+                )
                 if res.modified_count:
                     flagged.append(later)
                 else:  # already flagged: only widen duplicate_of
@@ -199,8 +219,11 @@ class ResultRepository:
         Reads the test date's eligible results once and matches them in memory through the same
         hash / band keys the indexes hold; the result does not depend on screening order.
         """
-        query = {D.F_TEST_DATE: test_date_datetime(test_date), D.F_STATUS: D.STATUS_OK,
-                 D.F_REASON_CODES: {"$nin": list(DUPLICATE_EXCLUDED)}}
+        query = {
+            D.F_TEST_DATE: test_date_datetime(test_date),
+            D.F_STATUS: D.STATUS_OK,
+            D.F_REASON_CODES: {"$nin": list(DUPLICATE_EXCLUDED)},
+        }
         with mongo_errors("duplicate sweep read"):
             docs = [d for d in self.collection.find(query, _MATCH_PROJECTION) if eligible(d)]
         buckets: dict[tuple[str, str], list[int]] = {}
@@ -214,7 +237,7 @@ class ResultRepository:
         pairs: set[tuple[int, int]] = set()
         for members in buckets.values():
             for a_pos, a in enumerate(members):
-                for b in members[a_pos + 1:]:
+                for b in members[a_pos + 1 :]:
                     pairs.add((min(a, b), max(a, b)))
         links = []
         parent = list(range(len(docs)))
@@ -243,8 +266,15 @@ class ResultRepository:
         report = SweepReport(test_date=test_date, scanned=scanned, clusters=clusters, links=links, dry_run=dry_run)
         if not dry_run and links:
             report.newly_flagged = self.flag_duplicates(links)
-        log.info("dedupe_sweep_completed", test_date=test_date, scanned=scanned, clusters=len(clusters),
-                 links=len(links), newly_flagged=len(report.newly_flagged), dry_run=dry_run)
+        log.info(
+            "dedupe_sweep_completed",
+            test_date=test_date,
+            scanned=scanned,
+            clusters=len(clusters),
+            links=len(links),
+            newly_flagged=len(report.newly_flagged),
+            dry_run=dry_run,
+        )
         return report
 
 
@@ -278,8 +308,9 @@ def match(a: Mapping[str, Any], b: Mapping[str, Any]) -> DuplicateLink | None:
 
         fa, fb = fp.from_text(aa["fingerprint"]), fp.from_text(ab["fingerprint"])
         if fp.is_match(fa, fb):
-            return DuplicateLink(str(later["_id"]), str(earlier["_id"]), "fingerprint",
-                                 round(float(fp.bit_error_rate(fa, fb)), 4))
+            return DuplicateLink(
+                str(later["_id"]), str(earlier["_id"]), "fingerprint", round(float(fp.bit_error_rate(fa, fb)), 4)
+            )
     return None
 
 

@@ -61,10 +61,13 @@ class Backlinker:
     def write(self, item: WorkItem, result: dict[str, Any]) -> bool:
         """Write one backlink; True when it landed."""
         inf = result.get("inference") or {}
-        payload = {"result_id": result["_id"], "is_anomaly": bool(inf.get("is_anomaly")),
-                   "reasons": list(inf.get("reason_codes") or []),
-                   "model_version": (result.get("processing") or {}).get("model_version"),
-                   "checked_at": dt.datetime.now(dt.timezone.utc)}
+        payload = {
+            "result_id": result["_id"],
+            "is_anomaly": bool(inf.get("is_anomaly")),
+            "reasons": list(inf.get("reason_codes") or []),
+            "model_version": (result.get("processing") or {}).get("model_version"),
+            "checked_at": dt.datetime.now(dt.timezone.utc),
+        }
         _id = source_doc_id(item.mongo_doc_id)
         for _ in range(MAX_RESOLVE_ATTEMPTS):
             doc = self.collection.find_one({"_id": _id}, {"assessments": 1})
@@ -73,8 +76,9 @@ class Backlinker:
                 log.info("backlink_skipped", result_id=item.result_id, reason="row_gone")
                 return False
             path, stored_id = found
-            res = self.collection.update_one({"_id": _id, f"{path}.subject_id": stored_id},
-                                             {"$set": {f"{path}.anomaly": payload}})
+            res = self.collection.update_one(
+                {"_id": _id, f"{path}.subject_id": stored_id}, {"$set": {f"{path}.anomaly": payload}}
+            )
             if res.matched_count:
                 return True
         log.warning("backlink_failed", result_id=item.result_id, error="row_moving", reason="row kept moving")

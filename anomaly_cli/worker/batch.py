@@ -66,10 +66,21 @@ class BatchReport:
 class BatchProcessor:
     """Processes batches of held messages (one call per batch, from a batch thread)."""
 
-    def __init__(self, *, queue: Any, repo: ResultRepository, pool: ScreenPool, source_check: SourceCheck,
-                 held: HeldMessages, stats: WorkerStats, breaker: AccessDeniedBreaker, worker_id: str,
-                 backlink: Callable[[list[tuple[WorkItem, dict[str, Any]]]], None] | None = None,
-                 claims: Claims | None = None, defer_seconds: int = DEFER_SECONDS):
+    def __init__(
+        self,
+        *,
+        queue: Any,
+        repo: ResultRepository,
+        pool: ScreenPool,
+        source_check: SourceCheck,
+        held: HeldMessages,
+        stats: WorkerStats,
+        breaker: AccessDeniedBreaker,
+        worker_id: str,
+        backlink: Callable[[list[tuple[WorkItem, dict[str, Any]]]], None] | None = None,
+        claims: Claims | None = None,
+        defer_seconds: int = DEFER_SECONDS,
+    ):
         self.queue = queue
         self.repo = repo
         self.pool = pool
@@ -92,20 +103,31 @@ class BatchProcessor:
         except errors.MongoUnavailable as e:
             report.mongo_unavailable = True
             done = {o.message_id for o in report.outcomes}
-            report.outcomes += [O.Outcome(h.message_id, O.TRANSIENT, h.item.result_id, "mongo", e.code, str(e))
-                                for h in batch if h.message_id not in done]
+            report.outcomes += [
+                O.Outcome(h.message_id, O.TRANSIENT, h.item.result_id, "mongo", e.code, str(e))
+                for h in batch
+                if h.message_id not in done
+            ]
         except Exception as e:  # noqa: BLE001 - a bug or refused write must not lose messages
             log.error("batch_failed", exc_info=e, batch=batch_no, error=errors.error_code(e))
             done = {o.message_id for o in report.outcomes}
-            report.outcomes += [O.Outcome(h.message_id, O.TRANSIENT, h.item.result_id, "batch", errors.error_code(e),
-                                          str(e)[:300]) for h in batch if h.message_id not in done]
+            report.outcomes += [
+                O.Outcome(h.message_id, O.TRANSIENT, h.item.result_id, "batch", errors.error_code(e), str(e)[:300])
+                for h in batch
+                if h.message_id not in done
+            ]
         self._settle(batch, report.outcomes, batch_no)
         self.stats.record(report.outcomes)
         kinds: dict[str, int] = {}
         for o in report.outcomes:
             kinds[o.kind] = kinds.get(o.kind, 0) + 1
-        log.info("batch_processed", batch=batch_no, size=len(batch), outcomes=kinds,
-                 duration_ms=round((time.monotonic() - t0) * 1000, 1))
+        log.info(
+            "batch_processed",
+            batch=batch_no,
+            size=len(batch),
+            outcomes=kinds,
+            duration_ms=round((time.monotonic() - t0) * 1000, 1),
+        )
         return report
 
     # ----- the steps ---------------------------------------------------------------------------
@@ -129,9 +151,13 @@ class BatchProcessor:
                 out.append(O.Outcome(h.message_id, O.RESULT_EXISTS, h.item.result_id, "existing"))
             else:
                 eligible.append(h)
-        log.info("eligible_keys_resolved", batch=batch_no, eligible=len(eligible),
-                 source_gone=sum(o.kind == O.SOURCE_GONE for o in out),
-                 result_exists=sum(o.kind == O.RESULT_EXISTS for o in out))
+        log.info(
+            "eligible_keys_resolved",
+            batch=batch_no,
+            eligible=len(eligible),
+            source_gone=sum(o.kind == O.SOURCE_GONE for o in out),
+            result_exists=sum(o.kind == O.RESULT_EXISTS for o in out),
+        )
         eligible, twins = _split_twins(eligible)
         won: set[str] = set()
         try:
@@ -165,9 +191,13 @@ class BatchProcessor:
             featured += bool(res.screening and res.screening.features)
             docs.append((h, doc, o))
         log.info("feature_build_completed", batch=batch_no, with_features=featured, screened=len(docs))
-        log.info("inference_batch_completed", batch=batch_no, screened=len(docs),
-                 anomalies=sum(o.is_anomaly for _, _, o in docs),
-                 failed_terminal=sum(o.kind == O.FAILED_TERMINAL for _, _, o in docs))
+        log.info(
+            "inference_batch_completed",
+            batch=batch_no,
+            screened=len(docs),
+            anomalies=sum(o.is_anomaly for _, _, o in docs),
+            failed_terminal=sum(o.kind == O.FAILED_TERMINAL for _, _, o in docs),
+        )
         if docs:
             self._write(docs, batch_no, out)
 
@@ -177,26 +207,56 @@ class BatchProcessor:
         if res.fetch_error is not None or res.fetched:
             denied = isinstance(res.fetch_error, errors.AccessDenied)
             if self.breaker.observe(denied):
-                return O.Outcome(h.message_id, O.RELEASED, h.item.result_id, "fetch", "access_denied",
-                                 "access-denied breaker open"), None
+                return O.Outcome(
+                    h.message_id, O.RELEASED, h.item.result_id, "fetch", "access_denied", "access-denied breaker open"
+                ), None
         if res.screening is None:
             err = res.error
             if isinstance(err, BrokenExecutor):
                 report.fatal = err
             code = errors.error_code(err) if err else "internal_error"
-            log.warning("item_failed_pre_inference", message_id=h.message_id, result_id=h.item.result_id,
-                        stage=res.stage, error=code, reason=str(err)[:300], attempt=h.receive_count, terminal=False)
+            log.warning(
+                "item_failed_pre_inference",
+                message_id=h.message_id,
+                result_id=h.item.result_id,
+                stage=res.stage,
+                error=code,
+                reason=str(err)[:300],
+                attempt=h.receive_count,
+                terminal=False,
+            )
             return O.Outcome(h.message_id, O.TRANSIENT, h.item.result_id, res.stage, code, str(err)[:300]), None
         s = res.screening
-        doc = D.build_result(h.item, s, worker_id=self.worker_id, attempt=h.receive_count,
-                             now=dt.datetime.now(dt.timezone.utc), fetch_ms=res.fetch_ms, total_ms=res.total_ms)
+        doc = D.build_result(
+            h.item,
+            s,
+            worker_id=self.worker_id,
+            attempt=h.receive_count,
+            now=dt.datetime.now(dt.timezone.utc),
+            fetch_ms=res.fetch_ms,
+            total_ms=res.total_ms,
+        )
         if s.status != D.STATUS_OK:
             err = s.error or {}
-            log.warning("item_failed_pre_inference", message_id=h.message_id, result_id=h.item.result_id,
-                        stage=err.get("stage", ""), error=err.get("code", ""), reason=str(err.get("message", ""))[:300],
-                        attempt=h.receive_count, terminal=True)
-            return O.Outcome(h.message_id, O.FAILED_TERMINAL, h.item.result_id, err.get("stage", ""),
-                             err.get("code", ""), is_anomaly=True, latency_s=latency), doc
+            log.warning(
+                "item_failed_pre_inference",
+                message_id=h.message_id,
+                result_id=h.item.result_id,
+                stage=err.get("stage", ""),
+                error=err.get("code", ""),
+                reason=str(err.get("message", ""))[:300],
+                attempt=h.receive_count,
+                terminal=True,
+            )
+            return O.Outcome(
+                h.message_id,
+                O.FAILED_TERMINAL,
+                h.item.result_id,
+                err.get("stage", ""),
+                err.get("code", ""),
+                is_anomaly=True,
+                latency_s=latency,
+            ), doc
         return O.Outcome(h.message_id, O.SUCCEEDED, h.item.result_id, is_anomaly=s.is_anomaly, latency_s=latency), doc
 
     def _write(self, docs: list[tuple[Held, dict[str, Any], O.Outcome]], batch_no: int, out: list[O.Outcome]) -> None:
@@ -209,11 +269,18 @@ class BatchProcessor:
             raise
         except errors.AnomalyError as e:
             log.error("results_upsert_failed", batch=batch_no, error=e.code, reason=str(e)[:300])
-            out += [O.Outcome(h.message_id, O.TRANSIENT, h.item.result_id, "upsert", e.code, str(e)[:300])
-                    for h, _, _ in docs]
+            out += [
+                O.Outcome(h.message_id, O.TRANSIENT, h.item.result_id, "upsert", e.code, str(e)[:300])
+                for h, _, _ in docs
+            ]
             return
-        log.info("results_upserted", batch=batch_no, inserted=len(ins.inserted), existed=len(ins.existed),
-                 replaced=len(rep.replaced) + len(rep.inserted))
+        log.info(
+            "results_upserted",
+            batch=batch_no,
+            inserted=len(ins.inserted),
+            existed=len(ins.existed),
+            replaced=len(rep.replaced) + len(rep.inserted),
+        )
         existed = set(ins.existed)
         written = []
         for h, d, o in docs:
@@ -242,10 +309,14 @@ class BatchProcessor:
     def _settle(self, batch: list[Held], outcomes: list[O.Outcome], batch_no: int) -> None:
         by_id = {h.message_id: h for h in batch}
         acks = [(o.message_id, by_id[o.message_id].receipt) for o in outcomes if o.acked]
-        retry = [(o.message_id, by_id[o.message_id].receipt, O.retry_visibility(by_id[o.message_id].receive_count))
-                 for o in outcomes if o.kind == O.TRANSIENT]
-        retry += [(o.message_id, by_id[o.message_id].receipt, self.defer_seconds)
-                  for o in outcomes if o.kind == O.DEFERRED]
+        retry = [
+            (o.message_id, by_id[o.message_id].receipt, O.retry_visibility(by_id[o.message_id].receive_count))
+            for o in outcomes
+            if o.kind == O.TRANSIENT
+        ]
+        retry += [
+            (o.message_id, by_id[o.message_id].receipt, self.defer_seconds) for o in outcomes if o.kind == O.DEFERRED
+        ]
         release = [(o.message_id, by_id[o.message_id].receipt, 0) for o in outcomes if o.kind == O.RELEASED]
         if acks:
             ack_messages(self.queue, acks, self.stats, batch_no)
@@ -282,8 +353,14 @@ def _settle_twins(twins: list[tuple[Held, Held]], out: list[O.Outcome]) -> None:
         # no outcome yet (an exception is propagating): process() marks it transient
 
 
-def ack_messages(queue: Any, acks: list[tuple[str, str]], stats: WorkerStats, batch_no: int = 0,
-                 attempts: int = 3, pause: float = 0.5) -> list[str]:
+def ack_messages(
+    queue: Any,
+    acks: list[tuple[str, str]],
+    stats: WorkerStats,
+    batch_no: int = 0,
+    attempts: int = 3,
+    pause: float = 0.5,
+) -> list[str]:
     """Delete ``(id, receipt)`` pairs in batches of 10, retrying entries SQS reported in ``Failed[]``.
 
     Returns the ids still not deleted (logged as ``ack_failed``; their results are durable, so a
@@ -295,8 +372,9 @@ def ack_messages(queue: Any, acks: list[tuple[str, str]], stats: WorkerStats, ba
         try:
             res = queue.delete_batch(pending)
         except errors.AnomalyError as e:
-            log.warning("ack_failed", batch=batch_no, count=len(pending), error=e.code, reason=str(e)[:200],
-                        attempt=attempt)
+            log.warning(
+                "ack_failed", batch=batch_no, count=len(pending), error=e.code, reason=str(e)[:200], attempt=attempt
+            )
             time.sleep(pause * attempt)
             continue
         deleted += len(res.succeeded)
@@ -304,8 +382,14 @@ def ack_messages(queue: Any, acks: list[tuple[str, str]], stats: WorkerStats, ba
             pending = []
             break
         failed = {f.id for f in res.failed}
-        log.warning("ack_failed", batch=batch_no, count=len(failed), attempt=attempt,
-                    errors=sorted({f.code for f in res.failed}), will_retry=attempt < attempts)
+        log.warning(
+            "ack_failed",
+            batch=batch_no,
+            count=len(failed),
+            attempt=attempt,
+            errors=sorted({f.code for f in res.failed}),
+            will_retry=attempt < attempts,
+        )
         pending = [p for p in pending if p[0] in failed]
         time.sleep(pause * attempt)
     stats.add("acked", deleted)

@@ -48,9 +48,14 @@ class Claims:
             return set()
         now = dt.datetime.now(dt.timezone.utc)
         # only an expired claim can be taken over, also our own: two batches of this worker compete too
-        ops = [UpdateOne({"_id": rid, "expires_at": {"$lt": now}},
-                         {"$set": {"worker_id": self.worker_id, "expires_at": now + self.ttl, "claimed_at": now}},
-                         upsert=True) for rid in ids]
+        ops = [
+            UpdateOne(
+                {"_id": rid, "expires_at": {"$lt": now}},
+                {"$set": {"worker_id": self.worker_id, "expires_at": now + self.ttl, "claimed_at": now}},
+                upsert=True,
+            )
+            for rid in ids
+        ]
         lost: set[str] = set()
         try:
             with mongo_errors("claim results"):

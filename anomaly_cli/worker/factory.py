@@ -22,15 +22,32 @@ from anomaly_cli.worker.shutdown import ShutdownController, StopPolicy
 from anomaly_cli.worker.stats import WorkerStats
 
 log = get_logger("worker")
-STARTED_FIELDS = ("sqs_queue_url", "mongo_uri", "mongo_db_name", "mongo_source_collection", "mongo_result_collection",
-                  "batch_size", "max_concurrency", "cpu_workers", "flush_seconds", "sqs_wait_seconds",
-                  "visibility_timeout_seconds", "enable_source_backlink_update", "access_denied_limit",
-                  "fetch_deadline_seconds", "fetch_retries", "max_audio_bytes", "max_duration_seconds",
-                  "audio_url_allowlist", "model_dir")
+STARTED_FIELDS = (
+    "sqs_queue_url",
+    "mongo_uri",
+    "mongo_db_name",
+    "mongo_source_collection",
+    "mongo_result_collection",
+    "batch_size",
+    "max_concurrency",
+    "cpu_workers",
+    "flush_seconds",
+    "sqs_wait_seconds",
+    "visibility_timeout_seconds",
+    "enable_source_backlink_update",
+    "access_denied_limit",
+    "fetch_deadline_seconds",
+    "fetch_retries",
+    "max_audio_bytes",
+    "max_duration_seconds",
+    "audio_url_allowlist",
+    "model_dir",
+)
 
 
 def source_checker(collection: Any, subject_name: str) -> Callable[[Sequence[WorkItem]], Mapping[str, bool]]:
     """The batch's one-query source re-check (discovery's ``existing_source_rows``)."""
+
     def check(items: Sequence[WorkItem]) -> Mapping[str, bool]:
         from anomaly_cli.discovery.source import existing_source_rows
 
@@ -39,13 +56,25 @@ def source_checker(collection: Any, subject_name: str) -> Callable[[Sequence[Wor
     return check
 
 
-def build_worker(settings: Settings, *, sqs_client: Any, db: Any, model_version: str, s3_client: Any = None,
-                 screen: ScreenFn | None = None, fetcher: Any = None, queue: Any = None,
-                 shutdown: ShutdownController | None = None, policy: StopPolicy | None = None,
-                 health_file: str | None = None, on_tick: Callable[[WorkerStats], None] | None = None,
-                 worker_id: str | None = None, heartbeat_fraction: float = 0.5,
-                 source_check: Callable[[Sequence[WorkItem]], Mapping[str, bool]] | None = None,
-                 defer_seconds: int = DEFER_SECONDS) -> Worker:
+def build_worker(
+    settings: Settings,
+    *,
+    sqs_client: Any,
+    db: Any,
+    model_version: str,
+    s3_client: Any = None,
+    screen: ScreenFn | None = None,
+    fetcher: Any = None,
+    queue: Any = None,
+    shutdown: ShutdownController | None = None,
+    policy: StopPolicy | None = None,
+    health_file: str | None = None,
+    on_tick: Callable[[WorkerStats], None] | None = None,
+    worker_id: str | None = None,
+    heartbeat_fraction: float = 0.5,
+    source_check: Callable[[Sequence[WorkItem]], Mapping[str, bool]] | None = None,
+    defer_seconds: int = DEFER_SECONDS,
+) -> Worker:
     """A ready-to-run worker: indexes ensured, pools started, nothing polled yet.
 
     Raises ``ConfigError`` on an empty allowlist and ``MongoUnavailable`` when results cannot be
@@ -60,11 +89,16 @@ def build_worker(settings: Settings, *, sqs_client: Any, db: Any, model_version:
     repo = ResultRepository(db[settings.mongo_result_collection])
     repo.ensure_indexes()
     queue = queue if queue is not None else SqsQueue(sqs_client, settings.sqs_queue_url)
-    pool = ScreenPool(fetcher if fetcher is not None else Fetcher(settings, s3_client),
-                      io_workers=settings.max_concurrency, model_version=model_version,
-                      max_duration_s=settings.max_duration_seconds, cpu_workers=settings.cpu_workers,
-                      model_dir=settings.model_dir, model_ref=settings.model_version or None,
-                      screen=screen)
+    pool = ScreenPool(
+        fetcher if fetcher is not None else Fetcher(settings, s3_client),
+        io_workers=settings.max_concurrency,
+        model_version=model_version,
+        max_duration_s=settings.max_duration_seconds,
+        cpu_workers=settings.cpu_workers,
+        model_dir=settings.model_dir,
+        model_ref=settings.model_version or None,
+        screen=screen,
+    )
     pool.warm_up()
     source = db[settings.mongo_source_collection]
     backlink = None
@@ -72,20 +106,47 @@ def build_worker(settings: Settings, *, sqs_client: Any, db: Any, model_version:
         from anomaly_cli.worker.backlink import Backlinker
 
         backlink = Backlinker(source, settings.tz)
-    claims = Claims(db[claims_collection_name(settings.mongo_result_collection)], worker_id,
-                    settings.visibility_timeout_seconds)
+    claims = Claims(
+        db[claims_collection_name(settings.mongo_result_collection)], worker_id, settings.visibility_timeout_seconds
+    )
     claims.ensure_indexes()
     held = HeldMessages()
     stats = WorkerStats()
-    processor = BatchProcessor(queue=queue, repo=repo, pool=pool,
-                               source_check=source_check or source_checker(source, settings.subject_name),
-                               held=held, stats=stats, breaker=AccessDeniedBreaker(settings.access_denied_limit),
-                               worker_id=worker_id, backlink=backlink, claims=claims, defer_seconds=defer_seconds)
+    processor = BatchProcessor(
+        queue=queue,
+        repo=repo,
+        pool=pool,
+        source_check=source_check or source_checker(source, settings.subject_name),
+        held=held,
+        stats=stats,
+        breaker=AccessDeniedBreaker(settings.access_denied_limit),
+        worker_id=worker_id,
+        backlink=backlink,
+        claims=claims,
+        defer_seconds=defer_seconds,
+    )
     heartbeat = Heartbeat(queue, held, settings.visibility_timeout_seconds, fraction=heartbeat_fraction)
-    worker = Worker(settings, queue=queue, processor=processor, held=held, heartbeat=heartbeat, stats=stats,
-                    shutdown=shutdown or ShutdownController(), policy=policy, health_file=health_file, on_tick=on_tick,
-                    pool=pool)
+    worker = Worker(
+        settings,
+        queue=queue,
+        processor=processor,
+        held=held,
+        heartbeat=heartbeat,
+        stats=stats,
+        shutdown=shutdown or ShutdownController(),
+        policy=policy,
+        health_file=health_file,
+        on_tick=on_tick,
+        pool=pool,
+    )
     started = {k: v for k, v in settings.redacted().items() if k in STARTED_FIELDS}
-    log.info("worker_started", worker_id=worker_id, model_version=model_version, cpu_processes=pool.cpu_workers,
-             max_held=worker.max_held, batch_threads=worker.batch_threads, **started)
+    log.info(
+        "worker_started",
+        worker_id=worker_id,
+        model_version=model_version,
+        cpu_processes=pool.cpu_workers,
+        max_held=worker.max_held,
+        batch_threads=worker.batch_threads,
+        **started,
+    )
     return worker

@@ -70,8 +70,15 @@ class HeldMessages:
 class Heartbeat:
     """Background thread extending the visibility of held messages."""
 
-    def __init__(self, queue: Any, held: HeldMessages, visibility_timeout: int, *, fraction: float = 0.5,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        queue: Any,
+        held: HeldMessages,
+        visibility_timeout: int,
+        *,
+        fraction: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.queue = queue
         self.held = held
         self.visibility_timeout = int(visibility_timeout)

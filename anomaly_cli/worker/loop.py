@@ -73,10 +73,21 @@ class WorkerReport:
 class Worker:
     """One worker process's loop. Everything it talks to is injected."""
 
-    def __init__(self, settings: Settings, *, queue: Any, processor: BatchProcessor, held: HeldMessages,
-                 heartbeat: Heartbeat, stats: WorkerStats, shutdown: ShutdownController,
-                 policy: StopPolicy | None = None, health_file: str | Path | None = None,
-                 on_tick: Callable[[WorkerStats], None] | None = None, pool: Any = None):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        queue: Any,
+        processor: BatchProcessor,
+        held: HeldMessages,
+        heartbeat: Heartbeat,
+        stats: WorkerStats,
+        shutdown: ShutdownController,
+        policy: StopPolicy | None = None,
+        health_file: str | Path | None = None,
+        on_tick: Callable[[WorkerStats], None] | None = None,
+        pool: Any = None,
+    ):
         self.s = settings
         self.pool = pool
         self.queue = queue
@@ -125,7 +136,9 @@ class Worker:
                 self._drain(self.shutdown.drain_seconds)
                 error = errors.CredentialsProblem(
                     f"{self.processor.breaker.limit} access-denied answers in a row: the worker's credentials or "
-                    "the bucket policy are wrong, not the recordings", hint="check the IAM role / bucket policy")
+                    "the bucket policy are wrong, not the recordings",
+                    hint="check the IAM role / bucket policy",
+                )
             elif reason == "fatal":
                 error = errors.AnomalyError(f"worker stopped abnormally: {self._fatal!r}", code="worker_fatal")
         except ForcedStop:
@@ -212,16 +225,21 @@ class Worker:
         except errors.ContractError as e:
             # left unacked: redrive moves it to the DLQ after maxReceiveCount, for replay-dlq
             self.stats.add(O.MALFORMED)
-            log.error("message_malformed", message_id=mid, error=e.code, reason=str(e)[:300],
-                      attempt=receive_count(m))
+            log.error("message_malformed", message_id=mid, error=e.code, reason=str(e)[:300], attempt=receive_count(m))
             return
         held = Held(mid, m["ReceiptHandle"], receive_count(m), item, rescreen=is_rescreen(m))
         self.held.add(held)
         if not self._buffer:
             self._buffer_since = time.monotonic()
         self._buffer.append(held)
-        log.info("message_buffered", message_id=mid, result_id=item.result_id, attempt=held.receive_count,
-                 rescreen=held.rescreen, buffered=len(self._buffer))
+        log.info(
+            "message_buffered",
+            message_id=mid,
+            result_id=item.result_id,
+            attempt=held.receive_count,
+            rescreen=held.rescreen,
+            buffered=len(self._buffer),
+        )
 
     def _maybe_dispatch(self, *, force: bool) -> None:
         while self._buffer and len(self._running) < self.batch_threads:
@@ -229,8 +247,8 @@ class Worker:
             due = time.monotonic() - self._buffer_since >= self.s.flush_seconds
             if not (full or due or force):
                 return
-            batch = self._buffer[:self.s.batch_size]
-            self._buffer = self._buffer[self.s.batch_size:]
+            batch = self._buffer[: self.s.batch_size]
+            self._buffer = self._buffer[self.s.batch_size :]
             self._buffer_since = time.monotonic()
             self._batch_no += 1
             log.info("batch_dispatched", batch=self._batch_no, size=len(batch), reason="full" if full else "flush")
@@ -252,8 +270,11 @@ class Worker:
             if report.mongo_unavailable:
                 self._mongo_backoff = min(MONGO_BACKOFF_MAX, max(MONGO_BACKOFF_START, self._mongo_backoff * 2))
                 self._pause_until = time.monotonic() + self._mongo_backoff
-                log.warning("mongo_unavailable", pause_s=self._mongo_backoff,
-                            messages=sum(o.kind == O.TRANSIENT for o in report.outcomes))
+                log.warning(
+                    "mongo_unavailable",
+                    pause_s=self._mongo_backoff,
+                    messages=sum(o.kind == O.TRANSIENT for o in report.outcomes),
+                )
             elif report.outcomes:
                 self._mongo_backoff = 0.0
         self.stats.in_flight = sum(len(b) for b in self._running.values())

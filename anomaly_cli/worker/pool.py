@@ -41,9 +41,20 @@ from anomaly_cli.screening import Screening
 
 ScreenFn = Callable[[bytes], Screening]
 #: Imported once in the forkserver; every screening process forks from it and shares the pages.
-CPU_PRELOAD = ["numpy", "scipy.fft", "av", "soundfile", "anomaly_cli.audio.decode", "anomaly_cli.audio.resample",
-               "anomaly_cli.audio.features", "anomaly_cli.audio.fingerprint", "anomaly_cli.model.engine",
-               "anomaly_cli.model.outlier", "anomaly_cli.model.rules", "anomaly_cli.model.speechband"]
+CPU_PRELOAD = [
+    "numpy",
+    "scipy.fft",
+    "av",
+    "soundfile",
+    "anomaly_cli.audio.decode",
+    "anomaly_cli.audio.resample",
+    "anomaly_cli.audio.features",
+    "anomaly_cli.audio.fingerprint",
+    "anomaly_cli.model.engine",
+    "anomaly_cli.model.outlier",
+    "anomaly_cli.model.rules",
+    "anomaly_cli.model.speechband",
+]
 
 
 @dataclass(frozen=True)
@@ -229,9 +240,18 @@ def _child_init(model_dir: str, version: str | None, worker_pid: int | None = No
 class ScreenPool:
     """Fetch on threads, screen on processes (or with an injected ``screen`` function)."""
 
-    def __init__(self, fetcher: Any, *, io_workers: int, model_version: str, max_duration_s: float,
-                 cpu_workers: int = 0, model_dir: str | None = None, model_ref: str | None = None,
-                 screen: ScreenFn | None = None):
+    def __init__(
+        self,
+        fetcher: Any,
+        *,
+        io_workers: int,
+        model_version: str,
+        max_duration_s: float,
+        cpu_workers: int = 0,
+        model_dir: str | None = None,
+        model_ref: str | None = None,
+        screen: ScreenFn | None = None,
+    ):
         self.fetcher = fetcher
         self.model_version = model_version
         self.max_duration_s = max_duration_s
@@ -247,8 +267,12 @@ class ScreenPool:
             # forkserver: children start clean (no inherited threads or sockets of the parent)
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(CPU_PRELOAD)  # ignored if this process's forkserver already runs
-            self._cpu = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_child_init,
-                                            initargs=(str(model_dir), model_ref or None, os.getpid()))
+            self._cpu = ProcessPoolExecutor(
+                max_workers=n,
+                mp_context=ctx,
+                initializer=_child_init,
+                initargs=(str(model_dir), model_ref or None, os.getpid()),
+            )
         self.cpu_workers = 0 if screen is not None else (cpu_workers or os.cpu_count() or 1)
         #: Recordings allowed in the CPU stage at once (running + queued): one running and one
         #: ready per process, so no process waits for a pickle while downloads are done.
@@ -295,7 +319,9 @@ class ScreenPool:
             if e.transient:
                 out.set_result(ItemScreening(None, e, e, "fetch", ms, ms))
             else:
-                out.set_result(ItemScreening(engine.screen_fetch_error(e, self.model_version), None, e, "fetch", ms, ms))
+                out.set_result(
+                    ItemScreening(engine.screen_fetch_error(e, self.model_version), None, e, "fetch", ms, ms)
+                )
             return
         except Exception as e:  # noqa: BLE001 - unknown fetch errors are transient (errors.is_transient)
             ms = _ms_since(t0)
@@ -345,8 +371,9 @@ def _ms_since(t0: float) -> float:
 
 def _after_fetch(result: Screening | None, error: BaseException | None, t0: float, fetch_ms: float) -> ItemScreening:
     """A downloaded item's screening, or the error that stopped it (stage ``inference``, retried)."""
-    return ItemScreening(result, error, None, "inference" if error is not None else "", fetch_ms, _ms_since(t0),
-                         fetched=True)
+    return ItemScreening(
+        result, error, None, "inference" if error is not None else "", fetch_ms, _ms_since(t0), fetched=True
+    )
 
 
 def _propagate(out: "Future[ItemScreening]", io: Future) -> None:

@@ -62,8 +62,19 @@ class WorkerStats:
     def finished(self) -> int:
         """Messages whose fate is decided (acked or left for redelivery / DLQ)."""
         c = self.counts
-        return sum(c[k] for k in (O.SUCCEEDED, O.FAILED_TERMINAL, O.RESULT_EXISTS, O.SOURCE_GONE, O.TRANSIENT,
-                                  O.MALFORMED, O.RELEASED, O.DEFERRED))
+        return sum(
+            c[k]
+            for k in (
+                O.SUCCEEDED,
+                O.FAILED_TERMINAL,
+                O.RESULT_EXISTS,
+                O.SOURCE_GONE,
+                O.TRANSIENT,
+                O.MALFORMED,
+                O.RELEASED,
+                O.DEFERRED,
+            )
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """All counters plus rates and latency percentiles (for events and the live view)."""
@@ -74,14 +85,25 @@ class WorkerStats:
             screened = c[O.SUCCEEDED] + c[O.FAILED_TERMINAL]
             p50, p95 = percentile(lat, 0.5), percentile(lat, 0.95)
             return {
-                "received": c["received"], "succeeded": c[O.SUCCEEDED], "anomalies": c["anomalies"],
-                "failed_terminal": c[O.FAILED_TERMINAL], "failed_by_stage": dict(self.failed_by_stage),
-                "transient": c[O.TRANSIENT], "transient_by_stage": dict(self.transient_by_stage),
-                "skipped_result_exists": c[O.RESULT_EXISTS], "skipped_source_gone": c[O.SOURCE_GONE],
-                "malformed": c[O.MALFORMED], "deferred": c[O.DEFERRED], "released": c[O.RELEASED], "acked": c["acked"],
-                "ack_failed": c["ack_failed"], "duplicates_flagged": c["duplicates_flagged"],
-                "in_flight": self.in_flight, "held": self.held,
-                "items_per_s": round(screened / elapsed, 3), "elapsed_s": round(elapsed, 3),
+                "received": c["received"],
+                "succeeded": c[O.SUCCEEDED],
+                "anomalies": c["anomalies"],
+                "failed_terminal": c[O.FAILED_TERMINAL],
+                "failed_by_stage": dict(self.failed_by_stage),
+                "transient": c[O.TRANSIENT],
+                "transient_by_stage": dict(self.transient_by_stage),
+                "skipped_result_exists": c[O.RESULT_EXISTS],
+                "skipped_source_gone": c[O.SOURCE_GONE],
+                "malformed": c[O.MALFORMED],
+                "deferred": c[O.DEFERRED],
+                "released": c[O.RELEASED],
+                "acked": c["acked"],
+                "ack_failed": c["ack_failed"],
+                "duplicates_flagged": c["duplicates_flagged"],
+                "in_flight": self.in_flight,
+                "held": self.held,
+                "items_per_s": round(screened / elapsed, 3),
+                "elapsed_s": round(elapsed, 3),
                 "latency_p50_ms": None if p50 is None else round(p50 * 1000, 1),
                 "latency_p95_ms": None if p95 is None else round(p95 * 1000, 1),
             }

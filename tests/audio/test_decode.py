@@ -82,7 +82,7 @@ def test_streaming_resampler_equals_one_call() -> None:
 
     x = np.random.default_rng(3).standard_normal(100_003).astype(np.float32)
     ps = PolyphaseStream(44100, 16000, block=4000)
-    out = [y for i in range(0, len(x), 3001) for y in ps.push(x[i:i + 3001])] + ps.finish()
+    out = [y for i in range(0, len(x), 3001) for y in ps.push(x[i : i + 3001])] + ps.finish()
     whole = resample_poly(x, 160, 441)
     assert np.allclose(np.concatenate(out), whole, atol=1e-5)
 

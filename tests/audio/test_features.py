@@ -57,8 +57,20 @@ def test_every_feature_finite_on_edge_inputs(name: str) -> None:
 def test_names_are_documented_and_stable() -> None:
     assert set(FEATURE_NAMES) == set(FEATURE_DOCS) and len(set(FEATURE_NAMES)) == len(FEATURE_NAMES)
     # names other modules and stored models rely on
-    for name in ("duration_s", "rms_dbfs", "peak_dbfs", "level_p95_dbfs", "dynamic_range_db", "speech_ratio",
-                 "modulation_2_8hz", "snr_db", "clip_ratio", "dc_offset", "tail_energy_db", "mfcc12_std"):
+    for name in (
+        "duration_s",
+        "rms_dbfs",
+        "peak_dbfs",
+        "level_p95_dbfs",
+        "dynamic_range_db",
+        "speech_ratio",
+        "modulation_2_8hz",
+        "snr_db",
+        "clip_ratio",
+        "dc_offset",
+        "tail_energy_db",
+        "mfcc12_std",
+    ):
         assert name in FEATURE_NAMES
 
 

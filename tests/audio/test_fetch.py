@@ -12,8 +12,17 @@ import pytest
 
 from anomaly_cli.adapters.storage import Fetcher, ensure_allowlist, parse_audio_url, presign, read_local
 from anomaly_cli.adapters.urls import Allowlist
-from anomaly_cli.errors import (AccessDenied, ConfigError, FetchError, FetchTransient, InvalidUrl, NotFound,
-                                TooLarge, UrlNotAllowed, is_transient)
+from anomaly_cli.errors import (
+    AccessDenied,
+    ConfigError,
+    FetchError,
+    FetchTransient,
+    InvalidUrl,
+    NotFound,
+    TooLarge,
+    UrlNotAllowed,
+    is_transient,
+)
 from tests.audio.conftest import AUDIO
 
 BUCKET = "nipun-audio"
@@ -29,9 +38,16 @@ class Sleeps(list):
 
 @pytest.fixture
 def fetcher_for(make_settings: Callable[..., Any]) -> Callable[..., tuple[Fetcher, Sleeps]]:
-    def factory(allow: str, s3_client: Any = None, resolve: Any = socket.getaddrinfo, **kw: Any) -> tuple[Fetcher, Sleeps]:
-        kw = {"fetch_retries": 3, "fetch_read_timeout_seconds": 2.0, "fetch_connect_timeout_seconds": 2.0,
-              "fetch_deadline_seconds": 10.0, **kw}
+    def factory(
+        allow: str, s3_client: Any = None, resolve: Any = socket.getaddrinfo, **kw: Any
+    ) -> tuple[Fetcher, Sleeps]:
+        kw = {
+            "fetch_retries": 3,
+            "fetch_read_timeout_seconds": 2.0,
+            "fetch_connect_timeout_seconds": 2.0,
+            "fetch_deadline_seconds": 10.0,
+            **kw,
+        }
         sleeps = Sleeps()
         return Fetcher(make_settings(audio_url_allowlist=allow, **kw), s3_client, sleep=sleeps, resolve=resolve), sleeps
 
@@ -46,14 +62,17 @@ def bucket(s3_client: Any) -> Any:
 
 
 # --- URL forms -------------------------------------------------------------------------------
-@pytest.mark.parametrize("url,bucket,key", [
-    (f"s3://{BUCKET}/{KEY}", BUCKET, KEY),
-    (f"https://{BUCKET}.s3.ap-south-1.amazonaws.com/{KEY}", BUCKET, KEY),
-    (f"https://{BUCKET}.s3.amazonaws.com/{KEY}", BUCKET, KEY),
-    (f"https://{BUCKET}.s3-ap-south-1.amazonaws.com/{KEY}", BUCKET, KEY),
-    (f"https://s3.ap-south-1.amazonaws.com/{BUCKET}/{KEY}", BUCKET, KEY),
-    (f"https://my.dotted.bucket.s3.amazonaws.com/a%20b.wav", "my.dotted.bucket", "a b.wav"),
-])
+@pytest.mark.parametrize(
+    "url,bucket,key",
+    [
+        (f"s3://{BUCKET}/{KEY}", BUCKET, KEY),
+        (f"https://{BUCKET}.s3.ap-south-1.amazonaws.com/{KEY}", BUCKET, KEY),
+        (f"https://{BUCKET}.s3.amazonaws.com/{KEY}", BUCKET, KEY),
+        (f"https://{BUCKET}.s3-ap-south-1.amazonaws.com/{KEY}", BUCKET, KEY),
+        (f"https://s3.ap-south-1.amazonaws.com/{BUCKET}/{KEY}", BUCKET, KEY),
+        (f"https://my.dotted.bucket.s3.amazonaws.com/a%20b.wav", "my.dotted.bucket", "a b.wav"),
+    ],
+)
 def test_s3_url_forms_map_to_bucket_and_key(url: str, bucket: str, key: str) -> None:
     t = parse_audio_url(url)
     assert (t.kind, t.bucket, t.key) == ("s3", bucket, key)
@@ -64,11 +83,19 @@ def test_presigned_s3_url_is_fetched_as_https_not_remapped() -> None:
     assert t.kind == "https" and t.bucket == BUCKET
 
 
-@pytest.mark.parametrize("url,error", [
-    ("", InvalidUrl), ("not a url", InvalidUrl), ("s3://bucket-only", InvalidUrl), ("ftp://h/x.wav", UrlNotAllowed),
-    ("file:///etc/passwd", UrlNotAllowed), ("https://user:pw@host/x.wav", InvalidUrl), ("https:///nohost", InvalidUrl),
-    ("https://h:99999/x", InvalidUrl),
-])
+@pytest.mark.parametrize(
+    "url,error",
+    [
+        ("", InvalidUrl),
+        ("not a url", InvalidUrl),
+        ("s3://bucket-only", InvalidUrl),
+        ("ftp://h/x.wav", UrlNotAllowed),
+        ("file:///etc/passwd", UrlNotAllowed),
+        ("https://user:pw@host/x.wav", InvalidUrl),
+        ("https:///nohost", InvalidUrl),
+        ("https://h:99999/x", InvalidUrl),
+    ],
+)
 def test_bad_urls_are_permanent_errors(url: str, error: type) -> None:
     with pytest.raises(error) as info:
         parse_audio_url(url)
@@ -88,25 +115,36 @@ def test_malformed_entries_are_configuration_errors(make_settings: Callable[...,
         ensure_allowlist(make_settings(audio_url_allowlist=entry))
 
 
-@pytest.mark.parametrize("url,allowed", [
-    (f"s3://{BUCKET}/{KEY}", True),
-    (f"https://{BUCKET}.s3.ap-south-1.amazonaws.com/{KEY}", True),
-    (f"s3://other-bucket/{KEY}", False),
-    ("s3://prefixed/ok/x.wav", True),
-    ("s3://prefixed/elsewhere/x.wav", False),
-    ("https://cdn.example.org/a.wav", True),
-    ("https://cdn.example.org:8443/a.wav", False),  # port not named
-    ("http://cdn.example.org/a.wav", False),  # plain http needs an http:// entry
-    ("https://media.example.net:8443/a.wav", True),
-    ("https://a.b.wild.example.com/x.wav", True),
-    ("https://wild.example.com/x.wav", False),  # *.x matches subdomains only
-    ("https://evil.example/x.wav", False),
-    ("http://127.0.0.1:8080/a.wav", True),
-    ("http://127.0.0.1:8081/a.wav", False),
-])
+@pytest.mark.parametrize(
+    "url,allowed",
+    [
+        (f"s3://{BUCKET}/{KEY}", True),
+        (f"https://{BUCKET}.s3.ap-south-1.amazonaws.com/{KEY}", True),
+        (f"s3://other-bucket/{KEY}", False),
+        ("s3://prefixed/ok/x.wav", True),
+        ("s3://prefixed/elsewhere/x.wav", False),
+        ("https://cdn.example.org/a.wav", True),
+        ("https://cdn.example.org:8443/a.wav", False),  # port not named
+        ("http://cdn.example.org/a.wav", False),  # plain http needs an http:// entry
+        ("https://media.example.net:8443/a.wav", True),
+        ("https://a.b.wild.example.com/x.wav", True),
+        ("https://wild.example.com/x.wav", False),  # *.x matches subdomains only
+        ("https://evil.example/x.wav", False),
+        ("http://127.0.0.1:8080/a.wav", True),
+        ("http://127.0.0.1:8081/a.wav", False),
+    ],
+)
 def test_allowlist_grammar(url: str, allowed: bool) -> None:
-    allow = Allowlist([f"s3://{BUCKET}", "s3://prefixed/ok/", "cdn.example.org", "https://media.example.net:8443",
-                       "*.wild.example.com", "http://127.0.0.1:8080"])
+    allow = Allowlist(
+        [
+            f"s3://{BUCKET}",
+            "s3://prefixed/ok/",
+            "cdn.example.org",
+            "https://media.example.net:8443",
+            "*.wild.example.com",
+            "http://127.0.0.1:8080",
+        ]
+    )
     if allowed:
         allow.check(parse_audio_url(url))
     else:
@@ -123,8 +161,9 @@ def fake_dns(answers: dict[str, list[str]]) -> Callable[..., list[tuple]]:
     return resolve
 
 
-@pytest.mark.parametrize("ips", [["10.1.2.3"], ["169.254.169.254"], ["127.0.0.1"], ["93.184.216.34", "192.168.0.7"],
-                                 ["100.64.0.1"]])
+@pytest.mark.parametrize(
+    "ips", [["10.1.2.3"], ["169.254.169.254"], ["127.0.0.1"], ["93.184.216.34", "192.168.0.7"], ["100.64.0.1"]]
+)
 def test_allowed_https_host_resolving_to_non_public_address_is_refused_before_connecting(fetcher_for, ips) -> None:
     fetcher, _ = fetcher_for("audio.example.org", resolve=fake_dns({"audio.example.org": ips}))
     with pytest.raises(UrlNotAllowed, match="non-public"):
@@ -174,8 +213,14 @@ def test_persistent_500_ends_as_transient_after_the_last_attempt(fetcher_for, ht
     assert is_transient(info.value) and state.hits["/flaky"] == 3 and len(sleeps) == 2
 
 
-@pytest.mark.parametrize("path,error,code", [("/missing", NotFound, "not_found"), ("/denied", AccessDenied, "access_denied"),
-                                             ("/teapot", FetchError, "http_418")])
+@pytest.mark.parametrize(
+    "path,error,code",
+    [
+        ("/missing", NotFound, "not_found"),
+        ("/denied", AccessDenied, "access_denied"),
+        ("/teapot", FetchError, "http_418"),
+    ],
+)
 def test_permanent_http_errors_are_not_retried(fetcher_for, http_server, path, error, code) -> None:
     base, state = http_server
     fetcher, sleeps = fetcher_for(base)
@@ -192,9 +237,15 @@ def test_redirect_inside_the_allowlist_is_followed(fetcher_for, http_server) -> 
     assert state.hits["/ok.wav"] == 1
 
 
-@pytest.mark.parametrize("location", ["http://169.254.169.254/latest/meta-data/iam/security-credentials/",
-                                      "https://evil.example/steal", "file:///etc/passwd",
-                                      "http://127.0.0.1:1/other-port"])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "https://evil.example/steal",
+        "file:///etc/passwd",
+        "http://127.0.0.1:1/other-port",
+    ],
+)
 def test_redirect_outside_the_allowlist_is_refused(fetcher_for, http_server, location) -> None:
     base, state = http_server
     state.redirects["x"] = location
@@ -287,8 +338,9 @@ def test_https_fetch_verifies_the_certificate_of_the_checked_address(make_settin
     assert info.value.code == "tls_error" and not is_transient(info.value) and sleeps == []
 
 
-def test_https_connects_to_the_checked_address_and_verifies_the_host_name(make_settings, https_server,
-                                                                         monkeypatch) -> None:
+def test_https_connects_to_the_checked_address_and_verifies_the_host_name(
+    make_settings, https_server, monkeypatch
+) -> None:
     import anomaly_cli.adapters.storage as storage
 
     base, ca, state = https_server
@@ -305,8 +357,14 @@ def test_https_connects_to_the_checked_address_and_verifies_the_host_name(make_s
 
 
 # --- S3 (moto) -------------------------------------------------------------------------------
-@pytest.mark.parametrize("url", [f"s3://{BUCKET}/{KEY}", f"https://{BUCKET}.s3.ap-south-1.amazonaws.com/{KEY}",
-                                 f"https://s3.ap-south-1.amazonaws.com/{BUCKET}/{KEY}"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"s3://{BUCKET}/{KEY}",
+        f"https://{BUCKET}.s3.ap-south-1.amazonaws.com/{KEY}",
+        f"https://s3.ap-south-1.amazonaws.com/{BUCKET}/{KEY}",
+    ],
+)
 def test_s3_fetch_in_every_url_form(fetcher_for, bucket, url) -> None:
     fetcher, _ = fetcher_for(f"s3://{BUCKET}", s3_client=bucket)
     got = fetcher.fetch(url)
@@ -342,8 +400,9 @@ def test_s3_throttling_is_retried_then_succeeds(fetcher_for, bucket) -> None:
     params = {"Bucket": BUCKET, "Key": KEY}
     stubber.add_client_error("get_object", "SlowDown", "Reduce your request rate", 503, expected_params=params)
     stubber.add_client_error("get_object", "InternalError", "oops", 500, expected_params=params)
-    stubber.add_response("get_object", {"Body": StreamingBody(io.BytesIO(AUDIO), len(AUDIO)),
-                                        "ContentLength": len(AUDIO)}, params)
+    stubber.add_response(
+        "get_object", {"Body": StreamingBody(io.BytesIO(AUDIO), len(AUDIO)), "ContentLength": len(AUDIO)}, params
+    )
     fetcher, sleeps = fetcher_for(f"s3://{BUCKET}", s3_client=bucket)
     with stubber:
         got = fetcher.fetch(f"s3://{BUCKET}/{KEY}")
@@ -365,7 +424,9 @@ def test_s3_archived_object_is_permanent_but_not_access_denied(fetcher_for, buck
     from botocore.stub import Stubber
 
     stubber = Stubber(bucket)
-    stubber.add_client_error("get_object", "InvalidObjectState", "The operation is not valid for the storage class", 403)
+    stubber.add_client_error(
+        "get_object", "InvalidObjectState", "The operation is not valid for the storage class", 403
+    )
     fetcher, sleeps = fetcher_for(f"s3://{BUCKET}", s3_client=bucket)
     with stubber, pytest.raises(FetchError) as info:
         fetcher.fetch(f"s3://{BUCKET}/{KEY}")

@@ -29,8 +29,11 @@ def readings() -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def copies(readings: list[np.ndarray]) -> dict[tuple[int, str], np.ndarray]:
     """Each reading through MP3 and AAC (m4a), the AAC one also 8 dB quieter."""
-    return {(i, fmt): fp.compute(_reencode(x, fmt, 0.4 if fmt == "m4a" else 1.0))
-            for i, x in enumerate(readings) for fmt in ("mp3", "m4a")}
+    return {
+        (i, fmt): fp.compute(_reencode(x, fmt, 0.4 if fmt == "m4a" else 1.0))
+        for i, x in enumerate(readings)
+        for fmt in ("mp3", "m4a")
+    }
 
 
 def test_shape_and_text_round_trip(readings: list[np.ndarray]) -> None:

@@ -12,8 +12,14 @@ from anomaly_cli.audio.formats import FORMATS, encode
 
 RATE = 22050
 EXPECTED = {  # fmt -> (FFmpeg codec name, rate read back or None for the input rate; Opus always decodes at 48 kHz)
-    "wav": ("pcm_s16le", None), "flac": ("flac", None), "ogg": ("vorbis", None), "opus": ("opus", 48000),
-    "mp3": ("mp3float", None), "m4a": ("aac", None), "3gp": ("amrnb", 8000), "webm": ("opus", 48000),
+    "wav": ("pcm_s16le", None),
+    "flac": ("flac", None),
+    "ogg": ("vorbis", None),
+    "opus": ("opus", 48000),
+    "mp3": ("mp3float", None),
+    "m4a": ("aac", None),
+    "3gp": ("amrnb", 8000),
+    "webm": ("opus", 48000),
 }
 
 
@@ -34,8 +40,9 @@ def test_each_format_is_read_back_by_ffmpeg_with_its_codec(fmt: str) -> None:
     assert abs(samples / stream.rate - 1.0) < 0.1
 
 
-@pytest.mark.parametrize("subtype,codec", [("PCM_U8", "pcm_u8"), ("PCM_24", "pcm_s24le"), ("PCM_32", "pcm_s32le"),
-                                           ("FLOAT", "pcm_f32le")])
+@pytest.mark.parametrize(
+    "subtype,codec", [("PCM_U8", "pcm_u8"), ("PCM_24", "pcm_s24le"), ("PCM_32", "pcm_s32le"), ("FLOAT", "pcm_f32le")]
+)
 def test_wav_subtypes(subtype: str, codec: str) -> None:
     with av.open(io.BytesIO(encode(tone(0.2), RATE, "wav", subtype=subtype))) as c:
         assert c.streams.audio[0].codec_context.name == codec

@@ -18,8 +18,19 @@ def test_the_kaiser_lowpass_is_firwins(numtaps, cutoff):
 
 
 # every source rate the decoder meets maps to 16 kHz by one of these; 16 k -> 8 k is the fingerprint's
-@pytest.mark.parametrize(("src", "dst"), [(44100, 16000), (48000, 16000), (22050, 16000), (8000, 16000),
-                                          (11025, 16000), (32000, 16000), (24000, 16000), (16000, 8000)])
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [
+        (44100, 16000),
+        (48000, 16000),
+        (22050, 16000),
+        (8000, 16000),
+        (11025, 16000),
+        (32000, 16000),
+        (24000, 16000),
+        (16000, 8000),
+    ],
+)
 @pytest.mark.parametrize("n", [0, 1, 7, 1000, 50_000])
 def test_resample_poly_matches_scipy(src, dst, n):
     g = np.gcd(src, dst)
@@ -30,8 +41,12 @@ def test_resample_poly_matches_scipy(src, dst, n):
     assert ours.shape == theirs.shape and ours.dtype == theirs.dtype == np.float32
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=2e-6)  # float32 sums in another order
     fir = signal.firwin(2 * 10 * max(up, down) + 1, 1.0 / max(up, down), window=("kaiser", 5.0)).astype(np.float32)
-    np.testing.assert_allclose(resample.resample_poly(x, up, down, window=fir),
-                               signal.resample_poly(x, up, down, window=fir), rtol=0, atol=2e-6)
+    np.testing.assert_allclose(
+        resample.resample_poly(x, up, down, window=fir),
+        signal.resample_poly(x, up, down, window=fir),
+        rtol=0,
+        atol=2e-6,
+    )
 
 
 def test_upfirdn_matches_scipy_when_phases_have_unequal_lengths():

@@ -43,10 +43,16 @@ def test_make_dataset_is_deterministic_and_covers_every_label(tmp_path):
     assert _hashes(c.parent) != _hashes(a.parent)
 
 
-@pytest.mark.parametrize("label,variant,lo,hi", [
-    ("normal", "plain", -32.5, -9.5), ("normal", "quiet", -38.5, -31.5), ("low_volume", "far", -56, -44),
-    ("silent", "hiss", -200, -62), ("silent", "zero", -200, -119),
-])
+@pytest.mark.parametrize(
+    "label,variant,lo,hi",
+    [
+        ("normal", "plain", -32.5, -9.5),
+        ("normal", "quiet", -38.5, -31.5),
+        ("low_volume", "far", -56, -44),
+        ("silent", "hiss", -200, -62),
+        ("silent", "zero", -200, -119),
+    ],
+)
 def test_levels_follow_the_label_boundaries(label, variant, lo, hi):
     for seed in range(3):
         clip = synth.make_clip(label, np.random.default_rng(seed), variant=variant)
@@ -69,7 +75,7 @@ def test_kinds_have_their_physical_property():
     assert np.isfinite(speech).all() and 0.99 <= np.max(np.abs(speech)) <= 1.0
     # speech has pauses: a good share of 32 ms frames is far below the loud ones
     fr = speech[: len(speech) // 512 * 512].reshape(-1, 512)
-    e = np.sqrt(np.mean(fr ** 2, axis=1))
+    e = np.sqrt(np.mean(fr**2, axis=1))
     assert 0.1 < np.mean(e < 0.05 * e.max()) < 0.7
 
 
@@ -79,7 +85,7 @@ def test_noisy_speech_is_mixed_at_or_below_zero_db():
     noise = synth.coloured_noise(rng, len(s), "pink")
     mixed = synth.mix_at_snr(s, noise, -3.0)
     scaled_noise = mixed - s
-    assert np.sqrt(np.mean(scaled_noise ** 2)) > 0.5 * np.sqrt(np.mean(s ** 2))
+    assert np.sqrt(np.mean(scaled_noise**2)) > 0.5 * np.sqrt(np.mean(s**2))
 
 
 def test_file_level_kinds():

@@ -9,8 +9,22 @@ from typer.testing import CliRunner
 
 from anomaly_cli.cli.app import app
 
-COMMANDS = ["discover", "work", "score", "seed-sqs", "push-urls", "replay-dlq", "rescreen", "coverage", "doctor",
-            "demo", "state", "results", "model", "config"]
+COMMANDS = [
+    "discover",
+    "work",
+    "score",
+    "seed-sqs",
+    "push-urls",
+    "replay-dlq",
+    "rescreen",
+    "coverage",
+    "doctor",
+    "demo",
+    "state",
+    "results",
+    "model",
+    "config",
+]
 
 
 def test_help_lists_every_command():
@@ -21,10 +35,12 @@ def test_help_lists_every_command():
 
 
 def test_help_imports_nothing_heavy():
-    code = ("import sys; from anomaly_cli.cli.app import app\n"
-            "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('numpy', 'sklearn', 'boto3', 'botocore', 'pymongo', 'scipy', 'av', 'soundfile') if m in sys.modules]\n"
-            "print('HEAVY=' + ','.join(heavy))")
+    code = (
+        "import sys; from anomaly_cli.cli.app import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('numpy', 'sklearn', 'boto3', 'botocore', 'pymongo', 'scipy', 'av', 'soundfile') if m in sys.modules]\n"
+        "print('HEAVY=' + ','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert "HEAVY=\n" in out or out.strip().endswith("HEAVY="), out[-500:]
 

@@ -37,8 +37,6 @@ def hostile() -> Iterator[HostileServer]:
         yield srv
 
 
-
-
 class Until:
     """Stop policy: end the run cleanly once ``done()`` holds (checked at most every 0.2 s), or
     at a generous deadline so a broken build fails its assertions instead of hanging."""
@@ -67,8 +65,15 @@ def clean_aws_env() -> Iterator[None]:
     """For module-scoped runs (the autouse ``aws_env`` is per test): no ambient AWS endpoint,
     profile or keys from the developer's shell may reach the moto-backed clients."""
     with pytest.MonkeyPatch.context() as mp:
-        for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS",
-                    "AWS_ENDPOINT_URL_S3", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        for var in (
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_SQS",
+            "AWS_ENDPOINT_URL_S3",
+            "AWS_CONFIG_FILE",
+            "AWS_SHARED_CREDENTIALS_FILE",
+        ):
             mp.delenv(var, raising=False)
         mp.setenv("AWS_ACCESS_KEY_ID", "testing")
         mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -85,6 +90,14 @@ def run_worker(settings: Any, *, sqs_client: Any, db: Any, model: Any, policy: A
     def screen(data: bytes) -> Any:
         return screen_bytes(data, model, max_duration_s=settings.max_duration_seconds)
 
-    worker = build_worker(settings, sqs_client=sqs_client, db=db, model_version=model.version, screen=screen,
-                          policy=policy, worker_id="corpus-worker", s3_client=s3_client)
+    worker = build_worker(
+        settings,
+        sqs_client=sqs_client,
+        db=db,
+        model_version=model.version,
+        screen=screen,
+        policy=policy,
+        worker_id="corpus-worker",
+        s3_client=s3_client,
+    )
     return worker.run()

@@ -60,12 +60,19 @@ class HostileServer:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     # ----- routes -------------------------------------------------------------------------------
-    def route(self, path: str, kind: str = "bytes", body: bytes = b"", *, status: int = 200, location: str = "",
-              interval: float = 0.2) -> str:
+    def route(
+        self,
+        path: str,
+        kind: str = "bytes",
+        body: bytes = b"",
+        *,
+        status: int = 200,
+        location: str = "",
+        interval: float = 0.2,
+    ) -> str:
         """Register ``path`` and return its full URL."""
         self.routes[path] = Route(kind, body, status, location, interval)
         return self.base + path
@@ -98,7 +105,7 @@ class HostileServer:
             return
         h.send_response(200)
         if r.kind == "huge_length":
-            h.send_header("Content-Length", str(10 * 1024 ** 3))
+            h.send_header("Content-Length", str(10 * 1024**3))
         h.end_headers()
         deadline = time.monotonic() + 60
         while not self.stop.is_set() and time.monotonic() < deadline:

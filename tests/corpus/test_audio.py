@@ -77,8 +77,10 @@ def _half(data: bytes) -> bytes:
     return data[: len(data) // 2]
 
 
-HTML = (b"<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head>"
-        b"<body><h1>Service Unavailable</h1></body></html>")
+HTML = (
+    b"<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head>"
+    b"<body><h1>Service Unavailable</h1></body></html>"
+)
 ID3_ONLY = b"ID3\x04\x00\x00" + bytes([0, 0, 1, 0]) + b"TIT2" + b"\x00" * 124
 
 # case id -> (route kind, body factory, path suffix)
@@ -103,8 +105,14 @@ ROUTES: dict[str, tuple[str, Callable[[], bytes], str]] = {
     "aud_unsupported_rate": ("bytes", _unsupported_rate, ".wav"),
     "aud_http_404": ("missing", lambda: b"", ".wav"),
     "aud_s3_no_such_key": ("s3missing", lambda: b"", ".m4a"),
-    "aud_s3_xml_error_object": ("s3", lambda: b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
-                                              b"<Message>Access Denied</Message></Error>", ".m4a"),
+    "aud_s3_xml_error_object": (
+        "s3",
+        lambda: (
+            b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+            b"<Message>Access Denied</Message></Error>"
+        ),
+        ".m4a",
+    ),
     "aud_s3_other_bucket": ("s3other", lambda: b"", ".m4a"),
     "aud_streams_forever": ("forever", lambda: b"", ".wav"),
     "aud_huge_content_length": ("huge_length", lambda: b"", ".wav"),
@@ -163,15 +171,31 @@ def run(engine_model: Any) -> Iterator[Run]:
             r.items[case.id] = item
             sqs.send_message(QueueUrl=url, MessageBody=item.to_body())
         db = mongomock_ng.MongoClient(tz_aware=True)["nipun"]
-        settings = load_settings(dict(
-            sqs_queue_url=url, mongo_uri="mongomock://unused", audio_url_allowlist=(srv.base, f"s3://{BUCKET}"), batch_size=6,
-            max_concurrency=8, flush_seconds=0.2, sqs_wait_seconds=0, visibility_timeout_seconds=30,
-            fetch_retries=1, fetch_connect_timeout_seconds=3.0, fetch_read_timeout_seconds=3.0,
-            fetch_deadline_seconds=6.0, max_audio_bytes=MAX_BYTES, max_duration_seconds=MAX_DURATION,
-            throughput_log_seconds=5.0), environ={"AWS_REGION": "ap-south-1"}, env_file=None)
+        settings = load_settings(
+            dict(
+                sqs_queue_url=url,
+                mongo_uri="mongomock://unused",
+                audio_url_allowlist=(srv.base, f"s3://{BUCKET}"),
+                batch_size=6,
+                max_concurrency=8,
+                flush_seconds=0.2,
+                sqs_wait_seconds=0,
+                visibility_timeout_seconds=30,
+                fetch_retries=1,
+                fetch_connect_timeout_seconds=3.0,
+                fetch_read_timeout_seconds=3.0,
+                fetch_deadline_seconds=6.0,
+                max_audio_bytes=MAX_BYTES,
+                max_duration_seconds=MAX_DURATION,
+                throughput_log_seconds=5.0,
+            ),
+            environ={"AWS_REGION": "ap-south-1"},
+            env_file=None,
+        )
         s3.meta.events.register("before-send", lambda request, **kw: s3_requests.append(request.url))
-        r.report = run_worker(settings, sqs_client=sqs, db=db, model=engine_model,
-                              policy=MaxMessages(len(r.items)), s3_client=s3)
+        r.report = run_worker(
+            settings, sqs_client=sqs, db=db, model=engine_model, policy=MaxMessages(len(r.items)), s3_client=s3
+        )
         r.docs = {d["source"]["subject_id"]: d for d in db["anomaly_detection_results"].find({})}
         r.counts = queue_counts(sqs, url)
         r.hits = dict(srv.hits)

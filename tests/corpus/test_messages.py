@@ -22,10 +22,21 @@ T = dt.datetime(2025, 12, 20, 5, 41, 7, tzinfo=dt.timezone.utc)
 
 
 def valid_item(url: str, **changes: Any) -> WorkItem:
-    values = dict(source_collection="student_assessment_record", mongo_doc_id=f"adhoc-{uuid.uuid4().hex[:8]}",
-                  test_date="2025-12-20", record_type="adhoc", subject_id="sub-1", subject_name="वाचन",
-                  audio_s3_url=url, source_updated_at=T, subject_created_at=T, student_id="STU-1", udise=None,
-                  trace_id=str(uuid.uuid4()), discovered_at=T)
+    values = dict(
+        source_collection="student_assessment_record",
+        mongo_doc_id=f"adhoc-{uuid.uuid4().hex[:8]}",
+        test_date="2025-12-20",
+        record_type="adhoc",
+        subject_id="sub-1",
+        subject_name="वाचन",
+        audio_s3_url=url,
+        source_updated_at=T,
+        subject_created_at=T,
+        student_id="STU-1",
+        udise=None,
+        trace_id=str(uuid.uuid4()),
+        discovered_at=T,
+    )
     values.update(changes)
     return WorkItem(**values)
 
@@ -62,8 +73,9 @@ BODIES = {
     "msg_empty_subject_id": lambda url: _with(url, subject_id=""),
     "msg_lone_surrogate": lambda url: _with(url, subject_id="\ud83d"),
     "msg_body_250kb": lambda url: _with(url, student_id="S" * 250_000),
-    "msg_non_bmp_valid": lambda url: valid_item(url, subject_id="sub-😀-𝔘", student_id="𝔘𝔰𝔢𝔯-42",
-                                                mongo_doc_id="adhoc-😀").to_body(),
+    "msg_non_bmp_valid": lambda url: valid_item(
+        url, subject_id="sub-😀-𝔘", student_id="𝔘𝔰𝔢𝔯-42", mongo_doc_id="adhoc-😀"
+    ).to_body(),
 }
 
 
@@ -94,9 +106,13 @@ def run(engine_model: Any) -> Iterator[Run]:
         sqs = boto3.client("sqs", **creds)
         dlq = sqs.create_queue(QueueName="corpus-dlq")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        url = sqs.create_queue(QueueName="corpus", Attributes={
-            "VisibilityTimeout": "1",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "2"})})["QueueUrl"]
+        url = sqs.create_queue(
+            QueueName="corpus",
+            Attributes={
+                "VisibilityTimeout": "1",
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "2"}),
+            },
+        )["QueueUrl"]
         audio = srv.route("/good.wav", "bytes", _good_wav())
         for case in of_kind(MESSAGE):
             body = BODIES[case.id](audio)
@@ -108,13 +124,27 @@ def run(engine_model: Any) -> Iterator[Run]:
 
         def done() -> bool:
             a = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
-            return int(a["ApproximateNumberOfMessages"]) >= n_dlq and \
-                db["anomaly_detection_results"].count_documents({}) >= n_ok
+            return (
+                int(a["ApproximateNumberOfMessages"]) >= n_dlq
+                and db["anomaly_detection_results"].count_documents({}) >= n_ok
+            )
 
-        settings = load_settings(dict(
-            sqs_queue_url=url, mongo_uri="mongomock://unused", audio_url_allowlist=(srv.base,), batch_size=5,
-            max_concurrency=2, flush_seconds=0.2, sqs_wait_seconds=1, visibility_timeout_seconds=1,
-            fetch_retries=1, throughput_log_seconds=5.0), environ={"AWS_REGION": "ap-south-1"}, env_file=None)
+        settings = load_settings(
+            dict(
+                sqs_queue_url=url,
+                mongo_uri="mongomock://unused",
+                audio_url_allowlist=(srv.base,),
+                batch_size=5,
+                max_concurrency=2,
+                flush_seconds=0.2,
+                sqs_wait_seconds=1,
+                visibility_timeout_seconds=1,
+                fetch_retries=1,
+                throughput_log_seconds=5.0,
+            ),
+            environ={"AWS_REGION": "ap-south-1"},
+            env_file=None,
+        )
         r.report = run_worker(settings, sqs_client=sqs, db=db, model=engine_model, policy=Until(done, 90))
         for _ in range(10):
             got = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])

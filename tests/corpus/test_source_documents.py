@@ -50,9 +50,12 @@ BUILDERS: dict[str, Callable[[], list[dict]]] = {
     "src_assessments_null": lambda: [_assessments(None)],
     "src_assessments_object": lambda: [_assessments({"test_date": MIDNIGHT, "teacher_record": {"subjects": [row()]}})],
     "src_assessment_not_object": lambda: [_assessments(["x", None, 5])],
-    "src_subjects_null": lambda: [doc(teacher=None) | {"assessments": [{"test_date": MIDNIGHT,
-                                                                         "teacher_record": {"subjects": None}}]}],
-    "src_subjects_object": lambda: [doc() | {"assessments": [{"test_date": MIDNIGHT, "teacher_record": {"subjects": row()}}]}],
+    "src_subjects_null": lambda: [
+        doc(teacher=None) | {"assessments": [{"test_date": MIDNIGHT, "teacher_record": {"subjects": None}}]}
+    ],
+    "src_subjects_object": lambda: [
+        doc() | {"assessments": [{"test_date": MIDNIGHT, "teacher_record": {"subjects": row()}}]}
+    ],
     "src_subject_row_not_object": lambda: [doc([READING, None, 7])],
     "src_audio_url_number": lambda: [doc([row(url=12345)])],
     "src_audio_url_list": lambda: [doc([row(url=[URL])])],
@@ -102,8 +105,15 @@ def _all(items: list, pred: Callable[[Any], bool]) -> None:
 
 def control_doc() -> dict:
     """A good document beside every bad one: proves the run went on past the bad one."""
-    return doc([row("control-1", url="s3://nipun-audio/2025-12-20/control/reading.m4a",
-                    created=CREATED - dt.timedelta(hours=1))])
+    return doc(
+        [
+            row(
+                "control-1",
+                url="s3://nipun-audio/2025-12-20/control/reading.m4a",
+                created=CREATED - dt.timedelta(hours=1),
+            )
+        ]
+    )
 
 
 @pytest.fixture
@@ -117,8 +127,9 @@ def run_discovery(mongo: Any, sqs_client: Any, make_queue: Callable, make_settin
         if docs:
             db["student_assessment_record"].insert_many(docs)
         url = make_queue()
-        settings = make_settings(sqs_queue_url=url, test_date=DAY, mongo_uri="mongomock://unused",
-                                 discovery_batch_size=7)
+        settings = make_settings(
+            sqs_queue_url=url, test_date=DAY, mongo_uri="mongomock://unused", discovery_batch_size=7
+        )
         report = build_service(settings, db, SqsQueue(sqs_client, url)).run("backfill")
         items = [parse_message(m["Body"]) for m in drain_queue(sqs_client, url)]
         return report, items

@@ -23,7 +23,9 @@ def at(hour: int, minute: int = 0, second: int = 0, day: int = 20) -> dt.datetim
     return dt.datetime(2025, 12, day, hour, minute, second, tzinfo=UTC)
 
 
-def subject(name: str = READING, *, sid: Any = None, url: Any = "auto", created: Any = None, **extra: Any) -> dict[str, Any]:
+def subject(
+    name: str = READING, *, sid: Any = None, url: Any = "auto", created: Any = None, **extra: Any
+) -> dict[str, Any]:
     """One raw subject row as phones write it."""
     sid = sid if sid is not None else f"sub-{next(_ids):05d}"
     row: dict[str, Any] = {"subject_id": sid, "subject_name": name}
@@ -48,8 +50,13 @@ def assessment(test_date: Any = None, teacher: list | None = None, admin: list |
 
 def student_doc(*assessments: dict[str, Any], oid: ObjectId | None = None, **root: Any) -> dict[str, Any]:
     n = next(_ids)
-    doc = {"_id": oid or ObjectId(), "student_id": f"STU-27-{n:07d}", "udise": "27251200104", "grade": 3,
-           "assessments": list(assessments)}
+    doc = {
+        "_id": oid or ObjectId(),
+        "student_id": f"STU-27-{n:07d}",
+        "udise": "27251200104",
+        "grade": 3,
+        "assessments": list(assessments),
+    }
     doc.update(root)
     return doc
 
@@ -69,9 +76,14 @@ def seed_bulk(source: Any) -> Callable[..., list[dict[str, Any]]]:
         docs = []
         for i in range(n):
             ts = t0 + dt.timedelta(seconds=(i // tie_every if tie_every else i))
-            docs.append(student_doc(assessment(
-                teacher=[subject(created=ts), subject(MATH, created=ts)],
-                admin=[subject(created=ts + dt.timedelta(hours=5))])))
+            docs.append(
+                student_doc(
+                    assessment(
+                        teacher=[subject(created=ts), subject(MATH, created=ts)],
+                        admin=[subject(created=ts + dt.timedelta(hours=5))],
+                    )
+                )
+            )
         source.insert_many(docs)
         return docs
 
@@ -122,8 +134,15 @@ def make_service(mongo: Any, make_settings: Callable[..., Any], sqs_client: Any,
     from anomaly_cli.adapters.sqs import SqsQueue
     from anomaly_cli.discovery.service import build_service
 
-    def factory(*, client: Any = None, url: str | None = None, stop: Any = None, clock: Any = None,
-                holder: str | None = None, **values: Any) -> Any:
+    def factory(
+        *,
+        client: Any = None,
+        url: str | None = None,
+        stop: Any = None,
+        clock: Any = None,
+        holder: str | None = None,
+        **values: Any,
+    ) -> Any:
         values.setdefault("test_date", DAY)
         values.setdefault("sqs_queue_url", url or queue_url)
         settings = make_settings(**values)

@@ -36,9 +36,12 @@ def db(env: dict[str, str]) -> Any:
 
 
 def seed(db: Any, n: int = 3, url: str | None = None) -> None:
-    db.student_assessment_record.insert_many([
-        student_doc(assessment(teacher=[subject(created=at(5, i), **({"url": url} if url else {}))]))
-        for i in range(n)])
+    db.student_assessment_record.insert_many(
+        [
+            student_doc(assessment(teacher=[subject(created=at(5, i), **({"url": url} if url else {}))]))
+            for i in range(n)
+        ]
+    )
 
 
 def run(*args: str, input: str | None = None) -> Any:
@@ -66,9 +69,14 @@ def test_flags_override_environment(db: Any, monkeypatch: pytest.MonkeyPatch) ->
     assert (report["fetched"], report["pages"]) == (3, 2)
 
 
-@pytest.mark.parametrize("args,env_name", [(["--mode", "sideways"], "MONGO_TO_SQS_MODE"),
-                                           (["--test-date", "2025-13-01"], "TEST_DATE"),
-                                           (["--batch-size", "0"], "DISCOVERY_BATCH_SIZE")])
+@pytest.mark.parametrize(
+    "args,env_name",
+    [
+        (["--mode", "sideways"], "MONGO_TO_SQS_MODE"),
+        (["--test-date", "2025-13-01"], "TEST_DATE"),
+        (["--batch-size", "0"], "DISCOVERY_BATCH_SIZE"),
+    ],
+)
 def test_bad_settings_exit_with_the_config_code_naming_the_variable(db: Any, args: list[str], env_name: str) -> None:
     r = run("discover", *args, "--json")
     assert r.exit_code == exit_codes.RET_CONFIG
@@ -81,7 +89,9 @@ def test_missing_test_date_is_a_config_error(db: Any, monkeypatch: pytest.Monkey
     assert r.exit_code == exit_codes.RET_CONFIG and "TEST_DATE" in r.stderr
 
 
-def test_unreachable_mongo_is_a_connection_error_without_credentials(env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_mongo_is_a_connection_error_without_credentials(
+    env: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MONGO_URI", "mongodb://reader:s3cret-pw@127.0.0.1:1/?directConnection=true")
     monkeypatch.setenv("MONGO_TIMEOUT_MS", "300")
     r = run("discover", "--json")
@@ -102,8 +112,14 @@ def test_partial_enqueue_exits_with_the_partial_code(db: Any, monkeypatch: pytes
     from .test_service import FlakySqs
 
     seed(db, 3)
-    failing = FlakySqs(sqs_client, lambda call, e: {"Id": e["Id"], "Code": "InvalidParameterValue", "Message": "no",
-                                                     "SenderFault": True} if e["Id"] == "1" else None)
+    failing = FlakySqs(
+        sqs_client,
+        lambda call, e: (
+            {"Id": e["Id"], "Code": "InvalidParameterValue", "Message": "no", "SenderFault": True}
+            if e["Id"] == "1"
+            else None
+        ),
+    )
     monkeypatch.setattr(CliContext, "sqs_client", property(lambda self: failing))
     r = run("discover", "--json")
     assert r.exit_code == exit_codes.RET_PARTIAL
@@ -112,8 +128,9 @@ def test_partial_enqueue_exits_with_the_partial_code(db: Any, monkeypatch: pytes
 
 
 def test_dry_run_table_and_time_zone_hint(db: Any) -> None:
-    db.student_assessment_record.insert_one(student_doc(assessment(dt.datetime(2025, 12, 19, 18, 30, tzinfo=UTC),
-                                                                   teacher=[subject(created=at(5))])))
+    db.student_assessment_record.insert_one(
+        student_doc(assessment(dt.datetime(2025, 12, 19, 18, 30, tzinfo=UTC), teacher=[subject(created=at(5))]))
+    )
     r = run("discover", "--dry-run")
     assert r.exit_code == 0 and "would enqueue" in r.stdout
     assert "TEST_DATE_TIMEZONE" in r.stderr and "within a day" in r.stderr
@@ -135,14 +152,20 @@ def test_state_show_list_and_reset(db: Any) -> None:
     r = run("state", "reset", DAY, input="y\n")
     assert r.exit_code == 0 and "reset audio_anomaly:enqueue:student_assessment_record:2025-12-20" in r.stdout
     missing = run("state", "show", DAY, "--json")
-    assert missing.exit_code == exit_codes.RET_ERROR and json.loads(missing.stdout)["error"]["code"] == "state_not_found"
+    assert (
+        missing.exit_code == exit_codes.RET_ERROR and json.loads(missing.stdout)["error"]["code"] == "state_not_found"
+    )
 
 
 def test_state_reset_refuses_a_live_lease_unless_forced(db: Any) -> None:
     from anomaly_cli.discovery.state import StateRepository
 
-    repo = StateRepository(db.anomaly_pipeline_state, pipeline_name="audio_anomaly",
-                           source_collection="student_assessment_record", lease_seconds=600)
+    repo = StateRepository(
+        db.anomaly_pipeline_state,
+        pipeline_name="audio_anomaly",
+        source_collection="student_assessment_record",
+        lease_seconds=600,
+    )
     repo.acquire(DAY, "host:1:run", mode="incremental")
     r = run("state", "reset", DAY, "--yes", "--json")
     assert r.exit_code == exit_codes.RET_ERROR and json.loads(r.stdout)["error"]["code"] == "lease_held"
@@ -162,22 +185,42 @@ def test_compatibility_script_translates_old_flags() -> None:
         import mongo_to_sqs_stream as script
     finally:
         sys.path.pop(0)
-    assert script.to_cli_args(["--mode", "backfill", "--test-date", DAY, "--batch-size", "100", "--max-records", "100"]) == [
-        "discover", "--mode", "backfill", "--test-date", DAY, "--batch-size", "100", "--max-records", "100"]
+    assert script.to_cli_args(
+        ["--mode", "backfill", "--test-date", DAY, "--batch-size", "100", "--max-records", "100"]
+    ) == ["discover", "--mode", "backfill", "--test-date", DAY, "--batch-size", "100", "--max-records", "100"]
 
 
 def test_compatibility_script_runs_as_a_process(tmp_path: Path) -> None:
     # a real process on the embedded backend: dry run of an empty database, exit 0
     env = {"PATH": "/usr/bin:/bin", "MONGO_URI": "mongomock://script", "HOME": str(tmp_path)}
-    p = subprocess.run([sys.executable, str(ROOT / "scripts" / "mongo_to_sqs_stream.py"), "--mode", "backfill",
-                        "--test-date", DAY, "--batch-size", "100", "--max-records", "100", "--dry-run", "--json"],
-                       capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "mongo_to_sqs_stream.py"),
+            "--mode",
+            "backfill",
+            "--test-date",
+            DAY,
+            "--batch-size",
+            "100",
+            "--max-records",
+            "100",
+            "--dry-run",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["would_enqueue"] == 0
 
 
-def test_sigterm_while_a_page_is_in_flight_stops_after_it_with_state_saved(db: Any, monkeypatch: pytest.MonkeyPatch,
-                                                                           sqs_client: Any, queue_url: str) -> None:
+def test_sigterm_while_a_page_is_in_flight_stops_after_it_with_state_saved(
+    db: Any, monkeypatch: pytest.MonkeyPatch, sqs_client: Any, queue_url: str
+) -> None:
     import os
     import signal
 

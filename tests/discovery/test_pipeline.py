@@ -17,8 +17,11 @@ from anomaly_cli.discovery.service import candidates
 from .conftest import DAY, MATH, READING, UTC, assessment, at, student_doc, subject
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-INDEXED = {"assessments.test_date", "assessments.teacher_record.subjects.subject_name",
-           "assessments.admin_record.subjects.subject_name"}
+INDEXED = {
+    "assessments.test_date",
+    "assessments.teacher_record.subjects.subject_name",
+    "assessments.admin_record.subjects.subject_name",
+}
 KOLKATA = zoneinfo.ZoneInfo("Asia/Kolkata")
 
 
@@ -46,8 +49,10 @@ def test_first_stage_is_a_match_on_the_spec_source_indexes() -> None:
     assert "$expr" not in repr(first) and "$where" not in repr(first)
     # the date is a real range on dates plus an anchored (index-bounded) prefix for strings
     date_or = first["$match"]["$and"][0]["$or"]
-    assert date_or[0]["assessments.test_date"] == {"$gte": dt.datetime(2025, 12, 20, tzinfo=UTC),
-                                                   "$lt": dt.datetime(2025, 12, 21, tzinfo=UTC)}
+    assert date_or[0]["assessments.test_date"] == {
+        "$gte": dt.datetime(2025, 12, 20, tzinfo=UTC),
+        "$lt": dt.datetime(2025, 12, 21, tzinfo=UTC),
+    }
     assert date_or[1]["assessments.test_date"].pattern.startswith("^2025")
     # the sort is the decided order key
     assert pipeline[-1] == {"$sort": {"source_updated_at": 1, "_id": 1, "record_type": 1, "row.subject_id": 1}}
@@ -63,8 +68,10 @@ def test_filter_selects_reading_rows_of_the_date_in_both_records(source: Any) ->
     # reading + math rows in both records, and a subject id present in both records
     doc = student_doc(
         assessment(at(0, day=19), teacher=[subject(sid="old", created=at(5, day=19))]),
-        assessment(teacher=[subject(sid="s1", created=at(5)), subject(MATH, sid="m1", created=at(5, 5))],
-                   admin=[subject(sid="s1", created=at(9)), subject(MATH, sid="m2", created=at(9))]),
+        assessment(
+            teacher=[subject(sid="s1", created=at(5)), subject(MATH, sid="m1", created=at(5, 5))],
+            admin=[subject(sid="s1", created=at(9)), subject(MATH, sid="m2", created=at(9))],
+        ),
         assessment("2025-12-21", teacher=[subject(sid="next", created=at(5, day=21))]),
     )
     other = student_doc(assessment(teacher=[subject(MATH, created=at(6))]))
@@ -72,7 +79,9 @@ def test_filter_selects_reading_rows_of_the_date_in_both_records(source: Any) ->
     rows = _rows(source)
     # THEN exactly the two reading rows of the day, teacher then admin, in time order
     assert [(r.record_type, r.subject_id) for r in rows] == [("teacher", "s1"), ("admin", "s1")]
-    assert all(isinstance(r, SubjectRow) and r.student_id == doc["student_id"] and r.udise == "27251200104" for r in rows)
+    assert all(
+        isinstance(r, SubjectRow) and r.student_id == doc["student_id"] and r.udise == "27251200104" for r in rows
+    )
 
 
 def test_string_dates_local_midnight_and_time_zone(source: Any) -> None:
@@ -86,9 +95,18 @@ def test_string_dates_local_midnight_and_time_zone(source: Any) -> None:
 
 
 def test_subject_names_compared_after_nfc_and_trim(source: Any) -> None:
-    source.insert_one(student_doc(assessment(teacher=[
-        subject(f"  {READING} ", sid="spaced", created=at(5)), subject(READING, sid="plain", created=at(6)),
-        subject(READING + "x", sid="other", created=at(7)), subject(None, sid="none", created=at(8))])))
+    source.insert_one(
+        student_doc(
+            assessment(
+                teacher=[
+                    subject(f"  {READING} ", sid="spaced", created=at(5)),
+                    subject(READING, sid="plain", created=at(6)),
+                    subject(READING + "x", sid="other", created=at(7)),
+                    subject(None, sid="none", created=at(8)),
+                ]
+            )
+        )
+    )
     rows = _rows(source)
     assert [r.subject_id for r in rows] == ["spaced", "plain"]
     assert {r.subject_name for r in rows} == {READING}
@@ -98,42 +116,68 @@ def test_subject_names_compared_after_nfc_and_trim(source: Any) -> None:
 def test_decomposed_and_composed_spellings_match(source: Any, stored_form: str) -> None:
     name = "Lecture \u00e9l\u00e9mentaire"  # has a real NFD/NFC difference (e + combining acute)
     assert unicodedata.normalize("NFD", name) != name
-    source.insert_one(student_doc(assessment(teacher=[
-        subject(unicodedata.normalize(stored_form, name) + " ", sid="x", created=at(5))])))
+    source.insert_one(
+        student_doc(
+            assessment(teacher=[subject(unicodedata.normalize(stored_form, name) + " ", sid="x", created=at(5))])
+        )
+    )
     for configured in (name, unicodedata.normalize("NFD", name)):
         assert [r.subject_id for r in _rows(source, name=configured)] == ["x"]
 
 
 def test_malformed_documents_and_rows_never_crash(source: Any) -> None:
     good = student_doc(assessment(teacher=[subject(sid="ok", created=at(10))]))
-    source.insert_many([
-        good,
-        student_doc(assessments="not a list"),
-        # an object where the list belongs: not selected (the worker's re-check reads lists only)
-        student_doc(assessments=assessment(teacher=[subject(sid="in-object", created=at(5))])),
-        student_doc(assessments=None),
-        {"_id": "no-assessments", "student_id": "x"},
-        student_doc(assessment(teacher=None, admin=None)),
-        student_doc({"test_date": at(0), "teacher_record": {"subjects": None}, "admin_record": {"subjects": {"subject_name": READING}}}),
-        student_doc({"test_date": at(0), "teacher_record": "junk", "admin_record": {"subjects": ["junk", None, 5]}}),
-        student_doc(assessment(teacher=[
-            subject(sid="strts", created="2025-12-20T05:00:00Z"),
-            subject(sid="nots"),
-            subject(sid="empty", url="   ", created=at(6)),
-            subject(sid="nourl", url=None, created=at(6)),
-            subject(sid="numurl", url=12, created=at(6)),
-        ], admin=[{"subject_name": READING, "audio_url": "s3://b/k", "subject_created_at": at(7)}])),
-    ])
+    source.insert_many(
+        [
+            good,
+            student_doc(assessments="not a list"),
+            # an object where the list belongs: not selected (the worker's re-check reads lists only)
+            student_doc(assessments=assessment(teacher=[subject(sid="in-object", created=at(5))])),
+            student_doc(assessments=None),
+            {"_id": "no-assessments", "student_id": "x"},
+            student_doc(assessment(teacher=None, admin=None)),
+            student_doc(
+                {
+                    "test_date": at(0),
+                    "teacher_record": {"subjects": None},
+                    "admin_record": {"subjects": {"subject_name": READING}},
+                }
+            ),
+            student_doc(
+                {"test_date": at(0), "teacher_record": "junk", "admin_record": {"subjects": ["junk", None, 5]}}
+            ),
+            student_doc(
+                assessment(
+                    teacher=[
+                        subject(sid="strts", created="2025-12-20T05:00:00Z"),
+                        subject(sid="nots"),
+                        subject(sid="empty", url="   ", created=at(6)),
+                        subject(sid="nourl", url=None, created=at(6)),
+                        subject(sid="numurl", url=12, created=at(6)),
+                    ],
+                    admin=[{"subject_name": READING, "audio_url": "s3://b/k", "subject_created_at": at(7)}],
+                )
+            ),
+        ]
+    )
     rows = _rows(source)
     ok = [r for r in rows if isinstance(r, SubjectRow)]
     bad = sorted((r.subject_id or "-", r.reason) for r in rows if isinstance(r, RejectedRow))
     assert [r.subject_id for r in ok] == ["ok"]
-    assert bad == [("-", "missing_subject_id"), ("empty", "empty_audio_url"), ("nots", "missing_subject_created_at"),
-                   ("nourl", "empty_audio_url"), ("numurl", "audio_url_not_string"), ("strts", "subject_created_at_not_date")]
+    assert bad == [
+        ("-", "missing_subject_id"),
+        ("empty", "empty_audio_url"),
+        ("nots", "missing_subject_created_at"),
+        ("nourl", "empty_audio_url"),
+        ("numurl", "audio_url_not_string"),
+        ("strts", "subject_created_at_not_date"),
+    ]
 
 
 def test_audio_url_whitespace_is_stripped(source: Any) -> None:
-    source.insert_one(student_doc(assessment(teacher=[subject(sid="ws", url="  s3://nipun-audio/a.m4a\n", created=at(5))])))
+    source.insert_one(
+        student_doc(assessment(teacher=[subject(sid="ws", url="  s3://nipun-audio/a.m4a\n", created=at(5))]))
+    )
     (row,) = _rows(source)
     assert row.audio_url == "s3://nipun-audio/a.m4a"
 

@@ -23,7 +23,11 @@ def keys(msgs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 
 
 def page_limits(caplog: pytest.LogCaptureFixture) -> list[int]:
-    return [r.fields["rows"] for r in caplog.records if getattr(r, "event", "") == "discovery_page_fetch_completed" and r.fields["rows"]]
+    return [
+        r.fields["rows"]
+        for r in caplog.records
+        if getattr(r, "event", "") == "discovery_page_fetch_completed" and r.fields["rows"]
+    ]
 
 
 def events(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -38,8 +42,14 @@ def _capture(caplog: pytest.LogCaptureFixture) -> None:
     logging.getLogger("anomaly").propagate = True
 
 
-def test_batch_100_cap_250_fetches_100_100_50_and_stops(seed_bulk: Callable, make_service: Callable, sqs_client: Any,
-                                                        queue_url: str, mongo: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_batch_100_cap_250_fetches_100_100_50_and_stops(
+    seed_bulk: Callable,
+    make_service: Callable,
+    sqs_client: Any,
+    queue_url: str,
+    mongo: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     seed_bulk(200)  # 400 reading rows
     report = make_service(discovery_batch_size=100, max_records=250).run("backfill")
     assert page_limits(caplog) == [100, 100, 50]
@@ -60,7 +70,9 @@ def queue_depth(sqs_client: Any, url: str) -> int:
 
 
 def test_message_contract_field_by_field(source: Any, make_service: Callable, sqs_client: Any, queue_url: str) -> None:
-    doc = student_doc(assessment(teacher=[subject(sid="sub-8f2a", url=" s3://nipun-audio/r.m4a ", created=at(5, 41, 7))]))
+    doc = student_doc(
+        assessment(teacher=[subject(sid="sub-8f2a", url=" s3://nipun-audio/r.m4a ", created=at(5, 41, 7))])
+    )
     source.insert_one(doc)
     make_service().run("backfill")
     (msg,) = bodies(sqs_client, queue_url)
@@ -75,17 +87,24 @@ def test_message_contract_field_by_field(source: Any, make_service: Callable, sq
     assert item.result_id == result_id(COLL, str(doc["_id"]), DAY, "teacher", "sub-8f2a", "s3://nipun-audio/r.m4a")
 
 
-def test_ties_across_pages_and_one_document_with_many_rows(source: Any, make_service: Callable, sqs_client: Any,
-                                                           queue_url: str) -> None:
+def test_ties_across_pages_and_one_document_with_many_rows(
+    source: Any, make_service: Callable, sqs_client: Any, queue_url: str
+) -> None:
     # GIVEN 7 students stamped at the very same second, one of them with 5 reading rows in one
     # record and one with the same subject id in both records, and numeric subject ids
     t = at(6)
     docs = [student_doc(assessment(teacher=[subject(created=t)])) for _ in range(5)]
     docs.append(student_doc(assessment(teacher=[subject(sid=i, created=t) for i in (10, 9, 2, 11, 1)])))
-    docs.append(student_doc(assessment(teacher=[subject(sid="both", created=t)], admin=[subject(sid="both", created=t)])))
+    docs.append(
+        student_doc(assessment(teacher=[subject(sid="both", created=t)], admin=[subject(sid="both", created=t)]))
+    )
     source.insert_many(docs)
-    expected = sorted((str(d["_id"]), rt, str(s["subject_id"])) for d in docs for rt, rec in
-                      (("teacher", "teacher_record"), ("admin", "admin_record")) for s in d["assessments"][0].get(rec, {}).get("subjects", []))
+    expected = sorted(
+        (str(d["_id"]), rt, str(s["subject_id"]))
+        for d in docs
+        for rt, rec in (("teacher", "teacher_record"), ("admin", "admin_record"))
+        for s in d["assessments"][0].get(rec, {}).get("subjects", [])
+    )
     assert len(expected) == 12
     # WHEN discovered in pages of 3 with a run stopped every page and resumed incrementally
     seen: list[tuple[str, str, str]] = []
@@ -96,52 +115,98 @@ def test_ties_across_pages_and_one_document_with_many_rows(source: Any, make_ser
     assert seen == expected
 
 
-def test_rows_equal_on_the_whole_key_stay_in_one_page(source: Any, make_service: Callable, sqs_client: Any,
-                                                      queue_url: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_rows_equal_on_the_whole_key_stay_in_one_page(
+    source: Any, make_service: Callable, sqs_client: Any, queue_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     t = at(6)
     dup = subject(sid="dup", created=t)
-    source.insert_one(student_doc(assessment(teacher=[subject(sid="a", created=t), dict(dup), dict(dup, audio_url="s3://b/other.m4a"),
-                                                      subject(sid="z", created=t)])))
+    source.insert_one(
+        student_doc(
+            assessment(
+                teacher=[
+                    subject(sid="a", created=t),
+                    dict(dup),
+                    dict(dup, audio_url="s3://b/other.m4a"),
+                    subject(sid="z", created=t),
+                ]
+            )
+        )
+    )
     make_service(discovery_batch_size=2).run("backfill")
     assert page_limits(caplog) == [3, 1]  # a, dup, dup (the page grows rather than split the tie), z
     assert [m["subject_id"] for m in bodies(sqs_client, queue_url)] == ["a", "dup", "dup", "z"]
 
 
-def test_a_page_where_every_row_is_skipped_advances_and_continues(seed_bulk: Callable, make_service: Callable, mongo: Any,
-                                                                   sqs_client: Any, queue_url: str) -> None:
+def test_a_page_where_every_row_is_skipped_advances_and_continues(
+    seed_bulk: Callable, make_service: Callable, mongo: Any, sqs_client: Any, queue_url: str
+) -> None:
     docs = seed_bulk(10)  # 20 rows; the first 5 teacher rows are the first 5 in order
     results = mongo["nipun"]["anomaly_detection_results"]
     for d in docs[:5]:
         s = d["assessments"][0]["teacher_record"]["subjects"][0]
-        results.insert_one({"_id": result_id(COLL, str(d["_id"]), DAY, "teacher", s["subject_id"], s["audio_url"]),
-                            "source": {"mongo_doc_id": str(d["_id"]), "test_date": dt.datetime(2025, 12, 20, tzinfo=UTC),
-                                       "record_type": "teacher", "subject_id": s["subject_id"]}})
+        results.insert_one(
+            {
+                "_id": result_id(COLL, str(d["_id"]), DAY, "teacher", s["subject_id"], s["audio_url"]),
+                "source": {
+                    "mongo_doc_id": str(d["_id"]),
+                    "test_date": dt.datetime(2025, 12, 20, tzinfo=UTC),
+                    "record_type": "teacher",
+                    "subject_id": s["subject_id"],
+                },
+            }
+        )
     report = make_service(discovery_batch_size=5).run("backfill")
     assert (report.skipped_existing, report.enqueued, report.pages) == (5, 15, 4)
     wm = watermark_key(mongo["nipun"]["anomaly_pipeline_state"].find_one())
     assert wm is not None and wm[2] == "admin"  # moved to the very last row
 
 
-def test_existing_results_skipped_by_id_and_by_natural_key(source: Any, make_service: Callable, mongo: Any,
-                                                          sqs_client: Any, queue_url: str) -> None:
-    d = student_doc(assessment(teacher=[subject(sid="by-id", created=at(5)), subject(sid="by-key", created=at(6)),
-                                        subject(sid="new", created=at(7))]))
+def test_existing_results_skipped_by_id_and_by_natural_key(
+    source: Any, make_service: Callable, mongo: Any, sqs_client: Any, queue_url: str
+) -> None:
+    d = student_doc(
+        assessment(
+            teacher=[
+                subject(sid="by-id", created=at(5)),
+                subject(sid="by-key", created=at(6)),
+                subject(sid="new", created=at(7)),
+            ]
+        )
+    )
     source.insert_one(d)
     results = mongo["nipun"]["anomaly_detection_results"]
     row = d["assessments"][0]["teacher_record"]["subjects"][0]
     results.insert_one({"_id": result_id(COLL, str(d["_id"]), DAY, "teacher", "by-id", row["audio_url"]), "source": {}})
     # an old deployment's result: another _id recipe, found by its natural key
-    results.insert_one({"_id": "legacy-123", "source": {"mongo_doc_id": str(d["_id"]), "test_date": dt.datetime(2025, 12, 20, tzinfo=UTC),
-                                                        "record_type": "teacher", "subject_id": "by-key"}})
+    results.insert_one(
+        {
+            "_id": "legacy-123",
+            "source": {
+                "mongo_doc_id": str(d["_id"]),
+                "test_date": dt.datetime(2025, 12, 20, tzinfo=UTC),
+                "record_type": "teacher",
+                "subject_id": "by-key",
+            },
+        }
+    )
     report = make_service().run("backfill")
     assert report.skipped_existing == 2
     assert [m["subject_id"] for m in bodies(sqs_client, queue_url)] == ["new"]
 
 
 def test_invalid_rows_counted_by_reason_in_report_and_state(source: Any, make_service: Callable, mongo: Any) -> None:
-    source.insert_one(student_doc(assessment(teacher=[
-        subject(sid="ok", created=at(5)), subject(sid="e", url="", created=at(5, 1)),
-        subject(sid="s", created="2025-12-20 05:00"), {"subject_name": READING, "audio_url": "s3://b/k", "subject_created_at": at(6)}])))
+    source.insert_one(
+        student_doc(
+            assessment(
+                teacher=[
+                    subject(sid="ok", created=at(5)),
+                    subject(sid="e", url="", created=at(5, 1)),
+                    subject(sid="s", created="2025-12-20 05:00"),
+                    {"subject_name": READING, "audio_url": "s3://b/k", "subject_created_at": at(6)},
+                ]
+            )
+        )
+    )
     report = make_service().run("backfill")
     expected = {"empty_audio_url": 1, "subject_created_at_not_date": 1, "missing_subject_id": 1}
     assert report.enqueued == 1 and dict(report.skipped_invalid) == expected
@@ -171,8 +236,13 @@ class FlakySqs:
 
 
 def test_partial_failure_stops_watermark_before_unsent_row_and_rerun_sends_it(
-        seed_bulk: Callable, make_service: Callable, sqs_client: Any, queue_url: str, mongo: Any,
-        caplog: pytest.LogCaptureFixture) -> None:
+    seed_bulk: Callable,
+    make_service: Callable,
+    sqs_client: Any,
+    queue_url: str,
+    mongo: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     docs = seed_bulk(15)  # 30 rows: 15 teacher rows, then 15 admin rows; pages of 10
     doomed = docs[13]["assessments"][0]["teacher_record"]["subjects"][0]["subject_id"]  # the 14th row, on page 2
     bad_body: dict[str, Any] = {}
@@ -192,14 +262,24 @@ def test_partial_failure_stops_watermark_before_unsent_row_and_rerun_sends_it(
     assert dict(report.failure_codes) == {"InvalidParameterValue": 1}
     assert "enqueue_batch_failed" in events(caplog)
     first = bodies(sqs_client, queue_url)
-    assert len(first) == 19 and (bad_body["mongo_doc_id"], bad_body["record_type"], bad_body["subject_id"]) not in keys(first)
+    assert len(first) == 19 and (bad_body["mongo_doc_id"], bad_body["record_type"], bad_body["subject_id"]) not in keys(
+        first
+    )
     wm = watermark_key(mongo["nipun"]["anomaly_pipeline_state"].find_one())
-    assert wm == (dt.datetime.fromisoformat(first[12]["source_updated_at"]), first[12]["mongo_doc_id"],
-                  first[12]["record_type"], first[12]["subject_id"])  # the row just before the unsent one
+    assert wm == (
+        dt.datetime.fromisoformat(first[12]["source_updated_at"]),
+        first[12]["mongo_doc_id"],
+        first[12]["record_type"],
+        first[12]["subject_id"],
+    )  # the row just before the unsent one
     # WHEN re-run: the unsent row and what follows it are sent, nothing before it again
     report2 = make_service(discovery_batch_size=10).run("incremental")
     again = bodies(sqs_client, queue_url)
-    assert report2.failed == 0 and keys(again)[0] == (bad_body["mongo_doc_id"], bad_body["record_type"], bad_body["subject_id"])
+    assert report2.failed == 0 and keys(again)[0] == (
+        bad_body["mongo_doc_id"],
+        bad_body["record_type"],
+        bad_body["subject_id"],
+    )
     assert len(again) == 30 - 13 and not set(keys(again)) & set(keys(first[:13]))
 
 
@@ -215,8 +295,9 @@ def test_moto_per_entry_failure_for_invalid_delay(seed_bulk: Callable, make_serv
     assert (report.enqueued, report.failed) == (3, 1)
 
 
-def test_fifo_group_and_deduplication_ids(seed_bulk: Callable, make_service: Callable, make_queue: Callable,
-                                          sqs_client: Any) -> None:
+def test_fifo_group_and_deduplication_ids(
+    seed_bulk: Callable, make_service: Callable, make_queue: Callable, sqs_client: Any
+) -> None:
     docs = seed_bulk(3)
     url = make_queue(fifo=True)
     make_service(url=url).run("backfill")
@@ -251,12 +332,15 @@ class CrashAfter(FlakySqs):
         return self._client.send_message_batch(QueueUrl=QueueUrl, Entries=Entries)
 
 
-def test_resume_after_a_crash_mid_run(seed_bulk: Callable, make_service: Callable, sqs_client: Any, queue_url: str,
-                                      mongo: Any, clock: FakeClock) -> None:
+def test_resume_after_a_crash_mid_run(
+    seed_bulk: Callable, make_service: Callable, sqs_client: Any, queue_url: str, mongo: Any, clock: FakeClock
+) -> None:
     seed_bulk(20)  # 40 rows, pages of 10 -> one chunk per page; crash while sending page 3
     clock.now = dt.datetime.now(UTC)
     with pytest.raises(CrashAfter.Kill):
-        make_service(client=CrashAfter(sqs_client, 3), discovery_batch_size=10, clock=clock, holder="crashed").run("backfill")
+        make_service(client=CrashAfter(sqs_client, 3), discovery_batch_size=10, clock=clock, holder="crashed").run(
+            "backfill"
+        )
     sent = bodies(sqs_client, queue_url)
     assert len(sent) == 20
     state = mongo["nipun"]["anomaly_pipeline_state"].find_one()
@@ -272,8 +356,9 @@ def test_resume_after_a_crash_mid_run(seed_bulk: Callable, make_service: Callabl
     assert report.enqueued == 20 and len(set(keys(sent + rest))) == 40
 
 
-def test_capped_backfill_after_a_later_watermark_does_not_regress(seed_bulk: Callable, make_service: Callable,
-                                                                  mongo: Any, sqs_client: Any, queue_url: str) -> None:
+def test_capped_backfill_after_a_later_watermark_does_not_regress(
+    seed_bulk: Callable, make_service: Callable, mongo: Any, sqs_client: Any, queue_url: str
+) -> None:
     seed_bulk(20)
     make_service(discovery_batch_size=10).run("backfill")
     state = mongo["nipun"]["anomaly_pipeline_state"]
@@ -286,8 +371,9 @@ def test_capped_backfill_after_a_later_watermark_does_not_regress(seed_bulk: Cal
     assert state.find_one()["stats"]["enqueued"] == 50  # cumulative over both runs
 
 
-def test_incremental_sleeps_when_nothing_is_new_and_picks_up_new_rows(source: Any, make_service: Callable,
-                                                                      sqs_client: Any, queue_url: str) -> None:
+def test_incremental_sleeps_when_nothing_is_new_and_picks_up_new_rows(
+    source: Any, make_service: Callable, sqs_client: Any, queue_url: str
+) -> None:
     source.insert_one(student_doc(assessment(teacher=[subject(sid="first", created=at(5))])))
     stop = threading.Event()
     waits: list[float] = []
@@ -309,8 +395,9 @@ def test_incremental_sleeps_when_nothing_is_new_and_picks_up_new_rows(source: An
     assert [m["subject_id"] for m in bodies(sqs_client, queue_url)] == ["first", "late"]
 
 
-def test_stop_flag_finishes_the_current_page_and_saves_state(seed_bulk: Callable, make_service: Callable, mongo: Any,
-                                                             sqs_client: Any, queue_url: str) -> None:
+def test_stop_flag_finishes_the_current_page_and_saves_state(
+    seed_bulk: Callable, make_service: Callable, mongo: Any, sqs_client: Any, queue_url: str
+) -> None:
     seed_bulk(10)
     stop = threading.Event()
 
@@ -319,7 +406,9 @@ def test_stop_flag_finishes_the_current_page_and_saves_state(seed_bulk: Callable
             stop.set()  # the signal arrives while page 1 is being sent: work is in flight
             return self._client.send_message_batch(QueueUrl=QueueUrl, Entries=Entries)
 
-    report = make_service(client=StopDuringSend(sqs_client, lambda c, e: None), discovery_batch_size=5, stop=stop).run("backfill")
+    report = make_service(client=StopDuringSend(sqs_client, lambda c, e: None), discovery_batch_size=5, stop=stop).run(
+        "backfill"
+    )
     assert (report.pages, report.enqueued, report.status, report.stopped) == (1, 5, "interrupted", True)
     doc = mongo["nipun"]["anomaly_pipeline_state"].find_one()
     assert doc["status"] == "interrupted" and doc["lease"] is None and watermark_key(doc) is not None
@@ -327,8 +416,14 @@ def test_stop_flag_finishes_the_current_page_and_saves_state(seed_bulk: Callable
 
 
 def test_sweep_enqueues_late_rows_behind_the_watermark_without_moving_it(
-        seed_bulk: Callable, source: Any, make_service: Callable, mongo: Any, sqs_client: Any, queue_url: str,
-        clock: FakeClock) -> None:
+    seed_bulk: Callable,
+    source: Any,
+    make_service: Callable,
+    mongo: Any,
+    sqs_client: Any,
+    queue_url: str,
+    clock: FakeClock,
+) -> None:
     seed_bulk(5)
     clock.now = dt.datetime.now(UTC)
     make_service(clock=clock).run("backfill")
@@ -347,8 +442,9 @@ def test_sweep_enqueues_late_rows_behind_the_watermark_without_moving_it(
     assert make_service(clock=clock).run("sweep").enqueued == 11
 
 
-def test_dry_run_changes_nothing_and_reports_first_rows(seed_bulk: Callable, make_service: Callable, mongo: Any,
-                                                        sqs_client: Any, queue_url: str) -> None:
+def test_dry_run_changes_nothing_and_reports_first_rows(
+    seed_bulk: Callable, make_service: Callable, mongo: Any, sqs_client: Any, queue_url: str
+) -> None:
     seed_bulk(8)
     report = make_service(discovery_batch_size=5).run("backfill", dry_run=True)
     assert report.would_enqueue == 16 and report.enqueued == 0 and len(report.sample) == 10
@@ -360,29 +456,42 @@ def test_dry_run_changes_nothing_and_reports_first_rows(seed_bulk: Callable, mak
 
 def test_dry_run_points_at_the_time_zone_trap(source: Any, make_service: Callable) -> None:
     # local midnight in India: 2025-12-20 00:00 IST is 2025-12-19 18:30 UTC
-    source.insert_one(student_doc(assessment(dt.datetime(2025, 12, 19, 18, 30, tzinfo=UTC),
-                                             teacher=[subject(created=at(5))])))
+    source.insert_one(
+        student_doc(assessment(dt.datetime(2025, 12, 19, 18, 30, tzinfo=UTC), teacher=[subject(created=at(5))]))
+    )
     report = make_service().run("backfill", dry_run=True)
     assert report.fetched == 0 and report.nearby_documents == 1
     assert make_service(test_date_timezone="Asia/Kolkata").run("backfill", dry_run=True).would_enqueue == 1
 
 
-def test_all_discovery_events_are_logged(seed_bulk: Callable, make_service: Callable,
-                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_all_discovery_events_are_logged(
+    seed_bulk: Callable, make_service: Callable, caplog: pytest.LogCaptureFixture
+) -> None:
     seed_bulk(3)
     make_service().run("backfill")
     got = set(events(caplog))
-    assert {"state_run_started", "watermark_missing", "discovery_run_started", "discovery_run_once_started",
-            "discovery_page_fetch_started", "discovery_page_fetch_completed", "discovery_page_fetched",
-            "discovery_candidates_resolved", "enqueue_chunk_started", "enqueue_chunk_completed",
-            "watermark_advanced", "state_run_finished"} <= got
+    assert {
+        "state_run_started",
+        "watermark_missing",
+        "discovery_run_started",
+        "discovery_run_once_started",
+        "discovery_page_fetch_started",
+        "discovery_page_fetch_completed",
+        "discovery_page_fetched",
+        "discovery_candidates_resolved",
+        "enqueue_chunk_started",
+        "enqueue_chunk_completed",
+        "watermark_advanced",
+        "state_run_finished",
+    } <= got
     caplog.clear()
     make_service().run("incremental")
     assert "watermark_loaded" in events(caplog)
 
 
-def test_an_incremental_run_whose_lease_was_taken_while_sleeping_stops(source: Any, make_service: Callable,
-                                                                       clock: FakeClock, mongo: Any) -> None:
+def test_an_incremental_run_whose_lease_was_taken_while_sleeping_stops(
+    source: Any, make_service: Callable, clock: FakeClock, mongo: Any
+) -> None:
     from anomaly_cli.errors import LeaseHeld
 
     source.insert_one(student_doc(assessment(teacher=[subject(created=at(5))])))
@@ -407,9 +516,12 @@ def test_an_incremental_run_whose_lease_was_taken_while_sleeping_stops(source: A
     assert doc["lease"]["holder"] == "other" and doc["stats"]["enqueued"] == 1
 
 
-@pytest.mark.parametrize("pref,expected", [(None, "SecondaryPreferred"), ("primary", "Primary"), ("nearest", "Nearest")])
+@pytest.mark.parametrize(
+    "pref,expected", [(None, "SecondaryPreferred"), ("primary", "Primary"), ("nearest", "Nearest")]
+)
 def test_source_read_preference_is_configurable_and_no_source_index_is_created(
-        seed_bulk: Callable, make_service: Callable, source: Any, pref: str | None, expected: str) -> None:
+    seed_bulk: Callable, make_service: Callable, source: Any, pref: str | None, expected: str
+) -> None:
     seed_bulk(2)
     service = make_service(**({"mongo_read_preference": pref} if pref else {}))
     assert type(service.source.read_preference).__name__ == expected

@@ -36,15 +36,28 @@ def test_recheck_survives_malformed_documents(source: Any) -> None:
     item = _items(good)[0]
     source.update_one({"_id": good["_id"]}, {"$set": {"assessments": {"not": "a list"}}})
     assert existing_source_rows(source, [item], subject_name=READING) == {item.result_id: False}
-    source.update_one({"_id": good["_id"]}, {"$set": {"assessments": [None, "x", {"teacher_record": {"subjects": None}},
-                                                                      {"teacher_record": {"subjects": [subject(MATH, sid="t1", created=at(5))]}}]}})
+    source.update_one(
+        {"_id": good["_id"]},
+        {
+            "$set": {
+                "assessments": [
+                    None,
+                    "x",
+                    {"teacher_record": {"subjects": None}},
+                    {"teacher_record": {"subjects": [subject(MATH, sid="t1", created=at(5))]}},
+                ]
+            }
+        },
+    )
     assert existing_source_rows(source, [item], subject_name=READING) == {item.result_id: False}
 
 
 def test_recheck_string_ids_and_nfd_names(source: Any) -> None:
     import unicodedata
 
-    doc = student_doc(assessment(teacher=[subject(unicodedata.normalize("NFD", READING), sid=7, created=at(5))]), oid="legacy-id-1")
+    doc = student_doc(
+        assessment(teacher=[subject(unicodedata.normalize("NFD", READING), sid=7, created=at(5))]), oid="legacy-id-1"
+    )
     source.insert_one(doc)
     item = _items(doc)[0]
     assert item.subject_id == "7" and item.mongo_doc_id == "legacy-id-1"

@@ -30,9 +30,15 @@ class Stack:
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment an operator would set (the CLI reads it; nothing else is shared)."""
-        env = {"AWS_ENDPOINT_URL": self.endpoint, "SQS_QUEUE_URL": self.queue_url, "MONGO_URI": self.mongo_uri,
-               "MONGO_DB_NAME": "nipun", "TEST_DATE": TEST_DATE, "AUDIO_URL_ALLOWLIST": f"s3://{self.bucket}",
-               "LOG_LEVEL": "WARNING"}
+        env = {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "SQS_QUEUE_URL": self.queue_url,
+            "MONGO_URI": self.mongo_uri,
+            "MONGO_DB_NAME": "nipun",
+            "TEST_DATE": TEST_DATE,
+            "AUDIO_URL_ALLOWLIST": f"s3://{self.bucket}",
+            "LOG_LEVEL": "WARNING",
+        }
         env.update(extra)
         return env
 
@@ -42,7 +48,10 @@ class Stack:
 
     def counts(self, url: str) -> dict[str, int]:
         a = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        return {"visible": int(a["ApproximateNumberOfMessages"]), "in_flight": int(a["ApproximateNumberOfMessagesNotVisible"])}
+        return {
+            "visible": int(a["ApproximateNumberOfMessages"]),
+            "in_flight": int(a["ApproximateNumberOfMessagesNotVisible"]),
+        }
 
 
 @pytest.fixture
@@ -59,7 +68,12 @@ def stack(moto_server: str) -> Stack:
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-south-1"})
     dlq = sqs.create_queue(QueueName=f"e2e-{tag}-dlq")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    url = sqs.create_queue(QueueName=f"e2e-{tag}", Attributes={
-        "VisibilityTimeout": "2", "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "2"})})["QueueUrl"]
+    url = sqs.create_queue(
+        QueueName=f"e2e-{tag}",
+        Attributes={
+            "VisibilityTimeout": "2",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "2"}),
+        },
+    )["QueueUrl"]
     uri = f"mongomock://e2e-{tag}"
     return Stack(moto_server, sqs, s3, bucket, url, dlq, uri, connect(uri)["nipun"])

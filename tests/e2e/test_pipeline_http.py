@@ -47,7 +47,9 @@ def normal(seed: int, fmt: str = "wav") -> bytes:
     return encode(clip.samples, clip.sr, fmt)
 
 
-def add_students(stack: Stack, first: int, count: int, t0: dt.datetime, planted: dict[int, bytes] | None = None) -> dict[str, bytes]:
+def add_students(
+    stack: Stack, first: int, count: int, t0: dt.datetime, planted: dict[int, bytes] | None = None
+) -> dict[str, bytes]:
     """``count`` students, each with a teacher and an admin reading row on TEST_DATE (and a math row);
     returns subject_id -> recording bytes."""
     audio: dict[str, bytes] = {}
@@ -58,10 +60,18 @@ def add_students(stack: Stack, first: int, count: int, t0: dt.datetime, planted:
             sid = f"sub-{i}-{rt}"
             data = (planted or {}).get(2 * i + k) or normal(1000 + 2 * i + k, "m4a" if k else "wav")
             audio[sid] = data
-            rows.append(subject(sid=sid, url=stack.put(f"{TEST_DATE}/{sid}.bin", data),
-                                created=t0 + dt.timedelta(minutes=i, hours=5 * k)))
-        docs.append(student_doc(assessment(teacher=[rows[0], subject("गणित", created=t0)], admin=[rows[1]]),
-                                udise=f"2725120{i % 3:04d}"))
+            rows.append(
+                subject(
+                    sid=sid,
+                    url=stack.put(f"{TEST_DATE}/{sid}.bin", data),
+                    created=t0 + dt.timedelta(minutes=i, hours=5 * k),
+                )
+            )
+        docs.append(
+            student_doc(
+                assessment(teacher=[rows[0], subject("गणित", created=t0)], admin=[rows[1]]), udise=f"2725120{i % 3:04d}"
+            )
+        )
     stack.db["student_assessment_record"].insert_many(docs)
     return audio
 
@@ -74,14 +84,30 @@ def run_worker(stack: Stack, model: Any, screen: CountingScreen, expect_results:
     from anomaly_cli.worker.factory import build_worker
     from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown
 
-    settings = load_settings({"batch_size": 5, "max_concurrency": 4, "flush_seconds": 0.2, "sqs_wait_seconds": 0,
-                              "visibility_timeout_seconds": 2, "fetch_retries": 1},
-                             environ={**stack.env(), "AWS_REGION": "ap-south-1"}, env_file=None)
+    settings = load_settings(
+        {
+            "batch_size": 5,
+            "max_concurrency": 4,
+            "flush_seconds": 0.2,
+            "sqs_wait_seconds": 0,
+            "visibility_timeout_seconds": 2,
+            "fetch_retries": 1,
+        },
+        environ={**stack.env(), "AWS_REGION": "ap-south-1"},
+        env_file=None,
+    )
     s3 = boto3.client("s3", region_name="ap-south-1", endpoint_url=stack.endpoint)
     results = stack.db["anomaly_detection_results"]
-    worker = build_worker(settings, sqs_client=stack.sqs, db=stack.db, model_version=model.version, screen=screen,
-                          fetcher=Fetcher(settings, s3), worker_id=f"e2e-{uuid.uuid4().hex[:4]}",
-                          policy=AnyOf((IdleShutdown(15.0), AllWritten(results, expect_results))))
+    worker = build_worker(
+        settings,
+        sqs_client=stack.sqs,
+        db=stack.db,
+        model_version=model.version,
+        screen=screen,
+        fetcher=Fetcher(settings, s3),
+        worker_id=f"e2e-{uuid.uuid4().hex[:4]}",
+        policy=AnyOf((IdleShutdown(15.0), AllWritten(results, expect_results))),
+    )
     return worker.run()
 
 
@@ -127,7 +153,9 @@ def test_discover_work_incremental_dlq_replay_inspect(stack, monkeypatch, loaded
     def redriven() -> bool:
         # SQS moves a message to the DLQ on the receive after maxReceiveCount: keep receiving, as a
         # running worker would (only the two unacked malformed bodies are left on the queue)
-        stack.sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=1)
+        stack.sqs.receive_message(
+            QueueUrl=stack.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=1
+        )
         return dlq_total() == 3
 
     from tests.worker.conftest import wait_until
@@ -149,7 +177,9 @@ def test_discover_work_incremental_dlq_replay_inspect(stack, monkeypatch, loaded
     docs = {d["source"]["subject_id"]: d for d in results.find({})}
     assert set(docs) >= set(audio)
     for sid, reason in planted.items():
-        assert docs[sid]["inference"]["is_anomaly"] and reason in docs[sid]["inference"]["reason_codes"], docs[sid]["inference"]
+        assert docs[sid]["inference"]["is_anomaly"] and reason in docs[sid]["inference"]["reason_codes"], docs[sid][
+            "inference"
+        ]
     normals = [d for sid, d in docs.items() if sid in audio and sid not in planted]
     assert not [d["source"]["subject_id"] for d in normals if d["inference"]["is_anomaly"]]
     assert stack.counts(stack.queue_url) == {"visible": 0, "in_flight": 0}

@@ -38,26 +38,50 @@ def queue(moto_server: str) -> tuple[Any, str]:
 
 def env_for(moto_server: str, url: str, allow: str, model_dir: Path) -> dict[str, str]:
     env = dict(os.environ)  # a copy for the child (the tests' fake AWS credentials included)
-    env.update({"MONGO_URI": f"mongomock://proc-{uuid.uuid4().hex[:6]}", "AWS_ENDPOINT_URL": moto_server,
-                "SQS_QUEUE_URL": url, "AUDIO_URL_ALLOWLIST": allow, "MODEL_DIR": str(model_dir),
-                "SQS_WAIT_SECONDS": "1", "BATCH_SIZE": "2", "FLUSH_SECONDS": "0.2", "MAX_CONCURRENCY": "4",
-                "CPU_WORKERS": "1", "SQS_VISIBILITY_TIMEOUT": "4", "FETCH_READ_TIMEOUT_SECONDS": "60",
-                "FETCH_DEADLINE_SECONDS": "90", "LOG_LEVEL": "INFO"})
+    env.update(
+        {
+            "MONGO_URI": f"mongomock://proc-{uuid.uuid4().hex[:6]}",
+            "AWS_ENDPOINT_URL": moto_server,
+            "SQS_QUEUE_URL": url,
+            "AUDIO_URL_ALLOWLIST": allow,
+            "MODEL_DIR": str(model_dir),
+            "SQS_WAIT_SECONDS": "1",
+            "BATCH_SIZE": "2",
+            "FLUSH_SECONDS": "0.2",
+            "MAX_CONCURRENCY": "4",
+            "CPU_WORKERS": "1",
+            "SQS_VISIBILITY_TIMEOUT": "4",
+            "FETCH_READ_TIMEOUT_SECONDS": "60",
+            "FETCH_DEADLINE_SECONDS": "90",
+            "LOG_LEVEL": "INFO",
+        }
+    )
     return env
 
 
 def push(tmp_path: Path, env: dict[str, str], urls: list[str]) -> None:
     f = tmp_path / "urls.txt"
     f.write_text("\n".join(urls) + "\n")
-    done = subprocess.run([sys.executable, "-m", "anomaly_cli", "push-urls", str(f), "--test-date", "2025-12-20"],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "anomaly_cli", "push-urls", str(f), "--test-date", "2025-12-20"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == exit_codes.RET_OK, done.stderr[-2000:]
 
 
 def work(tmp_path: Path, env: dict[str, str], name: str, *extra: str) -> tuple[subprocess.Popen, Path]:
     log = tmp_path / f"{name}.log"
-    proc = subprocess.Popen([sys.executable, "-m", "anomaly_cli", "work", *extra], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anomaly_cli", "work", *extra],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
     return proc, log
 
 
@@ -96,8 +120,9 @@ def running(pid: int) -> bool:
         return False
 
 
-def test_sigkill_messages_come_back_and_the_next_worker_completes_each_once(tmp_path, moto_server, queue,
-                                                                            audio_server, model_dir):
+def test_sigkill_messages_come_back_and_the_next_worker_completes_each_once(
+    tmp_path, moto_server, queue, audio_server, model_dir
+):
     sqs, url = queue
     n = 4
     recs = make_recordings(n, 41)
@@ -135,8 +160,9 @@ def test_sigkill_messages_come_back_and_the_next_worker_completes_each_once(tmp_
     assert queue_counts(sqs, url) == {"visible": 0, "in_flight": 0}
 
 
-def test_sigterm_finishes_in_flight_items_within_the_drain_deadline(tmp_path, moto_server, queue, audio_server,
-                                                                    model_dir):
+def test_sigterm_finishes_in_flight_items_within_the_drain_deadline(
+    tmp_path, moto_server, queue, audio_server, model_dir
+):
     sqs, url = queue
     n = 4
     recs = make_recordings(n, 43)

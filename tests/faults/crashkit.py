@@ -144,8 +144,7 @@ def recorded(client: Any, ledger: Ledger) -> SqsProxy:
     return SqsProxy(client, KillSwitch(None, 0), ledger)
 
 
-def guarded(attr: Any, before: Callable[[], None], after: Callable[[str], None] | None = None,
-            name: str = "") -> Any:
+def guarded(attr: Any, before: Callable[[], None], after: Callable[[str], None] | None = None, name: str = "") -> Any:
     """``attr`` itself when it is not callable; else a function that calls ``before()``, then ``attr``,
     then ``after(name)`` (for a crash right after the call), and returns what ``attr`` returned."""
     if not callable(attr):
@@ -263,8 +262,9 @@ class Verdict:
 
     @property
     def holds(self) -> bool:
-        return self.crashed and not (self.acked_without_result or self.missing or self.overwritten
-                                     or self.rescreened_after_result)
+        return self.crashed and not (
+            self.acked_without_result or self.missing or self.overwritten or self.rescreened_after_result
+        )
 
 
 def make_recordings(n: int, seed: int) -> list[bytes]:
@@ -298,8 +298,19 @@ def shrink_claims(ttl_s: float) -> Callable[[], None]:
     return lambda: setattr(factory, "Claims", original)
 
 
-def run_scenario(point: str, seed: int, *, items: int, model: Any, sqs: Any, mongo: Any, server: Any,
-                 recordings: list[bytes] | None = None, visibility: int = 2, deadline_s: float = 120.0) -> Verdict:
+def run_scenario(
+    point: str,
+    seed: int,
+    *,
+    items: int,
+    model: Any,
+    sqs: Any,
+    mongo: Any,
+    server: Any,
+    recordings: list[bytes] | None = None,
+    visibility: int = 2,
+    deadline_s: float = 120.0,
+) -> Verdict:
     """One crash at ``point`` (occurrence drawn from ``seed``) and a takeover; returns the verdict.
 
     ``sqs`` is a boto3 client (moto), ``mongo`` a Mongo double client, ``server`` an audio HTTP server
@@ -322,15 +333,28 @@ def run_scenario(point: str, seed: int, *, items: int, model: Any, sqs: Any, mon
     for i in range(items):
         work.append(make_item(server.put(f"/{tag}/{i}.wav", recs[i % len(recs)]), n=i))
     for i in range(0, items, 10):
-        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(j), "MessageBody": w.to_body()}
-                                                      for j, w in enumerate(work[i:i + 10])])
+        sqs.send_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(j), "MessageBody": w.to_body()} for j, w in enumerate(work[i : i + 10])]
+        )
     rids = [w.result_id for w in work]
-    settings = load_settings(dict(sqs_queue_url=url, audio_url_allowlist=(server.base,), batch_size=5,
-                                  max_concurrency=4, flush_seconds=0.2, sqs_wait_seconds=0,
-                                  visibility_timeout_seconds=visibility, fetch_retries=1, fetch_deadline_seconds=30.0,
-                                  fetch_read_timeout_seconds=15.0, throughput_log_seconds=30,
-                                  mongo_uri="mongomock://unused"),
-                             environ={"AWS_REGION": "ap-south-1"}, env_file=None)
+    settings = load_settings(
+        dict(
+            sqs_queue_url=url,
+            audio_url_allowlist=(server.base,),
+            batch_size=5,
+            max_concurrency=4,
+            flush_seconds=0.2,
+            sqs_wait_seconds=0,
+            visibility_timeout_seconds=visibility,
+            fetch_retries=1,
+            fetch_deadline_seconds=30.0,
+            fetch_read_timeout_seconds=15.0,
+            throughput_log_seconds=30,
+            mongo_uri="mongomock://unused",
+        ),
+        environ={"AWS_REGION": "ap-south-1"},
+        env_file=None,
+    )
     ledger = Ledger(results)
     # the n-th occurrence crashes: receive/delete/write happen per batch, fetch/features per item
     per_item = point in ("after_fetch", "after_features")
@@ -338,10 +362,17 @@ def run_scenario(point: str, seed: int, *, items: int, model: Any, sqs: Any, mon
     undo = shrink_claims(visibility)
     try:
         doomed = CountingScreen(model, switch)
-        w1 = build_worker(settings, sqs_client=SqsProxy(sqs, switch, ledger), db=DbProxy(db, switch),
-                          model_version=model.version, screen=doomed,
-                          fetcher=FetcherProxy(Fetcher(settings), switch),
-                          policy=AnyOf((IdleShutdown(3.0),)), worker_id="doomed", defer_seconds=1)
+        w1 = build_worker(
+            settings,
+            sqs_client=SqsProxy(sqs, switch, ledger),
+            db=DbProxy(db, switch),
+            model_version=model.version,
+            screen=doomed,
+            fetcher=FetcherProxy(Fetcher(settings), switch),
+            policy=AnyOf((IdleShutdown(3.0),)),
+            worker_id="doomed",
+            defer_seconds=1,
+        )
         died: list[BaseException] = []
 
         def doomed_run() -> None:
@@ -361,10 +392,16 @@ def run_scenario(point: str, seed: int, *, items: int, model: Any, sqs: Any, mon
 
         fresh = CountingScreen(model)
         while time.monotonic() < end:
-            w2 = build_worker(settings, sqs_client=recorded(sqs, ledger), db=db,
-                              model_version=model.version, screen=fresh,
-                              policy=AnyOf((IdleShutdown(visibility + 2.0), AllWritten(results, items))),
-                              worker_id="takeover", defer_seconds=1)
+            w2 = build_worker(
+                settings,
+                sqs_client=recorded(sqs, ledger),
+                db=db,
+                model_version=model.version,
+                screen=fresh,
+                policy=AnyOf((IdleShutdown(visibility + 2.0), AllWritten(results, items))),
+                worker_id="takeover",
+                defer_seconds=1,
+            )
             w2.run()
             if results.count_documents({}) >= items and _queue_empty(sqs, url):
                 break
@@ -372,12 +409,19 @@ def run_scenario(point: str, seed: int, *, items: int, model: Any, sqs: Any, mon
         undo()
     final = {d["_id"]: d for d in results.find({})}
     by_hash = {rid: hashlib.sha256(recs[i % len(recs)]).hexdigest() for i, rid in enumerate(rids)}
-    v = Verdict(point=point, seed=seed, items=items, crashed=crashed, results_at_crash=len(at_crash),
-                results=len(final), left_in_queue=_queue_total(sqs, url), acked=len(ledger.acked),
-                acked_without_result=list(ledger.acked_without_result))
+    v = Verdict(
+        point=point,
+        seed=seed,
+        items=items,
+        crashed=crashed,
+        results_at_crash=len(at_crash),
+        results=len(final),
+        left_in_queue=_queue_total(sqs, url),
+        acked=len(ledger.acked),
+        acked_without_result=list(ledger.acked_without_result),
+    )
     v.missing = [rid for rid in rids if rid not in final]
-    v.overwritten = [rid for rid, proc in at_crash.items()
-                     if final.get(rid, {}).get("processing") != proc]
+    v.overwritten = [rid for rid, proc in at_crash.items() if final.get(rid, {}).get("processing") != proc]
     v.rescreened_after_result = [rid for rid in at_crash if fresh.count[by_hash[rid]] > 0]
     v.seconds = round(time.monotonic() - t0, 2)
     sqs.delete_queue(QueueUrl=url)

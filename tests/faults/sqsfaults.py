@@ -12,8 +12,9 @@ from typing import Any, Callable
 def client_error(op: str, code: str, status: int) -> Exception:
     from botocore.exceptions import ClientError
 
-    return ClientError({"Error": {"Code": code, "Message": "injected"},
-                        "ResponseMetadata": {"HTTPStatusCode": status}}, op)
+    return ClientError(
+        {"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": status}}, op
+    )
 
 
 THROTTLE = ("RequestThrottled", 400)
@@ -25,8 +26,16 @@ class FaultySqs:
     ``partial`` of batch entries come back in ``Failed[]`` (retryable, ``SenderFault`` false) unless
     ``entry_fault`` decides otherwise for an entry."""
 
-    def __init__(self, client: Any, seed: int, *, ops: tuple[str, ...] = (), rate: float = 0.0,
-                 partial: float = 0.0, entry_fault: Callable[[str, dict[str, Any]], dict[str, Any] | None] | None = None):
+    def __init__(
+        self,
+        client: Any,
+        seed: int,
+        *,
+        ops: tuple[str, ...] = (),
+        rate: float = 0.0,
+        partial: float = 0.0,
+        entry_fault: Callable[[str, dict[str, Any]], dict[str, Any] | None] | None = None,
+    ):
         self._c = client
         self._rng = random.Random(seed)
         self.ops, self.rate, self.partial, self.entry_fault = ops, rate, partial, entry_fault

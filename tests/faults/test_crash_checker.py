@@ -21,13 +21,15 @@ def test_acking_before_the_write_is_reported(monkeypatch, moto_aws, sqs_client, 
         return original(self, docs, batch_no, out)
 
     monkeypatch.setattr(batch.BatchProcessor, "_write", ack_then_write)
-    v = run_scenario("after_features", 1, items=20, model=loaded_model, sqs=sqs_client, mongo=mongo,
-                     server=audio_server)
+    v = run_scenario(
+        "after_features", 1, items=20, model=loaded_model, sqs=sqs_client, mongo=mongo, server=audio_server
+    )
     assert v.crashed and v.acked_without_result and not v.holds
 
 
-def test_a_redelivery_overwriting_the_first_result_is_reported(monkeypatch, moto_aws, sqs_client, mongo, audio_server,
-                                                               loaded_model):
+def test_a_redelivery_overwriting_the_first_result_is_reported(
+    monkeypatch, moto_aws, sqs_client, mongo, audio_server, loaded_model
+):
     from anomaly_cli.results.repository import ResultRepository
     from anomaly_cli.worker import batch
 

@@ -37,10 +37,12 @@ CI_RUNS = [(p, 1) for p in POINTS] + [("after_write", 2), ("mid_delete", 2)]
 
 
 @pytest.mark.parametrize("point,seed", CI_RUNS)
-def test_crash_then_takeover_keeps_every_item_once(point, seed, moto_aws, sqs_client, mongo, audio_server,
-                                                   loaded_model, sixty):
-    v = run_scenario(point, seed, items=ITEMS, model=loaded_model, sqs=sqs_client, mongo=mongo,
-                     server=audio_server, recordings=sixty)
+def test_crash_then_takeover_keeps_every_item_once(
+    point, seed, moto_aws, sqs_client, mongo, audio_server, loaded_model, sixty
+):
+    v = run_scenario(
+        point, seed, items=ITEMS, model=loaded_model, sqs=sqs_client, mongo=mongo, server=audio_server, recordings=sixty
+    )
     _check(v)
     if point == "after_write":
         # the crash left written-but-unacked results: the redelivery found them (and kept them)
@@ -51,6 +53,7 @@ def test_crash_then_takeover_keeps_every_item_once(point, seed, moto_aws, sqs_cl
 @pytest.mark.parametrize("seed", range(3, 23))
 @pytest.mark.parametrize("point", POINTS)
 def test_full_matrix(point, seed, moto_aws, sqs_client, mongo, audio_server, loaded_model):
-    v = run_scenario(point, seed, items=300, model=loaded_model, sqs=sqs_client, mongo=mongo,
-                     server=audio_server, deadline_s=600)
+    v = run_scenario(
+        point, seed, items=300, model=loaded_model, sqs=sqs_client, mongo=mongo, server=audio_server, deadline_s=600
+    )
     _check(v)

@@ -19,15 +19,28 @@ from tests.faults.crashkit import RESULTS, CountingScreen, Crash, make_recording
 
 
 def test_crash_between_send_and_watermark_save_rerun_resends_results_stay_single(
-        mongo, make_settings, sqs_client, make_queue, audio_server, loaded_model, monkeypatch):
+    mongo, make_settings, sqs_client, make_queue, audio_server, loaded_model, monkeypatch
+):
     db = mongo["nipun"]
     n_docs = 12  # 24 rows, pages of 10
     recs = make_recordings(2 * n_docs, 17)
     t0 = dt.datetime(2025, 12, 20, 4, tzinfo=dt.timezone.utc)
-    docs = [student_doc(assessment(
-        teacher=[subject(url=audio_server.put(f"/d{i}t.wav", recs[2 * i]), created=t0 + dt.timedelta(seconds=i))],
-        admin=[subject(url=audio_server.put(f"/d{i}a.wav", recs[2 * i + 1]), created=t0 + dt.timedelta(seconds=i, hours=5))]))
-        for i in range(n_docs)]
+    docs = [
+        student_doc(
+            assessment(
+                teacher=[
+                    subject(url=audio_server.put(f"/d{i}t.wav", recs[2 * i]), created=t0 + dt.timedelta(seconds=i))
+                ],
+                admin=[
+                    subject(
+                        url=audio_server.put(f"/d{i}a.wav", recs[2 * i + 1]),
+                        created=t0 + dt.timedelta(seconds=i, hours=5),
+                    )
+                ],
+            )
+        )
+        for i in range(n_docs)
+    ]
     db["student_assessment_record"].insert_many(docs)
     url = make_queue(visibility=30)
     settings = make_settings(test_date=DAY, sqs_queue_url=url, discovery_batch_size=10)
@@ -43,8 +56,9 @@ def test_crash_between_send_and_watermark_save_rerun_resends_results_stay_single
 
     monkeypatch.setattr(StateRepository, "advance_watermark", dies_on_second_page)
     with pytest.raises(Crash):
-        build_service(settings, db, SqsQueue(sqs_client, url), stop=StopWhenIdle(), clock=clock,
-                      holder="dead").run("backfill")
+        build_service(settings, db, SqsQueue(sqs_client, url), stop=StopWhenIdle(), clock=clock, holder="dead").run(
+            "backfill"
+        )
     attrs = sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
     sent_before = int(attrs["ApproximateNumberOfMessages"])
     assert sent_before == 20  # two pages were sent, only the first one's watermark was saved
@@ -58,11 +72,28 @@ def test_crash_between_send_and_watermark_save_rerun_resends_results_stay_single
     assert report.failed == 0 and in_queue >= 24
 
     screen = CountingScreen(loaded_model)
-    wsettings = make_settings(sqs_queue_url=url, audio_url_allowlist=(audio_server.base,), batch_size=5,
-                              max_concurrency=4, flush_seconds=0.2, sqs_wait_seconds=0, visibility_timeout_seconds=30,
-                              fetch_retries=1, throughput_log_seconds=60, mongo_uri="mongomock://unused")
-    w = build_worker(wsettings, sqs_client=sqs_client, db=db, model_version=loaded_model.version, screen=screen,
-                     policy=AnyOf((IdleShutdown(3.0),)), worker_id="after-crash", defer_seconds=1)
+    wsettings = make_settings(
+        sqs_queue_url=url,
+        audio_url_allowlist=(audio_server.base,),
+        batch_size=5,
+        max_concurrency=4,
+        flush_seconds=0.2,
+        sqs_wait_seconds=0,
+        visibility_timeout_seconds=30,
+        fetch_retries=1,
+        throughput_log_seconds=60,
+        mongo_uri="mongomock://unused",
+    )
+    w = build_worker(
+        wsettings,
+        sqs_client=sqs_client,
+        db=db,
+        model_version=loaded_model.version,
+        screen=screen,
+        policy=AnyOf((IdleShutdown(3.0),)),
+        worker_id="after-crash",
+        defer_seconds=1,
+    )
     stats = w.run().stats
     assert db[RESULTS].count_documents({}) == 24
     assert sorted(screen.count.values()) == [1] * 24  # every row screened once, re-sent copies only acked

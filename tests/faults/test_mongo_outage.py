@@ -50,7 +50,8 @@ class FlakyDb:
 
 
 def test_mongo_outage_window_no_ack_without_write_recovers_without_flooding(
-        make_settings, sqs_client, make_queue, mongo, audio_server, loaded_model, events, monkeypatch):
+    make_settings, sqs_client, make_queue, mongo, audio_server, loaded_model, events, monkeypatch
+):
     from anomaly_cli.worker import outcome
 
     # production retries a transient failure after 10 s, 20 s, ...; 1 s here keeps the test short
@@ -64,14 +65,30 @@ def test_mongo_outage_window_no_ack_without_write_recovers_without_flooding(
     for it in items:
         sqs_client.send_message(QueueUrl=url, MessageBody=it.to_body())
     outage, ledger, screen = Outage(), Ledger(db[RESULTS]), CountingScreen(loaded_model)
-    settings = make_settings(sqs_queue_url=url, audio_url_allowlist=(audio_server.base,), batch_size=5,
-                             max_concurrency=4, flush_seconds=0.2, sqs_wait_seconds=0, visibility_timeout_seconds=30,
-                             fetch_retries=1, throughput_log_seconds=60, mongo_uri="mongomock://unused")
+    settings = make_settings(
+        sqs_queue_url=url,
+        audio_url_allowlist=(audio_server.base,),
+        batch_size=5,
+        max_concurrency=4,
+        flush_seconds=0.2,
+        sqs_wait_seconds=0,
+        visibility_timeout_seconds=30,
+        fetch_retries=1,
+        throughput_log_seconds=60,
+        mongo_uri="mongomock://unused",
+    )
     from anomaly_cli.worker.factory import build_worker
 
-    worker = build_worker(settings, sqs_client=recorded(sqs_client, ledger), db=FlakyDb(db, outage),
-                          model_version=loaded_model.version, screen=screen, policy=AnyOf((IdleShutdown(90.0), AllWritten(db[RESULTS], n))),
-                          worker_id="outage", defer_seconds=1)
+    worker = build_worker(
+        settings,
+        sqs_client=recorded(sqs_client, ledger),
+        db=FlakyDb(db, outage),
+        model_version=loaded_model.version,
+        screen=screen,
+        policy=AnyOf((IdleShutdown(90.0), AllWritten(db[RESULTS], n))),
+        worker_id="outage",
+        defer_seconds=1,
+    )
     outage.on.set()  # Mongo goes away after start-up (indexes were ensured), before the first poll
     report: dict[str, Any] = {}
     th = threading.Thread(target=lambda: report.update(r=worker.run()), daemon=True)

@@ -25,23 +25,34 @@ from tests.worker.conftest import make_item
 
 
 def row_key(body: dict[str, Any]) -> tuple[Any, ...]:
-    return (dt.datetime.fromisoformat(body["source_updated_at"]), body["mongo_doc_id"], body["record_type"],
-            body["subject_id"])
+    return (
+        dt.datetime.fromisoformat(body["source_updated_at"]),
+        body["mongo_doc_id"],
+        body["record_type"],
+        body["subject_id"],
+    )
 
 
 def seed_rows(source: Any, n_docs: int) -> int:
     """``n_docs`` students with a teacher and an admin reading row each, some sharing timestamps."""
     t0 = dt.datetime(2025, 12, 20, 4, tzinfo=dt.timezone.utc)
-    docs = [student_doc(assessment(teacher=[subject(created=t0 + dt.timedelta(seconds=i // 3))],
-                                   admin=[subject(created=t0 + dt.timedelta(seconds=i // 3, hours=5))]))
-            for i in range(n_docs)]
+    docs = [
+        student_doc(
+            assessment(
+                teacher=[subject(created=t0 + dt.timedelta(seconds=i // 3))],
+                admin=[subject(created=t0 + dt.timedelta(seconds=i // 3, hours=5))],
+            )
+        )
+        for i in range(n_docs)
+    ]
     source.insert_many(docs)
     return 2 * n_docs
 
 
 @pytest.mark.parametrize("seed", [3, 4])
-def test_discovery_under_throttling_5xx_and_partial_sends_loses_nothing(seed, mongo, make_settings, sqs_client,
-                                                                         make_queue):
+def test_discovery_under_throttling_5xx_and_partial_sends_loses_nothing(
+    seed, mongo, make_settings, sqs_client, make_queue
+):
     db = mongo["nipun"]
     total = seed_rows(db["student_assessment_record"], 30)
     url = make_queue()
@@ -56,8 +67,13 @@ def test_discovery_under_throttling_5xx_and_partial_sends_loses_nothing(seed, mo
         return None
 
     rng = random.Random(seed)
-    rows = [s["subject_id"] for d in db["student_assessment_record"].find()
-            for a in d["assessments"] for r in ("teacher_record", "admin_record") for s in a[r]["subjects"]]
+    rows = [
+        s["subject_id"]
+        for d in db["student_assessment_record"].find()
+        for a in d["assessments"]
+        for r in ("teacher_record", "admin_record")
+        for s in a[r]["subjects"]
+    ]
     doomed.update(rng.sample(rows, 3))
     client = FaultySqs(sqs_client, seed, ops=("SendMessageBatch",), rate=0.2, partial=0.15, entry_fault=entry_fault)
     settings = make_settings(test_date=DAY, sqs_queue_url=url, discovery_batch_size=10)
@@ -67,7 +83,9 @@ def test_discovery_under_throttling_5xx_and_partial_sends_loses_nothing(seed, mo
         runs += 1
         queue = SqsQueue(client, url, sleep=lambda s: None)
         try:
-            report = build_service(settings, db, queue, stop=StopWhenIdle()).run("backfill" if run == 0 else "incremental")
+            report = build_service(settings, db, queue, stop=StopWhenIdle()).run(
+                "backfill" if run == 0 else "incremental"
+            )
             clean = report.failed == 0
         except Exception as e:  # noqa: BLE001 - a run may end on an SQS outage; the rerun continues
             clean = False
@@ -97,14 +115,22 @@ def _unsent_rows(db: Any, subject_ids: set[str], sent: list[dict[str, Any]]) -> 
             for rt, rec in (("teacher", "teacher_record"), ("admin", "admin_record")):
                 for s in a[rec]["subjects"]:
                     if s["subject_id"] in subject_ids and s["subject_id"] not in sent_ids:
-                        out.append({"source_updated_at": s["subject_created_at"].isoformat(), "mongo_doc_id": str(d["_id"]),
-                                    "record_type": rt, "subject_id": s["subject_id"]})
-    return out or [{"source_updated_at": "9999-12-31T00:00:00+00:00", "mongo_doc_id": "", "record_type": "",
-                    "subject_id": ""}]
+                        out.append(
+                            {
+                                "source_updated_at": s["subject_created_at"].isoformat(),
+                                "mongo_doc_id": str(d["_id"]),
+                                "record_type": rt,
+                                "subject_id": s["subject_id"],
+                            }
+                        )
+    return out or [
+        {"source_updated_at": "9999-12-31T00:00:00+00:00", "mongo_doc_id": "", "record_type": "", "subject_id": ""}
+    ]
 
 
-def test_worker_under_receive_delete_faults_screens_each_item_once(make_settings, sqs_client, make_queue, mongo,
-                                                                   audio_server, loaded_model, events, monkeypatch):
+def test_worker_under_receive_delete_faults_screens_each_item_once(
+    make_settings, sqs_client, make_queue, mongo, audio_server, loaded_model, events, monkeypatch
+):
     from anomaly_cli.worker import batch as batch_mod
 
     monkeypatch.setattr(batch_mod.time, "sleep", lambda s: None)  # ack retries pause 0.5 s, 1 s: not needed here
@@ -114,8 +140,10 @@ def test_worker_under_receive_delete_faults_screens_each_item_once(make_settings
     recs = make_recordings(n, 9)
     items = [make_item(audio_server.put(f"/s{i}.wav", recs[i]), n=i) for i in range(n)]
     for i in range(0, n, 10):
-        sqs_client.send_message_batch(QueueUrl=url, Entries=[{"Id": str(j), "MessageBody": it.to_body()}
-                                                              for j, it in enumerate(items[i:i + 10])])
+        sqs_client.send_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(j), "MessageBody": it.to_body()} for j, it in enumerate(items[i : i + 10])],
+        )
     # some deletes fail for good (the adapter gives up after its retries): those messages come back
     stubborn = {items[k].result_id for k in (2, 11, 23)}
     delete_failures: Counter[str] = Counter()
@@ -129,15 +157,32 @@ def test_worker_under_receive_delete_faults_screens_each_item_once(make_settings
         return None
 
     ledger = Ledger(db[RESULTS])
-    faulty = FaultySqs(sqs_client, 21, ops=("ReceiveMessage", "DeleteMessageBatch"), rate=0.25, partial=0.1,
-                       entry_fault=entry_fault)
+    faulty = FaultySqs(
+        sqs_client, 21, ops=("ReceiveMessage", "DeleteMessageBatch"), rate=0.25, partial=0.1, entry_fault=entry_fault
+    )
     screen = CountingScreen(loaded_model)
-    settings = make_settings(sqs_queue_url=url, audio_url_allowlist=(audio_server.base,), batch_size=5,
-                             max_concurrency=4, flush_seconds=0.2, sqs_wait_seconds=0, visibility_timeout_seconds=2,
-                             fetch_retries=1, throughput_log_seconds=60, mongo_uri="mongomock://unused")
-    worker = build_worker(settings, sqs_client=recorded(faulty, ledger), db=db, model_version=loaded_model.version,
-                          screen=screen, policy=AnyOf((IdleShutdown(20.0), _AllDone(db[RESULTS], n, sqs_client, url))),
-                          worker_id="faults", defer_seconds=1)
+    settings = make_settings(
+        sqs_queue_url=url,
+        audio_url_allowlist=(audio_server.base,),
+        batch_size=5,
+        max_concurrency=4,
+        flush_seconds=0.2,
+        sqs_wait_seconds=0,
+        visibility_timeout_seconds=2,
+        fetch_retries=1,
+        throughput_log_seconds=60,
+        mongo_uri="mongomock://unused",
+    )
+    worker = build_worker(
+        settings,
+        sqs_client=recorded(faulty, ledger),
+        db=db,
+        model_version=loaded_model.version,
+        screen=screen,
+        policy=AnyOf((IdleShutdown(20.0), _AllDone(db[RESULTS], n, sqs_client, url))),
+        worker_id="faults",
+        defer_seconds=1,
+    )
     report = worker.run()
 
     assert report.error is None
@@ -159,7 +204,9 @@ class _AllDone:
         self.results, self.n, self.sqs, self.url = results, n, sqs, url
 
     def should_stop(self, received: int, idle_seconds: float) -> bool:
-        return idle_seconds >= 0.5 and self.results.count_documents({}) >= self.n and _queue_total(self.sqs, self.url) == 0
+        return (
+            idle_seconds >= 0.5 and self.results.count_documents({}) >= self.n and _queue_total(self.sqs, self.url) == 0
+        )
 
     def receive_budget(self, received: int) -> None:
         return None

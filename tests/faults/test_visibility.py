@@ -13,8 +13,20 @@ import pytest
 from anomaly_cli.adapters.storage import Fetcher
 from anomaly_cli.worker.factory import build_worker
 from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown
-from tests.faults.crashkit import (RESULTS, AllWritten, CountingScreen, Crash, DbProxy, FetcherProxy, KillSwitch,
-                                   Ledger, SqsProxy, make_recordings, recorded, shrink_claims)
+from tests.faults.crashkit import (
+    RESULTS,
+    AllWritten,
+    CountingScreen,
+    Crash,
+    DbProxy,
+    FetcherProxy,
+    KillSwitch,
+    Ledger,
+    SqsProxy,
+    make_recordings,
+    recorded,
+    shrink_claims,
+)
 from tests.worker.conftest import make_item, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -22,10 +34,20 @@ VISIBILITY = 3
 
 
 def _settings(make_settings: Any, url: str, server: Any) -> Any:
-    return make_settings(sqs_queue_url=url, audio_url_allowlist=(server.base,), batch_size=1, max_concurrency=2,
-                         flush_seconds=0.1, sqs_wait_seconds=0, visibility_timeout_seconds=VISIBILITY, fetch_retries=1,
-                         fetch_deadline_seconds=60.0, fetch_read_timeout_seconds=30.0, throughput_log_seconds=60,
-                         mongo_uri="mongomock://unused")
+    return make_settings(
+        sqs_queue_url=url,
+        audio_url_allowlist=(server.base,),
+        batch_size=1,
+        max_concurrency=2,
+        flush_seconds=0.1,
+        sqs_wait_seconds=0,
+        visibility_timeout_seconds=VISIBILITY,
+        fetch_retries=1,
+        fetch_deadline_seconds=60.0,
+        fetch_read_timeout_seconds=30.0,
+        throughput_log_seconds=60,
+        mongo_uri="mongomock://unused",
+    )
 
 
 class Received:
@@ -43,8 +65,9 @@ class Received:
         return getattr(self.ledger, name)
 
 
-def test_slow_item_is_not_redelivered_while_its_worker_lives(make_settings, sqs_client, make_queue, mongo,
-                                                             audio_server, loaded_model):
+def test_slow_item_is_not_redelivered_while_its_worker_lives(
+    make_settings, sqs_client, make_queue, mongo, audio_server, loaded_model
+):
     url = make_queue(visibility=VISIBILITY)
     db = mongo["nipun"]
     item = make_item(audio_server.put("/slow.wav", make_recordings(1, 31)[0], delay=2 * VISIBILITY + 1), n=1)
@@ -53,11 +76,21 @@ def test_slow_item_is_not_redelivered_while_its_worker_lives(make_settings, sqs_
     screen = CountingScreen(loaded_model)
     ledger = Ledger(db[RESULTS])
     seen = [Received(ledger), Received(ledger)]
-    workers = [build_worker(settings, sqs_client=recorded(sqs_client, seen[i]), db=db,
-                            model_version=loaded_model.version, screen=screen, fetcher=Fetcher(settings),
-                            policy=AnyOf((IdleShutdown(4 * VISIBILITY), AllWritten(db[RESULTS], 1))), worker_id=f"w{i}", defer_seconds=1,
-                            heartbeat_fraction=1 / 3)
-               for i in range(2)]
+    workers = [
+        build_worker(
+            settings,
+            sqs_client=recorded(sqs_client, seen[i]),
+            db=db,
+            model_version=loaded_model.version,
+            screen=screen,
+            fetcher=Fetcher(settings),
+            policy=AnyOf((IdleShutdown(4 * VISIBILITY), AllWritten(db[RESULTS], 1))),
+            worker_id=f"w{i}",
+            defer_seconds=1,
+            heartbeat_fraction=1 / 3,
+        )
+        for i in range(2)
+    ]
     threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
     threads[0].start()
     wait_until(lambda: audio_server.active == 1, timeout=60)  # the download is in flight in worker 0
@@ -71,8 +104,9 @@ def test_slow_item_is_not_redelivered_while_its_worker_lives(make_settings, sqs_
     assert db[RESULTS].find_one({"_id": item.result_id})["processing"]["worker_id"] == "w0"
 
 
-def test_after_a_crash_mid_download_the_item_is_redelivered_and_completed(make_settings, sqs_client, make_queue,
-                                                                          mongo, audio_server, loaded_model):
+def test_after_a_crash_mid_download_the_item_is_redelivered_and_completed(
+    make_settings, sqs_client, make_queue, mongo, audio_server, loaded_model
+):
     # claims outlive a short visibility (30 s floor); shrink them like the crash matrix does
     request_undo = shrink_claims(VISIBILITY)
     try:
@@ -81,8 +115,9 @@ def test_after_a_crash_mid_download_the_item_is_redelivered_and_completed(make_s
         request_undo()
 
 
-def _crash_mid_download(make_settings: Any, sqs_client: Any, make_queue: Any, mongo: Any, audio_server: Any,
-                        loaded_model: Any) -> None:
+def _crash_mid_download(
+    make_settings: Any, sqs_client: Any, make_queue: Any, mongo: Any, audio_server: Any, loaded_model: Any
+) -> None:
     url = make_queue(visibility=VISIBILITY)
     db = mongo["nipun"]
     item = make_item(audio_server.put("/slow.wav", make_recordings(1, 32)[0], delay=VISIBILITY + 1), n=1)
@@ -91,10 +126,16 @@ def _crash_mid_download(make_settings: Any, sqs_client: Any, make_queue: Any, mo
     ledger = Ledger(db[RESULTS])
     switch = KillSwitch("never", 0)
     doomed_screen = CountingScreen(loaded_model, switch)
-    doomed = build_worker(settings, sqs_client=SqsProxy(sqs_client, switch, ledger), db=DbProxy(db, switch),
-                          model_version=loaded_model.version, screen=doomed_screen,
-                          fetcher=FetcherProxy(Fetcher(settings), switch), worker_id="doomed",
-                          policy=AnyOf((IdleShutdown(30.0),)))
+    doomed = build_worker(
+        settings,
+        sqs_client=SqsProxy(sqs_client, switch, ledger),
+        db=DbProxy(db, switch),
+        model_version=loaded_model.version,
+        screen=doomed_screen,
+        fetcher=FetcherProxy(Fetcher(settings), switch),
+        worker_id="doomed",
+        policy=AnyOf((IdleShutdown(30.0),)),
+    )
 
     def run() -> None:
         try:
@@ -108,9 +149,17 @@ def _crash_mid_download(make_settings: Any, sqs_client: Any, make_queue: Any, mo
     died_at = time.monotonic()
 
     screen = CountingScreen(loaded_model)
-    taker = build_worker(settings, sqs_client=sqs_client, db=db, model_version=loaded_model.version, screen=screen,
-                         fetcher=Fetcher(settings), worker_id="taker",
-                         policy=AnyOf((IdleShutdown(30.0), AllWritten(db[RESULTS], 1))), defer_seconds=1)
+    taker = build_worker(
+        settings,
+        sqs_client=sqs_client,
+        db=db,
+        model_version=loaded_model.version,
+        screen=screen,
+        fetcher=Fetcher(settings),
+        worker_id="taker",
+        policy=AnyOf((IdleShutdown(30.0), AllWritten(db[RESULTS], 1))),
+        defer_seconds=1,
+    )
     taker.run()
 
     doc = db[RESULTS].find_one({"_id": item.result_id})

@@ -37,7 +37,12 @@ def test_score_json_one_object_per_input(runner, folder):
     res = runner.invoke(app, ["score", str(folder), str(folder / "missing.wav"), "--json"])
     assert res.exit_code == 0, res.output
     rows = _lines(res.stdout)
-    assert [r["input"].rsplit("/", 1)[-1] for r in rows] == ["a_normal.wav", "b_silent.mp3", "c_error.wav", "missing.wav"]
+    assert [r["input"].rsplit("/", 1)[-1] for r in rows] == [
+        "a_normal.wav",
+        "b_silent.mp3",
+        "c_error.wav",
+        "missing.wav",
+    ]
     normal, silent, broken, missing = rows
     assert not normal["is_anomaly"] and normal["features"]["duration_s"] > 5 and normal["model_version"]
     assert silent["reasons"][0]["code"] == "silent" and silent["reasons"][0]["threshold"] is not None
@@ -67,8 +72,16 @@ def test_score_s3_through_the_fetcher(runner, monkeypatch, s3_client, make_audio
     s3_client.create_bucket(Bucket="nipun-audio", CreateBucketConfiguration={"LocationConstraint": "ap-south-1"})
     s3_client.put_object(Bucket="nipun-audio", Key="2025-12-20/x.wav", Body=make_audio("low_volume", 2))
     monkeypatch.setenv("AUDIO_URL_ALLOWLIST", "s3://nipun-audio")
-    res = runner.invoke(app, ["score", "s3://nipun-audio/2025-12-20/x.wav", "s3://nipun-audio/nope.wav",
-                              "s3://other-bucket/y.wav", "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "score",
+            "s3://nipun-audio/2025-12-20/x.wav",
+            "s3://nipun-audio/nope.wav",
+            "s3://other-bucket/y.wav",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     found, missing, refused = _lines(res.stdout)
     assert found["reasons"][0]["code"] == "low_volume"
@@ -87,7 +100,9 @@ def test_model_info(runner):
 def test_model_train_and_evaluate(runner, tmp_path, monkeypatch):
     from anomaly_cli.audio import synth
 
-    res = runner.invoke(app, ["model", "train", "--synthetic", "10", "--seed", "3", "--out", str(tmp_path / "m" / "v7")])
+    res = runner.invoke(
+        app, ["model", "train", "--synthetic", "10", "--seed", "3", "--out", str(tmp_path / "m" / "v7")]
+    )
     assert res.exit_code == 0, res.output
     assert "model v7 written" in res.stdout
     data = tmp_path / "data"

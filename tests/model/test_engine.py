@@ -18,12 +18,24 @@ from tests.model.conftest import MODELS
 
 # label, variant, format, seed: one recording per reason code and per rule-fooling variant
 CASES = [
-    ("silent", "zero", "wav", 1), ("silent", "hiss", "mp3", 2), ("low_volume", "far", "m4a", 3),
-    ("no_speech", "pink", "ogg", 4), ("no_speech", "hum", "wav", 5), ("no_speech", "music", "mp3", 6),
-    ("no_speech", "chime", "m4a", 7), ("no_speech", "tone", "flac", 8), ("noisy", "white", "wav", 9),
-    ("noisy", "babble", "opus", 10), ("clipped", "hard", "wav", 11), ("clipped", "lossy", "mp3", 12),
-    ("dc_offset", "offset", "wav", 13), ("too_short", "short", "3gp", 14), ("truncated", "cut", "wav", 15),
-    ("corrupt", "html", "wav", 16), ("corrupt", "random", "mp3", 17), ("corrupt", "empty", "wav", 18),
+    ("silent", "zero", "wav", 1),
+    ("silent", "hiss", "mp3", 2),
+    ("low_volume", "far", "m4a", 3),
+    ("no_speech", "pink", "ogg", 4),
+    ("no_speech", "hum", "wav", 5),
+    ("no_speech", "music", "mp3", 6),
+    ("no_speech", "chime", "m4a", 7),
+    ("no_speech", "tone", "flac", 8),
+    ("noisy", "white", "wav", 9),
+    ("noisy", "babble", "opus", 10),
+    ("clipped", "hard", "wav", 11),
+    ("clipped", "lossy", "mp3", 12),
+    ("dc_offset", "offset", "wav", 13),
+    ("too_short", "short", "3gp", 14),
+    ("truncated", "cut", "wav", 15),
+    ("corrupt", "html", "wav", 16),
+    ("corrupt", "random", "mp3", 17),
+    ("corrupt", "empty", "wav", 18),
     ("corrupt", "header", "m4a", 19),
 ]
 
@@ -67,8 +79,10 @@ def test_re_encoded_copy_is_a_duplicate_by_fingerprint(shipped_model):
 
     clip = synth.make_clip("normal", np.random.default_rng(21), variant="plain", duration_s=12)
     other = synth.make_clip("normal", np.random.default_rng(22), variant="plain", duration_s=12)
-    fps = [engine.screen_bytes(encode(x, 16000, fmt), shipped_model).audio["fingerprint"]
-           for x, fmt in ((clip.samples, "wav"), (clip.samples * 0.7, "mp3"), (other.samples, "wav"))]
+    fps = [
+        engine.screen_bytes(encode(x, 16000, fmt), shipped_model).audio["fingerprint"]
+        for x, fmt in ((clip.samples, "wav"), (clip.samples * 0.7, "mp3"), (other.samples, "wav"))
+    ]
     a, b, c = (fingerprint.from_text(t) for t in fps)
     assert fingerprint.is_match(a, b) and not fingerprint.is_match(a, c)
 
@@ -98,8 +112,15 @@ def test_long_recording_under_the_cap_is_too_long_by_rule(shipped_model):
     assert s.status == "ok" and "too_long" in s.reason_codes
 
 
-@pytest.mark.parametrize("exc", [errors.NotFound("no such key"), errors.AccessDenied("403"),
-                                 errors.TooLarge("over the cap"), errors.UrlNotAllowed("not allowed")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        errors.NotFound("no such key"),
+        errors.AccessDenied("403"),
+        errors.TooLarge("over the cap"),
+        errors.UrlNotAllowed("not allowed"),
+    ],
+)
 def test_fetch_errors_are_unavailable(exc):
     s = engine.screen_fetch_error(exc, "v9")
     assert s.status == "failed" and s.reason_codes == ["unavailable"]

@@ -14,16 +14,20 @@ from sklearn.ensemble import IsolationForest
 from anomaly_cli.model.outlier import Forest, OutlierModel, fit
 
 
-@pytest.mark.parametrize(("seed", "rows", "cols", "max_features"), [
-    (1, 300, 6, 1.0),    # the tool's setting: every tree reads the columns as they are
-    (2, 40, 3, 1.0),     # fewer rows than max_samples
-    (3, 500, 8, 0.5),    # feature subsampling: trees read a subset of columns
-])
+@pytest.mark.parametrize(
+    ("seed", "rows", "cols", "max_features"),
+    [
+        (1, 300, 6, 1.0),  # the tool's setting: every tree reads the columns as they are
+        (2, 40, 3, 1.0),  # fewer rows than max_samples
+        (3, 500, 8, 0.5),  # feature subsampling: trees read a subset of columns
+    ],
+)
 def test_plain_array_scores_equal_scikit_learns_bit_for_bit(seed, rows, cols, max_features):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((rows, cols)) * rng.uniform(0.1, 10.0, cols)
-    forest = IsolationForest(n_estimators=100, max_samples=min(256, rows), random_state=seed,
-                             max_features=max_features).fit(X)
+    forest = IsolationForest(
+        n_estimators=100, max_samples=min(256, rows), random_state=seed, max_features=max_features
+    ).fit(X)
     exported = Forest.from_sklearn(forest)
     # values just above each root's split: float32 rounding sends about half of them left, as
     # scikit-learn's trees (which compare float32 values) do

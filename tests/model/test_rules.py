@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from anomaly_cli.model.rules import Condition, Rule, RuleSet
 
-RULES = RuleSet((
-    Rule("noisy", ((Condition("snr_db", "<", 6.0, 4.0),),)),
-    Rule("silent", ((Condition("level", "<", -60.0, 10.0),),), suppresses=("low_volume", "noisy")),
-    Rule("low_volume", ((Condition("level", "<", -42.0, 6.0),),)),
-    Rule("dc_offset", ((Condition("dc", "abs>", 0.03),),)),
-    Rule("no_speech", ((Condition("speech", "<", 0.2), Condition("tonal", ">", 0.5)),
-                       (Condition("speech", "<", 0.05), Condition("level", ">", -30.0)))),
-))
+RULES = RuleSet(
+    (
+        Rule("noisy", ((Condition("snr_db", "<", 6.0, 4.0),),)),
+        Rule("silent", ((Condition("level", "<", -60.0, 10.0),),), suppresses=("low_volume", "noisy")),
+        Rule("low_volume", ((Condition("level", "<", -42.0, 6.0),),)),
+        Rule("dc_offset", ((Condition("dc", "abs>", 0.03),),)),
+        Rule(
+            "no_speech",
+            (
+                (Condition("speech", "<", 0.2), Condition("tonal", ">", 0.5)),
+                (Condition("speech", "<", 0.05), Condition("level", ">", -30.0)),
+            ),
+        ),
+    )
+)
 
 
 def test_reasons_come_in_reason_code_order_with_value_and_threshold():
@@ -26,17 +33,19 @@ def test_reasons_come_in_reason_code_order_with_value_and_threshold():
 def test_suppression_and_condition_groups():
     codes = [r.code for r, _ in RULES.evaluate({"snr_db": 2.0, "level": -80.0, "dc": 0.0, "speech": 0.1, "tonal": 0.9})]
     assert codes == ["silent", "no_speech"]
-    codes = [r.code for r, _ in RULES.evaluate({"snr_db": 20.0, "level": -20.0, "dc": 0.0, "speech": 0.1, "tonal": 0.1})]
+    codes = [
+        r.code for r, _ in RULES.evaluate({"snr_db": 20.0, "level": -20.0, "dc": 0.0, "speech": 0.1, "tonal": 0.1})
+    ]
     assert codes == []  # a group needs all its conditions
-    (reason, _), = RULES.evaluate({"snr_db": 20.0, "level": -20.0, "dc": 0.0, "speech": 0.01, "tonal": 0.1})
+    ((reason, _),) = RULES.evaluate({"snr_db": 20.0, "level": -20.0, "dc": 0.0, "speech": 0.01, "tonal": 0.1})
     assert reason.code == "no_speech" and (reason.value, reason.threshold) == (0.01, 0.05)  # second group
     assert reason.detail == "speech 0.01 < 0.05 and level -20 > -30"
 
 
 def test_missing_or_nonfinite_features_never_fire_and_margins_grow():
     assert RULES.evaluate({"snr_db": float("nan")}) == []
-    (_, m1), = RULES.evaluate({"level": -43.0, "snr_db": 20, "dc": 0})
-    (_, m2), = RULES.evaluate({"level": -55.0, "snr_db": 20, "dc": 0})
+    ((_, m1),) = RULES.evaluate({"level": -43.0, "snr_db": 20, "dc": 0})
+    ((_, m2),) = RULES.evaluate({"level": -55.0, "snr_db": 20, "dc": 0})
     assert 0 < m1 < m2
 
 
@@ -50,9 +59,21 @@ def test_round_trip_through_plain_data():
 def test_shipped_rules_judge_speech_content_of_a_quiet_recording_but_not_its_snr():
     from anomaly_cli.model.rules import DEFAULT_RULES
 
-    quiet_noise = {"duration_s": 20.0, "level_p95_dbfs": -55.4, "speech_ratio": 0.0, "band_rhythm_db": 2.98,
-                   "band_snr_db": 3.6, "flux_periodicity": 0.07}
+    quiet_noise = {
+        "duration_s": 20.0,
+        "level_p95_dbfs": -55.4,
+        "speech_ratio": 0.0,
+        "band_rhythm_db": 2.98,
+        "band_snr_db": 3.6,
+        "flux_periodicity": 0.07,
+    }
     assert [r.code for r, _ in DEFAULT_RULES.evaluate(quiet_noise)] == ["low_volume", "no_speech"]
-    quiet_speech = {"duration_s": 20.0, "level_p95_dbfs": -51.4, "speech_ratio": 0.25, "band_rhythm_db": 15.8,
-                    "band_snr_db": 8.0, "flux_periodicity": 0.1}  # low SNR: not judged `noisy` when quiet
+    quiet_speech = {
+        "duration_s": 20.0,
+        "level_p95_dbfs": -51.4,
+        "speech_ratio": 0.25,
+        "band_rhythm_db": 15.8,
+        "band_snr_db": 8.0,
+        "flux_periodicity": 0.1,
+    }  # low SNR: not judged `noisy` when quiet
     assert [r.code for r, _ in DEFAULT_RULES.evaluate(quiet_speech)] == ["low_volume"]

@@ -9,8 +9,17 @@ from anomaly_cli.audio import synth
 from anomaly_cli.model.speechband import NAMES, measure
 
 
-@pytest.mark.parametrize("x", [np.zeros(0), np.zeros(1), np.zeros(16000), np.full(20000, np.nan),
-                               np.ones(16000), np.sign(np.sin(np.arange(32000) / 5.0))])
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.zeros(0),
+        np.zeros(1),
+        np.zeros(16000),
+        np.full(20000, np.nan),
+        np.ones(16000),
+        np.sign(np.sin(np.arange(32000) / 5.0)),
+    ],
+)
 def test_finite_for_edge_inputs(x):
     got = measure(x.astype(np.float32))
     assert set(got) == set(NAMES) and all(np.isfinite(v) for v in got.values())

@@ -15,8 +15,9 @@ THRESHOLD_RTOL = 1e-6
 
 
 def test_training_with_the_default_seed_reproduces_the_shipped_model(tmp_path, shipped_model):
-    meta = train.train(tmp_path / "v1", synthetic=shipped_model.metadata["training"]["normals"],
-                       seed=train.DEFAULT_SEED)
+    meta = train.train(
+        tmp_path / "v1", synthetic=shipped_model.metadata["training"]["normals"], seed=train.DEFAULT_SEED
+    )
     assert meta["rules"] == shipped_model.metadata["rules"]
     assert meta["feature_names"] == shipped_model.metadata["feature_names"]
     assert meta["outlier"]["threshold"] == pytest.approx(shipped_model.outlier.threshold, rel=THRESHOLD_RTOL)
@@ -50,8 +51,12 @@ def test_report_definitions():
     assert rep.recall == {"clipped": 0.5, "silent": 1.0}
     assert rep.reason_accuracy == 0.5  # c right, d flagged but first reason wrong, e not flagged
     assert rep.confusion["clipped"] == {"noisy": 1, "none": 1}
-    assert rep.meets_bar() == {"recall:silent": True, "recall:clipped": False, "false_alarm": False,
-                               "reason_accuracy": False}
+    assert rep.meets_bar() == {
+        "recall:silent": True,
+        "recall:clipped": False,
+        "false_alarm": False,
+        "reason_accuracy": False,
+    }
 
 
 def test_report_counts_a_level_reason_before_the_label_as_right_only_when_the_label_follows():
@@ -65,8 +70,9 @@ def test_report_counts_a_level_reason_before_the_label_as_right_only_when_the_la
 
 
 def test_evaluate_a_generated_held_out_set(shipped_model):
-    rep = evaluate.evaluate_synthetic(14, 4321, shipped_model, formats=("wav", "mp3"),
-                                      kinds=[k for k in evaluate.QUALITY_BAR["recall"]] + ["normal"])
+    rep = evaluate.evaluate_synthetic(
+        14, 4321, shipped_model, formats=("wav", "mp3"), kinds=[k for k in evaluate.QUALITY_BAR["recall"]] + ["normal"]
+    )
     d = rep.to_dict()
     assert sum(d["counts"].values()) == 14 and d["counts"]["normal"] >= 4
     assert all(v == 1.0 for v in d["recall"].values()), d["misses"]

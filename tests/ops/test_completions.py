@@ -27,15 +27,20 @@ def test_a_stale_script_is_detected(tmp_path):
     assert completions.main(["--write", str(tmp_path)]) == 0 and completions.main(["--check", str(tmp_path)]) == 0
 
 
-@pytest.mark.parametrize("words, expected", [
-    (["anomaly", "res"], {"rescreen", "results"}),
-    (["anomaly", "results", ""], {"dedupe", "inspect", "show", "--help"}),
-    (["anomaly", "results", "inspect", "2025-12-20", "--an"], {"--anomalies-only"}),
-    (["anomaly", "--log-level", "INFO", "replay-dlq", "--dr"], {"--dry-run"}),
-])
+@pytest.mark.parametrize(
+    "words, expected",
+    [
+        (["anomaly", "res"], {"rescreen", "results"}),
+        (["anomaly", "results", ""], {"dedupe", "inspect", "show", "--help"}),
+        (["anomaly", "results", "inspect", "2025-12-20", "--an"], {"--anomalies-only"}),
+        (["anomaly", "--log-level", "INFO", "replay-dlq", "--dr"], {"--dry-run"}),
+    ],
+)
 def test_bash_script_completes(words, expected):
-    script = (f"source {COMMITTED / 'anomaly.bash'}; COMP_WORDS=({' '.join(repr(w) for w in words)}); "
-              f"COMP_CWORD={len(words) - 1}; _anomaly; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
+    script = (
+        f"source {COMMITTED / 'anomaly.bash'}; COMP_WORDS=({' '.join(repr(w) for w in words)}); "
+        f"COMP_CWORD={len(words) - 1}; _anomaly; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+    )
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30, cwd="/")
     assert out.returncode == 0, out.stderr
     assert set(out.stdout.split()) == expected

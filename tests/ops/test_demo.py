@@ -44,15 +44,35 @@ def test_human_report_renders_every_part(capsys):
     from anomaly_cli.ops.demo import DemoReport
     from anomaly_cli.ops.results import InspectReport
 
-    inspect = InspectReport("2025-12-20", {}, total=12, ok=11, failed=1, anomalies=3, by_reason={"silent": 2, "duplicate": 1},
-                            by_record_type={"teacher": {"total": 12, "anomalies": 3, "failed": 1}}, failures_by_code={"not_audio": 1})
-    report = DemoReport(students=9, seed=1, recordings=12, model_version="v1", model_trained_here=True,
-                        discovery={"enqueued": 12, "pages": 1, "skipped_invalid": {"empty_audio_url": 1}},
-                        worker={"succeeded": 11, "failed_terminal": 1, "items_per_s": 3.0}, inspect=inspect,
-                        per_kind={"normal": {"planted": 8, "flagged": 1, "recall": None, "recall_right_reason": None},
-                                  "silent": {"planted": 2, "flagged": 2, "recall": 1.0, "recall_right_reason": 1.0},
-                                  DUPLICATE: {"planted": 2, "flagged": 1, "recall": 0.5, "recall_right_reason": 0.5}},
-                        false_alarms=1, normals=8, timings_s={"total": 3.2})
+    inspect = InspectReport(
+        "2025-12-20",
+        {},
+        total=12,
+        ok=11,
+        failed=1,
+        anomalies=3,
+        by_reason={"silent": 2, "duplicate": 1},
+        by_record_type={"teacher": {"total": 12, "anomalies": 3, "failed": 1}},
+        failures_by_code={"not_audio": 1},
+    )
+    report = DemoReport(
+        students=9,
+        seed=1,
+        recordings=12,
+        model_version="v1",
+        model_trained_here=True,
+        discovery={"enqueued": 12, "pages": 1, "skipped_invalid": {"empty_audio_url": 1}},
+        worker={"succeeded": 11, "failed_terminal": 1, "items_per_s": 3.0},
+        inspect=inspect,
+        per_kind={
+            "normal": {"planted": 8, "flagged": 1, "recall": None, "recall_right_reason": None},
+            "silent": {"planted": 2, "flagged": 2, "recall": 1.0, "recall_right_reason": 1.0},
+            DUPLICATE: {"planted": 2, "flagged": 1, "recall": 0.5, "recall_right_reason": 0.5},
+        },
+        false_alarms=1,
+        normals=8,
+        timings_s={"total": 3.2},
+    )
     _render(report)
     text = capsys.readouterr().out
     assert "trained just now" in text and "planted vs found" in text and "50%" in text

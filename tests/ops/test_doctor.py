@@ -28,8 +28,12 @@ def test_misconfigured_queue_fails_with_fixes(cli, db, make_queue):
     assert c["visibility timeout"]["status"] == "warn" and "VisibilityTimeout=" in c["visibility timeout"]["fix"]
     assert c["redrive policy"]["status"] == "fail" and "maxReceiveCount" in c["redrive policy"]["fix"]
     # ...and a failure when the worker's own setting is short too
-    c = _checks(cli(["doctor", "--no-model", "--json"], env={"SQS_QUEUE_URL": url, "AUDIO_URL_ALLOWLIST": "s3://audio",
-                                                           "SQS_VISIBILITY_TIMEOUT": "45"}))
+    c = _checks(
+        cli(
+            ["doctor", "--no-model", "--json"],
+            env={"SQS_QUEUE_URL": url, "AUDIO_URL_ALLOWLIST": "s3://audio", "SQS_VISIBILITY_TIMEOUT": "45"},
+        )
+    )
     assert c["visibility timeout"]["status"] == "fail" and "VisibilityTimeout=93" in c["visibility timeout"]["fix"]
     human = cli(["doctor", "--no-model"], env={"SQS_QUEUE_URL": url, "AUDIO_URL_ALLOWLIST": "s3://audio"})
     assert "FAIL" in human.stdout and "problem(s)" in human.stdout
@@ -37,7 +41,9 @@ def test_misconfigured_queue_fails_with_fixes(cli, db, make_queue):
 
 def test_low_max_receive_count_and_short_dlq_retention(cli, db, make_queue):
     url = make_queue(dlq=True, visibility=300, max_receive=2)
-    c = _checks(cli(["doctor", "--no-model", "--json"], env={"SQS_QUEUE_URL": url, "AUDIO_URL_ALLOWLIST": "s3://audio"}))
+    c = _checks(
+        cli(["doctor", "--no-model", "--json"], env={"SQS_QUEUE_URL": url, "AUDIO_URL_ALLOWLIST": "s3://audio"})
+    )
     assert c["maxReceiveCount"]["status"] == "fail"
     assert c["DLQ retention"]["status"] == "warn"
 
@@ -49,8 +55,12 @@ def test_settings_problems(cli, db, make_queue, sqs_client):
     assert r.exit_code == exit_codes.RET_UNHEALTHY
     assert c["audio URL allowlist"]["status"] == "fail" and c["worker visibility timeout"]["status"] == "fail"
     fifo = make_queue(fifo=True)
-    c = _checks(cli(["doctor", "--no-model", "--no-aws", "--json"],
-                    env={"SQS_QUEUE_URL": fifo, "SQS_FIFO_GROUP_ID": "all", "AUDIO_URL_ALLOWLIST": "s3://audio"}))
+    c = _checks(
+        cli(
+            ["doctor", "--no-model", "--no-aws", "--json"],
+            env={"SQS_QUEUE_URL": fifo, "SQS_FIFO_GROUP_ID": "all", "AUDIO_URL_ALLOWLIST": "s3://audio"},
+        )
+    )
     assert c["FIFO message group"]["status"] == "warn"
 
 
@@ -81,9 +91,15 @@ def test_results_made_with_another_id_recipe_and_missing_indexes(cli, db, make_q
 
 
 def test_missing_model_and_unreachable_mongo(cli, make_queue, tmp_path):
-    r = cli(["doctor", "--no-aws", "--json"], env={"MODEL_DIR": str(tmp_path / "none"), "AUDIO_URL_ALLOWLIST": "s3://a",
-                                                   "MONGO_URI": "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300",
-                                                   "MONGO_TIMEOUT_MS": "300"})
+    r = cli(
+        ["doctor", "--no-aws", "--json"],
+        env={
+            "MODEL_DIR": str(tmp_path / "none"),
+            "AUDIO_URL_ALLOWLIST": "s3://a",
+            "MONGO_URI": "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300",
+            "MONGO_TIMEOUT_MS": "300",
+        },
+    )
     c = _checks(r)
     assert r.exit_code == exit_codes.RET_UNHEALTHY
     assert c["model loads"]["status"] == "fail" and c["reachable"]["status"] == "fail"

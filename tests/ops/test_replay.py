@@ -14,7 +14,9 @@ from tests.ops.conftest import make_item
 
 
 def _dlq_of(sqs_client, url):
-    policy = json.loads(sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])
+    policy = json.loads(
+        sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"]
+    )
     return sqs_client.get_queue_url(QueueName=policy["deadLetterTargetArn"].split(":")[-1])["QueueUrl"]
 
 
@@ -39,7 +41,9 @@ def test_dry_run_summarises_without_consuming_and_move_leaves_invalid_bodies(cli
     url = make_queue(dlq=True)
     dlq = _dlq_of(sqs_client, url)
     for i in range(4):
-        sqs_client.send_message(QueueUrl=dlq, MessageBody=make_item(i, record_type="admin" if i % 2 else "teacher").to_body())
+        sqs_client.send_message(
+            QueueUrl=dlq, MessageBody=make_item(i, record_type="admin" if i % 2 else "teacher").to_body()
+        )
     other_day = make_item(9, test_date="2025-12-21").to_body()
     sqs_client.send_message(QueueUrl=dlq, MessageBody=other_day)
     sqs_client.send_message(QueueUrl=dlq, MessageBody="{broken")
@@ -69,7 +73,9 @@ def test_include_invalid_and_max(make_queue, sqs_client):
     sqs_client.send_message(QueueUrl=dlq, MessageBody="{broken")
     for i in range(5):
         sqs_client.send_message(QueueUrl=dlq, MessageBody=make_item(i).to_body())
-    rep = replay.move(SqsQueue(sqs_client, dlq), SqsQueue(sqs_client, url), max_messages=3, wait_seconds=0, include_invalid=True)
+    rep = replay.move(
+        SqsQueue(sqs_client, dlq), SqsQueue(sqs_client, url), max_messages=3, wait_seconds=0, include_invalid=True
+    )
     assert rep.moved == 3 and _count(sqs_client, dlq) == 3
     rep = replay.move(SqsQueue(sqs_client, dlq), SqsQueue(sqs_client, url), wait_seconds=0, include_invalid=True)
     assert rep.moved == 3 and _count(sqs_client, dlq) == 0
@@ -81,10 +87,17 @@ def test_fifo_replay_keeps_group_and_attributes_with_a_fresh_dedup_id(make_queue
     dlq = _dlq_of(sqs_client, url)
     item = make_item(1)
     # the original send used dedup id "d1" on the main queue too: a replay reusing it would vanish
-    sqs_client.send_message(QueueUrl=url, MessageBody=item.to_body(), MessageGroupId="school-7", MessageDeduplicationId="d1")
+    sqs_client.send_message(
+        QueueUrl=url, MessageBody=item.to_body(), MessageGroupId="school-7", MessageDeduplicationId="d1"
+    )
     drain_queue(sqs_client, url)
-    sqs_client.send_message(QueueUrl=dlq, MessageBody=item.to_body(), MessageGroupId="school-7", MessageDeduplicationId="d1",
-                            MessageAttributes={"rescreen": {"DataType": "String", "StringValue": "true"}})
+    sqs_client.send_message(
+        QueueUrl=dlq,
+        MessageBody=item.to_body(),
+        MessageGroupId="school-7",
+        MessageDeduplicationId="d1",
+        MessageAttributes={"rescreen": {"DataType": "String", "StringValue": "true"}},
+    )
 
     rep = replay.move(SqsQueue(sqs_client, dlq), SqsQueue(sqs_client, url), wait_seconds=0)
 
@@ -105,7 +118,9 @@ def test_failed_send_deletes_nothing(make_queue, sqs_client):
 
     def refuse_second(parsed, **kwargs):  # SQS keeps refusing entries 1 and 2 (retried once, then reported)
         ok = parsed.get("Successful", [])
-        parsed["Failed"] = [{"Id": e["Id"], "Code": "InternalError", "SenderFault": False, "Message": "x"} for e in ok if e["Id"] != "0"]
+        parsed["Failed"] = [
+            {"Id": e["Id"], "Code": "InternalError", "SenderFault": False, "Message": "x"} for e in ok if e["Id"] != "0"
+        ]
         parsed["Successful"] = [e for e in ok if e["Id"] == "0"]
 
     sqs_client.meta.events.register("after-call.sqs.SendMessageBatch", refuse_second)
@@ -138,17 +153,43 @@ def test_native_move_task_with_stubber():
     stub = Stubber(client)
     dlq_url, main_url = "https://sqs.ap-south-1.amazonaws.com/1/q-dlq", "https://sqs.ap-south-1.amazonaws.com/1/q"
     src, dst = "arn:aws:sqs:ap-south-1:1:q-dlq", "arn:aws:sqs:ap-south-1:1:q"
-    stub.add_response("get_queue_attributes", {"Attributes": {"QueueArn": src}}, {"QueueUrl": dlq_url, "AttributeNames": ["QueueArn"]})
-    stub.add_response("get_queue_attributes", {"Attributes": {"QueueArn": dst}}, {"QueueUrl": main_url, "AttributeNames": ["QueueArn"]})
+    stub.add_response(
+        "get_queue_attributes", {"Attributes": {"QueueArn": src}}, {"QueueUrl": dlq_url, "AttributeNames": ["QueueArn"]}
+    )
+    stub.add_response(
+        "get_queue_attributes",
+        {"Attributes": {"QueueArn": dst}},
+        {"QueueUrl": main_url, "AttributeNames": ["QueueArn"]},
+    )
     stub.add_response("start_message_move_task", {"TaskHandle": "h-1"}, {"SourceArn": src, "DestinationArn": dst})
-    stub.add_response("list_message_move_tasks", {"Results": [{"TaskHandle": "h-1", "Status": "RUNNING", "ApproximateNumberOfMessagesMoved": 40,
-                                                               "ApproximateNumberOfMessagesToMove": 100}]}, {"SourceArn": src, "MaxResults": 1})
-    stub.add_response("list_message_move_tasks", {"Results": [{"Status": "COMPLETED", "ApproximateNumberOfMessagesMoved": 100}]},
-                      {"SourceArn": src, "MaxResults": 1})
+    stub.add_response(
+        "list_message_move_tasks",
+        {
+            "Results": [
+                {
+                    "TaskHandle": "h-1",
+                    "Status": "RUNNING",
+                    "ApproximateNumberOfMessagesMoved": 40,
+                    "ApproximateNumberOfMessagesToMove": 100,
+                }
+            ]
+        },
+        {"SourceArn": src, "MaxResults": 1},
+    )
+    stub.add_response(
+        "list_message_move_tasks",
+        {"Results": [{"Status": "COMPLETED", "ApproximateNumberOfMessagesMoved": 100}]},
+        {"SourceArn": src, "MaxResults": 1},
+    )
     seen = []
     with stub:
-        rep = replay.move_native(client, SqsQueue(client, dlq_url), SqsQueue(client, main_url), sleep=lambda s: None,
-                                 on_progress=lambda t: seen.append(t["Status"]))
+        rep = replay.move_native(
+            client,
+            SqsQueue(client, dlq_url),
+            SqsQueue(client, main_url),
+            sleep=lambda s: None,
+            on_progress=lambda t: seen.append(t["Status"]),
+        )
     stub.assert_no_pending_responses()
     assert (rep.task_handle, rep.native_status, rep.moved, rep.partial) == ("h-1", "COMPLETED", 100, False)
     assert seen == ["RUNNING", "COMPLETED"]
@@ -160,7 +201,9 @@ def test_native_unsupported_is_reported(make_queue, sqs_client):
 
     url = make_queue(dlq=True)
     with pytest.raises(AnomalyError):
-        replay.move_native(sqs_client, SqsQueue(sqs_client, _dlq_of(sqs_client, url)), SqsQueue(sqs_client, url), sleep=lambda s: None)
+        replay.move_native(
+            sqs_client, SqsQueue(sqs_client, _dlq_of(sqs_client, url)), SqsQueue(sqs_client, url), sleep=lambda s: None
+        )
 
 
 def test_native_refuses_filters(cli, make_queue):

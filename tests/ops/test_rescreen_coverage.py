@@ -42,7 +42,9 @@ def test_rescreen_selects_and_marks(cli, db, make_queue, sqs_client):
     assert bad.exit_code == 3
 
 
-def test_rescreen_overwrites_the_result_through_the_real_worker(cli, db, make_queue, sqs_client, s3_client, make_settings):
+def test_rescreen_overwrites_the_result_through_the_real_worker(
+    cli, db, make_queue, sqs_client, s3_client, make_settings
+):
     """GIVEN a failed result from model v1, WHEN rescreened, THEN the worker replaces it (same _id)."""
     from anomaly_cli.screening import Screening
     from anomaly_cli.worker.factory import build_worker
@@ -51,7 +53,9 @@ def test_rescreen_overwrites_the_result_through_the_real_worker(cli, db, make_qu
     url = make_queue()
     s3_client.create_bucket(Bucket="audio", CreateBucketConfiguration={"LocationConstraint": "ap-south-1"})
     s3_client.put_object(Bucket="audio", Key="clip.wav", Body=b"RIFF-not-really-audio")
-    item = dataclasses.replace(make_item(1, url="s3://audio/clip.wav", record_type="adhoc"), source_collection="adhoc:test")
+    item = dataclasses.replace(
+        make_item(1, url="s3://audio/clip.wav", record_type="adhoc"), source_collection="adhoc:test"
+    )
     old = put_result(db, item, screening(failed="access_denied", model="v1"))
     screened = []
 
@@ -61,10 +65,24 @@ def test_rescreen_overwrites_the_result_through_the_real_worker(cli, db, make_qu
 
     r = cli(["rescreen", TEST_DATE, "--status", "failed", "--json"], env={"SQS_QUEUE_URL": url})
     assert json.loads(r.stdout)["sent"] == 1
-    settings = make_settings(sqs_queue_url=url, audio_url_allowlist=("s3://audio",), sqs_wait_seconds=0, flush_seconds=0.1,
-                             batch_size=1, mongo_uri="mongomock://unused")
-    report = build_worker(settings, sqs_client=sqs_client, s3_client=s3_client, db=db, model_version="v2", screen=screen,
-                          policy=AnyOf((IdleShutdown(1.0),)), worker_id="rescreen-test").run()
+    settings = make_settings(
+        sqs_queue_url=url,
+        audio_url_allowlist=("s3://audio",),
+        sqs_wait_seconds=0,
+        flush_seconds=0.1,
+        batch_size=1,
+        mongo_uri="mongomock://unused",
+    )
+    report = build_worker(
+        settings,
+        sqs_client=sqs_client,
+        s3_client=s3_client,
+        db=db,
+        model_version="v2",
+        screen=screen,
+        policy=AnyOf((IdleShutdown(1.0),)),
+        worker_id="rescreen-test",
+    ).run()
     assert report.error is None
     assert len(screened) == 1
     new = db["anomaly_detection_results"].find_one({"_id": old["_id"]})
@@ -73,13 +91,32 @@ def test_rescreen_overwrites_the_result_through_the_real_worker(cli, db, make_qu
 
 
 def _student(i: int, created: dt.datetime, *, subjects: int = 1) -> dict:
-    rows = [{"subject_id": f"s{i}-{k}", "subject_name": "वाचन", "audio_url": f"s3://audio/{i}-{k}.wav",
-             "subject_created_at": created + dt.timedelta(seconds=k)} for k in range(subjects)]
+    rows = [
+        {
+            "subject_id": f"s{i}-{k}",
+            "subject_name": "वाचन",
+            "audio_url": f"s3://audio/{i}-{k}.wav",
+            "subject_created_at": created + dt.timedelta(seconds=k),
+        }
+        for k in range(subjects)
+    ]
     rows.append({"subject_id": f"m{i}", "subject_name": "गणित", "subject_created_at": created})
-    return {"_id": ObjectId(), "student_id": f"STU-{i}", "udise": "2725",
-            "assessments": [{"test_date": dt.datetime(2025, 12, 20), "teacher_record": {"subjects": rows},
-                             "admin_record": {"subjects": [{"subject_id": f"a{i}", "subject_name": "वाचन", "audio_url": "",
-                                                            "subject_created_at": created}]}}]}
+    return {
+        "_id": ObjectId(),
+        "student_id": f"STU-{i}",
+        "udise": "2725",
+        "assessments": [
+            {
+                "test_date": dt.datetime(2025, 12, 20),
+                "teacher_record": {"subjects": rows},
+                "admin_record": {
+                    "subjects": [
+                        {"subject_id": f"a{i}", "subject_name": "वाचन", "audio_url": "", "subject_created_at": created}
+                    ]
+                },
+            }
+        ],
+    }
 
 
 def test_coverage_finds_a_late_synced_row_behind_the_watermark(cli, db, make_queue, sqs_client):
@@ -119,8 +156,12 @@ def test_coverage_counts_the_same_when_rows_are_looked_up_in_small_chunks(cli, d
     base = dt.datetime(2025, 12, 20, 5, 0, tzinfo=dt.timezone.utc)
     for i in range(5):
         db["student_assessment_record"].insert_one(_student(i, base + dt.timedelta(minutes=i), subjects=2))
-    assert cli(["discover", "--mode", "backfill", "--test-date", TEST_DATE, "--json"],
-               env={"SQS_QUEUE_URL": url}).exit_code == 0
+    assert (
+        cli(
+            ["discover", "--mode", "backfill", "--test-date", TEST_DATE, "--json"], env={"SQS_QUEUE_URL": url}
+        ).exit_code
+        == 0
+    )
     enqueued = [parse_message(m["Body"]) for m in drain_queue(sqs_client, url)]
     for item in enqueued[::3]:  # results for rows that fall in different chunks
         put_result(db, item, screening())
@@ -130,7 +171,14 @@ def test_coverage_counts_the_same_when_rows_are_looked_up_in_small_chunks(cli, d
         r = cli(["coverage", TEST_DATE, "--json", "--limit", "3"], env={"SQS_QUEUE_URL": url})
         assert r.exit_code == 0, r.output
         c = json.loads(r.stdout)
-        reports.append((c["eligible"], c["results_total"], c["missing"], c["missing_enqueued"],
-                        [m["result_id"] for m in c["missing_rows"]]))
+        reports.append(
+            (
+                c["eligible"],
+                c["results_total"],
+                c["missing"],
+                c["missing_enqueued"],
+                [m["result_id"] for m in c["missing_rows"]],
+            )
+        )
     assert reports[0][:4] == (10, 4, 6, 6) and len(reports[0][4]) == 3
     assert reports[1] == reports[0] and reports[2] == reports[0]

@@ -20,7 +20,9 @@ def _fill(db):
         docs.append(put_result(db, dataclasses.replace(make_item(i), udise="B"), screening()))
     put_result(db, make_item(17), screening(failed="not_found"))
     put_result(db, make_item(18), screening(failed="not_found"))
-    put_result(db, make_item(19, url="s3://audio/x.wav?X-Amz-Signature=abcdef123456"), screening(reasons=("clipping", "quiet")))
+    put_result(
+        db, make_item(19, url="s3://audio/x.wav?X-Amz-Signature=abcdef123456"), screening(reasons=("clipping", "quiet"))
+    )
     put_result(db, make_item(20, test_date="2025-12-21"), screening(reasons=("quiet",)))
     return docs
 
@@ -73,8 +75,12 @@ def test_show_one_result_with_a_presigned_link_and_by_doc_id(cli, db):
     r = cli(["results", "show", doc["_id"], "--json"])
     assert r.exit_code == 0, r.output
     shown = json.loads(r.stdout)
-    assert shown["verdict"] == "anomaly" and shown["reasons"][0] == {"code": "quiet", "value": -62.0, "threshold": -50.0,
-                                                                     "detail": "p95 frame energy dBFS"}
+    assert shown["verdict"] == "anomaly" and shown["reasons"][0] == {
+        "code": "quiet",
+        "value": -62.0,
+        "threshold": -50.0,
+        "detail": "p95 frame energy dBFS",
+    }
     assert shown["listen_url"].startswith("https://") and "X-Amz-Signature=" in shown["listen_url"]
     assert "audio" in shown["listen_url"] and "/2025-12-20/0.wav?" in shown["listen_url"]
     human = cli(["results", "show", doc["_id"]])
@@ -115,7 +121,9 @@ def test_show_failed_result_and_a_recording_that_cannot_be_linked(cli, db):
 def test_failed_results_are_failures_not_also_anomalies(cli, db):
     from anomaly_cli.screening import Screening
 
-    bad = Screening.failed(code="not_audio", message="an HTML page", stage="decode", reason="corrupt", model_version="v1")
+    bad = Screening.failed(
+        code="not_audio", message="an HTML page", stage="decode", reason="corrupt", model_version="v1"
+    )
     put_result(db, make_item(1), bad)
     put_result(db, make_item(2), screening(reasons=("silent",)))
     s = json.loads(cli(["results", "inspect", TEST_DATE, "--json"]).stdout)

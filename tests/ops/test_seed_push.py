@@ -65,7 +65,10 @@ def test_seed_synthetic_to_fifo_queue_and_dry_run(cli, make_queue, sqs_client):
     dry = cli(["seed-sqs", "--synthetic", "25", "--bucket", "b", "--dry-run", "--json"], env={"SQS_QUEUE_URL": url})
     assert json.loads(dry.stdout)["sent"] == 25 and drain_queue(sqs_client, url) == []
 
-    r = cli(["seed-sqs", "--synthetic", "25", "--bucket", "b", "--test-date", TEST_DATE, "--json"], env={"SQS_QUEUE_URL": url})
+    r = cli(
+        ["seed-sqs", "--synthetic", "25", "--bucket", "b", "--test-date", TEST_DATE, "--json"],
+        env={"SQS_QUEUE_URL": url},
+    )
     assert r.exit_code == 0, r.output
     msgs = drain_queue(sqs_client, url)
     items = [parse_message(m["Body"]) for m in msgs]
@@ -88,8 +91,10 @@ def test_seed_refused_entries_are_counted_not_lost_silently(cli, make_queue, sqs
         client = original(self)
 
         def refuse(parsed, **kwargs):
-            parsed["Failed"] = [{"Id": s["Id"], "Code": "InvalidParameterValue", "SenderFault": True, "Message": "no"}
-                                for s in parsed.get("Successful", [])[:1]]
+            parsed["Failed"] = [
+                {"Id": s["Id"], "Code": "InvalidParameterValue", "SenderFault": True, "Message": "no"}
+                for s in parsed.get("Successful", [])[:1]
+            ]
             parsed["Successful"] = parsed.get("Successful", [])[1:]
 
         client.meta.events.register("after-call.sqs.SendMessageBatch", lambda parsed, **kw: refuse(parsed))
@@ -111,7 +116,11 @@ def test_seed_refused_entries_are_counted_not_lost_silently(cli, make_queue, sqs
 def test_push_urls_plain_and_csv(cli, make_queue, sqs_client, tmp_path):
     url = make_queue()
     plain = "# field recordings\ns3://audio/a.m4a\n\nftp://nope/x\nhttps://audio.example.org/b.wav\ns3://audio/a.m4a\n"
-    r = cli(["push-urls", "-", "--test-date", TEST_DATE, "--name", "ticket-42", "--json"], env={"SQS_QUEUE_URL": url}, input=plain)
+    r = cli(
+        ["push-urls", "-", "--test-date", TEST_DATE, "--name", "ticket-42", "--json"],
+        env={"SQS_QUEUE_URL": url},
+        input=plain,
+    )
     report = json.loads(r.stdout)
     assert r.exit_code == exit_codes.RET_PARTIAL and report["sent"] == 3
     assert report["bad_row_details"][0]["line"] == 4

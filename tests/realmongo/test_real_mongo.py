@@ -25,8 +25,11 @@ import pytest
 
 URI = os.environ.get("ANOMALY_TEST_MONGO_URI", "")
 if not URI:
-    pytest.skip("real-MongoDB suite: set ANOMALY_TEST_MONGO_URI=mongodb://host:port to run it against a server "
-                "(no mongod is available on this machine; see docs/readme/81-bad-input.md)", allow_module_level=True)
+    pytest.skip(
+        "real-MongoDB suite: set ANOMALY_TEST_MONGO_URI=mongodb://host:port to run it against a server "
+        "(no mongod is available on this machine; see docs/readme/81-bad-input.md)",
+        allow_module_level=True,
+    )
 
 from bson import ObjectId  # noqa: E402 - only once the suite runs
 
@@ -38,9 +41,13 @@ DAY = "2025-12-20"
 MIDNIGHT = dt.datetime(2025, 12, 20, tzinfo=UTC)
 READING = "वाचन"
 EMBEDDED = URI.startswith("mongomock://")
-SOURCE_INDEXES = ["assessments.test_date", "assessments.teacher_record.subjects.subject_name",
-                  "assessments.admin_record.subjects.subject_name", "assessments.teacher_record.subjects.subject_created_at",
-                  "assessments.admin_record.subjects.subject_created_at"]
+SOURCE_INDEXES = [
+    "assessments.test_date",
+    "assessments.teacher_record.subjects.subject_name",
+    "assessments.admin_record.subjects.subject_name",
+    "assessments.teacher_record.subjects.subject_created_at",
+    "assessments.admin_record.subjects.subject_created_at",
+]
 
 
 @pytest.fixture(scope="module")
@@ -63,43 +70,84 @@ def db(client: Any) -> Iterator[Any]:
 
 
 def subject(sid: str, created: dt.datetime, *, name: str = READING, url: str | None = None) -> dict[str, Any]:
-    return {"subject_id": sid, "subject_name": name, "audio_url": url or f"s3://nipun-audio/{DAY}/{sid}.m4a",
-            "subject_created_at": created}
+    return {
+        "subject_id": sid,
+        "subject_name": name,
+        "audio_url": url or f"s3://nipun-audio/{DAY}/{sid}.m4a",
+        "subject_created_at": created,
+    }
 
 
 def student(n: int, created: dt.datetime, *, test_date: Any = MIDNIGHT) -> dict[str, Any]:
-    return {"_id": ObjectId(), "student_id": f"STU-{n:05d}", "udise": "27251200104", "assessments": [
-        {"test_date": test_date - dt.timedelta(days=7) if isinstance(test_date, dt.datetime) else test_date,
-         "teacher_record": {"subjects": [subject(f"old-{n}", created - dt.timedelta(days=7))]}},
-        {"test_date": test_date,
-         "teacher_record": {"subjects": [subject(f"math-{n}", created, name="गणित"), subject(f"t-{n}", created)]},
-         "admin_record": {"subjects": [subject(f"a-{n}", created + dt.timedelta(hours=1))]}},
-    ]}
+    return {
+        "_id": ObjectId(),
+        "student_id": f"STU-{n:05d}",
+        "udise": "27251200104",
+        "assessments": [
+            {
+                "test_date": test_date - dt.timedelta(days=7) if isinstance(test_date, dt.datetime) else test_date,
+                "teacher_record": {"subjects": [subject(f"old-{n}", created - dt.timedelta(days=7))]},
+            },
+            {
+                "test_date": test_date,
+                "teacher_record": {
+                    "subjects": [subject(f"math-{n}", created, name="गणित"), subject(f"t-{n}", created)]
+                },
+                "admin_record": {"subjects": [subject(f"a-{n}", created + dt.timedelta(hours=1))]},
+            },
+        ],
+    }
 
 
 def seed_source(db: Any, n: int, other_days: int = 0) -> Any:
     source = db["student_assessment_record"]
     t0 = dt.datetime(2025, 12, 20, 4, tzinfo=UTC)
     docs = [student(i, t0 + dt.timedelta(seconds=i // 3)) for i in range(n)]  # ties: 3 students a second
-    docs += [student(n + i, t0 + dt.timedelta(days=1), test_date=MIDNIGHT + dt.timedelta(days=1))
-             for i in range(other_days)]
+    docs += [
+        student(n + i, t0 + dt.timedelta(days=1), test_date=MIDNIGHT + dt.timedelta(days=1)) for i in range(other_days)
+    ]
     source.insert_many(docs)
     return source
 
 
-def item_for(n: int, *, subject_id: str | None = None, doc_id: str | None = None, url: str | None = None,
-             created: dt.datetime | None = None, record_type: str = "teacher") -> WorkItem:
+def item_for(
+    n: int,
+    *,
+    subject_id: str | None = None,
+    doc_id: str | None = None,
+    url: str | None = None,
+    created: dt.datetime | None = None,
+    record_type: str = "teacher",
+) -> WorkItem:
     created = created or dt.datetime(2025, 12, 20, 5, n % 60, tzinfo=UTC)
-    return WorkItem(source_collection="student_assessment_record", mongo_doc_id=doc_id or str(ObjectId()),
-                    test_date=DAY, record_type=record_type, subject_id=subject_id or f"t-{n}", subject_name=READING,
-                    audio_s3_url=url or f"s3://nipun-audio/{DAY}/t-{n}.m4a", source_updated_at=created,
-                    subject_created_at=created, student_id=f"STU-{n:05d}", udise=None, trace_id=str(uuid.uuid4()),
-                    discovered_at=created)
+    return WorkItem(
+        source_collection="student_assessment_record",
+        mongo_doc_id=doc_id or str(ObjectId()),
+        test_date=DAY,
+        record_type=record_type,
+        subject_id=subject_id or f"t-{n}",
+        subject_name=READING,
+        audio_s3_url=url or f"s3://nipun-audio/{DAY}/t-{n}.m4a",
+        source_updated_at=created,
+        subject_created_at=created,
+        student_id=f"STU-{n:05d}",
+        udise=None,
+        trace_id=str(uuid.uuid4()),
+        discovered_at=created,
+    )
 
 
 def screening(**audio: Any) -> Screening:
-    return Screening(status="ok", is_anomaly=True, anomaly_score=0.8, reasons=(Reason("low_volume", -50.0, -45.0),),
-                     model_version="v-test", features={"rms_dbfs": -50.0}, audio=dict(audio), threshold=0.5)
+    return Screening(
+        status="ok",
+        is_anomaly=True,
+        anomaly_score=0.8,
+        reasons=(Reason("low_volume", -50.0, -45.0),),
+        model_version="v-test",
+        features={"rms_dbfs": -50.0},
+        audio=dict(audio),
+        threshold=0.5,
+    )
 
 
 def _plan_stages(plan: Any) -> Iterator[str]:
@@ -130,8 +178,9 @@ def test_discovery_first_stage_is_an_index_scan(db: Any) -> None:
     for field in SOURCE_INDEXES:
         source.create_index(field)
     pipeline = build_pipeline(DAY, UTC, READING)
-    explained = db.command("explain", {"aggregate": source.name, "pipeline": pipeline, "cursor": {}},
-                           verbosity="queryPlanner")
+    explained = db.command(
+        "explain", {"aggregate": source.name, "pipeline": pipeline, "cursor": {}}, verbosity="queryPlanner"
+    )
     stages = list(_plan_stages(_first_stage_plan(explained)))
     assert "IXSCAN" in stages, stages
     assert "COLLSCAN" not in stages, stages
@@ -152,12 +201,24 @@ def test_backfill_pages_ties_and_cap_on_a_real_server(db: Any, make_settings: Ca
     with mock_aws():
         sqs = boto3.client("sqs", region_name="ap-south-1")
         url = sqs.create_queue(QueueName="rm")["QueueUrl"]
-        settings = make_settings(sqs_queue_url=url, test_date=DAY, mongo_uri="mongomock://unused",
-                                 discovery_batch_size=100, max_records=250, mongo_read_preference="primary")
+        settings = make_settings(
+            sqs_queue_url=url,
+            test_date=DAY,
+            mongo_uri="mongomock://unused",
+            discovery_batch_size=100,
+            max_records=250,
+            mongo_read_preference="primary",
+        )
         report = build_service(settings, db, SqsQueue(sqs, url)).run("backfill")
         items = [parse_message(m["Body"]) for m in drain_queue(sqs, url, max_rounds=100)]
-        rest = make_settings(sqs_queue_url=url, test_date=DAY, mongo_uri="mongomock://unused",
-                             discovery_batch_size=100, max_records=150, mongo_read_preference="primary")
+        rest = make_settings(
+            sqs_queue_url=url,
+            test_date=DAY,
+            mongo_uri="mongomock://unused",
+            discovery_batch_size=100,
+            max_records=150,
+            mongo_read_preference="primary",
+        )
         second = build_service(rest, db, SqsQueue(sqs, url)).run("incremental")  # from the watermark
         items += [parse_message(m["Body"]) for m in drain_queue(sqs, url, max_rounds=100)]
     assert report.fetched == 250 and report.enqueued == 250 and report.pages == 3
@@ -173,12 +234,20 @@ def test_non_array_shapes_are_never_enqueued_on_a_real_server(db: Any) -> None:
     from anomaly_cli.discovery.pipeline import build_pipeline
 
     created = dt.datetime(2025, 12, 20, 5, tzinfo=UTC)
-    db["src"].insert_many([
-        {"_id": 1, "assessments": {"test_date": MIDNIGHT, "teacher_record": {"subjects": [subject("x1", created)]}}},
-        {"_id": 2, "assessments": [{"test_date": MIDNIGHT, "teacher_record": {"subjects": subject("x2", created)}}]},
-        {"_id": 3, "assessments": [{"test_date": MIDNIGHT, "teacher_record": {"subjects": None}}]},
-        {"_id": 4, "assessments": [{"test_date": DAY, "teacher_record": {"subjects": [subject("ok", created)]}}]},
-    ])
+    db["src"].insert_many(
+        [
+            {
+                "_id": 1,
+                "assessments": {"test_date": MIDNIGHT, "teacher_record": {"subjects": [subject("x1", created)]}},
+            },
+            {
+                "_id": 2,
+                "assessments": [{"test_date": MIDNIGHT, "teacher_record": {"subjects": subject("x2", created)}}],
+            },
+            {"_id": 3, "assessments": [{"test_date": MIDNIGHT, "teacher_record": {"subjects": None}}]},
+            {"_id": 4, "assessments": [{"test_date": DAY, "teacher_record": {"subjects": [subject("ok", created)]}}]},
+        ]
+    )
     rows = list(db["src"].aggregate(build_pipeline(DAY, UTC, READING)))
     assert [(r["_id"], r["row"]["subject_id"]) for r in rows] == [(4, "ok")]
 
@@ -191,8 +260,13 @@ def test_state_lease_and_watermark_are_conditional(db: Any) -> None:
     from anomaly_cli.errors import LeaseHeld
 
     now = [dt.datetime(2025, 12, 20, 6, tzinfo=UTC)]
-    repo = StateRepository(db["anomaly_pipeline_state"], pipeline_name="audio_anomaly",
-                           source_collection="student_assessment_record", clock=lambda: now[0], lease_seconds=60)
+    repo = StateRepository(
+        db["anomaly_pipeline_state"],
+        pipeline_name="audio_anomaly",
+        source_collection="student_assessment_record",
+        clock=lambda: now[0],
+        lease_seconds=60,
+    )
     repo.ensure_indexes()
     repo.acquire(DAY, "run-a", mode="backfill")
     with pytest.raises(LeaseHeld):
@@ -211,8 +285,9 @@ def test_state_lease_and_watermark_are_conditional(db: Any) -> None:
     assert doc["_id"] == f"audio_anomaly:enqueue:student_assessment_record:{DAY}" and doc["test_date"] == DAY
     assert db["anomaly_pipeline_state"].count_documents({"test_date": DAY}) == 1
     with pytest.raises(DuplicateKeyError):  # the spec's unique index holds on the server
-        db["anomaly_pipeline_state"].insert_one({k: doc[k] for k in ("pipeline_name", "stage", "source_collection",
-                                                                       "test_date")} | {"_id": "another"})
+        db["anomaly_pipeline_state"].insert_one(
+            {k: doc[k] for k in ("pipeline_name", "stage", "source_collection", "test_date")} | {"_id": "another"}
+        )
 
 
 # ----- results: bulk writes, lookups, duplicates ----------------------------------------------------
@@ -224,8 +299,11 @@ def test_result_bulk_writes_first_write_wins_and_lookups(db: Any) -> None:
     repo = ResultRepository(db["anomaly_detection_results"])
     repo.ensure_indexes()
     keys = {tuple(k for k, _ in v["key"]) for v in db["anomaly_detection_results"].index_information().values()}
-    for spec in [("source.mongo_doc_id", "source.test_date", "source.record_type", "source.subject_id"),
-                 ("source.test_date", "processing.processed_at"), ("source.test_date", "inference.is_anomaly")]:
+    for spec in [
+        ("source.mongo_doc_id", "source.test_date", "source.record_type", "source.subject_id"),
+        ("source.test_date", "processing.processed_at"),
+        ("source.test_date", "inference.is_anomaly"),
+    ]:
         assert spec in keys
     items = [item_for(n) for n in range(25)]
     first = [D.build_result(i, screening(sha256=f"h{n}"), worker_id="w1", attempt=1) for n, i in enumerate(items)]
@@ -243,11 +321,21 @@ def test_result_bulk_writes_first_write_wins_and_lookups(db: Any) -> None:
     assert db["anomaly_detection_results"].count_documents({"source.test_date": dt.datetime(2025, 12, 20)}) == 26
     # lookups by _id and by natural key (a legacy result with another _id recipe)
     legacy = item_for(500, subject_id="legacy-1")
-    db["anomaly_detection_results"].insert_one({"_id": "legacy-recipe-id", "source": {
-        "mongo_doc_id": legacy.mongo_doc_id, "test_date": MIDNIGHT, "record_type": "teacher", "subject_id": "legacy-1"}})
+    db["anomaly_detection_results"].insert_one(
+        {
+            "_id": "legacy-recipe-id",
+            "source": {
+                "mongo_doc_id": legacy.mongo_doc_id,
+                "test_date": MIDNIGHT,
+                "record_type": "teacher",
+                "subject_id": "legacy-1",
+            },
+        }
+    )
     fresh = item_for(501)
-    found = existing_results(db["anomaly_detection_results"], [(i.result_id, i.natural_key)
-                                                               for i in (items[3], legacy, fresh)])
+    found = existing_results(
+        db["anomaly_detection_results"], [(i.result_id, i.natural_key) for i in (items[3], legacy, fresh)]
+    )
     assert found == {items[3].result_id, legacy.result_id}
 
 
@@ -261,10 +349,16 @@ def test_duplicate_lookup_flags_the_later_recording_once(db: Any) -> None:
     late = item_for(2, created=dt.datetime(2025, 12, 20, 6, 0, tzinfo=UTC))
     other = item_for(3, created=dt.datetime(2025, 12, 20, 7, 0, tzinfo=UTC))
     same = dict(sha256="a" * 64, pcm_sha256="b" * 64, fp_bands=["k1", "k2"], duration_s=12.0)
-    docs = [D.build_result(early, screening(**same), worker_id="w", attempt=1),
-            D.build_result(late, screening(**same), worker_id="w", attempt=1),
-            D.build_result(other, screening(sha256="c" * 64, pcm_sha256="d" * 64, fp_bands=["k9"], duration_s=12.0),
-                           worker_id="w", attempt=1)]
+    docs = [
+        D.build_result(early, screening(**same), worker_id="w", attempt=1),
+        D.build_result(late, screening(**same), worker_id="w", attempt=1),
+        D.build_result(
+            other,
+            screening(sha256="c" * 64, pcm_sha256="d" * 64, fp_bands=["k9"], duration_s=12.0),
+            worker_id="w",
+            attempt=1,
+        ),
+    ]
     for d in docs:  # the later one screened first: it gains the flag when the earlier one lands
         d["processing"]["status"] = "ok"
         d["inference"]["reason_codes"] = []
@@ -305,8 +399,7 @@ def test_backlink_lands_in_the_right_nested_row_and_recheck_sees_rows(db: Any) -
     assert all("anomaly" not in r for r in after["assessments"][0]["teacher_record"]["subjects"])  # other date
     assert all("anomaly" not in r for r in after["assessments"][1]["admin_record"]["subjects"])
     others = [d for d in source.find({"_id": {"$ne": doc["_id"]}})]
-    assert all("anomaly" not in r for d in others for a in d["assessments"]
-               for r in a["teacher_record"]["subjects"])
+    assert all("anomaly" not in r for d in others for a in d["assessments"] for r in a["teacher_record"]["subjects"])
 
 
 def test_claims_let_one_worker_of_two_screen_an_item(db: Any) -> None:

@@ -12,16 +12,43 @@ T = dt.datetime(2025, 12, 20, 5, 41, 7, tzinfo=dt.timezone.utc)
 
 
 def item(url: str = "https://b.s3.ap-south-1.amazonaws.com/k.m4a?X-Amz-Signature=abc&X-Amz-Credential=x") -> WorkItem:
-    return WorkItem("student_assessment_record", "6761f0c2a1b2c3d4e5f60718", "2025-12-20", "teacher", "sub-8f2a",
-                    "वाचन", url, T, T, "STU-1", "2725", "trace", T)
+    return WorkItem(
+        "student_assessment_record",
+        "6761f0c2a1b2c3d4e5f60718",
+        "2025-12-20",
+        "teacher",
+        "sub-8f2a",
+        "वाचन",
+        url,
+        T,
+        T,
+        "STU-1",
+        "2725",
+        "trace",
+        T,
+    )
 
 
 def screening(**kw) -> Screening:
-    base = dict(status="ok", is_anomaly=True, anomaly_score=0.8, reasons=(Reason("noisy", 3.0, 6.0, "snr"),),
-                model_version="v1", features={"rms": 0.1}, threshold=0.5,
-                audio={"format": "m4a", "sample_rate": 44100, "sha256": "s", "pcm_sha256": "p", "fp_bands": ("a", "b"),
-                       "fingerprint": "f", "truncated": False},
-                timings_ms={"decode": 4.0, "features": 2.0, "inference": 1.0})
+    base = dict(
+        status="ok",
+        is_anomaly=True,
+        anomaly_score=0.8,
+        reasons=(Reason("noisy", 3.0, 6.0, "snr"),),
+        model_version="v1",
+        features={"rms": 0.1},
+        threshold=0.5,
+        audio={
+            "format": "m4a",
+            "sample_rate": 44100,
+            "sha256": "s",
+            "pcm_sha256": "p",
+            "fp_bands": ("a", "b"),
+            "fingerprint": "f",
+            "truncated": False,
+        },
+        timings_ms={"decode": 4.0, "features": 2.0, "inference": 1.0},
+    )
     base.update(kw)
     return Screening(**base)
 
@@ -34,10 +61,16 @@ def test_build_result_has_the_documented_shape():
     assert list(doc["source"]) == list(MESSAGE_FIELDS)
     assert doc["source"]["test_date"] == dt.datetime(2025, 12, 20, tzinfo=dt.timezone.utc)
     assert doc["source"]["subject_created_at"] == T
-    assert doc["processing"] == {"status": "ok", "processed_at": now, "worker_id": "w", "attempt": 3,
-                                 "model_version": "v1", "error": None, "screen_count": 1,
-                                 "timings_ms": {"fetch": 12.5, "decode": 4.0, "features": 2.0, "inference": 1.0,
-                                                "total": 30.0}}
+    assert doc["processing"] == {
+        "status": "ok",
+        "processed_at": now,
+        "worker_id": "w",
+        "attempt": 3,
+        "model_version": "v1",
+        "error": None,
+        "screen_count": 1,
+        "timings_ms": {"fetch": 12.5, "decode": 4.0, "features": 2.0, "inference": 1.0, "total": 30.0},
+    }
     assert doc["inference"]["reason_codes"] == ["noisy"]
     assert doc["inference"]["reasons"][0] == {"code": "noisy", "value": 3.0, "threshold": 6.0, "detail": "snr"}
     assert doc["inference"]["duplicate_of"] == []

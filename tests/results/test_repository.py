@@ -15,20 +15,50 @@ from anomaly_cli.screening import Reason, Screening
 _n = itertools.count()
 
 
-def result(*, sha=None, pcm=None, minute=0, doc_id=None, student=None, reasons=(), status="ok", test_date="2025-12-20",
-           fingerprint=None, bands=()) -> dict:
+def result(
+    *,
+    sha=None,
+    pcm=None,
+    minute=0,
+    doc_id=None,
+    student=None,
+    reasons=(),
+    status="ok",
+    test_date="2025-12-20",
+    fingerprint=None,
+    bands=(),
+) -> dict:
     n = next(_n)
     sha, pcm = sha or f"sha{n}", pcm or f"pcm{n}"
     t = dt.datetime(2025, 12, 20, 5, minute, tzinfo=dt.timezone.utc)
-    item = WorkItem("src", doc_id or f"doc{n}", test_date, "teacher", f"sub{n}", "वाचन", f"s3://b/{n}.m4a", t, t,
-                    student, None, "trace", t)
+    item = WorkItem(
+        "src",
+        doc_id or f"doc{n}",
+        test_date,
+        "teacher",
+        f"sub{n}",
+        "वाचन",
+        f"s3://b/{n}.m4a",
+        t,
+        t,
+        student,
+        None,
+        "trace",
+        t,
+    )
     if status == "ok":
-        s = Screening(status="ok", is_anomaly=bool(reasons), anomaly_score=0.2, reasons=tuple(Reason(r) for r in reasons),
-                      model_version="v1", audio={"sha256": sha, "pcm_sha256": pcm, "fingerprint": fingerprint,
-                                                 "fp_bands": list(bands)})
+        s = Screening(
+            status="ok",
+            is_anomaly=bool(reasons),
+            anomaly_score=0.2,
+            reasons=tuple(Reason(r) for r in reasons),
+            model_version="v1",
+            audio={"sha256": sha, "pcm_sha256": pcm, "fingerprint": fingerprint, "fp_bands": list(bands)},
+        )
     else:
-        s = Screening.failed(code="undecodable", message="x", stage="decode", reason="corrupt", model_version="v1",
-                             audio={"sha256": sha})
+        s = Screening.failed(
+            code="undecodable", message="x", stage="decode", reason="corrupt", model_version="v1", audio={"sha256": sha}
+        )
     return D.build_result(item, s, worker_id="w", attempt=1)
 
 
@@ -61,13 +91,18 @@ def test_first_write_wins(repo):
 def test_replace_overwrites_and_counts_screens(repo):
     first = result()
     repo.insert_if_absent([first])
-    again = dict(first, processing=dict(first["processing"], worker_id="rescreener"),
-                 created_at=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc))
+    again = dict(
+        first,
+        processing=dict(first["processing"], worker_id="rescreener"),
+        created_at=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc),
+    )
     rep = repo.replace([again])
     stored = repo.collection.find_one({"_id": first["_id"]})
     assert rep.replaced == (first["_id"],)
     assert stored["processing"]["worker_id"] == "rescreener" and stored["processing"]["screen_count"] == 2
-    assert stored["created_at"] == first["created_at"].replace(microsecond=first["created_at"].microsecond // 1000 * 1000)
+    assert stored["created_at"] == first["created_at"].replace(
+        microsecond=first["created_at"].microsecond // 1000 * 1000
+    )
 
 
 def test_exact_duplicate_flags_the_later_recording_even_when_screened_first(repo):
@@ -88,17 +123,24 @@ def test_exact_duplicate_flags_the_later_recording_even_when_screened_first(repo
 
 def test_excluded_and_same_child_and_other_dates_do_not_match(repo):
     base = result(pcm="quiet", minute=1)
-    others = [result(pcm="quiet", minute=2, reasons=("silent",)),
-              result(pcm="quiet", minute=3, doc_id=base["source"]["mongo_doc_id"]),
-              result(pcm="quiet", minute=4, test_date="2025-12-21"),
-              result(sha="x", pcm="quiet", minute=5, status="failed")]
+    others = [
+        result(pcm="quiet", minute=2, reasons=("silent",)),
+        result(pcm="quiet", minute=3, doc_id=base["source"]["mongo_doc_id"]),
+        result(pcm="quiet", minute=4, test_date="2025-12-21"),
+        result(sha="x", pcm="quiet", minute=5, status="failed"),
+    ]
     repo.insert_if_absent([base] + others)
     assert repo.check_duplicates([base] + others) == []
 
 
 def test_sweep_is_order_independent_and_dry_run_writes_nothing(repo, mongo):
-    docs = [result(sha="A", minute=3), result(sha="A", minute=1), result(pcm="B", minute=2), result(pcm="B", minute=4),
-            result(sha="lonely", minute=5)]
+    docs = [
+        result(sha="A", minute=3),
+        result(sha="A", minute=1),
+        result(pcm="B", minute=2),
+        result(pcm="B", minute=4),
+        result(sha="lonely", minute=5),
+    ]
     repo.insert_if_absent(docs)
     dry = repo.dedupe_sweep("2025-12-20", dry_run=True)
     assert dry.newly_flagged == [] and repo.collection.count_documents({"inference.reason_codes": "duplicate"}) == 0

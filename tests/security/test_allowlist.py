@@ -60,8 +60,12 @@ def fetcher(make_settings: Callable, servers: tuple) -> Callable[..., Fetcher]:
     allowed, _ = servers
 
     def make(resolver: Resolver | None = None, extra: tuple[str, ...] = (), s3_client: Any = None) -> Fetcher:
-        s = make_settings(audio_url_allowlist=(allowed.base, f"s3://{BUCKET}", "audio.example.org", *extra),
-                          fetch_retries=1, fetch_deadline_seconds=10.0, fetch_read_timeout_seconds=5.0)
+        s = make_settings(
+            audio_url_allowlist=(allowed.base, f"s3://{BUCKET}", "audio.example.org", *extra),
+            fetch_retries=1,
+            fetch_deadline_seconds=10.0,
+            fetch_read_timeout_seconds=5.0,
+        )
         return Fetcher(s, s3_client, resolve=resolver or Resolver(), sleep=lambda s: None)
 
     return make
@@ -101,23 +105,31 @@ def test_refused_before_any_request(name: str, fetcher: Callable, servers: tuple
     assert resolver.asked == []  # refused from the allowlist alone, before DNS
 
 
-@pytest.mark.parametrize("url", [
-    "s3://other-bucket/k.wav",
-    "https://other-bucket.s3.ap-south-1.amazonaws.com/k.wav",
-    "https://s3.ap-south-1.amazonaws.com/other-bucket/k.wav",
-    f"s3://{BUCKET}.evil/k.wav",
-])
-def test_other_buckets_are_refused_before_any_s3_call(url: str, fetcher: Callable, s3_requests: list,
-                                                     s3_client: Any) -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://other-bucket/k.wav",
+        "https://other-bucket.s3.ap-south-1.amazonaws.com/k.wav",
+        "https://s3.ap-south-1.amazonaws.com/other-bucket/k.wav",
+        f"s3://{BUCKET}.evil/k.wav",
+    ],
+)
+def test_other_buckets_are_refused_before_any_s3_call(
+    url: str, fetcher: Callable, s3_requests: list, s3_client: Any
+) -> None:
     with pytest.raises(errors.UrlNotAllowed):
         fetcher(s3_client=s3_client).fetch(url)
     assert s3_requests == []
 
 
-@pytest.mark.parametrize("answers", [["127.0.0.1"], ["169.254.169.254"], ["10.0.0.7"], ["93.184.216.34", "127.0.0.1"]],
-                         ids=["loopback", "metadata", "private", "rebinding_mix"])
-def test_allowed_name_resolving_to_a_non_public_address_is_refused(answers: list, fetcher: Callable,
-                                                                   servers: tuple) -> None:
+@pytest.mark.parametrize(
+    "answers",
+    [["127.0.0.1"], ["169.254.169.254"], ["10.0.0.7"], ["93.184.216.34", "127.0.0.1"]],
+    ids=["loopback", "metadata", "private", "rebinding_mix"],
+)
+def test_allowed_name_resolving_to_a_non_public_address_is_refused(
+    answers: list, fetcher: Callable, servers: tuple
+) -> None:
     allowed, target = servers
     resolver = Resolver({"audio.example.org": answers})
     with pytest.raises(errors.UrlNotAllowed, match="non-public"):
@@ -138,8 +150,9 @@ REDIRECTS = {
 
 
 @pytest.mark.parametrize("name", sorted(REDIRECTS))
-def test_redirects_out_of_the_allowlist_are_refused(name: str, fetcher: Callable, servers: tuple,
-                                                   s3_requests: list, s3_client: Any) -> None:
+def test_redirects_out_of_the_allowlist_are_refused(
+    name: str, fetcher: Callable, servers: tuple, s3_requests: list, s3_client: Any
+) -> None:
     allowed, target = servers
     url = allowed.route("/hop.wav", "redirect", location=REDIRECTS[name](target))
     resolver = Resolver({"audio.example.org": ["10.1.2.3"]})
@@ -165,8 +178,8 @@ def test_credentials_inside_urls_are_refused(fetcher: Callable, servers: tuple) 
 
 
 def test_the_worker_writes_a_terminal_result_and_the_target_sees_nothing(
-        sqs_client: Any, make_queue: Callable, make_settings: Callable, mongo: Any, servers: tuple,
-        engine_model: Any) -> None:
+    sqs_client: Any, make_queue: Callable, make_settings: Callable, mongo: Any, servers: tuple, engine_model: Any
+) -> None:
     """Through the real worker: refused URLs (direct and by redirect) are answers, not requests."""
     from anomaly_cli.worker.shutdown import MaxMessages
     from tests.conftest import queue_counts
@@ -175,13 +188,23 @@ def test_the_worker_writes_a_terminal_result_and_the_target_sees_nothing(
 
     allowed, target = servers
     hop = allowed.route("/hop.wav", "redirect", location="http://169.254.169.254/latest/meta-data/")
-    items = [valid_item(u, subject_id=f"s{i}") for i, u in enumerate(
-        [f"{target.base}/x.wav", hop, "file:///etc/passwd", "http://169.254.169.254/latest/meta-data/"])]
+    items = [
+        valid_item(u, subject_id=f"s{i}")
+        for i, u in enumerate(
+            [f"{target.base}/x.wav", hop, "file:///etc/passwd", "http://169.254.169.254/latest/meta-data/"]
+        )
+    ]
     url = make_queue()
     for it in items:
         sqs_client.send_message(QueueUrl=url, MessageBody=it.to_body())
-    settings = make_settings(sqs_queue_url=url, audio_url_allowlist=(allowed.base,), sqs_wait_seconds=0,
-                             flush_seconds=0.2, fetch_retries=1, mongo_uri="mongomock://unused")
+    settings = make_settings(
+        sqs_queue_url=url,
+        audio_url_allowlist=(allowed.base,),
+        sqs_wait_seconds=0,
+        flush_seconds=0.2,
+        fetch_retries=1,
+        mongo_uri="mongomock://unused",
+    )
     db = mongo["nipun"]
     report = run_worker(settings, sqs_client=sqs_client, db=db, model=engine_model, policy=MaxMessages(len(items)))
 

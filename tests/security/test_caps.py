@@ -22,8 +22,13 @@ CAP = 1024 * 1024
 @pytest.fixture
 def fetch(make_settings: Callable, hostile: HostileServer) -> Callable[..., Any]:
     def run(url: str, s3_client: Any = None, **overrides: Any) -> Any:
-        values = dict(audio_url_allowlist=(hostile.base, "s3://nipun-audio"), max_audio_bytes=CAP, fetch_retries=1,
-                      fetch_read_timeout_seconds=1.0, fetch_deadline_seconds=2.0)
+        values = dict(
+            audio_url_allowlist=(hostile.base, "s3://nipun-audio"),
+            max_audio_bytes=CAP,
+            fetch_retries=1,
+            fetch_read_timeout_seconds=1.0,
+            fetch_deadline_seconds=2.0,
+        )
         values.update(overrides)
         return Fetcher(make_settings(**values), s3_client, sleep=lambda s: None).fetch(url)
 

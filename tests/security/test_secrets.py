@@ -29,8 +29,10 @@ MONGO_URI = f"mongodb://anomaly_rw:{PASSWORD}@127.0.0.1:1/nipun?authSource=admin
 
 
 def presigned(base: str) -> str:
-    return (f"{base}/2025-12-20/a.wav?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={AWS_KEY_ID}%2F20251220"
-            f"&X-Amz-Security-Token={AWS_TOKEN}&X-Amz-Signature={SIGNATURE}")
+    return (
+        f"{base}/2025-12-20/a.wav?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={AWS_KEY_ID}%2F20251220"
+        f"&X-Amz-Security-Token={AWS_TOKEN}&X-Amz-Signature={SIGNATURE}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +45,23 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, subproc
         url = presigned(srv.base)
         urls_file.write_text(url + "\n")
         env = {
-            "PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "LANG": "C.UTF-8",
-            "MONGO_URI": MONGO_URI, "MONGO_TIMEOUT_MS": "300", "LOG_LEVEL": "DEBUG",
-            "AWS_ACCESS_KEY_ID": AWS_KEY_ID, "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "AWS_SESSION_TOKEN": AWS_TOKEN,
-            "AWS_REGION": "ap-south-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
-            "SQS_QUEUE_URL": "http://127.0.0.1:1/000000000000/work", "AUDIO_URL_ALLOWLIST": f"{srv.base},s3://nipun-audio",
-            "MODEL_DIR": str(ROOT / "models"), "TEST_DATE": "2025-12-20", "SQS_WAIT_SECONDS": "0", "FETCH_RETRIES": "1",
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(tmp),
+            "LANG": "C.UTF-8",
+            "MONGO_URI": MONGO_URI,
+            "MONGO_TIMEOUT_MS": "300",
+            "LOG_LEVEL": "DEBUG",
+            "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+            "AWS_SESSION_TOKEN": AWS_TOKEN,
+            "AWS_REGION": "ap-south-1",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+            "SQS_QUEUE_URL": "http://127.0.0.1:1/000000000000/work",
+            "AUDIO_URL_ALLOWLIST": f"{srv.base},s3://nipun-audio",
+            "MODEL_DIR": str(ROOT / "models"),
+            "TEST_DATE": "2025-12-20",
+            "SQS_WAIT_SECONDS": "0",
+            "FETCH_RETRIES": "1",
             "ANOMALY_ENV_FILE": str(tmp / "none.env"),
         }
         commands = {
@@ -63,9 +76,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, subproc
             "results_inspect_json": ["results", "inspect", "2025-12-20", "--json"],
             "doctor_json": ["doctor", "--json"],
         }
-        procs = {name: subprocess.Popen([sys.executable, "-m", "anomaly_cli", *args], cwd=tmp, env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for name, args in commands.items()}
+        procs = {
+            name: subprocess.Popen(
+                [sys.executable, "-m", "anomaly_cli", *args],
+                cwd=tmp,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name, args in commands.items()
+        }
         out: dict[str, subprocess.CompletedProcess] = {}
         for name, p in procs.items():
             try:
@@ -77,8 +98,18 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, subproc
         yield out
 
 
-NAMES = ["config_show", "config_show_json", "discover_json", "state_show_json", "work", "score_presigned_json",
-         "score_presigned", "push_urls_json", "results_inspect_json", "doctor_json"]
+NAMES = [
+    "config_show",
+    "config_show_json",
+    "discover_json",
+    "state_show_json",
+    "work",
+    "score_presigned_json",
+    "score_presigned",
+    "push_urls_json",
+    "results_inspect_json",
+    "doctor_json",
+]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -88,7 +119,7 @@ def test_no_secret_in_any_output(name: str, runs: dict[str, subprocess.Completed
     assert p.returncode != 2, f"usage error, the command did not run: {p.stderr[-500:]}"
     assert text.strip(), "the command printed nothing: nothing was proven"
     for secret in SECRETS:
-        assert secret not in text, f"{name} leaked {secret[:6]}...: {text[max(0, text.find(secret) - 200):][:400]}"
+        assert secret not in text, f"{name} leaked {secret[:6]}...: {text[max(0, text.find(secret) - 200) :][:400]}"
     assert "Traceback" not in text or "show_locals" not in text
 
 
@@ -124,9 +155,12 @@ def test_json_log_lines_mask_urls_uris_and_keys(monkeypatch: pytest.MonkeyPatch)
     configure_logging("DEBUG", stream=buf)
     try:
         log = get_logger("test")
-        log.info("fetch_failed", url=presigned("https://nipun-audio.s3.amazonaws.com"),
-                 reason=f"cannot connect to {MONGO_URI} with {AWS_SECRET}",
-                 nested={"audio_s3_url": presigned("https://h"), "items": [f"mongodb://u:{PASSWORD}@h"]})
+        log.info(
+            "fetch_failed",
+            url=presigned("https://nipun-audio.s3.amazonaws.com"),
+            reason=f"cannot connect to {MONGO_URI} with {AWS_SECRET}",
+            nested={"audio_s3_url": presigned("https://h"), "items": [f"mongodb://u:{PASSWORD}@h"]},
+        )
         try:
             raise RuntimeError(f"boom {MONGO_URI} sig={SIGNATURE}")
         except RuntimeError as e:
@@ -145,8 +179,9 @@ def test_rich_tracebacks_never_show_locals() -> None:
     assert app.pretty_exceptions_show_locals is False
 
 
-def test_results_commands_never_echo_a_stored_presigned_url(monkeypatch: pytest.MonkeyPatch,
-                                                             embedded_mongo_uri: str) -> None:
+def test_results_commands_never_echo_a_stored_presigned_url(
+    monkeypatch: pytest.MonkeyPatch, embedded_mongo_uri: str
+) -> None:
     """Results keep ``audio_s3_url`` as enqueued (it is an input of ``_id``), presigned or not; the
     results commands show it redacted, and a listening link is a fresh one, never the stored one."""
     from typer.testing import CliRunner
@@ -163,8 +198,9 @@ def test_results_commands_never_echo_a_stored_presigned_url(monkeypatch: pytest.
     s3_signed = valid_item(presigned("https://nipun-audio.s3.ap-south-1.amazonaws.com"), subject_id="s3-signed")
     cdn_signed = valid_item(presigned("https://cdn.example.org"), subject_id="cdn-signed")
     for item in (s3_signed, cdn_signed):
-        screening = Screening.failed(code="access_denied", message="HTTP 403",
-                                     stage="fetch", reason="unavailable", model_version="v1")
+        screening = Screening.failed(
+            code="access_denied", message="HTTP 403", stage="fetch", reason="unavailable", model_version="v1"
+        )
         results.insert_one(D.build_result(item, screening, worker_id="w", attempt=1))
 
     runner = CliRunner()
@@ -183,21 +219,30 @@ def test_results_commands_never_echo_a_stored_presigned_url(monkeypatch: pytest.
     assert json.loads(outputs["show_cdn_json"].stdout)["listen_url"] is None  # nothing to re-share
 
 
-def test_worker_started_names_its_settings_without_secrets(make_settings: Any, mongo: Any, sqs_client: Any,
-                                                           make_queue: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_started_names_its_settings_without_secrets(
+    make_settings: Any, mongo: Any, sqs_client: Any, make_queue: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``worker_started`` logs the effective settings: the URI's host is there, its password is not."""
     from anomaly_cli.log import configure_logging
     from anomaly_cli.worker.factory import build_worker
     from anomaly_cli.worker.shutdown import MaxMessages
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
-    settings = make_settings(sqs_queue_url=make_queue(), mongo_uri=MONGO_URI, sqs_wait_seconds=0,
-                             audio_url_allowlist=("s3://nipun-audio",))
+    settings = make_settings(
+        sqs_queue_url=make_queue(), mongo_uri=MONGO_URI, sqs_wait_seconds=0, audio_url_allowlist=("s3://nipun-audio",)
+    )
     buf = io.StringIO()
     configure_logging("DEBUG", stream=buf)
     try:
-        worker = build_worker(settings, sqs_client=sqs_client, db=mongo["nipun"], model_version="v-test",
-                              screen=lambda data: None, policy=MaxMessages(0), worker_id="w")
+        worker = build_worker(
+            settings,
+            sqs_client=sqs_client,
+            db=mongo["nipun"],
+            model_version="v-test",
+            screen=lambda data: None,
+            policy=MaxMessages(0),
+            worker_id="w",
+        )
         worker.run()
     finally:
         logging.getLogger("anomaly").handlers.clear()
@@ -221,12 +266,25 @@ def test_malformed_mongo_uris_never_echo_the_password(tmp_path: Path) -> None:
     error names the problem and the host, never the password."""
     from anomaly_cli.cli import exit_codes
 
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "MONGO_TIMEOUT_MS": "300", "LOG_LEVEL": "DEBUG",
-           "ANOMALY_ENV_FILE": str(tmp_path / "none.env"), "AWS_REGION": "ap-south-1"}
-    procs = {name: subprocess.Popen([sys.executable, "-m", "anomaly_cli", "state", "show", "2025-12-20", "--json"],
-                                    cwd=tmp_path, env=env | {"MONGO_URI": uri}, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
-             for name, uri in BAD_URIS.items()}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "MONGO_TIMEOUT_MS": "300",
+        "LOG_LEVEL": "DEBUG",
+        "ANOMALY_ENV_FILE": str(tmp_path / "none.env"),
+        "AWS_REGION": "ap-south-1",
+    }
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "anomaly_cli", "state", "show", "2025-12-20", "--json"],
+            cwd=tmp_path,
+            env=env | {"MONGO_URI": uri},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, uri in BAD_URIS.items()
+    }
     for name, p in procs.items():
         stdout, stderr = p.communicate(timeout=120)
         assert p.returncode in (exit_codes.RET_CONFIG, exit_codes.RET_CONNECTION), (name, stdout, stderr[-300:])
@@ -260,13 +318,29 @@ def test_an_unexpected_crash_traceback_shows_no_secret(tmp_path: Path) -> None:
         "import anomaly_cli.discovery.service as s\n"
         "def _boom(self, *a, **k):\n"
         "    raise RuntimeError('injected failure with no secret in its text')\n"
-        "s.DiscoveryService.run = _boom\n")
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PYTHONPATH": str(inject),
-           "MONGO_URI": MONGO_URI, "AWS_ACCESS_KEY_ID": AWS_KEY_ID, "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
-           "AWS_SESSION_TOKEN": AWS_TOKEN, "AWS_REGION": "ap-south-1", "LOG_LEVEL": "DEBUG",
-           "ANOMALY_ENV_FILE": str(tmp_path / "none.env"), "COLUMNS": "200"}
-    p = subprocess.run([sys.executable, "-m", "anomaly_cli", "discover", "--test-date", "2025-12-20", "--dry-run"],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        "s.DiscoveryService.run = _boom\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(inject),
+        "MONGO_URI": MONGO_URI,
+        "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+        "AWS_SESSION_TOKEN": AWS_TOKEN,
+        "AWS_REGION": "ap-south-1",
+        "LOG_LEVEL": "DEBUG",
+        "ANOMALY_ENV_FILE": str(tmp_path / "none.env"),
+        "COLUMNS": "200",
+    }
+    p = subprocess.run(
+        [sys.executable, "-m", "anomaly_cli", "discover", "--test-date", "2025-12-20", "--dry-run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     text = p.stdout + p.stderr
     assert p.returncode != 0 and "injected failure" in text, text[-800:]  # it crashed, with a traceback
     for secret in SECRETS:

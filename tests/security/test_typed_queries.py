@@ -38,14 +38,18 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
     return invoke
 
 
-@pytest.mark.parametrize("args", [
-    ("discover", "--test-date", OPERATOR, "--json"),
-    ("discover", "--test-date", "2025-12-20'; db.dropDatabase(); '", "--json"),
-    ("state", "show", OPERATOR, "--json"),
-    ("state", "reset", OPERATOR, "--yes", "--json"),
-    ("results", "inspect", OPERATOR, "--json"),
-    ("push-urls", "-", "--test-date", OPERATOR, "--json"),
-], ids=["discover", "discover_quote", "state_show", "state_reset", "results_inspect", "push_urls"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("discover", "--test-date", OPERATOR, "--json"),
+        ("discover", "--test-date", "2025-12-20'; db.dropDatabase(); '", "--json"),
+        ("state", "show", OPERATOR, "--json"),
+        ("state", "reset", OPERATOR, "--yes", "--json"),
+        ("results", "inspect", OPERATOR, "--json"),
+        ("push-urls", "-", "--test-date", OPERATOR, "--json"),
+    ],
+    ids=["discover", "discover_quote", "state_show", "state_reset", "results_inspect", "push_urls"],
+)
 def test_cli_rejects_operator_test_dates_before_any_query(args: tuple, cli: Callable) -> None:
     res = cli(*args)
     # refused as invalid input (flags/env: config; positional arguments: usage, the state
@@ -65,11 +69,18 @@ def test_env_test_date_with_an_operator_is_a_config_error(cli: Callable, monkeyp
     assert info.value.field == "TEST_DATE"
 
 
-@pytest.mark.parametrize("field, value", [
-    ("test_date", {"$gt": ""}), ("test_date", OPERATOR), ("mongo_doc_id", {"$ne": None}),
-    ("subject_id", {"$exists": True}), ("record_type", {"$in": ["teacher", "admin"]}),
-    ("source_collection", ["student_assessment_record"]), ("student_id", {"$gt": ""}),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("test_date", {"$gt": ""}),
+        ("test_date", OPERATOR),
+        ("mongo_doc_id", {"$ne": None}),
+        ("subject_id", {"$exists": True}),
+        ("record_type", {"$in": ["teacher", "admin"]}),
+        ("source_collection", ["student_assessment_record"]),
+        ("student_id", {"$gt": ""}),
+    ],
+)
 def test_message_parser_refuses_operators_in_any_field(field: str, value: Any) -> None:
     body = valid_item("https://audio.example.org/a.wav").to_message()
     body[field] = value
@@ -78,8 +89,9 @@ def test_message_parser_refuses_operators_in_any_field(field: str, value: Any) -
 
 
 @pytest.mark.parametrize("name", [".*", "^", OPERATOR, "वा|.*", "(?i)वाचन.*"])
-def test_subject_names_are_matched_literally(name: str, mongo: Any, sqs_client: Any, make_queue: Callable,
-                                            make_settings: Callable) -> None:
+def test_subject_names_are_matched_literally(
+    name: str, mongo: Any, sqs_client: Any, make_queue: Callable, make_settings: Callable
+) -> None:
     """A SUBJECT_NAME full of regex or operator text selects nothing, although reading rows exist."""
     from bson import ObjectId
 
@@ -88,14 +100,33 @@ def test_subject_names_are_matched_literally(name: str, mongo: Any, sqs_client: 
 
     db = mongo["nipun"]
     day = dt.datetime(2025, 12, 20, tzinfo=dt.timezone.utc)
-    db["student_assessment_record"].insert_one({"_id": ObjectId(), "assessments": [{"test_date": day, "teacher_record": {
-        "subjects": [{"subject_id": "s1", "subject_name": "वाचन", "audio_url": "s3://b/k.m4a",
-                      "subject_created_at": day + dt.timedelta(hours=5)}]}}]})
+    db["student_assessment_record"].insert_one(
+        {
+            "_id": ObjectId(),
+            "assessments": [
+                {
+                    "test_date": day,
+                    "teacher_record": {
+                        "subjects": [
+                            {
+                                "subject_id": "s1",
+                                "subject_name": "वाचन",
+                                "audio_url": "s3://b/k.m4a",
+                                "subject_created_at": day + dt.timedelta(hours=5),
+                            }
+                        ]
+                    },
+                }
+            ],
+        }
+    )
     url = make_queue()
-    control = build_service(make_settings(sqs_queue_url=url, test_date="2025-12-20"), db,
-                            SqsQueue(sqs_client, url)).run("backfill", dry_run=True)
+    control = build_service(
+        make_settings(sqs_queue_url=url, test_date="2025-12-20"), db, SqsQueue(sqs_client, url)
+    ).run("backfill", dry_run=True)
     assert control.would_enqueue == 1  # the row is there for the real name
 
-    report = build_service(make_settings(sqs_queue_url=url, test_date="2025-12-20", subject_name=name), db,
-                           SqsQueue(sqs_client, url)).run("backfill", dry_run=True)
+    report = build_service(
+        make_settings(sqs_queue_url=url, test_date="2025-12-20", subject_name=name), db, SqsQueue(sqs_client, url)
+    ).run("backfill", dry_run=True)
     assert report.fetched == 0 and report.would_enqueue == 0

@@ -82,16 +82,34 @@ def audio_server() -> Iterator[AudioServer]:
     srv.httpd.server_close()
 
 
-def make_item(url: str, *, n: int = 0, record_type: str = "adhoc", mongo_doc_id: str | None = None,
-              subject_id: str | None = None, student_id: str | None = None,
-              created: dt.datetime | None = None, test_date: str = TEST_DATE) -> WorkItem:
+def make_item(
+    url: str,
+    *,
+    n: int = 0,
+    record_type: str = "adhoc",
+    mongo_doc_id: str | None = None,
+    subject_id: str | None = None,
+    student_id: str | None = None,
+    created: dt.datetime | None = None,
+    test_date: str = TEST_DATE,
+) -> WorkItem:
     """A work item; ad-hoc by default (no source row behind it)."""
     created = created or dt.datetime(2025, 12, 20, 5, 0, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=n)
     return WorkItem(
-        source_collection="student_assessment_record", mongo_doc_id=mongo_doc_id or f"adhoc-{uuid.uuid4().hex[:12]}",
-        test_date=test_date, record_type=record_type, subject_id=subject_id or f"sub-{n}", subject_name="वाचन",
-        audio_s3_url=url, source_updated_at=created, subject_created_at=created, student_id=student_id, udise=None,
-        trace_id=str(uuid.uuid4()), discovered_at=created)
+        source_collection="student_assessment_record",
+        mongo_doc_id=mongo_doc_id or f"adhoc-{uuid.uuid4().hex[:12]}",
+        test_date=test_date,
+        record_type=record_type,
+        subject_id=subject_id or f"sub-{n}",
+        subject_name="वाचन",
+        audio_s3_url=url,
+        source_updated_at=created,
+        subject_created_at=created,
+        student_id=student_id,
+        udise=None,
+        trace_id=str(uuid.uuid4()),
+        discovered_at=created,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -153,13 +171,18 @@ def screen(loaded_model: Any) -> ScreenCounter:
     return ScreenCounter(loaded_model)
 
 
-
-
 class Rig:
     """A queue, a database and a way to run a worker against them."""
 
-    def __init__(self, sqs_client: Any, mongo: Any, make_settings: Callable[..., Any], queue_url: str,
-                 server: AudioServer, screen: ScreenCounter):
+    def __init__(
+        self,
+        sqs_client: Any,
+        mongo: Any,
+        make_settings: Callable[..., Any],
+        queue_url: str,
+        server: AudioServer,
+        screen: ScreenCounter,
+    ):
         self.sqs = sqs_client
         self.db = mongo["nipun"]
         self.make_settings = make_settings
@@ -172,39 +195,65 @@ class Rig:
         return self.db["anomaly_detection_results"]
 
     def settings(self, **overrides: Any) -> Any:
-        values = dict(sqs_queue_url=self.queue_url, audio_url_allowlist=(self.server.base,), batch_size=5,
-                      max_concurrency=4, flush_seconds=0.2, sqs_wait_seconds=0, visibility_timeout_seconds=30,
-                      fetch_retries=1, fetch_deadline_seconds=30.0, fetch_read_timeout_seconds=15.0,
-                      throughput_log_seconds=0.5, mongo_uri="mongomock://unused")
+        values = dict(
+            sqs_queue_url=self.queue_url,
+            audio_url_allowlist=(self.server.base,),
+            batch_size=5,
+            max_concurrency=4,
+            flush_seconds=0.2,
+            sqs_wait_seconds=0,
+            visibility_timeout_seconds=30,
+            fetch_retries=1,
+            fetch_deadline_seconds=30.0,
+            fetch_read_timeout_seconds=15.0,
+            throughput_log_seconds=0.5,
+            mongo_uri="mongomock://unused",
+        )
         values.update(overrides)
         return self.make_settings(**values)
 
     def send(self, item: WorkItem, *, rescreen: bool = False, body: str | None = None) -> str:
-        kwargs: dict[str, Any] = {"QueueUrl": self.queue_url, "MessageBody": body if body is not None else item.to_body()}
+        kwargs: dict[str, Any] = {
+            "QueueUrl": self.queue_url,
+            "MessageBody": body if body is not None else item.to_body(),
+        }
         if rescreen:
             kwargs["MessageAttributes"] = {"rescreen": {"DataType": "String", "StringValue": "true"}}
         return self.sqs.send_message(**kwargs)["MessageId"]
 
-    def worker(self, *, settings: Any = None, policy: Any = None, queue: Any = None, db: Any = None,
-               **kw: Any) -> Any:
+    def worker(self, *, settings: Any = None, policy: Any = None, queue: Any = None, db: Any = None, **kw: Any) -> Any:
         from anomaly_cli.worker.factory import build_worker
         from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown
 
-        return build_worker(settings or self.settings(), sqs_client=self.sqs, db=db if db is not None else self.db,
-                            model_version=self.screen.model.version, screen=self.screen, queue=queue,
-                            policy=policy or AnyOf((IdleShutdown(1.0),)), worker_id="test-worker", **kw)
+        return build_worker(
+            settings or self.settings(),
+            sqs_client=self.sqs,
+            db=db if db is not None else self.db,
+            model_version=self.screen.model.version,
+            screen=self.screen,
+            queue=queue,
+            policy=policy or AnyOf((IdleShutdown(1.0),)),
+            worker_id="test-worker",
+            **kw,
+        )
 
     def run(self, **kw: Any) -> Any:
         return self.worker(**kw).run()
 
     def visible(self) -> list[dict[str, Any]]:
         """Messages receivable now (they are put back at once)."""
-        resp = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                        MessageSystemAttributeNames=["All"])
+        resp = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageSystemAttributeNames=["All"]
+        )
         msgs = resp.get("Messages", [])
         if msgs:
-            self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(msgs)])
+            self.sqs.change_message_visibility_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                    for i, m in enumerate(msgs)
+                ],
+            )
         return msgs
 
     def counts(self) -> dict[str, int]:
@@ -212,8 +261,9 @@ class Rig:
 
 
 @pytest.fixture
-def rig(sqs_client: Any, mongo: Any, make_settings: Any, make_queue: Any, audio_server: AudioServer,
-        screen: ScreenCounter) -> Rig:
+def rig(
+    sqs_client: Any, mongo: Any, make_settings: Any, make_queue: Any, audio_server: AudioServer, screen: ScreenCounter
+) -> Rig:
     return Rig(sqs_client, mongo, make_settings, make_queue(visibility=30), audio_server, screen)
 
 

@@ -49,7 +49,9 @@ def test_concurrent_deliveries_to_two_workers_screen_once_and_keep_the_first_res
     for t in threads:
         t.start()
     wait_until(lambda: rig.results.count_documents({}) == 1, timeout=30)
-    assert not events.named("item_failed_pre_inference"), [e["reason"] for e in events.named("item_failed_pre_inference")]
+    assert not events.named("item_failed_pre_inference"), [
+        e["reason"] for e in events.named("item_failed_pre_inference")
+    ]
     first = rig.results.find_one({"_id": item.result_id})
     for t in threads:
         t.join(timeout=60)
@@ -121,8 +123,10 @@ class _FailOnceDeletes:
         if self.calls == 1:
             first, rest = kw["Entries"][0], kw["Entries"][1:]
             resp = self._inner.delete_message_batch(QueueUrl=kw["QueueUrl"], Entries=rest) if rest else {}
-            return {"Successful": resp.get("Successful", []),
-                    "Failed": [{"Id": first["Id"], "Code": "InternalError", "Message": "try again", "SenderFault": False}]}
+            return {
+                "Successful": resp.get("Successful", []),
+                "Failed": [{"Id": first["Id"], "Code": "InternalError", "Message": "try again", "SenderFault": False}],
+            }
         return self._inner.delete_message_batch(**kw)
 
     def __getattr__(self, name: str) -> Any:

@@ -23,10 +23,22 @@ def test_success_writes_result_then_acks(rig, recordings, events):
     assert rig.counts() == {"visible": 0, "in_flight": 0}
     assert report.reason == "max_messages" and report.stats["succeeded"] == 1
     names = events.names()
-    for name in ("worker_started", "messages_polled", "message_buffered", "batch_dispatched", "batch_processing_started",
-                 "existing_results_checked", "eligible_keys_resolved", "inference_batch_started",
-                 "feature_build_completed", "inference_batch_completed", "results_upserted", "processed_items_acked",
-                 "batch_processed", "worker_stopped"):
+    for name in (
+        "worker_started",
+        "messages_polled",
+        "message_buffered",
+        "batch_dispatched",
+        "batch_processing_started",
+        "existing_results_checked",
+        "eligible_keys_resolved",
+        "inference_batch_started",
+        "feature_build_completed",
+        "inference_batch_completed",
+        "results_upserted",
+        "processed_items_acked",
+        "batch_processed",
+        "worker_stopped",
+    ):
         assert name in names, name
     # the result write precedes the ack
     assert names.index("results_upserted") < names.index("processed_items_acked")

@@ -46,8 +46,9 @@ def wav() -> bytes:
 
 
 def _pool(fetcher: RecordingFetcher, io_workers: int) -> ScreenPool:
-    pool = ScreenPool(fetcher, io_workers=io_workers, model_version="v1", max_duration_s=600.0, cpu_workers=1,
-                      model_dir=str(MODELS))
+    pool = ScreenPool(
+        fetcher, io_workers=io_workers, model_version="v1", max_duration_s=600.0, cpu_workers=1, model_dir=str(MODELS)
+    )
     pool.warm_up()
     return pool
 
@@ -86,6 +87,7 @@ def test_downloads_wait_for_a_place_in_the_cpu_stage_when_it_falls_behind(wav):
         def done(_):
             with lock:
                 outstanding[0] -= 1
+
         fut.add_done_callback(done)
         return fut
 

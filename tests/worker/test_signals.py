@@ -18,7 +18,6 @@ from anomaly_cli.cli import exit_codes
 from tests.worker.conftest import make_item, wait_until
 
 
-
 @pytest.fixture
 def remote_queue(moto_server: str) -> tuple[Any, str]:
     import boto3
@@ -28,16 +27,35 @@ def remote_queue(moto_server: str) -> tuple[Any, str]:
     return sqs, url
 
 
-def start_worker(tmp_path: Path, model_dir: Path, moto_server: str, queue_url: str, allow: str, *extra: str) -> tuple[subprocess.Popen, Path]:
+def start_worker(
+    tmp_path: Path, model_dir: Path, moto_server: str, queue_url: str, allow: str, *extra: str
+) -> tuple[subprocess.Popen, Path]:
     env = dict(os.environ)
-    env.update({"MONGO_URI": f"mongomock://sig-{uuid.uuid4().hex[:6]}", "AWS_ENDPOINT_URL": moto_server,
-                "SQS_QUEUE_URL": queue_url, "AUDIO_URL_ALLOWLIST": allow, "MODEL_DIR": str(model_dir),
-                "SQS_WAIT_SECONDS": "1", "BATCH_SIZE": "2", "FLUSH_SECONDS": "0.2", "MAX_CONCURRENCY": "4",
-                "CPU_WORKERS": "1", "FETCH_READ_TIMEOUT_SECONDS": "60", "FETCH_DEADLINE_SECONDS": "90",
-                "LOG_LEVEL": "INFO"})
+    env.update(
+        {
+            "MONGO_URI": f"mongomock://sig-{uuid.uuid4().hex[:6]}",
+            "AWS_ENDPOINT_URL": moto_server,
+            "SQS_QUEUE_URL": queue_url,
+            "AUDIO_URL_ALLOWLIST": allow,
+            "MODEL_DIR": str(model_dir),
+            "SQS_WAIT_SECONDS": "1",
+            "BATCH_SIZE": "2",
+            "FLUSH_SECONDS": "0.2",
+            "MAX_CONCURRENCY": "4",
+            "CPU_WORKERS": "1",
+            "FETCH_READ_TIMEOUT_SECONDS": "60",
+            "FETCH_DEADLINE_SECONDS": "90",
+            "LOG_LEVEL": "INFO",
+        }
+    )
     log = tmp_path / "worker.log"
-    proc = subprocess.Popen([sys.executable, "-m", "anomaly_cli", "work", *extra], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anomaly_cli", "work", *extra],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
     return proc, log
 
 
@@ -63,7 +81,9 @@ def receivable(sqs: Any, url: str, want: int) -> int:
     return len(got)
 
 
-def test_sigterm_releases_in_flight_messages_and_exits_0(tmp_path, model_dir, moto_server, remote_queue, audio_server, recordings):
+def test_sigterm_releases_in_flight_messages_and_exits_0(
+    tmp_path, model_dir, moto_server, remote_queue, audio_server, recordings
+):
     sqs, url = remote_queue
     for n in range(4):
         path = f"/slow{n}.wav"

@@ -13,28 +13,44 @@ T0 = dt.datetime(2025, 12, 20, 5, 0, tzinfo=dt.timezone.utc)
 
 
 def row(subject_id: str, url: str, minute: int = 0) -> dict:
-    return {"subject_id": subject_id, "subject_name": "वाचन", "audio_url": url,
-            "subject_created_at": T0 + dt.timedelta(minutes=minute)}
+    return {
+        "subject_id": subject_id,
+        "subject_name": "वाचन",
+        "audio_url": url,
+        "subject_created_at": T0 + dt.timedelta(minutes=minute),
+    }
 
 
 def seed(rig, urls: dict[str, str]) -> ObjectId:
     _id = ObjectId()
-    rig.db["student_assessment_record"].insert_one({
-        "_id": _id, "student_id": "STU-1", "udise": "2725",
-        "assessments": [
-            {"test_date": dt.datetime(2025, 12, 19, tzinfo=dt.timezone.utc), "teacher_record": {"subjects": [
-                row("old", "s3://x/old.wav")]}},
-            {"test_date": dt.datetime(2025, 12, 20, tzinfo=dt.timezone.utc),
-             "teacher_record": {"subjects": [{"subject_id": "math", "subject_name": "गणित"}] +
-                                [row(sid, url, i) for i, (sid, url) in enumerate(urls.items())]},
-             "admin_record": {"subjects": []}},
-        ]})
+    rig.db["student_assessment_record"].insert_one(
+        {
+            "_id": _id,
+            "student_id": "STU-1",
+            "udise": "2725",
+            "assessments": [
+                {
+                    "test_date": dt.datetime(2025, 12, 19, tzinfo=dt.timezone.utc),
+                    "teacher_record": {"subjects": [row("old", "s3://x/old.wav")]},
+                },
+                {
+                    "test_date": dt.datetime(2025, 12, 20, tzinfo=dt.timezone.utc),
+                    "teacher_record": {
+                        "subjects": [{"subject_id": "math", "subject_name": "गणित"}]
+                        + [row(sid, url, i) for i, (sid, url) in enumerate(urls.items())]
+                    },
+                    "admin_record": {"subjects": []},
+                },
+            ],
+        }
+    )
     return _id
 
 
 def teacher_item(doc_id: ObjectId, subject_id: str, url: str, n: int = 0):
-    return make_item(url, n=n, record_type="teacher", mongo_doc_id=str(doc_id), subject_id=subject_id,
-                     student_id="STU-1")
+    return make_item(
+        url, n=n, record_type="teacher", mongo_doc_id=str(doc_id), subject_id=subject_id, student_id="STU-1"
+    )
 
 
 def test_source_gone_or_changed_is_acked_without_a_result(rig, recordings, events):
@@ -91,16 +107,26 @@ def test_backlink_re_resolves_a_row_that_moved(rig, recordings, mongo):
             doc = coll.find_one(*a, **k)
             self.reads += 1
             if self.reads == 1:
-                coll.update_one({"_id": doc_id}, {"$push": {"assessments.1.teacher_record.subjects": {
-                    "$each": [{"subject_id": "new", "subject_name": "वाचन"}], "$position": 0}}})
+                coll.update_one(
+                    {"_id": doc_id},
+                    {
+                        "$push": {
+                            "assessments.1.teacher_record.subjects": {
+                                "$each": [{"subject_id": "new", "subject_name": "वाचन"}],
+                                "$position": 0,
+                            }
+                        }
+                    },
+                )
             return doc
 
         def update_one(self, *a, **k):
             return coll.update_one(*a, **k)
 
     moving = MovesOnce()
-    landed = Backlinker(moving, dt.timezone.utc).write(item, {"_id": item.result_id, "inference": {"is_anomaly": False},
-                                                               "processing": {"model_version": "v1"}})
+    landed = Backlinker(moving, dt.timezone.utc).write(
+        item, {"_id": item.result_id, "inference": {"is_anomaly": False}, "processing": {"model_version": "v1"}}
+    )
     subjects = coll.find_one({"_id": doc_id})["assessments"][1]["teacher_record"]["subjects"]
     assert landed and moving.reads == 2
     assert [s.get("anomaly", {}).get("result_id") for s in subjects] == [None, None, None, item.result_id]

@@ -16,8 +16,15 @@ def progress(label: str, *, total: int | None = None, enabled: bool = True) -> I
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(SpinnerColumn(), TextColumn(f"[bold]{label}[/] {{task.description}}"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=err(), transient=True) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn(f"[bold]{label}[/] {{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err(),
+        transient=True,
+    ) as bar:
         task = bar.add_task("", total=total)
 
         def update(completed: int, description: str = "", **_: Any) -> None:

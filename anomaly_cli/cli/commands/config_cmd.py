@@ -26,8 +26,16 @@ def show(
 
         settings = context.get(ctx).settings()
         values = settings.redacted()
-        rows = [{"name": f.name, "env": env_name(f.name), "value": values[f.name],
-                 "source": settings.sources.get(f.name, "default"), "help": f.metadata["help"]} for f in setting_fields()]
+        rows = [
+            {
+                "name": f.name,
+                "env": env_name(f.name),
+                "value": values[f.name],
+                "source": settings.sources.get(f.name, "default"),
+                "help": f.metadata["help"],
+            }
+            for f in setting_fields()
+        ]
     if json_out:
         emit_json({"settings": rows})
         return

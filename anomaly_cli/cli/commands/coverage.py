@@ -36,12 +36,21 @@ def command(
 
             queue = cli.queue()
             try:
-                dlq = SqsQueue(cli.sqs_client, resolve_dlq(cli.sqs_client, settings.sqs_queue_url, settings.sqs_dlq_url))
+                dlq = SqsQueue(
+                    cli.sqs_client, resolve_dlq(cli.sqs_client, settings.sqs_queue_url, settings.sqs_dlq_url)
+                )
             except ConfigError:
                 dlq = None  # no redrive policy: doctor reports that; coverage shows what exists
         with progress("coverage", enabled=not json_out) as update:
-            report = coverage(settings, cli.db, test_date, queue=queue, dlq=dlq, limit=limit,
-                              on_progress=lambda n: update(n, "source rows read"))
+            report = coverage(
+                settings,
+                cli.db,
+                test_date,
+                queue=queue,
+                dlq=dlq,
+                limit=limit,
+                on_progress=lambda n: update(n, "source rows read"),
+            )
     if json_out:
         emit_json(report.to_dict())
         return
@@ -69,9 +78,16 @@ def _render(r: Any) -> None:
         for c in ("mongo_doc_id", "record type", "subject", "created", "state"):
             m.add_column(c)
         for row in r.missing_rows:
-            m.add_row(row["mongo_doc_id"], row["record_type"], row["subject_id"], row["subject_created_at"].isoformat(timespec="seconds"),
-                      row["state"])
+            m.add_row(
+                row["mongo_doc_id"],
+                row["record_type"],
+                row["subject_id"],
+                row["subject_created_at"].isoformat(timespec="seconds"),
+                row["state"],
+            )
         out().print(m)
     if r.missing_behind_watermark:
-        err().print(f"[yellow]{r.missing_behind_watermark} row(s) behind the watermark were never enqueued[/] "
-                    f"(synced late): run `anomaly discover --mode sweep --test-date {r.test_date}`")
+        err().print(
+            f"[yellow]{r.missing_behind_watermark} row(s) behind the watermark were never enqueued[/] "
+            f"(synced late): run `anomaly discover --mode sweep --test-date {r.test_date}`"
+        )

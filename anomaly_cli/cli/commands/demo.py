@@ -13,7 +13,9 @@ from anomaly_cli.cli.output import emit_json, err, handle_errors, out
 
 def command(
     ctx: typer.Context,
-    students: Annotated[int, typer.Option("--students", min=5, max=5000, help="Students in the generated source collection.")] = 200,
+    students: Annotated[
+        int, typer.Option("--students", min=5, max=5000, help="Students in the generated source collection.")
+    ] = 200,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated world (same seed, same recordings).")] = 7,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:
@@ -48,8 +50,9 @@ class _Phases:
             return None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.progress = Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 console=err())
+        self.progress = Progress(
+            TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err()
+        )
         self.progress.start()
         return self.update
 
@@ -72,12 +75,16 @@ def _render(r: Any) -> None:
     from anomaly_cli.cli.commands.results import render_inspect
 
     d = r.discovery
-    out().print(f"[bold]demo[/]: {r.students} students, {r.recordings} recordings in S3 (moto), model {r.model_version}"
-                + (" [yellow](trained just now: no model in MODEL_DIR)[/]" if r.model_trained_here else ""))
-    out().print(f"discover backfill: {d.get('enqueued')} enqueued in {d.get('pages')} page(s), "
-                f"{sum((d.get('skipped_invalid') or {}).values())} row(s) without audio skipped; "
-                f"work: {r.worker.get('succeeded')} screened, {r.worker.get('failed_terminal')} terminal failures, "
-                f"{r.worker.get('items_per_s')} recordings/s")
+    out().print(
+        f"[bold]demo[/]: {r.students} students, {r.recordings} recordings in S3 (moto), model {r.model_version}"
+        + (" [yellow](trained just now: no model in MODEL_DIR)[/]" if r.model_trained_here else "")
+    )
+    out().print(
+        f"discover backfill: {d.get('enqueued')} enqueued in {d.get('pages')} page(s), "
+        f"{sum((d.get('skipped_invalid') or {}).values())} row(s) without audio skipped; "
+        f"work: {r.worker.get('succeeded')} screened, {r.worker.get('failed_terminal')} terminal failures, "
+        f"{r.worker.get('items_per_s')} recordings/s"
+    )
     render_inspect(r.inspect)
     t = Table(title="planted vs found")
     for c in ("planted kind", "planted", "flagged", "recall", "with that reason"):
@@ -85,7 +92,9 @@ def _render(r: Any) -> None:
     for kind, row in r.per_kind.items():
         if kind == "normal":
             continue
-        t.add_row(kind, str(row["planted"]), str(row["flagged"]), f"{row['recall']:.0%}", f"{row['recall_right_reason']:.0%}")
+        t.add_row(
+            kind, str(row["planted"]), str(row["flagged"]), f"{row['recall']:.0%}", f"{row['recall_right_reason']:.0%}"
+        )
     out().print(t)
     rate = r.false_alarms / r.normals if r.normals else 0.0
     out().print(f"false alarms: {r.false_alarms} of {r.normals} normal readings ({rate:.1%})")

@@ -38,12 +38,22 @@ class _Signals:
 
 def command(
     ctx: typer.Context,
-    mode: Annotated[Optional[str], typer.Option("--mode", help="backfill | incremental | sweep (env MONGO_TO_SQS_MODE).")] = None,
+    mode: Annotated[
+        Optional[str], typer.Option("--mode", help="backfill | incremental | sweep (env MONGO_TO_SQS_MODE).")
+    ] = None,
     test_date: Annotated[Optional[str], typer.Option("--test-date", help="YYYY-MM-DD (env TEST_DATE).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Rows per page (env DISCOVERY_BATCH_SIZE).")] = None,
-    max_records: Annotated[Optional[int], typer.Option("--max-records", help="Cap on rows fetched this run (env MAX_RECORDS).")] = None,
-    subject_name: Annotated[Optional[str], typer.Option("--subject-name", help="Subject to screen (env SUBJECT_NAME, default वाचन).")] = None,
-    poll_interval: Annotated[Optional[float], typer.Option("--poll-interval", help="Incremental: seconds to sleep when nothing is new.")] = None,
+    batch_size: Annotated[
+        Optional[int], typer.Option("--batch-size", help="Rows per page (env DISCOVERY_BATCH_SIZE).")
+    ] = None,
+    max_records: Annotated[
+        Optional[int], typer.Option("--max-records", help="Cap on rows fetched this run (env MAX_RECORDS).")
+    ] = None,
+    subject_name: Annotated[
+        Optional[str], typer.Option("--subject-name", help="Subject to screen (env SUBJECT_NAME, default वाचन).")
+    ] = None,
+    poll_interval: Annotated[
+        Optional[float], typer.Option("--poll-interval", help="Incremental: seconds to sleep when nothing is new.")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be enqueued; change nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the run report as JSON on stdout.")] = False,
 ) -> None:
@@ -54,8 +64,14 @@ def command(
     """
     cli = context.get(ctx)
     with handle_errors(json_out):
-        settings = cli.settings(mongo_to_sqs_mode=mode, test_date=test_date, discovery_batch_size=batch_size,
-                                max_records=max_records, subject_name=subject_name, poll_interval_seconds=poll_interval)
+        settings = cli.settings(
+            mongo_to_sqs_mode=mode,
+            test_date=test_date,
+            discovery_batch_size=batch_size,
+            max_records=max_records,
+            subject_name=subject_name,
+            poll_interval_seconds=poll_interval,
+        )
         settings.require("test_date")
         from anomaly_cli.discovery.service import build_service
 
@@ -68,8 +84,13 @@ def command(
     else:
         _render(report)
     if report.partial:
-        fail("enqueue_failed", f"{report.failed} row(s) could not be enqueued; the watermark stops before the first",
-             hint="rerun the same command: it sends what was missed", exit_code=exit_codes.RET_PARTIAL, json_mode=False)
+        fail(
+            "enqueue_failed",
+            f"{report.failed} row(s) could not be enqueued; the watermark stops before the first",
+            hint="rerun the same command: it sends what was missed",
+            exit_code=exit_codes.RET_PARTIAL,
+            json_mode=False,
+        )
     if report.stopped and report.mode != "incremental":
         raise typer.Exit(exit_codes.RET_INTERRUPTED)
 
@@ -88,10 +109,16 @@ class _progress:
             return None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._progress = Progress(TextColumn("[bold]discover[/] {task.fields[pages]} pages"), BarColumn(),
-                                  MofNCompleteColumn(), TextColumn("{task.fields[rate]:.0f} rows/s"),
-                                  TextColumn("enqueued {task.fields[enqueued]}"), TimeElapsedColumn(),
-                                  console=err(), transient=True)
+        self._progress = Progress(
+            TextColumn("[bold]discover[/] {task.fields[pages]} pages"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:.0f} rows/s"),
+            TextColumn("enqueued {task.fields[enqueued]}"),
+            TimeElapsedColumn(),
+            console=err(),
+            transient=True,
+        )
         self._progress.start()
         self._task = self._progress.add_task("discover", total=self.cap, pages=0, rate=0.0, enqueued=0)
         return self.update
@@ -99,8 +126,13 @@ class _progress:
     def update(self, snap: Mapping[str, Any]) -> None:
         task = self._progress.tasks[0]
         elapsed = task.elapsed or 0.0
-        self._progress.update(self._task, completed=snap["fetched"], pages=snap["pages"], enqueued=snap["enqueued"],
-                              rate=(snap["fetched"] / elapsed) if elapsed > 0 else 0.0)
+        self._progress.update(
+            self._task,
+            completed=snap["fetched"],
+            pages=snap["pages"],
+            enqueued=snap["enqueued"],
+            rate=(snap["fetched"] / elapsed) if elapsed > 0 else 0.0,
+        )
 
     def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:
@@ -126,8 +158,13 @@ def _render(report: Any) -> None:
     table.add_row("skipped (invalid)", invalid)
     table.add_row("failed to enqueue", str(report.failed))
     wm = report.watermark
-    table.add_row("watermark", f"{wm['last_processed_timestamp'].isoformat()} {wm['last_processed_doc_id']} "
-                  f"{wm['last_processed_record_type']} {wm['last_processed_subject_id']}" if wm else "-")
+    table.add_row(
+        "watermark",
+        f"{wm['last_processed_timestamp'].isoformat()} {wm['last_processed_doc_id']} "
+        f"{wm['last_processed_record_type']} {wm['last_processed_subject_id']}"
+        if wm
+        else "-",
+    )
     out().print(table)
     if report.sample:
         rows = Table(title="first rows that would be enqueued")
@@ -137,6 +174,8 @@ def _render(report: Any) -> None:
             rows.add_row(r["source_updated_at"].isoformat(), r["mongo_doc_id"], r["record_type"], r["subject_id"])
         out().print(rows)
     if report.dry_run and report.fetched == 0 and report.nearby_documents:
-        err().print(f"[yellow]hint[/]: 0 rows on {report.test_date}, but {report.nearby_documents} document(s) have "
-                    "rows within a day either side: is TEST_DATE_TIMEZONE right? (apps in India often store local "
-                    "midnight, 18:30 UTC the day before: try TEST_DATE_TIMEZONE=Asia/Kolkata)")
+        err().print(
+            f"[yellow]hint[/]: 0 rows on {report.test_date}, but {report.nearby_documents} document(s) have "
+            "rows within a day either side: is TEST_DATE_TIMEZONE right? (apps in India often store local "
+            "midnight, 18:30 UTC the day before: try TEST_DATE_TIMEZONE=Asia/Kolkata)"
+        )

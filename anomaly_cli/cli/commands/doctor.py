@@ -14,7 +14,10 @@ _STYLE = {"ok": "[green]  ok[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]
 
 def command(
     ctx: typer.Context,
-    sample_url: Annotated[Optional[str], typer.Option("--sample-url", help="Recording to test read access on (default: the newest result's).")] = None,
+    sample_url: Annotated[
+        Optional[str],
+        typer.Option("--sample-url", help="Recording to test read access on (default: the newest result's)."),
+    ] = None,
     no_aws: Annotated[bool, typer.Option("--no-aws", help="Skip the SQS and S3 checks.")] = False,
     no_model: Annotated[bool, typer.Option("--no-model", help="Skip loading the model.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the checklist as JSON on stdout.")] = False,
@@ -28,8 +31,14 @@ def command(
         from anomaly_cli.ops.doctor import FAIL, run_checks, to_dicts
 
         settings = cli.settings()
-        checks = run_checks(settings, db=lambda: cli.db, sqs_client=None if no_aws else (lambda: cli.sqs_client),
-                            s3_client=None if no_aws else (lambda: cli.s3_client), sample_url=sample_url, model=not no_model)
+        checks = run_checks(
+            settings,
+            db=lambda: cli.db,
+            sqs_client=None if no_aws else (lambda: cli.sqs_client),
+            s3_client=None if no_aws else (lambda: cli.s3_client),
+            sample_url=sample_url,
+            model=not no_model,
+        )
     broken = [c for c in checks if c.status == FAIL]
     if json_out:
         emit_json({"healthy": not broken, "checks": to_dicts(checks)})

@@ -29,16 +29,24 @@ def _load(cli: context.CliContext, version: str | None, json_out: bool) -> Any:
 def _one_source(data: Optional[Path], synthetic: Optional[int], json_out: bool) -> None:
     """Fail with a usage error unless exactly one of ``--data`` / ``--synthetic`` is given."""
     if (data is None) == (synthetic is None):
-        output.fail("usage", "give exactly one of --data DIR or --synthetic N", exit_code=exit_codes.RET_USAGE,
-                    json_mode=json_out)
+        output.fail(
+            "usage",
+            "give exactly one of --data DIR or --synthetic N",
+            exit_code=exit_codes.RET_USAGE,
+            json_mode=json_out,
+        )
 
 
 @app.command("train")
 def train_cmd(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="version folder to write, e.g. models/v2")],
-    data: Annotated[Optional[Path], typer.Option("--data", help="labelled folder with manifest.csv (file,label)")] = None,
-    synthetic: Annotated[Optional[int], typer.Option("--synthetic", help="train on N generated normal recordings")] = None,
+    data: Annotated[
+        Optional[Path], typer.Option("--data", help="labelled folder with manifest.csv (file,label)")
+    ] = None,
+    synthetic: Annotated[
+        Optional[int], typer.Option("--synthetic", help="train on N generated normal recordings")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="random seed (generator and forest)")] = _DEFAULT_SEED,
     json_out: Annotated[bool, typer.Option("--json", help="print the metadata as JSON")] = False,
 ) -> None:
@@ -53,15 +61,22 @@ def train_cmd(
 
         with Progress(console=output.err(), transient=True) as prog:
             task = prog.add_task("extracting features", total=None)
-            meta = train(out, synthetic=synthetic, data_dir=data, seed=seed,
-                         progress=lambda i, n: prog.update(task, completed=i, total=n))
+            meta = train(
+                out,
+                synthetic=synthetic,
+                data_dir=data,
+                seed=seed,
+                progress=lambda i, n: prog.update(task, completed=i, total=n),
+            )
         if json_out:
             output.emit_json(meta)
         else:
             o = meta["outlier"]
-            output.out().print(f"model [bold]{meta['version']}[/] written to {out}: {meta['training']['normals']} normal "
-                               f"recordings, outlier threshold {o['threshold']:.4f} "
-                               f"(train false alarms {meta['training']['train_false_alarm']:.2%})")
+            output.out().print(
+                f"model [bold]{meta['version']}[/] written to {out}: {meta['training']['normals']} normal "
+                f"recordings, outlier threshold {o['threshold']:.4f} "
+                f"(train false alarms {meta['training']['train_false_alarm']:.2%})"
+            )
 
 
 @app.command("evaluate")
@@ -70,7 +85,9 @@ def evaluate_cmd(
     data: Annotated[Optional[Path], typer.Option("--data", help="labelled folder with manifest.csv")] = None,
     synthetic: Annotated[Optional[int], typer.Option("--synthetic", help="evaluate on N generated recordings")] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of the generated held-out set")] = _EVAL_SEED,
-    source: Annotated[str, typer.Option("--source", help="speech for --synthetic: formant, espeak or alsa")] = "formant",
+    source: Annotated[
+        str, typer.Option("--source", help="speech for --synthetic: formant, espeak or alsa")
+    ] = "formant",
     model_version: Annotated[Optional[str], typer.Option("--model-version", help="default: newest")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
 ) -> None:
@@ -80,8 +97,12 @@ def evaluate_cmd(
         cli.settings()
         _one_source(data, synthetic, json_out)
         if source not in ("formant", "espeak", "alsa"):
-            output.fail("usage", f"--source must be formant, espeak or alsa, not {source!r}",
-                        exit_code=exit_codes.RET_USAGE, json_mode=json_out)
+            output.fail(
+                "usage",
+                f"--source must be formant, espeak or alsa, not {source!r}",
+                exit_code=exit_codes.RET_USAGE,
+                json_mode=json_out,
+            )
         model = _load(cli, model_version, json_out)
         from rich.progress import Progress
 
@@ -152,18 +173,24 @@ def info_cmd(
         o = output.out()
         o.print(f"model [bold]{model.version}[/] at {model.path} (created {meta.get('created_at')})")
         tr = meta.get("training", {})
-        o.print(f"trained on {tr.get('normals')} normal recordings ({tr.get('source')}, seed {tr.get('seed')}); "
-                f"outlier threshold {meta['outlier']['threshold']:.4f} at target false alarms "
-                f"{meta['outlier']['target_false_alarm']:.1%}")
+        o.print(
+            f"trained on {tr.get('normals')} normal recordings ({tr.get('source')}, seed {tr.get('seed')}); "
+            f"outlier threshold {meta['outlier']['threshold']:.4f} at target false alarms "
+            f"{meta['outlier']['target_false_alarm']:.1%}"
+        )
         t = Table(title="rules (reason code: measurement and threshold)", title_justify="left")
         for col in ("code", "fires when", "meaning"):
             t.add_column(col)
         for rule in meta["rules"]:
-            cond = "\nor ".join(" and ".join(f"{c['feature']} {c['op']} {c['threshold']:g}" for c in group)
-                                 for group in rule["when"])
+            cond = "\nor ".join(
+                " and ".join(f"{c['feature']} {c['op']} {c['threshold']:g}" for c in group) for group in rule["when"]
+            )
             t.add_row(rule["code"], cond, rule.get("doc", ""))
-        t.add_row("outlier", f"isolation forest score > {meta['outlier']['threshold']:.4f}",
-                  "unusual for the model, no rule explains it")
+        t.add_row(
+            "outlier",
+            f"isolation forest score > {meta['outlier']['threshold']:.4f}",
+            "unusual for the model, no rule explains it",
+        )
         o.print(t)
         o.print(f"features ({len(meta['feature_names'])}): {', '.join(meta['feature_names'])}")
         o.print("libraries: " + ", ".join(f"{k} {v}" for k, v in meta.get("libraries", {}).items()))

@@ -17,9 +17,17 @@ from anomaly_cli.cli.output import fail, handle_errors
 
 def command(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="File of URLs (one a line, or CSV with url[,student_id,udise,test_date]); '-' = stdin.")] = "-",
-    test_date: Annotated[Optional[str], typer.Option("--test-date", help="Test date for rows without one (default today UTC).")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Names the input: source_collection becomes adhoc:NAME (default: file name).")] = None,
+    source: Annotated[
+        str,
+        typer.Argument(help="File of URLs (one a line, or CSV with url[,student_id,udise,test_date]); '-' = stdin."),
+    ] = "-",
+    test_date: Annotated[
+        Optional[str], typer.Option("--test-date", help="Test date for rows without one (default today UTC).")
+    ] = None,
+    name: Annotated[
+        Optional[str],
+        typer.Option("--name", help="Names the input: source_collection becomes adhoc:NAME (default: file name)."),
+    ] = None,
     queue_url: Annotated[Optional[str], typer.Option("--queue-url", help="Target queue (env SQS_QUEUE_URL).")] = None,
     rescreen: Annotated[bool, typer.Option("--rescreen", help="Overwrite results of URLs screened before.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and count; send nothing.")] = False,
@@ -35,27 +43,52 @@ def command(
         from anomaly_cli.ops import push_urls, seed
 
         settings = cli.settings(sqs_queue_url=queue_url)
-        day = validate_test_date(test_date or dt.datetime.now(dt.timezone.utc).date().isoformat(), field_name="--test-date")
+        day = validate_test_date(
+            test_date or dt.datetime.now(dt.timezone.utc).date().isoformat(), field_name="--test-date"
+        )
         queue = None if dry_run else cli.queue()
         if source == "-":
             if sys.stdin.isatty():
-                fail("usage", "push-urls reads URLs from a file or stdin", hint="anomaly push-urls urls.txt  |  cat urls.txt | anomaly push-urls -",
-                     exit_code=exit_codes.RET_USAGE, json_mode=json_out)
+                fail(
+                    "usage",
+                    "push-urls reads URLs from a file or stdin",
+                    hint="anomaly push-urls urls.txt  |  cat urls.txt | anomaly push-urls -",
+                    exit_code=exit_codes.RET_USAGE,
+                    json_mode=json_out,
+                )
             fh, label = sys.stdin, name or "stdin"
         else:
             try:
                 fh = open(source, encoding="utf-8-sig", newline="")
             except OSError as e:
-                fail("config_invalid", f"cannot read {source}: {e.strerror}", exit_code=exit_codes.RET_CONFIG, json_mode=json_out)
+                fail(
+                    "config_invalid",
+                    f"cannot read {source}: {e.strerror}",
+                    exit_code=exit_codes.RET_CONFIG,
+                    json_mode=json_out,
+                )
             label = name or Path(source).name
         try:
-            items = push_urls.read_urls(fh, source_name=label, default_test_date=day, subject_name=settings.subject_name)
+            items = push_urls.read_urls(
+                fh, source_name=label, default_test_date=day, subject_name=settings.subject_name
+            )
             with progress("push-urls", enabled=not json_out) as update:
-                report = seed.send_items(queue, items, group_id=settings.sqs_fifo_group_id, rescreen=rescreen,
-                                         dry_run=dry_run, on_progress=lambda r: update(r.read, f"sent {r.sent}"))
+                report = seed.send_items(
+                    queue,
+                    items,
+                    group_id=settings.sqs_fifo_group_id,
+                    rescreen=rescreen,
+                    dry_run=dry_run,
+                    on_progress=lambda r: update(r.read, f"sent {r.sent}"),
+                )
         except UnicodeDecodeError as e:
-            fail("config_invalid", f"{label}: not UTF-8 text ({e.reason})", hint="save the list as UTF-8",
-                 exit_code=exit_codes.RET_CONFIG, json_mode=json_out)
+            fail(
+                "config_invalid",
+                f"{label}: not UTF-8 text ({e.reason})",
+                hint="save the list as UTF-8",
+                exit_code=exit_codes.RET_CONFIG,
+                json_mode=json_out,
+            )
         finally:
             if fh is not sys.stdin:
                 fh.close()

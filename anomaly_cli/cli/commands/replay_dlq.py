@@ -13,12 +13,23 @@ from anomaly_cli.cli.output import emit_json, err, fact_table, fail, handle_erro
 
 def command(
     ctx: typer.Context,
-    dlq_url: Annotated[Optional[str], typer.Option("--dlq-url", help="The DLQ (default SQS_DLQ_URL, else the queue's RedrivePolicy).")] = None,
-    queue_url: Annotated[Optional[str], typer.Option("--queue-url", help="Where messages go back to (env SQS_QUEUE_URL).")] = None,
+    dlq_url: Annotated[
+        Optional[str], typer.Option("--dlq-url", help="The DLQ (default SQS_DLQ_URL, else the queue's RedrivePolicy).")
+    ] = None,
+    queue_url: Annotated[
+        Optional[str], typer.Option("--queue-url", help="Where messages go back to (env SQS_QUEUE_URL).")
+    ] = None,
     max_messages: Annotated[Optional[int], typer.Option("--max", min=1, help="Move at most N messages.")] = None,
-    filters: Annotated[Optional[list[str]], typer.Option("--filter", help="test_date=YYYY-MM-DD or record_type=teacher|admin|adhoc (repeatable).")] = None,
-    include_invalid: Annotated[bool, typer.Option("--include-invalid", help="Also move bodies that do not parse (they stay otherwise).")] = False,
-    native: Annotated[bool, typer.Option("--native", help="Use SQS StartMessageMoveTask (all messages, no filters).")] = False,
+    filters: Annotated[
+        Optional[list[str]],
+        typer.Option("--filter", help="test_date=YYYY-MM-DD or record_type=teacher|admin|adhoc (repeatable)."),
+    ] = None,
+    include_invalid: Annotated[
+        bool, typer.Option("--include-invalid", help="Also move bodies that do not parse (they stay otherwise).")
+    ] = False,
+    native: Annotated[
+        bool, typer.Option("--native", help="Use SQS StartMessageMoveTask (all messages, no filters).")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Peek and summarise the DLQ; consume nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:
@@ -34,19 +45,42 @@ def command(
         settings = cli.settings(sqs_queue_url=queue_url, sqs_dlq_url=dlq_url)
         wanted = replay.parse_filters(filters)
         if native and (wanted or max_messages or include_invalid or dry_run):
-            fail("usage", "--native moves every message: it takes no --filter, --max, --include-invalid or --dry-run",
-                 exit_code=exit_codes.RET_USAGE, json_mode=json_out)
+            fail(
+                "usage",
+                "--native moves every message: it takes no --filter, --max, --include-invalid or --dry-run",
+                exit_code=exit_codes.RET_USAGE,
+                json_mode=json_out,
+            )
         dlq = SqsQueue(cli.sqs_client, replay.resolve_dlq(cli.sqs_client, settings.sqs_queue_url, settings.sqs_dlq_url))
         wait = min(1, settings.sqs_wait_seconds)  # a short long-poll: see ops.replay (SQS_WAIT_SECONDS=0 for none)
         with progress("replay-dlq", total=max_messages, enabled=not json_out) as update:
             if dry_run:
-                report: Any = replay.peek(dlq, max_messages=max_messages, filters=wanted, wait_seconds=wait, on_progress=lambda n: update(n, "peeked"))
+                report: Any = replay.peek(
+                    dlq,
+                    max_messages=max_messages,
+                    filters=wanted,
+                    wait_seconds=wait,
+                    on_progress=lambda n: update(n, "peeked"),
+                )
             elif native:
-                report = replay.move_native(cli.sqs_client, dlq, cli.queue(),
-                                            on_progress=lambda t: update(int(t.get("ApproximateNumberOfMessagesMoved", 0) or 0), t.get("Status", "")))
+                report = replay.move_native(
+                    cli.sqs_client,
+                    dlq,
+                    cli.queue(),
+                    on_progress=lambda t: update(
+                        int(t.get("ApproximateNumberOfMessagesMoved", 0) or 0), t.get("Status", "")
+                    ),
+                )
             else:
-                report = replay.move(dlq, cli.queue(), max_messages=max_messages, filters=wanted, include_invalid=include_invalid, wait_seconds=wait,
-                                     on_progress=lambda r: update(r.moved, f"moved {r.moved}, failed {r.failed}"))
+                report = replay.move(
+                    dlq,
+                    cli.queue(),
+                    max_messages=max_messages,
+                    filters=wanted,
+                    include_invalid=include_invalid,
+                    wait_seconds=wait,
+                    on_progress=lambda r: update(r.moved, f"moved {r.moved}, failed {r.failed}"),
+                )
     if json_out:
         emit_json(report.to_dict())
     else:

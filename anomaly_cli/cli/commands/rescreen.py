@@ -15,9 +15,14 @@ from anomaly_cli.cli.output import handle_errors
 def command(
     ctx: typer.Context,
     test_date: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
-    status: Annotated[Optional[str], typer.Option("--status", help="Only results with this status: ok | failed.")] = None,
+    status: Annotated[
+        Optional[str], typer.Option("--status", help="Only results with this status: ok | failed.")
+    ] = None,
     reason: Annotated[Optional[str], typer.Option("--reason", help="Only results with this reason code.")] = None,
-    model_older_than: Annotated[Optional[str], typer.Option("--model-older-than", help="Only results of model versions before V (natural order).")] = None,
+    model_older_than: Annotated[
+        Optional[str],
+        typer.Option("--model-older-than", help="Only results of model versions before V (natural order)."),
+    ] = None,
     queue_url: Annotated[Optional[str], typer.Option("--queue-url", help="Target queue (env SQS_QUEUE_URL).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be re-enqueued; send nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
@@ -34,9 +39,17 @@ def command(
         settings = cli.settings(sqs_queue_url=queue_url)
         queue = None if dry_run else cli.queue()
         with progress("rescreen", enabled=not json_out) as update:
-            report = rescreen(cli.db[settings.mongo_result_collection], queue, test_date, status=status, reason=reason,
-                              model_older_than=model_older_than, group_id=settings.sqs_fifo_group_id, dry_run=dry_run,
-                              on_progress=lambda r: update(r.read, f"sent {r.sent}"))
+            report = rescreen(
+                cli.db[settings.mongo_result_collection],
+                queue,
+                test_date,
+                status=status,
+                reason=reason,
+                model_older_than=model_older_than,
+                group_id=settings.sqs_fifo_group_id,
+                dry_run=dry_run,
+                on_progress=lambda r: update(r.read, f"sent {r.sent}"),
+            )
     render(report, json_out, title=f"rescreen {test_date}")
     if report.bad_count or report.failed:
         raise typer.Exit(exit_codes.RET_PARTIAL)

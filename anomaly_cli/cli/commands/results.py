@@ -18,12 +18,18 @@ app = typer.Typer(no_args_is_help=True, help="Inspect, explain and de-duplicate 
 def inspect(
     ctx: typer.Context,
     test_date: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
-    anomalies_only: Annotated[bool, typer.Option("--anomalies-only", help="Only results flagged as anomalies.")] = False,
+    anomalies_only: Annotated[
+        bool, typer.Option("--anomalies-only", help="Only results flagged as anomalies.")
+    ] = False,
     reason: Annotated[Optional[str], typer.Option("--reason", help="Only results with this reason code.")] = None,
     udise: Annotated[Optional[str], typer.Option("--udise", help="Only this school (UDISE code).")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Rows listed and schools ranked.")] = 10,
-    min_count: Annotated[int, typer.Option("--min-count", min=1, help="Schools need this many results to be ranked.")] = 10,
-    export: Annotated[Optional[str], typer.Option("--export", help="Also stream every matching result to FILE.csv or FILE.jsonl.")] = None,
+    min_count: Annotated[
+        int, typer.Option("--min-count", min=1, help="Schools need this many results to be ranked.")
+    ] = 10,
+    export: Annotated[
+        Optional[str], typer.Option("--export", help="Also stream every matching result to FILE.csv or FILE.jsonl.")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
     """Summarise a test date: totals and anomaly rate, reasons, record types, failures, schools, duplicates.
@@ -106,7 +112,9 @@ def _counts(title: str, counts: dict[str, int]) -> Any:
 def show(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="A result _id, or a source mongo_doc_id (lists its results).")],
-    expires: Annotated[int, typer.Option("--expires", min=1, max=3600, help="Seconds the listening link stays valid.")] = 300,
+    expires: Annotated[
+        int, typer.Option("--expires", min=1, max=3600, help="Seconds the listening link stays valid.")
+    ] = 300,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result(s) as JSON on stdout.")] = False,
 ) -> None:
     """Explain a result: verdict, reasons with values and thresholds, audio facts, and a short-lived listening link.
@@ -120,8 +128,13 @@ def show(
         settings = cli.settings()
         docs = R.find_for_show(cli.db[settings.mongo_result_collection], key)
         if not docs:
-            fail("not_found", f"no result with _id or mongo_doc_id {key!r}", hint="anomaly results inspect DATE lists result ids",
-                 exit_code=exit_codes.RET_ERROR, json_mode=json_out)
+            fail(
+                "not_found",
+                f"no result with _id or mongo_doc_id {key!r}",
+                hint="anomaly results inspect DATE lists result ids",
+                exit_code=exit_codes.RET_ERROR,
+                json_mode=json_out,
+            )
         shown = []
         for doc in docs:
             link, why = R.listen_link(cli.s3_client, doc, expires) if len(docs) == 1 else (None, None)
@@ -142,8 +155,14 @@ def _render_list(key: str, shown: list[dict[str, Any]]) -> None:
     for c in ("_id", "test date", "record type", "subject", "verdict", "reasons"):
         t.add_column(c)
     for s in shown:
-        t.add_row(str(s["_id"]), s["source"]["test_date"], str(s["source"].get("record_type")),
-                  str(s["source"].get("subject_id")), s["verdict"], ", ".join(r["code"] for r in s["reasons"]) or "-")
+        t.add_row(
+            str(s["_id"]),
+            s["source"]["test_date"],
+            str(s["source"].get("record_type")),
+            str(s["source"].get("subject_id")),
+            s["verdict"],
+            ", ".join(r["code"] for r in s["reasons"]) or "-",
+        )
     out().print(t)
 
 
@@ -157,18 +176,28 @@ def _render_one(s: dict[str, Any], expires: int) -> None:
     t.add_row("score / threshold", f"{s['anomaly_score']} / {s['threshold']}")
     for k in ("test_date", "record_type", "mongo_doc_id", "subject_id", "student_id", "udise", "audio_url"):
         t.add_row(k, str(src.get(k)))
-    t.add_row("processed", f"{_ts(proc.get('processed_at'))} by {proc.get('worker_id')} (attempt {proc.get('attempt')}, "
-                           f"model {proc.get('model_version')})")
+    t.add_row(
+        "processed",
+        f"{_ts(proc.get('processed_at'))} by {proc.get('worker_id')} (attempt {proc.get('attempt')}, "
+        f"model {proc.get('model_version')})",
+    )
     if proc.get("error"):
         e = proc["error"]
         t.add_row("error", f"{e.get('code')} at {e.get('stage')}: {e.get('message')}")
     a = s["audio"]
     if a:
-        t.add_row("audio", f"{a.get('format')} {a.get('sample_rate')} Hz x{a.get('channels')}, {a.get('duration_s')} s, {a.get('bytes')} bytes")
+        t.add_row(
+            "audio",
+            f"{a.get('format')} {a.get('sample_rate')} Hz x{a.get('channels')}, {a.get('duration_s')} s, {a.get('bytes')} bytes",
+        )
     if s["duplicate_of"]:
         t.add_row("duplicate of", ", ".join(s["duplicate_of"]))
-    t.add_row("listen", f"link below, valid {expires} s (a child's recording: do not share it)" if s["listen_url"]
-              else f"unavailable ({s['listen_unavailable']})")
+    t.add_row(
+        "listen",
+        f"link below, valid {expires} s (a child's recording: do not share it)"
+        if s["listen_url"]
+        else f"unavailable ({s['listen_unavailable']})",
+    )
     out().print(t)
     if s["listen_url"]:
         out().print(s["listen_url"], soft_wrap=True, highlight=False, markup=False)  # never cut: a cut link is useless
@@ -177,7 +206,12 @@ def _render_one(s: dict[str, Any], expires: int) -> None:
         for c in ("code", "value", "threshold", "detail"):
             r.add_column(c)
         for reason in s["reasons"]:
-            r.add_row(str(reason.get("code")), _num(reason.get("value")), _num(reason.get("threshold")), str(reason.get("detail") or ""))
+            r.add_row(
+                str(reason.get("code")),
+                _num(reason.get("value")),
+                _num(reason.get("threshold")),
+                str(reason.get("detail") or ""),
+            )
         out().print(r)
 
 
@@ -206,9 +240,14 @@ def dedupe(
         with progress("dedupe", enabled=not json_out) as update:
             update(0, f"sweeping {test_date}")
             report = ResultRepository(cli.db[settings.mongo_result_collection]).dedupe_sweep(test_date, dry_run=dry_run)
-    payload = {"test_date": report.test_date, "scanned": report.scanned, "clusters": report.clusters,
-               "links": [{"later": l.later, "earlier": l.earlier, "how": l.how, "ber": l.ber} for l in report.links],
-               "newly_flagged": report.newly_flagged, "dry_run": report.dry_run}
+    payload = {
+        "test_date": report.test_date,
+        "scanned": report.scanned,
+        "clusters": report.clusters,
+        "links": [{"later": l.later, "earlier": l.earlier, "how": l.how, "ber": l.ber} for l in report.links],
+        "newly_flagged": report.newly_flagged,
+        "dry_run": report.dry_run,
+    }
     if json_out:
         emit_json(payload)
         return
@@ -217,7 +256,13 @@ def dedupe(
     t.add_row("results scanned", str(report.scanned))
     t.add_row("clusters", str(len(report.clusters)))
     t.add_row("duplicate links", str(len(report.links)))
-    t.add_row("would flag" if dry_run else "newly flagged", str(len({l.later for l in report.links}) if dry_run else len(report.newly_flagged)))
+    t.add_row(
+        "would flag" if dry_run else "newly flagged",
+        str(len({l.later for l in report.links}) if dry_run else len(report.newly_flagged)),
+    )
     out().print(t)
     for link in report.links[:20]:
-        out().print(f"  {link.later} duplicates {link.earlier} ({link.how}" + (f", BER {link.ber:.2f})" if link.ber is not None else ")"))
+        out().print(
+            f"  {link.later} duplicates {link.earlier} ({link.how}"
+            + (f", BER {link.ber:.2f})" if link.ber is not None else ")")
+        )

@@ -16,8 +16,21 @@ import typer
 from anomaly_cli.cli import context, exit_codes, output
 
 #: Extensions picked up when a folder is given (a file named explicitly is always screened).
-AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".3gp", ".amr",
-                    ".webm", ".wma"}
+AUDIO_EXTENSIONS = {
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".mp3",
+    ".m4a",
+    ".mp4",
+    ".aac",
+    ".3gp",
+    ".amr",
+    ".webm",
+    ".wma",
+}
 
 
 def _is_remote(item: str) -> bool:
@@ -37,10 +50,13 @@ def expand_inputs(items: list[str], *, recursive: bool) -> Iterator[str]:
 
 def command(
     ctx: typer.Context,
-    inputs: Annotated[list[str], typer.Argument(help="audio files, folders, s3://bucket/key or https URLs",
-                                                show_default=False)],
+    inputs: Annotated[
+        list[str], typer.Argument(help="audio files, folders, s3://bucket/key or https URLs", show_default=False)
+    ],
     json_out: Annotated[bool, typer.Option("--json", help="one JSON object per input on stdout")] = False,
-    model_version: Annotated[str | None, typer.Option("--model-version", help="model version (default: newest)")] = None,
+    model_version: Annotated[
+        str | None, typer.Option("--model-version", help="model version (default: newest)")
+    ] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="descend into sub-folders")] = False,
 ) -> None:
     """Screen recordings and explain each verdict (reasons with measured value and threshold)."""
@@ -57,8 +73,12 @@ def command(
             output.fail(e.code, str(e), hint=e.hint, exit_code=exit_codes.RET_CONFIG, json_mode=json_out)
         items = list(expand_inputs(inputs, recursive=recursive))
         if not items:
-            output.fail("no_inputs", "no audio files found in the given folders", exit_code=exit_codes.RET_USAGE,
-                        json_mode=json_out)
+            output.fail(
+                "no_inputs",
+                "no audio files found in the given folders",
+                exit_code=exit_codes.RET_USAGE,
+                json_mode=json_out,
+            )
         fetcher = _fetcher(cli) if any(_is_remote(i) for i in items) else None
         rows = []
         for item in items:
@@ -94,9 +114,16 @@ def score_one(item: str, model: Any, settings: Any, fetcher: Any) -> dict[str, A
         s = screen_fetch_error(e, model.version)
     else:
         s = screen_bytes(got.data, model, max_duration_s=settings.max_duration_seconds)
-    row = {"input": shown, "is_anomaly": s.is_anomaly, "anomaly_score": s.anomaly_score,
-           "reasons": [r.to_dict() for r in s.reasons], "features": s.features, "model_version": s.model_version,
-           "status": s.status, "audio": {k: v for k, v in s.audio.items() if k not in ("fingerprint", "fp_bands")}}
+    row = {
+        "input": shown,
+        "is_anomaly": s.is_anomaly,
+        "anomaly_score": s.anomaly_score,
+        "reasons": [r.to_dict() for r in s.reasons],
+        "features": s.features,
+        "model_version": s.model_version,
+        "status": s.status,
+        "audio": {k: v for k, v in s.audio.items() if k not in ("fingerprint", "fp_bands")},
+    }
     if s.error:
         row["error"] = s.error
     return row
@@ -112,8 +139,14 @@ def _render(rows: list[dict[str, Any]], version: str) -> None:
         verdict = "[red]ANOMALY[/]" if r["is_anomaly"] else "[green]ok[/]"
         reasons = "\n".join(_reason_text(x) for x in r["reasons"]) or "-"
         dur = r["audio"].get("duration_s")
-        table.add_row(r["input"], verdict, f"{r['anomaly_score']:.2f}", reasons,
-                      "-" if dur is None else f"{dur:.1f} s", str(r["audio"].get("format", "-")))
+        table.add_row(
+            r["input"],
+            verdict,
+            f"{r['anomaly_score']:.2f}",
+            reasons,
+            "-" if dur is None else f"{dur:.1f} s",
+            str(r["audio"].get("format", "-")),
+        )
     output.out().print(table)
     flagged = sum(r["is_anomaly"] for r in rows)
     output.err().print(f"{len(rows)} screened, {flagged} flagged")

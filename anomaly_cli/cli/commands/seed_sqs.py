@@ -11,20 +11,31 @@ from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.commands._progress import progress
 from anomaly_cli.cli.output import emit_json, err, fact_table, fail, handle_errors, out
 
-USAGE_HINT = ("give --from FILE (.jsonl: one 13-field message per line; .csv: a header of the 13 field names) "
-              "or --synthetic N --bucket BUCKET [--prefix P] [--test-date D]")
+USAGE_HINT = (
+    "give --from FILE (.jsonl: one 13-field message per line; .csv: a header of the 13 field names) "
+    "or --synthetic N --bucket BUCKET [--prefix P] [--test-date D]"
+)
 
 
 def command(
     ctx: typer.Context,
-    from_file: Annotated[Optional[str], typer.Option("--from", help="JSONL or CSV of work items (13 contract fields); '-' reads JSONL from stdin.")] = None,
+    from_file: Annotated[
+        Optional[str],
+        typer.Option("--from", help="JSONL or CSV of work items (13 contract fields); '-' reads JSONL from stdin."),
+    ] = None,
     synthetic: Annotated[Optional[int], typer.Option("--synthetic", min=1, help="Send N synthetic test items.")] = None,
-    bucket: Annotated[Optional[str], typer.Option("--bucket", help="--synthetic: bucket holding the test audio.")] = None,
+    bucket: Annotated[
+        Optional[str], typer.Option("--bucket", help="--synthetic: bucket holding the test audio.")
+    ] = None,
     prefix: Annotated[str, typer.Option("--prefix", help="--synthetic: key prefix of the test audio.")] = "synthetic",
     ext: Annotated[str, typer.Option("--ext", help="--synthetic: file extension of the test audio.")] = "wav",
-    test_date: Annotated[Optional[str], typer.Option("--test-date", help="--synthetic: test date (default TEST_DATE, else today UTC).")] = None,
+    test_date: Annotated[
+        Optional[str], typer.Option("--test-date", help="--synthetic: test date (default TEST_DATE, else today UTC).")
+    ] = None,
     queue_url: Annotated[Optional[str], typer.Option("--queue-url", help="Target queue (env SQS_QUEUE_URL).")] = None,
-    rescreen: Annotated[bool, typer.Option("--rescreen", help="Mark messages so the worker overwrites existing results.")] = False,
+    rescreen: Annotated[
+        bool, typer.Option("--rescreen", help="Mark messages so the worker overwrites existing results.")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and count; send nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:
@@ -34,7 +45,13 @@ def command(
     5 some rows bad or refused by SQS.
     """
     if not from_file and not synthetic:
-        fail("usage", "seed-sqs needs a source of work items", hint=USAGE_HINT, exit_code=exit_codes.RET_USAGE, json_mode=json_out)
+        fail(
+            "usage",
+            "seed-sqs needs a source of work items",
+            hint=USAGE_HINT,
+            exit_code=exit_codes.RET_USAGE,
+            json_mode=json_out,
+        )
     if from_file and synthetic:
         fail("usage", "--from and --synthetic exclude each other", exit_code=exit_codes.RET_USAGE, json_mode=json_out)
     cli = context.get(ctx)
@@ -46,11 +63,20 @@ def command(
         queue = None if dry_run else cli.queue()
         if synthetic:
             if not bucket:
-                fail("usage", "--synthetic needs --bucket", hint=USAGE_HINT, exit_code=exit_codes.RET_USAGE, json_mode=json_out)
-            day = validate_test_date(test_date or settings.test_date or dt.datetime.now(dt.timezone.utc).date().isoformat(),
-                                     field_name="--test-date")
-            items: Any = seed.synthetic_items(synthetic, bucket=bucket, prefix=prefix, test_date=day, ext=ext,
-                                              subject_name=settings.subject_name)
+                fail(
+                    "usage",
+                    "--synthetic needs --bucket",
+                    hint=USAGE_HINT,
+                    exit_code=exit_codes.RET_USAGE,
+                    json_mode=json_out,
+                )
+            day = validate_test_date(
+                test_date or settings.test_date or dt.datetime.now(dt.timezone.utc).date().isoformat(),
+                field_name="--test-date",
+            )
+            items: Any = seed.synthetic_items(
+                synthetic, bucket=bucket, prefix=prefix, test_date=day, ext=ext, subject_name=settings.subject_name
+            )
             total: int | None = synthetic
         elif from_file == "-":
             import sys
@@ -59,8 +85,14 @@ def command(
         else:
             items, total = seed.items_only(seed.read_items(from_file)), None
         with progress("seed-sqs", total=total, enabled=not json_out) as update:
-            report = seed.send_items(queue, items, group_id=settings.sqs_fifo_group_id, rescreen=rescreen,
-                                     dry_run=dry_run, on_progress=lambda r: update(r.read, f"sent {r.sent}"))
+            report = seed.send_items(
+                queue,
+                items,
+                group_id=settings.sqs_fifo_group_id,
+                rescreen=rescreen,
+                dry_run=dry_run,
+                on_progress=lambda r: update(r.read, f"sent {r.sent}"),
+            )
     render(report, json_out, title="seed-sqs")
     if report.bad_count or report.failed:
         raise typer.Exit(exit_codes.RET_PARTIAL)

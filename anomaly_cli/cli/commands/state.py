@@ -21,8 +21,12 @@ def _repo(ctx: typer.Context) -> Any:
 
     cli = context.get(ctx)
     s = cli.settings()
-    return StateRepository(cli.db[s.mongo_state_collection], pipeline_name=s.pipeline_name,
-                           source_collection=s.mongo_source_collection, lease_seconds=s.discovery_lease_seconds)
+    return StateRepository(
+        cli.db[s.mongo_state_collection],
+        pipeline_name=s.pipeline_name,
+        source_collection=s.mongo_source_collection,
+        lease_seconds=s.discovery_lease_seconds,
+    )
 
 
 def _date(value: str, json_mode: bool) -> str:
@@ -62,9 +66,13 @@ def show(ctx: typer.Context, test_date: DateArg, json_out: JsonOpt = False) -> N
         repo = _repo(ctx)
         doc = repo.get(test_date)
         if doc is None:
-            fail("state_not_found", f"no discovery state for {test_date} (id {repo.id_for(test_date)})",
-                 hint=f"run: anomaly discover --mode backfill --test-date {test_date}", exit_code=exit_codes.RET_ERROR,
-                 json_mode=json_out)
+            fail(
+                "state_not_found",
+                f"no discovery state for {test_date} (id {repo.id_for(test_date)})",
+                hint=f"run: anomaly discover --mode backfill --test-date {test_date}",
+                exit_code=exit_codes.RET_ERROR,
+                json_mode=json_out,
+            )
         live = repo.lease_live(doc)
     if json_out:
         emit_json(doc | {"lease_live": live})
@@ -83,14 +91,28 @@ def _render_show(doc: Mapping[str, Any], live: bool) -> None:
     t.add_row("status", str(doc.get("status")))
     t.add_row("mode", str(doc.get("mode")))
     wm = doc.get("watermark") or {}
-    t.add_row("watermark", " ".join(str(wm.get(k)) for k in ("last_processed_timestamp", "last_processed_doc_id",
-                                                              "last_processed_record_type", "last_processed_subject_id"))
-              if wm else "- (none yet)")
+    t.add_row(
+        "watermark",
+        " ".join(
+            str(wm.get(k))
+            for k in (
+                "last_processed_timestamp",
+                "last_processed_doc_id",
+                "last_processed_record_type",
+                "last_processed_subject_id",
+            )
+        )
+        if wm
+        else "- (none yet)",
+    )
     t.add_row("totals", _stats_text(doc.get("stats") or {}))
     last = doc.get("last_run") or {}
     if last:
-        t.add_row("last run", f"{last.get('mode')} {last.get('status')} started {last.get('started_at')} "
-                  f"finished {last.get('finished_at') or '-'}" + (f" error: {last['error']}" if last.get("error") else ""))
+        t.add_row(
+            "last run",
+            f"{last.get('mode')} {last.get('status')} started {last.get('started_at')} "
+            f"finished {last.get('finished_at') or '-'}" + (f" error: {last['error']}" if last.get("error") else ""),
+        )
         t.add_row("last run stats", _stats_text(last.get("stats") or {}))
     t.add_row("updated", f"{doc.get('updated_at')} ({_age(doc.get('updated_at'), now)})")
     t.add_row("lease", _lease_text(doc, live))
@@ -99,7 +121,10 @@ def _render_show(doc: Mapping[str, Any], live: bool) -> None:
 
 def _stats_text(stats: Mapping[str, Any]) -> str:
     invalid = stats.get("skipped_invalid") or {}
-    parts = [f"{k} {stats.get(k, 0)}" for k in ("pages", "discovered", "enqueued", "skipped_existing", "skipped_recent", "failed")]
+    parts = [
+        f"{k} {stats.get(k, 0)}"
+        for k in ("pages", "discovered", "enqueued", "skipped_existing", "skipped_recent", "failed")
+    ]
     parts.append("invalid " + (", ".join(f"{k} {v}" for k, v in sorted(invalid.items())) or "0"))
     return ", ".join(parts)
 
@@ -110,11 +135,19 @@ def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     with handle_errors(json_out):
         repo = _repo(ctx)
         docs = repo.list()
-        rows = [{"test_date": d.get("test_date"), "source_collection": d.get("source_collection"),
-                 "status": d.get("status"), "mode": d.get("mode"),
-                 "watermark": (d.get("watermark") or {}).get("last_processed_timestamp"),
-                 "enqueued": (d.get("stats") or {}).get("enqueued", 0), "updated_at": d.get("updated_at"),
-                 "lease_live": repo.lease_live(d)} for d in docs]
+        rows = [
+            {
+                "test_date": d.get("test_date"),
+                "source_collection": d.get("source_collection"),
+                "status": d.get("status"),
+                "mode": d.get("mode"),
+                "watermark": (d.get("watermark") or {}).get("last_processed_timestamp"),
+                "enqueued": (d.get("stats") or {}).get("enqueued", 0),
+                "updated_at": d.get("updated_at"),
+                "lease_live": repo.lease_live(d),
+            }
+            for d in docs
+        ]
     if json_out:
         emit_json(rows)
         return
@@ -124,8 +157,16 @@ def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     for col in ("test date", "source", "status", "mode", "watermark", "enqueued", "updated", "lease"):
         t.add_column(col)
     for r in rows:
-        t.add_row(str(r["test_date"]), str(r["source_collection"]), str(r["status"]), str(r["mode"]),
-                  str(r["watermark"] or "-"), str(r["enqueued"]), str(r["updated_at"]), "held" if r["lease_live"] else "free")
+        t.add_row(
+            str(r["test_date"]),
+            str(r["source_collection"]),
+            str(r["status"]),
+            str(r["mode"]),
+            str(r["watermark"] or "-"),
+            str(r["enqueued"]),
+            str(r["updated_at"]),
+            "held" if r["lease_live"] else "free",
+        )
     out().print(t)
     if not rows:
         err().print("no discovery state yet")
@@ -133,9 +174,12 @@ def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
 @app.command("reset")
 def reset(
-    ctx: typer.Context, test_date: DateArg,
+    ctx: typer.Context,
+    test_date: DateArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Reset even while a live lease is held by a running discover.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Reset even while a live lease is held by a running discover.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Delete the state of a test date (watermark and counters): the next incremental starts over."""
@@ -146,17 +190,30 @@ def reset(
         if doc is None:
             fail("state_not_found", f"no discovery state for {test_date}; nothing to reset", json_mode=json_out)
         if repo.lease_live(doc) and not force:
-            fail("lease_held", f"a discover run holds the lease of {test_date}: {_lease_text(doc, True)}",
-                 hint="stop that run first, or pass --force", exit_code=exit_codes.RET_ERROR, json_mode=json_out)
-        if not yes and not typer.confirm(f"Reset the discovery state of {test_date} "
-                                         f"(watermark, {(doc.get('stats') or {}).get('enqueued', 0)} enqueued counted)?",
-                                         err=True):
+            fail(
+                "lease_held",
+                f"a discover run holds the lease of {test_date}: {_lease_text(doc, True)}",
+                hint="stop that run first, or pass --force",
+                exit_code=exit_codes.RET_ERROR,
+                json_mode=json_out,
+            )
+        if not yes and not typer.confirm(
+            f"Reset the discovery state of {test_date} "
+            f"(watermark, {(doc.get('stats') or {}).get('enqueued', 0)} enqueued counted)?",
+            err=True,
+        ):
             fail("aborted", "not reset", exit_code=exit_codes.RET_ERROR, json_mode=json_out)
         deleted = repo.reset(test_date)
-    summary = {"reset": deleted is not None, "_id": repo.id_for(test_date), "test_date": test_date,
-               "watermark": (deleted or {}).get("watermark"), "stats": (deleted or {}).get("stats")}
+    summary = {
+        "reset": deleted is not None,
+        "_id": repo.id_for(test_date),
+        "test_date": test_date,
+        "watermark": (deleted or {}).get("watermark"),
+        "stats": (deleted or {}).get("stats"),
+    }
     if json_out:
         emit_json(summary)
     else:
-        out().print(f"reset {summary['_id']}: watermark and counters deleted "
-                    f"(was {_stats_text(summary['stats'] or {})})")
+        out().print(
+            f"reset {summary['_id']}: watermark and counters deleted (was {_stats_text(summary['stats'] or {})})"
+        )

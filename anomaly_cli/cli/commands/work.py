@@ -14,16 +14,50 @@ from anomaly_cli.cli import context, exit_codes, output
 
 def command(
     ctx: typer.Context,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", "-c", min=1, help="Downloads in flight (env MAX_CONCURRENCY); screening runs beside them on CPU_WORKERS processes.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Messages per batch (env BATCH_SIZE).")] = None,
-    flush_seconds: Annotated[Optional[float], typer.Option("--flush-seconds", help="Dispatch a partial batch after this long (env FLUSH_SECONDS).")] = None,
-    wait_seconds: Annotated[Optional[int], typer.Option("--wait-seconds", min=0, max=20, help="SQS long-poll wait (env SQS_WAIT_SECONDS).")] = None,
-    visibility_timeout: Annotated[Optional[int], typer.Option("--visibility-timeout", min=0, max=43200, help="Visibility asked for received messages (env SQS_VISIBILITY_TIMEOUT).")] = None,
-    max_messages: Annotated[Optional[int], typer.Option("--max-messages", min=1, help="Receive this many messages, process them, exit 0.")] = None,
-    idle_exit: Annotated[Optional[float], typer.Option("--idle-exit", help="Exit 0 after this many seconds with nothing to do.")] = None,
-    model_version: Annotated[Optional[str], typer.Option("--model-version", help="Model version to load (env MODEL_VERSION; default newest).")] = None,
-    health_file: Annotated[Optional[str], typer.Option("--health-file", help="Touched every loop, for a liveness probe.")] = None,
-    drain_seconds: Annotated[float, typer.Option("--drain-seconds", help="On SIGTERM: how long running batches may finish.")] = 30.0,
+    concurrency: Annotated[
+        Optional[int],
+        typer.Option(
+            "--concurrency",
+            "-c",
+            min=1,
+            help="Downloads in flight (env MAX_CONCURRENCY); screening runs beside them on CPU_WORKERS processes.",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        Optional[int], typer.Option("--batch-size", min=1, help="Messages per batch (env BATCH_SIZE).")
+    ] = None,
+    flush_seconds: Annotated[
+        Optional[float],
+        typer.Option("--flush-seconds", help="Dispatch a partial batch after this long (env FLUSH_SECONDS)."),
+    ] = None,
+    wait_seconds: Annotated[
+        Optional[int], typer.Option("--wait-seconds", min=0, max=20, help="SQS long-poll wait (env SQS_WAIT_SECONDS).")
+    ] = None,
+    visibility_timeout: Annotated[
+        Optional[int],
+        typer.Option(
+            "--visibility-timeout",
+            min=0,
+            max=43200,
+            help="Visibility asked for received messages (env SQS_VISIBILITY_TIMEOUT).",
+        ),
+    ] = None,
+    max_messages: Annotated[
+        Optional[int], typer.Option("--max-messages", min=1, help="Receive this many messages, process them, exit 0.")
+    ] = None,
+    idle_exit: Annotated[
+        Optional[float], typer.Option("--idle-exit", help="Exit 0 after this many seconds with nothing to do.")
+    ] = None,
+    model_version: Annotated[
+        Optional[str],
+        typer.Option("--model-version", help="Model version to load (env MODEL_VERSION; default newest)."),
+    ] = None,
+    health_file: Annotated[
+        Optional[str], typer.Option("--health-file", help="Touched every loop, for a liveness probe.")
+    ] = None,
+    drain_seconds: Annotated[
+        float, typer.Option("--drain-seconds", help="On SIGTERM: how long running batches may finish.")
+    ] = 30.0,
 ) -> None:
     """Screen recordings from the SQS queue and store one result per recording.
 
@@ -32,16 +66,34 @@ def command(
     """
     cli = context.get(ctx)
     with output.handle_errors():
-        settings = cli.settings(max_concurrency=concurrency, batch_size=batch_size, flush_seconds=flush_seconds,
-                                sqs_wait_seconds=wait_seconds, visibility_timeout_seconds=visibility_timeout,
-                                model_version=model_version)
-        code = _run(cli, settings, max_messages=max_messages, idle_exit=idle_exit, health_file=health_file,
-                    drain_seconds=drain_seconds)
+        settings = cli.settings(
+            max_concurrency=concurrency,
+            batch_size=batch_size,
+            flush_seconds=flush_seconds,
+            sqs_wait_seconds=wait_seconds,
+            visibility_timeout_seconds=visibility_timeout,
+            model_version=model_version,
+        )
+        code = _run(
+            cli,
+            settings,
+            max_messages=max_messages,
+            idle_exit=idle_exit,
+            health_file=health_file,
+            drain_seconds=drain_seconds,
+        )
     raise typer.Exit(code)
 
 
-def _run(cli: context.CliContext, settings: Any, *, max_messages: int | None, idle_exit: float | None,
-         health_file: str | None, drain_seconds: float) -> int:
+def _run(
+    cli: context.CliContext,
+    settings: Any,
+    *,
+    max_messages: int | None,
+    idle_exit: float | None,
+    health_file: str | None,
+    drain_seconds: float,
+) -> int:
     from anomaly_cli.adapters.storage import ensure_allowlist
     from anomaly_cli.model import artifacts
     from anomaly_cli.worker.factory import build_worker
@@ -54,18 +106,27 @@ def _run(cli: context.CliContext, settings: Any, *, max_messages: int | None, id
     # load the model during start-up and a failure there ends the command before any polling.
     model_path = artifacts.resolve(settings.model_dir, settings.model_version or None)
     model_version = str(artifacts.read_metadata(model_path).get("version") or model_path.name)
-    policies = [p for p in (MaxMessages(max_messages) if max_messages else None,
-                            IdleShutdown(idle_exit) if idle_exit else None) if p is not None]
+    policies = [
+        p
+        for p in (MaxMessages(max_messages) if max_messages else None, IdleShutdown(idle_exit) if idle_exit else None)
+        if p is not None
+    ]
     shutdown = ShutdownController(drain_seconds=drain_seconds)
     live = _LiveView() if sys.stderr.isatty() else None
     restore = shutdown.install()
     try:
         # No S3 client here: the fetcher creates one on its first s3:// recording, so a worker
         # whose recordings are all https does not carry boto3's S3 model (~6 MB) for nothing.
-        worker = build_worker(settings, sqs_client=cli.sqs_client, db=cli.db,
-                              model_version=model_version, shutdown=shutdown,
-                              policy=AnyOf(tuple(policies)) if policies else None, health_file=health_file,
-                              on_tick=live.update if live else None)
+        worker = build_worker(
+            settings,
+            sqs_client=cli.sqs_client,
+            db=cli.db,
+            model_version=model_version,
+            shutdown=shutdown,
+            policy=AnyOf(tuple(policies)) if policies else None,
+            health_file=health_file,
+            on_tick=live.update if live else None,
+        )
         if live:
             live.start()
         try:
@@ -123,11 +184,18 @@ def _render(s: dict[str, Any]) -> Any:
 
     t = Table(title="anomaly work", show_header=False, box=None)
     failed = ", ".join(f"{k} {v}" for k, v in sorted(s["failed_by_stage"].items())) or "0"
-    rows = [("received", s["received"]), ("succeeded", s["succeeded"]), ("anomalies", s["anomalies"]),
-            ("skipped (exists / source gone)", f"{s['skipped_result_exists']} / {s['skipped_source_gone']}"),
-            ("failed by stage", failed), ("retrying (transient)", s["transient"]), ("malformed", s["malformed"]),
-            ("in flight", s["in_flight"]), ("items/s", s["items_per_s"]),
-            ("p50 / p95 latency ms", f"{s['latency_p50_ms']} / {s['latency_p95_ms']}")]
+    rows = [
+        ("received", s["received"]),
+        ("succeeded", s["succeeded"]),
+        ("anomalies", s["anomalies"]),
+        ("skipped (exists / source gone)", f"{s['skipped_result_exists']} / {s['skipped_source_gone']}"),
+        ("failed by stage", failed),
+        ("retrying (transient)", s["transient"]),
+        ("malformed", s["malformed"]),
+        ("in flight", s["in_flight"]),
+        ("items/s", s["items_per_s"]),
+        ("p50 / p95 latency ms", f"{s['latency_p50_ms']} / {s['latency_p95_ms']}"),
+    ]
     for k, v in rows:
         t.add_row(k, str(v))
     return t
