@@ -156,7 +156,10 @@ def _parse_datetime(name: str, value: Any) -> dt.datetime:
         raise ContractError(f"field {name!r} is not an ISO-8601 datetime: {value[:64]!r}") from e
     if parsed.tzinfo is None:
         raise ContractError(f"field {name!r} has no UTC offset: {value[:64]!r}")
-    return utc(parsed)
+    try:
+        return utc(parsed)
+    except OverflowError as e:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ContractError(f"field {name!r} is outside the years 1-9999 in UTC: {value[:64]!r}") from e
 
 
 def _is_utf8(value: str) -> bool:
@@ -177,6 +180,8 @@ def parse_message(body: str | bytes | Mapping[str, Any]) -> WorkItem:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:
             raise ContractError(f"body is not JSON: {e}") from e
+        except RecursionError as e:  # 20 000 nested "[" fit in 64 KB and exhaust the parser's stack
+            raise ContractError("body is nested too deeply to be a work item") from e
     else:
         data = dict(body)
     if not isinstance(data, dict):

@@ -111,11 +111,16 @@ class BatchProcessor:
         except Exception as e:  # noqa: BLE001 - a bug or refused write must not lose messages
             log.error("batch_failed", exc_info=e, batch=batch_no, error=errors.error_code(e))
             done = {o.message_id for o in report.outcomes}
-            report.outcomes += [
-                O.Outcome(h.message_id, O.TRANSIENT, h.item.result_id, "batch", errors.error_code(e), str(e)[:300])
-                for h in batch
-                if h.message_id not in done
-            ]
+            rest = [h for h in batch if h.message_id not in done]
+            if len(rest) > 1:
+                # One message may be what breaks the batch (a row no query can hold, a document
+                # no write accepts): process the rest one by one, so it alone carries the failure.
+                log.warning("batch_isolating", batch=batch_no, count=len(rest), error=errors.error_code(e))
+                for i, h in enumerate(rest):
+                    if not self._process_alone(h, rest[i + 1 :], batch_no, report):
+                        break
+            else:
+                report.outcomes += [_failed(h, "batch", e) for h in rest]
         self._settle(batch, report.outcomes, batch_no)
         self.stats.record(report.outcomes)
         kinds: dict[str, int] = {}
@@ -129,6 +134,23 @@ class BatchProcessor:
             duration_ms=round((time.monotonic() - t0) * 1000, 1),
         )
         return report
+
+    def _process_alone(self, h: Held, after: list[Held], batch_no: int, report: BatchReport) -> bool:
+        """Process one message of a failed batch on its own; False when MongoDB went away meanwhile."""
+        one = BatchReport()
+        try:
+            self._process([h], batch_no, one)
+        except errors.MongoUnavailable as e:
+            report.mongo_unavailable = True
+            done = {o.message_id for o in one.outcomes}
+            report.outcomes += one.outcomes + [_failed(x, "mongo", e) for x in [h, *after] if x.message_id not in done]
+            return False
+        except Exception as e:  # noqa: BLE001 - this message is the poison: its own transient outcome
+            log.error("item_failed", exc_info=e, batch=batch_no, message_id=h.message_id, error=errors.error_code(e))
+            report.outcomes += one.outcomes or [_failed(h, "batch", e)]
+            return True
+        report.outcomes += one.outcomes
+        return True
 
     # ----- the steps ---------------------------------------------------------------------------
     def _process(self, batch: list[Held], batch_no: int, report: BatchReport) -> None:
@@ -183,8 +205,15 @@ class BatchProcessor:
         docs: list[tuple[Held, dict[str, Any], O.Outcome]] = []
         featured = 0
         for h, fut in futures:
-            res = fut.result()
-            o, doc = self._item(h, res, report)
+            try:
+                res = fut.result()
+                o, doc = self._item(h, res, report)
+            except Exception as e:  # noqa: BLE001 - one item's failure is that item's outcome
+                log.error(
+                    "item_failed", exc_info=e, batch=batch_no, message_id=h.message_id, error=errors.error_code(e)
+                )
+                out.append(_failed(h, "screen", e))
+                continue
             if doc is None:
                 out.append(o)
                 continue
@@ -328,6 +357,11 @@ class BatchProcessor:
             except errors.AnomalyError as e:
                 log.warning("visibility_change_failed", batch=batch_no, error=e.code, reason=str(e)[:200])
         self.held.discard([h.message_id for h in batch])
+
+
+def _failed(h: Held, stage: str, e: BaseException) -> O.Outcome:
+    """A transient outcome for ``h`` from an exception (unknown ones are retried: errors.is_transient)."""
+    return O.Outcome(h.message_id, O.TRANSIENT, h.item.result_id, stage, errors.error_code(e), str(e)[:300])
 
 
 def _split_twins(held: list[Held]) -> tuple[list[Held], list[tuple[Held, Held]]]:

@@ -222,10 +222,18 @@ class Worker:
         mid = m.get("MessageId", "")
         try:
             item = parse_message(m.get("Body", ""))
-        except errors.ContractError as e:
-            # left unacked: redrive moves it to the DLQ after maxReceiveCount, for replay-dlq
+            result_id = item.result_id
+        except Exception as e:  # noqa: BLE001 - one body, however hostile, never stops the loop
+            # left unacked: redrive moves it to the DLQ after maxReceiveCount, for replay-dlq. An
+            # exception outside ContractError is a parser bug met by this body: same fate, own code.
             self.stats.add(O.MALFORMED)
-            log.error("message_malformed", message_id=mid, error=e.code, reason=str(e)[:300], attempt=receive_count(m))
+            log.error(
+                "message_malformed",
+                message_id=mid,
+                error=errors.error_code(e),
+                reason=f"{type(e).__name__}: {str(e)[:300]}",
+                attempt=receive_count(m),
+            )
             return
         held = Held(mid, m["ReceiptHandle"], receive_count(m), item, rescreen=is_rescreen(m))
         self.held.add(held)
@@ -235,7 +243,7 @@ class Worker:
         log.info(
             "message_buffered",
             message_id=mid,
-            result_id=item.result_id,
+            result_id=result_id,
             attempt=held.receive_count,
             rescreen=held.rescreen,
             buffered=len(self._buffer),
