@@ -139,7 +139,9 @@ class Settings:
         "MAX_DURATION_SECONDS", "decode stops here; longer recordings are too_long", default=600.0
     )
     # --- model ---
-    model_dir: str = _spec("MODEL_DIR", "folder of model versions", default="models")
+    model_dir: str = _spec(
+        "MODEL_DIR", "folder of model versions (empty: the model shipped in the package)", default=""
+    )
     model_version: str = _spec("MODEL_VERSION", "model version to load (default: newest)", default="")
     # --- output ---
     log_level: str = _spec("LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", default="INFO")

@@ -64,7 +64,7 @@ def main() -> None:
     from tests.worker.conftest import AudioServer
 
     threading.excepthook = lambda a: None  # the dead workers' threads die of the injected Crash by design
-    model = load_model(ROOT / "models")
+    model = load_model(ROOT / "anomaly_cli" / "models")
     server = AudioServer()
     server._thread.start()
     rows = []

@@ -35,7 +35,7 @@ def main() -> None:
 
     configure_logging("ERROR")
     root = Path(__file__).resolve().parent.parent
-    base = load_settings({"model_dir": str(root / "models")}, env_file=None, environ={})
+    base = load_settings({"model_dir": str(root / "anomaly_cli" / "models")}, env_file=None, environ={})
     load_before = os.getloadavg()[0]
     cpu0 = time.process_time()
     t0 = time.perf_counter()

@@ -38,7 +38,7 @@ def main() -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     except (AttributeError, OSError):
         pass
-    model = load_model(Path(__file__).resolve().parent.parent / "models")
+    model = load_model(Path(__file__).resolve().parent.parent / "anomaly_cli" / "models")
     rng = np.random.default_rng(7)
     clip = synth.make_clip("normal", rng, variant="plain", duration_s=60.0)
     rows = []

@@ -358,7 +358,7 @@ def memory_section(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--model-dir", default=str(ROOT / "models"))
+    ap.add_argument("--model-dir", default=str(ROOT / "anomaly_cli" / "models"))
     only = ap.add_mutually_exclusive_group()
     only.add_argument("--memory-only", action="store_true", help="only figure 3 (sections/worker_memory.md)")
     only.add_argument("--throughput-only", action="store_true", help="only figures 1 and 2 (sections/worker.md)")

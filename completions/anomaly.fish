@@ -64,7 +64,7 @@ complete -c anomaly -n '__fish_seen_subcommand_from model; and __fish_seen_subco
 complete -c anomaly -n '__fish_seen_subcommand_from model; and __fish_seen_subcommand_from train' -l data -d 'labelled folder with manifest.csv (file,label)'
 complete -c anomaly -n '__fish_seen_subcommand_from model; and __fish_seen_subcommand_from train' -l help -d 'Show this message and exit.'
 complete -c anomaly -n '__fish_seen_subcommand_from model; and __fish_seen_subcommand_from train' -l json -d 'print the metadata as JSON'
-complete -c anomaly -n '__fish_seen_subcommand_from model; and __fish_seen_subcommand_from train' -l out -d 'version folder to write, e.g. models/v2'
+complete -c anomaly -n '__fish_seen_subcommand_from model; and __fish_seen_subcommand_from train' -l out -d 'version folder to write, e.g. ./models/v2 (then MODEL_DIR=./models)'
 complete -c anomaly -n '__fish_seen_subcommand_from model; and __fish_seen_subcommand_from train' -l seed -d 'random seed (generator and forest)'
 complete -c anomaly -n '__fish_seen_subcommand_from model; and __fish_seen_subcommand_from train' -l synthetic -d 'train on N generated normal recordings'
 complete -c anomaly -n '__fish_seen_subcommand_from push-urls' -l dry-run -d 'Validate and count; send nothing.'

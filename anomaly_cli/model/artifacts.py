@@ -1,4 +1,4 @@
-"""Model artifacts: one folder per version under ``models/``.
+"""Model artifacts: one folder per version under a model folder (``MODEL_DIR``).
 
 ``models/<version>/model.npz`` holds the fitted outlier model as named numpy arrays (scaler,
 forest nodes, threshold; see :class:`~anomaly_cli.model.outlier.OutlierModel`);
@@ -8,6 +8,10 @@ metadata against the code (:data:`FORMAT`, ``features.FEATURE_NAMES``) and fails
 :class:`~anomaly_cli.errors.ModelError`; nothing is guessed.
 
 Decisions:
+- The model the project ships is package data, ``anomaly_cli/models/<version>/``, found with
+  :mod:`importlib.resources` (:func:`shipped_dir`), so ``anomaly score`` works in any folder after
+  ``pip install``. ``MODEL_DIR`` empty (the default) means that folder; set, it replaces it
+  (a relative ``MODEL_DIR`` is relative to the working directory, as any path an operator types).
 - The version is the folder name; "newest" is the highest in natural order (``v2 < v10``), so
   operators can drop ``models/v2`` beside ``v1`` and the worker picks it up on restart.
 - The metadata is read before the arrays: a mismatch is reported without reading another
@@ -34,21 +38,45 @@ MODEL_FILE = "model.npz"
 META_FILE = "metadata.json"
 
 
+def shipped_dir() -> Path:
+    """The folder of model versions installed with the package (``anomaly_cli/models``).
+
+    Package data is installed as plain files by pip (setuptools), so the folder is a real path;
+    a zipped install, which cannot hold it, is reported as a :class:`ModelError` with a hint.
+    """
+    from importlib.resources import files
+
+    folder = files("anomaly_cli") / "models"
+    if not isinstance(folder, Path):
+        raise ModelError(
+            f"the shipped model is inside an archive ({folder}), which cannot be read as a folder",
+            hint="install the package unzipped (pip does), or set MODEL_DIR to a folder of model versions",
+        )
+    return folder
+
+
+def model_root(model_dir: str | Path | None) -> Path:
+    """``model_dir`` as a path; empty or None means the shipped folder (:func:`shipped_dir`)."""
+    if model_dir is None or str(model_dir) == "":
+        return shipped_dir()
+    return Path(model_dir)
+
+
 def _natural(name: str) -> list[Any]:
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
 
-def list_versions(model_dir: str | Path) -> list[str]:
+def list_versions(model_dir: str | Path | None) -> list[str]:
     """Versions present under ``model_dir`` (folders with a metadata.json), oldest first."""
-    root = Path(model_dir)
+    root = model_root(model_dir)
     if not root.is_dir():
         return []
     return sorted((p.name for p in root.iterdir() if (p / META_FILE).is_file()), key=_natural)
 
 
-def resolve(model_dir: str | Path, version: str | None = None) -> Path:
+def resolve(model_dir: str | Path | None, version: str | None = None) -> Path:
     """The folder of ``version`` (newest when None); :class:`ModelError` if there is none."""
-    root = Path(model_dir)
+    root = model_root(model_dir)
     versions = list_versions(root)
     if version:
         path = root / version
@@ -61,7 +89,8 @@ def resolve(model_dir: str | Path, version: str | None = None) -> Path:
     if not versions:
         raise ModelError(
             f"no model versions under {root.resolve()}",
-            hint="set MODEL_DIR to the folder holding models/<version>/, or run `anomaly model train`",
+            hint="set MODEL_DIR to a folder holding <version>/metadata.json (or unset it for the shipped model), "
+            "or run `anomaly model train`",
         )
     return root / versions[-1]
 

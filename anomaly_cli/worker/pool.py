@@ -271,7 +271,7 @@ class ScreenPool:
                 max_workers=n,
                 mp_context=ctx,
                 initializer=_child_init,
-                initargs=(str(model_dir), model_ref or None, os.getpid()),
+                initargs=(str(model_dir or ""), model_ref or None, os.getpid()),
             )
         self.cpu_workers = 0 if screen is not None else (cpu_workers or os.cpu_count() or 1)
         #: Recordings allowed in the CPU stage at once (running + queued): one running and one

@@ -12,12 +12,12 @@ import pytest
 
 from tests.corpus.hostile import HostileServer
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
+MODELS = Path(__file__).resolve().parents[2] / "anomaly_cli" / "models"
 
 
 @pytest.fixture(scope="session")
 def engine_model(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The shipped model when ``models/`` holds one; otherwise a small one trained now (same
+    """The shipped model when ``anomaly_cli/models/`` holds one; otherwise a small one trained now (same
     code path as ``anomaly model train --synthetic``), so the corpus runs the real engine."""
     from anomaly_cli.model import artifacts
     from anomaly_cli.model.engine import load_model

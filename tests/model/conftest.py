@@ -8,12 +8,12 @@ from typing import Callable
 import numpy as np
 import pytest
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
+MODELS = Path(__file__).resolve().parents[2] / "anomaly_cli" / "models"
 
 
 @pytest.fixture(scope="session")
 def shipped_model():
-    """The model shipped in models/ (newest version), loaded once."""
+    """The model shipped in anomaly_cli/models/ (newest version), loaded once."""
     from anomaly_cli.model.engine import load_model
 
     return load_model(MODELS)

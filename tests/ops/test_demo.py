@@ -23,7 +23,9 @@ def test_demo_end_to_end_small(cli):
         return {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "MONGO_", "SQS_"))}
 
     before = infra_env()
-    r = cli(["demo", "--students", "24", "--seed", "3", "--json"], env={"MODEL_DIR": str(REPO / "models")})
+    r = cli(
+        ["demo", "--students", "24", "--seed", "3", "--json"], env={"MODEL_DIR": str(REPO / "anomaly_cli" / "models")}
+    )
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     kinds = d["per_kind"]

@@ -58,7 +58,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, subproc
             "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
             "SQS_QUEUE_URL": "http://127.0.0.1:1/000000000000/work",
             "AUDIO_URL_ALLOWLIST": f"{srv.base},s3://nipun-audio",
-            "MODEL_DIR": str(ROOT / "models"),
+            "MODEL_DIR": str(ROOT / "anomaly_cli" / "models"),
             "TEST_DATE": "2025-12-20",
             "SQS_WAIT_SECONDS": "0",
             "FETCH_RETRIES": "1",

@@ -134,8 +134,8 @@ def recordings() -> dict[str, bytes]:
 
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    """The shipped model folder (``models/``; the newest version is used)."""
-    return Path(__file__).resolve().parents[2] / "models"
+    """The shipped model folder (``anomaly_cli/models/``; the newest version is used)."""
+    return Path(__file__).resolve().parents[2] / "anomaly_cli" / "models"
 
 
 @pytest.fixture(scope="session")

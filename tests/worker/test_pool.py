@@ -19,7 +19,7 @@ from anomaly_cli.adapters.storage import FetchedAudio
 from anomaly_cli.audio.formats import encode
 from anomaly_cli.worker.pool import ScreenPool
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
+MODELS = Path(__file__).resolve().parents[2] / "anomaly_cli" / "models"
 
 
 class RecordingFetcher:

@@ -40,7 +40,9 @@ def _one_source(data: Optional[Path], synthetic: Optional[int], json_out: bool) 
 @app.command("train")
 def train_cmd(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option("--out", help="version folder to write, e.g. models/v2")],
+    out: Annotated[
+        Path, typer.Option("--out", help="version folder to write, e.g. ./models/v2 (then MODEL_DIR=./models)")
+    ],
     data: Annotated[
         Optional[Path], typer.Option("--data", help="labelled folder with manifest.csv (file,label)")
     ] = None,
