@@ -4,7 +4,8 @@ natural key, and the one function that normalises a source subject row.
 Each of these has exactly one builder and one parser, here. ``shared/spec/PIPELINE.md`` is the
 authority; its "Decisions" section fixes the formats:
 
-- ``mongo_doc_id``: the source ``_id`` as a string; ``test_date``: ``YYYY-MM-DD``;
+- ``mongo_doc_id``: the source ``_id`` as a string (:func:`doc_id_text`: ObjectId hex, a string
+  id itself, canonical Extended JSON for any other type); ``test_date``: ``YYYY-MM-DD``;
 - ``source_updated_at`` / ``subject_created_at`` / ``discovered_at``: ISO-8601 with an explicit
   UTC offset; ``source_updated_at == subject_created_at``;
 - ``record_type``: ``teacher`` | ``admin`` | ``adhoc`` (``push-urls`` items, no source row);
@@ -24,7 +25,7 @@ import json
 import unicodedata
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from anomaly_cli.errors import ContractError
 
@@ -293,6 +294,58 @@ REJECT_REASONS = (
 FUTURE_TOLERANCE = dt.timedelta(days=1)
 
 
+def doc_id_text(value: Any) -> str:
+    """The source ``_id`` as the message's ``mongo_doc_id`` string (the spec's field stays a string).
+
+    - a string: itself; an ObjectId: its 24 hex digits (the spec's two forms, unchanged);
+    - anything else MongoDB allows as an ``_id`` (int, Int64, double, Decimal128, UUID / binary,
+      an embedded document, a date...): its MongoDB Extended JSON v2 *canonical* form, compact,
+      e.g. ``{"$numberInt":"42"}``, ``{"$binary":{"base64":"...","subType":"04"}}``. Canonical
+      keeps the BSON type, so :func:`doc_id_values` finds exactly that document again. ``str()``
+      would not: ``str(42)`` is looked up as the string ``"42"`` and the row was acked as gone.
+
+    A *string* ``_id`` that happens to spell canonical Extended JSON of another document's id
+    would share its result ids; both are looked up, so nothing is lost (a collection with such
+    ids is not one we have met).
+    """
+    if isinstance(value, str):
+        return value
+    from bson import ObjectId, json_util
+
+    if isinstance(value, ObjectId):
+        return str(value)
+    return json_util.dumps(value, json_options=_canonical_json(), separators=(",", ":"))
+
+
+def doc_id_values(doc_ids: Sequence[str]) -> list[Any]:
+    """The ``_id`` values to put in one ``$in`` for ``mongo_doc_id`` strings (inverse of :func:`doc_id_text`).
+
+    Each string is tried as itself, as an ObjectId when it is 24 hex digits (some collections
+    hold hex *strings*), and as the value its canonical Extended JSON names.
+    """
+    from bson import ObjectId, json_util
+
+    values: list[Any] = []
+    for d in dict.fromkeys(doc_ids):
+        values.append(d)
+        if ObjectId.is_valid(d):
+            values.append(ObjectId(d))
+        elif d[:1] == "{" or d in ("true", "false", "null"):
+            try:
+                values.append(json_util.loads(d, json_options=_canonical_json()))
+            except Exception:  # noqa: BLE001 - not Extended JSON: the string alone is the id
+                pass
+    return values
+
+
+def _canonical_json() -> Any:
+    from bson.binary import UuidRepresentation
+    from bson.json_util import JSONMode, JSONOptions
+
+    # UNSPECIFIED: a UUID _id reads back as Binary subtype 4, the form pymongo stores and queries
+    return JSONOptions(json_mode=JSONMode.CANONICAL, uuid_representation=UuidRepresentation.UNSPECIFIED)
+
+
 def _id_str(value: Any) -> str | None:
     if value is None or isinstance(value, bool):
         return None
@@ -322,7 +375,7 @@ def normalize_subject_row(
     ``audio_url``, turns ids into strings and rejects rows for a *data* reason instead of
     raising, so one bad row never stops a run.
     """
-    doc_id = str(mongo_doc_id)
+    doc_id = doc_id_text(mongo_doc_id)
     subject_id = _id_str(raw.get("subject_id"))
     if subject_id is None:
         return RejectedRow(doc_id, record_type, None, "missing_subject_id")

@@ -149,7 +149,7 @@ def candidates(cursor: Iterator[Mapping[str, Any]], *, subject_name: str, now: d
         ts = doc.get("source_updated_at")
         ts = utc(ts) if isinstance(ts, dt.datetime) else None
         sid = row.subject_id or ""
-        cand = Candidate(ts, str(doc["_id"]), record_type, sid, row)
+        cand = Candidate(ts, row.mongo_doc_id, record_type, sid, row)
         gk = (ts, cand.doc_id, record_type)
         if gk != group_key and group:
             yield from sorted(group, key=lambda c: c.subject_id)

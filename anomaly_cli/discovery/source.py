@@ -16,26 +16,12 @@ from anomaly_cli.contract import (
     RejectedRow,
     SubjectRow,
     WorkItem,
+    doc_id_text,
+    doc_id_values,
     normalize_subject_row,
     subject_matches,
     test_date_matches,
 )
-
-
-def doc_id_values(doc_ids: Sequence[str]) -> list[Any]:
-    """The ``_id`` values to query for string ids: an ObjectId hex is tried as both forms.
-
-    Messages carry ``mongo_doc_id`` as a string; source ``_id``s are usually ObjectIds but
-    some collections hold string ids, so both spellings go into one ``$in``.
-    """
-    from bson import ObjectId
-
-    values: list[Any] = []
-    for d in dict.fromkeys(doc_ids):
-        values.append(d)
-        if ObjectId.is_valid(d):
-            values.append(ObjectId(d))
-    return values
 
 
 def raw_rows(assessment: Any, record_type: str) -> list[Mapping[str, Any]]:
@@ -108,7 +94,7 @@ def existing_source_rows(
         docs = list(collection.find({"_id": {"$in": doc_id_values([it.mongo_doc_id for it in sourced])}}, projection))
     rows: dict[str, set[tuple[str, str, str, str]]] = {}
     for doc in docs:
-        key = str(doc["_id"])
+        key = doc_id_text(doc["_id"])
         bucket = rows.setdefault(key, set())
         assessments = doc.get("assessments") if isinstance(doc.get("assessments"), list) else []
         for assessment in assessments:

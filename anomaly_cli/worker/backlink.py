@@ -14,19 +14,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from anomaly_cli.contract import RECORD_PATHS, WorkItem, test_date_matches
+from anomaly_cli.contract import RECORD_PATHS, WorkItem, doc_id_values, test_date_matches
 from anomaly_cli.errors import error_code
 from anomaly_cli.log import get_logger
 
 log = get_logger("worker")
 MAX_RESOLVE_ATTEMPTS = 3
-
-
-def source_doc_id(mongo_doc_id: str) -> Any:
-    """The source ``_id`` as stored: an ObjectId when the string is one, else the string."""
-    from bson import ObjectId
-
-    return ObjectId(mongo_doc_id) if ObjectId.is_valid(mongo_doc_id) else mongo_doc_id
 
 
 def locate(doc: dict[str, Any], item: WorkItem, tz: dt.tzinfo) -> tuple[str, Any] | None:
@@ -68,16 +61,15 @@ class Backlinker:
             "model_version": (result.get("processing") or {}).get("model_version"),
             "checked_at": dt.datetime.now(dt.timezone.utc),
         }
-        _id = source_doc_id(item.mongo_doc_id)
         for _ in range(MAX_RESOLVE_ATTEMPTS):
-            doc = self.collection.find_one({"_id": _id}, {"assessments": 1})
+            doc = self.collection.find_one({"_id": {"$in": doc_id_values([item.mongo_doc_id])}}, {"assessments": 1})
             found = locate(doc, item, self.tz) if doc else None
             if found is None:
                 log.info("backlink_skipped", result_id=item.result_id, reason="row_gone")
                 return False
             path, stored_id = found
             res = self.collection.update_one(
-                {"_id": _id, f"{path}.subject_id": stored_id}, {"$set": {f"{path}.anomaly": payload}}
+                {"_id": doc["_id"], f"{path}.subject_id": stored_id}, {"$set": {f"{path}.anomaly": payload}}
             )
             if res.matched_count:
                 return True
