@@ -94,7 +94,7 @@ def _times(fn: Callable[[Any], Any], y: Any, runs: int) -> tuple[float, float]:
 def main() -> None:
     import numpy as np
 
-    from anomaly_cli.audio import synth
+    from anomaly_cli import synth
     from anomaly_cli.audio.features import FEATURE_NAMES, extract
 
     quick = "--quick" in sys.argv

@@ -27,7 +27,7 @@ from common import machine, write_section  # noqa: E402
 def main() -> None:
     import numpy as np
 
-    from anomaly_cli.audio import synth
+    from anomaly_cli import synth
     from anomaly_cli.audio.decode import decode_bytes
     from anomaly_cli.audio.formats import FORMATS, encode
     from anomaly_cli.model.engine import load_model, screen_bytes
@@ -63,7 +63,7 @@ def main() -> None:
     md = f"""## Screening per item (decode + features + fingerprint + inference)
 
 Machine: {machine()}. Command: `.venv/bin/python bench/bench_pipeline.py{" --quick" if quick else ""}`
-(median of {runs} runs, one 60 s reading-like recording made by `audio/synth.py`, threads pinned to one core,
+(median of {runs} runs, one 60 s reading-like recording made by `anomaly_cli/synth`, threads pinned to one core,
 model `{model.version}`). Baseline in the same run: `decode_bytes` alone on the same bytes.
 
 | format | MB | decode only (ms) | features + fingerprint (ms) | inference (ms) | whole item (ms) | items/s (1 core) | x realtime | whole / decode |

@@ -55,11 +55,12 @@ def free_port() -> int:
 
 
 def recordings() -> dict[str, bytes]:
-    from anomaly_cli.audio import synth
+    from anomaly_cli import synth
     from anomaly_cli.audio.formats import encode
+    from anomaly_cli.audio.resample import resample
 
     clip = synth.make_clip("normal", np.random.default_rng(5), variant="plain", duration_s=60.0)
-    x16 = clip.samples if clip.sr == 16000 else synth._resample(clip.samples, clip.sr, 16000)
+    x16 = clip.samples if clip.sr == 16000 else resample(clip.samples, clip.sr, 16000)
     stereo = np.stack([clip.samples, clip.samples * 0.9], axis=1)  # phone m4a: stereo AAC, ~1 MB a minute
     return {"/r.m4a": encode(stereo, clip.sr, "m4a", channels=2), "/r.wav": encode(x16, 16000, "wav")}
 

@@ -107,5 +107,13 @@ def resample_poly(x: np.ndarray, up: int, down: int, window: np.ndarray | None =
     return upfirdn(h, x, up, down)[n_pre_remove : n_pre_remove + n_out]
 
 
+def resample(x: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """``x`` at ``rate`` Hz as float32 samples at ``target`` Hz (:func:`resample_poly` by the reduced
+    ratio): the one resampler of whole signals, for training and the synthetic generator alike."""
+    if rate == target:
+        return np.asarray(x, dtype=np.float32)
+    return resample_poly(x, target, rate).astype(np.float32)
+
+
 def _output_len(len_h: int, in_len: int, up: int, down: int) -> int:
     return ((in_len - 1) * up + len_h - 1) // down + 1

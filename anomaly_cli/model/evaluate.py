@@ -152,7 +152,7 @@ def evaluate_synthetic(
     progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Generate a held-out set (``seed`` should differ from training) and evaluate it."""
-    from anomaly_cli.audio import synth
+    from anomaly_cli import synth
 
     with tempfile.TemporaryDirectory(prefix="anomaly-eval-") as tmp:
         synth.make_dataset(tmp, n, seed, source=source, kinds=kinds, formats=formats or synth.DEFAULT_FORMATS)

@@ -152,7 +152,7 @@ def _r(
 
 
 #: The rules a newly trained artifact gets. Thresholds are physical and sit in the gaps between
-#: the generator's label boundaries (synth.py); they are checked on espeak-ng and real speech
+#: the generator's label boundaries (synth/anomalies.py); they are checked on espeak-ng and real speech
 #: (MODEL_CARD.md). Scales say how far past a threshold counts as "clearly" (anomaly_score).
 DEFAULT_RULES = RuleSet(
     (

@@ -52,7 +52,7 @@ OUTLIER_FEATURES = (
 
 def synthetic_normals(n: int, seed: int) -> Iterable[tuple[str, np.ndarray, int]]:
     """``n`` normal recordings as ``(variant, samples, rate)``, deterministic for ``seed``."""
-    from anomaly_cli.audio import synth
+    from anomaly_cli import synth
 
     rng = np.random.default_rng(seed)
     variants = synth.VARIANTS["normal"]
@@ -63,10 +63,10 @@ def synthetic_normals(n: int, seed: int) -> Iterable[tuple[str, np.ndarray, int]
 
 def _features(samples: np.ndarray, rate: int) -> dict[str, float]:
     from anomaly_cli.audio.decode import ANALYSIS_RATE
-    from anomaly_cli.audio.synth import _resample
+    from anomaly_cli.audio.resample import resample
     from anomaly_cli.model.engine import compute_features
 
-    x = _resample(samples, rate, ANALYSIS_RATE) if rate != ANALYSIS_RATE else samples
+    x = resample(samples, rate, ANALYSIS_RATE)
     return compute_features(x, ANALYSIS_RATE)
 
 

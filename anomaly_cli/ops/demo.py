@@ -123,7 +123,7 @@ def plan_kinds(n_recordings: int, rng: Any) -> list[str]:
 
 def _recording(kind: str, rng: Any) -> tuple[Any, int, str]:
     """(samples, rate, format) of one planted recording (file damage applied later)."""
-    from anomaly_cli.audio import synth
+    from anomaly_cli import synth
 
     dur = float(rng.uniform(4.0, 5.0))
     if kind == "too_long":
@@ -141,7 +141,7 @@ def _recording(kind: str, rng: Any) -> tuple[Any, int, str]:
 
 
 def _encode(kind: str, samples: Any, sr: int, fmt: str, rng: Any) -> bytes:
-    from anomaly_cli.audio import synth
+    from anomaly_cli import synth
     from anomaly_cli.audio.formats import encode
 
     if kind == "corrupt":

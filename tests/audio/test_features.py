@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from anomaly_cli.audio import synth
+from anomaly_cli import synth
 from anomaly_cli.audio.features import FEATURE_DOCS, FEATURE_NAMES, extract
 
 SR = 16_000

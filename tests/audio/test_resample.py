@@ -53,3 +53,16 @@ def test_upfirdn_matches_scipy_when_phases_have_unequal_lengths():
     x = np.random.default_rng(2).standard_normal(3001)
     h = np.random.default_rng(3).standard_normal(37)  # 37 taps over 5 phases: 8 or 7 taps each
     np.testing.assert_allclose(resample.upfirdn(h, x, 5, 3), signal.upfirdn(h, x, 5, 3), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("src", "dst"), [(22050, 16000), (48000, 16000), (16000, 8000), (16000, 16000)])
+def test_resample_by_rates_is_resample_poly_by_the_reduced_ratio_in_float32(src, dst):
+    # GIVEN a float64 signal (the generator's filters give float64), WHEN it is resampled by rates,
+    # THEN it is scipy's resample_poly by the reduced ratio, as float32 (training and the generator's
+    # espeak-ng, alsa and telephone paths use this one resampler)
+    x = np.random.default_rng(src).standard_normal(3000)
+    g = np.gcd(src, dst)
+    ours = resample.resample(x, src, dst)
+    theirs = signal.resample_poly(x, dst // g, src // g) if src != dst else x
+    assert ours.dtype == np.float32
+    np.testing.assert_allclose(ours, theirs.astype(np.float32), rtol=0, atol=1e-6)

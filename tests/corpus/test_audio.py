@@ -28,11 +28,12 @@ BUCKET = "corpus-audio"
 
 
 def speech(seconds: float, rate: int = 16000, seed: int = 5) -> np.ndarray:
-    from anomaly_cli.audio import synth
+    from anomaly_cli import synth
+    from anomaly_cli.audio.resample import resample
 
     clip = synth.make_clip("normal", np.random.default_rng(seed), variant="plain", duration_s=max(seconds, 1.0))
     x = clip.samples[: int(seconds * clip.sr)] if seconds < 1.0 else clip.samples
-    return synth._resample(x, clip.sr, rate) if rate != clip.sr else x
+    return resample(x, clip.sr, rate) if rate != clip.sr else x
 
 
 def enc(x: np.ndarray, rate: int, fmt: str, **kw: Any) -> bytes:

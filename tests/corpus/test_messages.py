@@ -159,7 +159,7 @@ def run(engine_model: Any) -> Iterator[Run]:
 def _good_wav() -> bytes:
     import numpy as np
 
-    from anomaly_cli.audio import synth
+    from anomaly_cli import synth
     from anomaly_cli.audio.formats import encode
 
     clip = synth.make_clip("normal", np.random.default_rng(3), variant="plain", duration_s=5.0)

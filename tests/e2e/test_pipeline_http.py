@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from anomaly_cli.audio import synth
+from anomaly_cli import synth
 from anomaly_cli.audio.formats import encode
 from anomaly_cli.cli.app import app
 from anomaly_cli.cli import exit_codes

@@ -271,7 +271,7 @@ def make_recordings(n: int, seed: int) -> list[bytes]:
     """``n`` distinct short WAV recordings (different synthetic children, so no two are duplicates)."""
     import numpy as np
 
-    from anomaly_cli.audio import synth
+    from anomaly_cli import synth
     from anomaly_cli.audio.formats import encode
 
     out = []

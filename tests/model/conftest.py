@@ -22,7 +22,7 @@ def shipped_model():
 @pytest.fixture
 def make_audio() -> Callable[..., bytes]:
     """``make_audio(label, seed=0, variant=None, fmt="wav")`` -> file bytes of a generated recording."""
-    from anomaly_cli.audio import synth
+    from anomaly_cli import synth
 
     def factory(label: str, seed: int = 0, variant: str | None = None, fmt: str = "wav") -> bytes:
         return synth.make_item(label, np.random.default_rng(seed), fmt=fmt, variant=variant).data

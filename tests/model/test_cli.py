@@ -98,7 +98,7 @@ def test_model_info(runner):
 
 
 def test_model_train_and_evaluate(runner, tmp_path, monkeypatch):
-    from anomaly_cli.audio import synth
+    from anomaly_cli import synth
 
     res = runner.invoke(
         app, ["model", "train", "--synthetic", "10", "--seed", "3", "--out", str(tmp_path / "m" / "v7")]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from anomaly_cli import errors
-from anomaly_cli.audio import synth
+from anomaly_cli import synth
 from anomaly_cli.audio.formats import encode
 from anomaly_cli.model import engine
 from anomaly_cli.screening import REASON_CODES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anomaly_cli.audio import synth
+from anomaly_cli import synth
 from anomaly_cli.model.speechband import NAMES, measure
 
 

@@ -23,7 +23,7 @@ def test_training_with_the_default_seed_reproduces_the_shipped_model(tmp_path, s
     assert meta["outlier"]["threshold"] == pytest.approx(shipped_model.outlier.threshold, rel=THRESHOLD_RTOL)
     again = engine.load_model(tmp_path, "v1")
     rng = np.random.default_rng(77)
-    from anomaly_cli.audio import synth
+    from anomaly_cli import synth
 
     fixed = [synth.make_clip(label, rng) for label in ("normal", "normal", "no_speech", "noisy", "clipped")]
     for clip in fixed:

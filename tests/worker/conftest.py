@@ -117,7 +117,7 @@ def recordings() -> dict[str, bytes]:
     """Real short recordings: distinct children, one re-encoded copy, silence."""
     import numpy as np
 
-    from anomaly_cli.audio import synth
+    from anomaly_cli import synth
     from anomaly_cli.audio.formats import encode
 
     out: dict[str, bytes] = {}

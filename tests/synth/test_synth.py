@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from anomaly_cli.audio import synth
+from anomaly_cli import synth
+from anomaly_cli.synth import sources
 
 
 def _hashes(folder) -> dict[str, str]:
@@ -109,11 +111,11 @@ def test_file_level_kinds():
 
 
 def test_optional_sources_fail_clearly_when_missing(monkeypatch):
-    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
+    monkeypatch.setattr(sources.shutil, "which", lambda name: None)
     assert not synth.espeak_available()
     with pytest.raises(RuntimeError, match="espeak-ng is not installed"):
         synth.espeak_speech(np.random.default_rng(0), 2.0)
-    monkeypatch.setattr(synth, "ALSA_DIR", synth.Path("/nonexistent-alsa"))
+    monkeypatch.setattr(sources, "ALSA_DIR", Path("/nonexistent-alsa"))
     assert synth.alsa_files() == []
     with pytest.raises(RuntimeError, match="no wav files"):
         synth.alsa_speech(np.random.default_rng(0), 2.0)
