@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -18,6 +18,7 @@ from anomaly_cli.adapters.mongo import mongo_errors
 from anomaly_cli.config import redact_url, validate_test_date
 from anomaly_cli.contract import test_date_datetime
 from anomaly_cli.errors import ConfigError
+from anomaly_cli.results import clusters as C
 from anomaly_cli.results import document as D
 
 #: Schools with fewer screened recordings than this are not ranked (a 1-of-1 "100 %" is noise).
@@ -80,8 +81,10 @@ class InspectReport:
     by_record_type: dict[str, dict[str, int]] = field(default_factory=dict)
     failures_by_code: dict[str, int] = field(default_factory=dict)
     top_schools: list[dict[str, Any]] = field(default_factory=list)
-    duplicate_clusters: int = 0
-    duplicates_flagged: int = 0
+    duplicate_clusters: int = 0  # = duplicates.clusters (kept for --json readers)
+    duplicates_flagged: int = 0  # = duplicates.copies
+    duplicates: C.ClusterSummary = field(default_factory=C.ClusterSummary)
+    reuse: C.ClusterSummary = field(default_factory=C.ClusterSummary)
     processed_from: Any = None
     processed_to: Any = None
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -94,6 +97,7 @@ class InspectReport:
     def to_dict(self) -> dict[str, Any]:
         """Plain values for ``--json``."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["duplicates"], d["reuse"] = asdict(self.duplicates), asdict(self.reuse)
         d["anomaly_rate"] = round(self.anomaly_rate, 4)
         return d
 
@@ -133,9 +137,6 @@ def inspect(
                     "failed": {"$sum": failed},
                     "first": {"$min": "$processing.processed_at"},
                     "last": {"$max": "$processing.processed_at"},
-                    "flagged": {
-                        "$sum": {"$cond": [{"$gt": [{"$size": {"$ifNull": ["$inference.duplicate_of", []]}}, 0]}, 1, 0]}
-                    },
                 }
             },
         ],
@@ -145,7 +146,7 @@ def inspect(
     t = totals[0]
     r.total, r.anomalies, r.failed = t["total"], t["anomalies"], t["failed"]
     r.ok = r.total - r.failed
-    r.processed_from, r.processed_to, r.duplicates_flagged = t["first"], t["last"], t["flagged"]
+    r.processed_from, r.processed_to = t["first"], t["last"]
     for row in _agg(
         collection,
         [
@@ -200,21 +201,22 @@ def inspect(
         {"udise": s["_id"], "total": s["total"], "anomalies": s["anomalies"], "rate": round(s["rate"], 4)}
         for s in schools
     ]
-    # a cluster = one earlier recording that later ones duplicate
-    clusters = _agg(
-        collection,
-        [
-            {"$match": {**match, f"{D.F_DUPLICATE_OF}.0": {"$exists": True}}},
-            {"$unwind": "$inference.duplicate_of"},
-            {"$group": {"_id": "$inference.duplicate_of"}},
-            {"$count": "n"},
-        ],
-    )
-    r.duplicate_clusters = clusters[0]["n"] if clusters else 0
+    # one definition of a cluster (results/clusters.py), shared with dedupe and the report
+    dup = [c for c in C.load_clusters(collection, filters.test_date) if _in_school(c, filters.udise)]
+    reuse = [
+        c for c in C.load_clusters(collection, filters.test_date, kind=C.KIND_REUSE) if _in_school(c, filters.udise)
+    ]
+    r.duplicates = C.ClusterSummary.of(dup)
+    r.reuse = C.ClusterSummary.of(reuse)
+    r.duplicate_clusters, r.duplicates_flagged = r.duplicates.clusters, r.duplicates.copies
     with mongo_errors("results listing"):
         cursor = collection.find(match, _ROW_PROJECTION).sort([(D.F_PROCESSED_AT, -1)]).limit(limit)
         r.rows = [flat_row(d) for d in cursor]
     return r
+
+
+def _in_school(cluster: C.DuplicateCluster, udise: str | None) -> bool:
+    return udise is None or udise in cluster.schools
 
 
 _ROW_PROJECTION = {"features": 0, "audio.fingerprint": 0, "audio.fp_bands": 0}

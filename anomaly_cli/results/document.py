@@ -8,7 +8,7 @@ Shape (collection ``MONGO_RESULT_COLLECTION``)::
                   timings_ms {fetch, decode, features, inference, total}, error {code, message, stage}|null,
                   screen_count}
     inference    {is_anomaly, anomaly_score, reasons [{code, value, threshold, detail}], reason_codes,
-                  threshold, duplicate_of [ids]}
+                  threshold, duplicate_of [ids], reuse_of [ids]}
     features     {name: float}
     audio        {format, codec, sample_rate, channels, duration_s, bytes, sha256, pcm_sha256,
                   fingerprint, fp_bands}
@@ -47,6 +47,7 @@ F_SCORE = "inference.anomaly_score"
 F_REASONS = "inference.reasons"
 F_REASON_CODES = "inference.reason_codes"
 F_DUPLICATE_OF = "inference.duplicate_of"
+F_REUSE_OF = "inference.reuse_of"
 F_SHA256 = "audio.sha256"
 F_PCM_SHA256 = "audio.pcm_sha256"
 F_FINGERPRINT = "audio.fingerprint"
@@ -126,6 +127,7 @@ def build_result(
             "reason_codes": [r["code"] for r in reasons],
             "threshold": screening.threshold,
             "duplicate_of": [],
+            "reuse_of": [],
         },
         "features": {k: float(v) for k, v in screening.features.items()},
         "audio": audio,

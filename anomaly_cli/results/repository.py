@@ -28,6 +28,7 @@ from anomaly_cli.contract import test_date_datetime
 from anomaly_cli.errors import MongoWriteFailed
 from anomaly_cli.log import get_logger
 from anomaly_cli.results import document as D
+from anomaly_cli.results.clusters import DuplicateCluster, build_clusters
 
 log = get_logger("results")
 
@@ -42,6 +43,7 @@ INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
     ((D.F_TEST_DATE, 1), (D.F_PCM_SHA256, 1)),
     ((D.F_TEST_DATE, 1), (D.F_FP_BANDS, 1)),  # multikey: one entry per band sub-hash
     ((D.F_TEST_DATE, 1), (D.F_REASON_CODES, 1)),
+    ((D.F_TEST_DATE, 1), (D.F_REUSE_OF, 1)),  # multikey: results re-using another row's recording
 )
 _MATCH_PROJECTION = {
     "_id": 1,
@@ -49,6 +51,11 @@ _MATCH_PROJECTION = {
     "source.mongo_doc_id": 1,
     "source.student_id": 1,
     "source.test_date": 1,
+    "source.record_type": 1,
+    "source.subject_id": 1,
+    "source.udise": 1,
+    "source.audio_s3_url": 1,
+    "inference.duplicate_of": 1,
     "audio.sha256": 1,
     "audio.pcm_sha256": 1,
     "audio.fingerprint": 1,
@@ -83,8 +90,9 @@ class SweepReport:
 
     test_date: str
     scanned: int = 0
-    clusters: list[list[str]] = field(default_factory=list)
+    clusters: list[DuplicateCluster] = field(default_factory=list)
     links: list[DuplicateLink] = field(default_factory=list)
+    would_flag: list[str] = field(default_factory=list)
     newly_flagged: list[str] = field(default_factory=list)
     dry_run: bool = False
 
@@ -213,8 +221,8 @@ class ResultRepository:
         return self.flag_duplicates(links) if links else []
 
     # ----- duplicates: the order-independent sweep ---------------------------------------------
-    def find_duplicate_clusters(self, test_date: str) -> tuple[int, list[list[str]], list[DuplicateLink]]:
-        """All verified duplicate links of one test date, grouped into clusters (ids sorted by order).
+    def find_duplicate_links(self, test_date: str) -> tuple[dict[str, Mapping[str, Any]], list[DuplicateLink]]:
+        """All verified duplicate links of one test date, and the results they were read from (by id).
 
         Reads the test date's eligible results once and matches them in memory through the same
         hash / band keys the indexes hold; the result does not depend on screening order.
@@ -239,37 +247,28 @@ class ResultRepository:
             for a_pos, a in enumerate(members):
                 for b in members[a_pos + 1 :]:
                     pairs.add((min(a, b), max(a, b)))
-        links = []
-        parent = list(range(len(docs)))
-
-        def root(x: int) -> int:
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        for a, b in sorted(pairs):
-            link = match(docs[a], docs[b])
-            if link is not None:
-                links.append(link)
-                parent[root(a)] = root(b)
-        groups: dict[int, list[Mapping[str, Any]]] = {}
-        for i, d in enumerate(docs):
-            groups.setdefault(root(i), []).append(d)
-        clusters = sorted([[str(d["_id"]) for d in sorted(g, key=D.order_key)] for g in groups.values() if len(g) > 1])
+        links = [link for a, b in sorted(pairs) if (link := match(docs[a], docs[b])) is not None]
         links.sort(key=lambda l: (l.later, l.earlier))
-        return len(docs), clusters, links
+        return {str(d["_id"]): d for d in docs}, links
 
     def dedupe_sweep(self, test_date: str, dry_run: bool = False) -> SweepReport:
-        """Find every duplicate of ``test_date`` and (unless ``dry_run``) flag the later recordings."""
-        scanned, clusters, links = self.find_duplicate_clusters(test_date)
-        report = SweepReport(test_date=test_date, scanned=scanned, clusters=clusters, links=links, dry_run=dry_run)
+        """Find every duplicate of ``test_date`` and (unless ``dry_run``) flag the later recordings.
+
+        ``would_flag`` counts results that would *gain* the flag (not links, not results already
+        flagged), in a dry run and a real one alike; ``newly_flagged`` is what a real run flagged.
+        """
+        docs, links = self.find_duplicate_links(test_date)
+        clusters = build_clusters([(l.later, l.earlier) for l in links], docs)
+        would = sorted({l.later for l in links if "duplicate" not in D.reason_codes(docs.get(l.later) or {})})
+        report = SweepReport(
+            test_date=test_date, scanned=len(docs), clusters=clusters, links=links, would_flag=would, dry_run=dry_run
+        )
         if not dry_run and links:
             report.newly_flagged = self.flag_duplicates(links)
         log.info(
             "dedupe_sweep_completed",
             test_date=test_date,
-            scanned=scanned,
+            scanned=report.scanned,
             clusters=len(clusters),
             links=len(links),
             newly_flagged=len(report.newly_flagged),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import re
 
 from anomaly_cli.cli import exit_codes
 from tests.ops.conftest import TEST_DATE, make_item, put_result, screening
@@ -98,13 +99,36 @@ def test_dedupe_flags_the_later_copy_order_independently(cli, db):
     b = put_result(db, dataclasses.replace(make_item(2), student_id="STU-other"), screening(sha="same"))
     put_result(db, make_item(3), screening())
     dry = json.loads(cli(["results", "dedupe", TEST_DATE, "--dry-run", "--json"]).stdout)
-    assert dry["clusters"] == [[a["_id"], b["_id"]]] and dry["newly_flagged"] == []
+    assert [c["result_ids"] for c in dry["clusters"]] == [[a["_id"], b["_id"]]] and dry["newly_flagged"] == []
+    assert dry["would_flag"] == [b["_id"]] and dry["clusters"][0]["students"] == ["STU-1", "STU-other"]
     assert db["anomaly_detection_results"].find_one({"_id": b["_id"]})["inference"]["duplicate_of"] == []
     done = json.loads(cli(["results", "dedupe", TEST_DATE, "--json"]).stdout)
     assert done["newly_flagged"] == [b["_id"]]
     assert db["anomaly_detection_results"].find_one({"_id": b["_id"]})["inference"]["duplicate_of"] == [a["_id"]]
     s = json.loads(cli(["results", "inspect", TEST_DATE, "--json"]).stdout)
     assert (s["duplicates_flagged"], s["duplicate_clusters"]) == (1, 1)
+    again = json.loads(cli(["results", "dedupe", TEST_DATE, "--dry-run", "--json"]).stdout)
+    assert again["would_flag"] == [] and len(again["links"]) == 1  # already flagged: nothing new to flag
+    human = cli(["results", "dedupe", TEST_DATE, "--dry-run"]).stdout
+    assert re.search(r"would flag\s*│\s*0\s*│", human), human
+
+
+def test_inspect_and_dedupe_count_one_cluster_of_three_the_same_way(cli, db):
+    """A <- B, A <- C, B <- C is one cluster of three recordings (two copies), everywhere."""
+    docs = [
+        put_result(db, dataclasses.replace(make_item(i), student_id=f"S{i}", udise=f"U{i % 2}"), screening(sha="one"))
+        for i in range(3)
+    ]
+    put_result(db, make_item(9), screening(sha="alone"))
+    done = json.loads(cli(["results", "dedupe", TEST_DATE, "--json"]).stdout)
+    assert len(done["links"]) == 3 and len(done["clusters"]) == 1 and len(done["newly_flagged"]) == 2
+    c = done["clusters"][0]
+    assert c["result_ids"] == sorted(c["result_ids"], key=lambda i: [d["_id"] for d in docs].index(i))
+    assert (c["copies"], c["students"], c["schools"]) == (2, ["S0", "S1", "S2"], ["U0", "U1"])
+    s = json.loads(cli(["results", "inspect", TEST_DATE, "--json"]).stdout)
+    assert (s["duplicate_clusters"], s["duplicates_flagged"]) == (1, 2)
+    assert s["duplicates"] == {"clusters": 1, "recordings": 3, "copies": 2}
+    assert "1 cluster(s) of 3 results, 2 flagged as copies" in cli(["results", "inspect", TEST_DATE]).stdout
 
 
 def test_show_failed_result_and_a_recording_that_cannot_be_linked(cli, db):

@@ -144,7 +144,10 @@ def test_sweep_is_order_independent_and_dry_run_writes_nothing(repo, mongo):
     repo.insert_if_absent(docs)
     dry = repo.dedupe_sweep("2025-12-20", dry_run=True)
     assert dry.newly_flagged == [] and repo.collection.count_documents({"inference.reason_codes": "duplicate"}) == 0
-    assert sorted(dry.clusters) == sorted([[docs[1]["_id"], docs[0]["_id"]], [docs[2]["_id"], docs[3]["_id"]]])
+    assert sorted(list(c.result_ids) for c in dry.clusters) == sorted(
+        [[docs[1]["_id"], docs[0]["_id"]], [docs[2]["_id"], docs[3]["_id"]]]
+    )
+    assert sorted(dry.would_flag) == sorted([docs[0]["_id"], docs[3]["_id"]])
 
     other = ResultRepository(mongo["other"]["r"])
     other.insert_if_absent(list(reversed(docs)))
@@ -152,3 +155,4 @@ def test_sweep_is_order_independent_and_dry_run_writes_nothing(repo, mongo):
     assert sorted(real.newly_flagged) == sorted([docs[0]["_id"], docs[3]["_id"]])
     assert other.dedupe_sweep("2025-12-20").newly_flagged == real.newly_flagged
     assert repo.dedupe_sweep("2025-12-20").newly_flagged == []
+    assert repo.dedupe_sweep("2025-12-20", dry_run=True).would_flag == []  # all flagged already: 0 new flags

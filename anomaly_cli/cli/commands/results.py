@@ -63,7 +63,12 @@ def render_inspect(r: Any) -> None:
     head.add_row("screened", str(r.total))
     head.add_row("anomalies", f"{r.anomalies} ({r.anomaly_rate:.1%} of {r.ok} screened ok)")
     head.add_row("processing failures", str(r.failed))
-    head.add_row("duplicates flagged", f"{r.duplicates_flagged} in {r.duplicate_clusters} cluster(s)")
+    d, u = r.duplicates, r.reuse
+    head.add_row(
+        "duplicate uploads", f"{d.clusters} cluster(s) of {d.recordings} results, {d.copies} flagged as copies"
+    )
+    if u.clusters:
+        head.add_row("re-used in one student", f"{u.clusters} cluster(s) of {u.recordings} results")
     head.add_row("processed", f"{_ts(r.processed_from)} .. {_ts(r.processed_to)}")
     out().print(head)
     if r.by_reason:
@@ -243,8 +248,9 @@ def dedupe(
     payload = {
         "test_date": report.test_date,
         "scanned": report.scanned,
-        "clusters": report.clusters,
+        "clusters": [c.to_dict() for c in report.clusters],
         "links": [{"later": l.later, "earlier": l.earlier, "how": l.how, "ber": l.ber} for l in report.links],
+        "would_flag": report.would_flag,
         "newly_flagged": report.newly_flagged,
         "dry_run": report.dry_run,
     }
@@ -255,10 +261,11 @@ def dedupe(
     t = fact_table(f"duplicate sweep {test_date}" + (" (dry run: nothing flagged)" if dry_run else ""), numbers=True)
     t.add_row("results scanned", str(report.scanned))
     t.add_row("clusters", str(len(report.clusters)))
+    t.add_row("results in clusters", str(sum(len(c.members) for c in report.clusters)))
     t.add_row("duplicate links", str(len(report.links)))
     t.add_row(
         "would flag" if dry_run else "newly flagged",
-        str(len({l.later for l in report.links}) if dry_run else len(report.newly_flagged)),
+        str(len(report.would_flag) if dry_run else len(report.newly_flagged)),
     )
     out().print(t)
     for link in report.links[:20]:
