@@ -24,6 +24,7 @@ from anomaly_cli.errors import ConfigError
 MODES = ("backfill", "incremental", "sweep")
 READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("auto", "json", "console")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -145,6 +146,11 @@ class Settings:
     model_version: str = _spec("MODEL_VERSION", "model version to load (default: newest)", default="")
     # --- output ---
     log_level: str = _spec("LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", default="INFO")
+    log_format: str = _spec(
+        "LOG_FORMAT",
+        "stderr events: auto (human lines on a terminal, JSON otherwise), json or console",
+        default="auto",
+    )
 
     # where each value came from: field name -> "default" | ".env" | "env" | "flag"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -257,6 +263,8 @@ def _validate(s: Settings) -> None:
         raise bad("mongo_read_preference", f"must be one of {', '.join(READ_PREFERENCES)}")
     if s.log_level.upper() not in LOG_LEVELS:
         raise bad("log_level", f"must be one of {', '.join(LOG_LEVELS)}, got {s.log_level!r}")
+    if s.log_format not in LOG_FORMATS:
+        raise bad("log_format", f"must be one of {', '.join(LOG_FORMATS)}, got {s.log_format!r}")
     try:
         zoneinfo.ZoneInfo(s.test_date_timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
@@ -352,6 +360,8 @@ def load_settings(
             sources[name] = source
     if "log_level" in values:
         values["log_level"] = str(values["log_level"]).upper()
+    if "log_format" in values:
+        values["log_format"] = str(values["log_format"]).lower()
     settings = Settings(**values, sources=sources)
     _validate(settings)
     return settings

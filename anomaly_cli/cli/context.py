@@ -26,9 +26,11 @@ class CliContext:
         """Load settings once (defaults < .env < env < global flags), then apply ``flags``."""
         if self._settings is None:
             self._settings = load_settings({"log_level": self.log_level}, env_file=self.env_file or ".env")
+            from anomaly_cli.cli import output
             from anomaly_cli.log import configure_logging
 
-            configure_logging(self._settings.log_level)
+            chosen = configure_logging(self._settings.log_level, fmt=self._settings.log_format, console=output.err())
+            output.set_log_format(chosen)
         if flags:
             self._settings = with_overrides(self._settings, **flags)
         return self._settings

@@ -1,8 +1,14 @@
 """Output helpers: stdout carries data (tables, JSON), stderr carries logs, progress and errors.
 
-Every command ends an error through :func:`fail`, which prints
-``{"error": {"code", "message", "hint"}}`` on stdout under ``--json`` and a human line on
-stderr otherwise, then raises ``typer.Exit`` with a named exit code.
+:class:`Output` is the one place that knows ``--json``: a command makes one
+(``o = Output(json_out)``), hands its result to ``o.result(payload, render)`` and ends errors
+through ``o.fail(...)`` or ``with o.errors():``. Under ``--json`` an error is
+``{"error": {"code", "message", "hint"}}`` on stdout; otherwise a human line on stderr. Both
+raise ``typer.Exit`` with a named exit code.
+
+Progress bars and the worker's live panel are for a person: they are drawn only when stderr
+is a terminal and the events there are human lines (:func:`interactive`), never under ``--json``
+or ``LOG_FORMAT=json``, where every stderr line must be JSON.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from anomaly_cli.cli import exit_codes
 
 _out: Console | None = None
 _err: Console | None = None
+_log_format = "json"  # what configure_logging chose for this process (see set_log_format)
 
 
 def out() -> Console:
@@ -36,6 +43,17 @@ def err() -> Console:
     if _err is None or _err.file is not sys.stderr:
         _err = Console(file=sys.stderr)
     return _err
+
+
+def set_log_format(chosen: str) -> None:
+    """Record the stderr format logging chose (``console`` or ``json``)."""
+    global _log_format
+    _log_format = chosen
+
+
+def interactive() -> bool:
+    """True when stderr is a terminal showing human lines: progress displays may be drawn."""
+    return _log_format == "console" and err().is_terminal
 
 
 def fact_table(title: str | None = None, *, numbers: bool = False) -> Any:
@@ -98,3 +116,39 @@ def handle_errors(json_mode: bool = False) -> Iterator[None]:
         fail(e.code, str(e), hint=e.hint, exit_code=exit_codes.for_exception(e), json_mode=json_mode)
     except KeyboardInterrupt:
         fail("interrupted", "interrupted", exit_code=exit_codes.RET_INTERRUPTED, json_mode=json_mode)
+
+
+class Output:
+    """What a command prints, in one place: JSON on stdout under ``--json``, tables otherwise.
+
+    ``result`` prints the payload (or calls ``render``), ``fail`` ends the command with an error
+    in the same voice, ``errors()`` turns project errors escaping a block into ``fail`` with the
+    exit code of their type, and ``progress_enabled`` says whether progress may be drawn.
+    """
+
+    def __init__(self, json_mode: bool = False):
+        self.json = json_mode
+
+    @property
+    def progress_enabled(self) -> bool:
+        return not self.json and interactive()
+
+    def result(self, payload: Any, render: "Any | None" = None) -> None:
+        """Print ``payload`` as JSON under ``--json``, else call ``render()`` (tables on stdout)."""
+        if self.json or render is None:
+            emit_json(payload)
+        else:
+            render()
+
+    def fail(
+        self, code: str, message: str, *, hint: str | None = None, exit_code: int = exit_codes.RET_ERROR
+    ) -> NoReturn:
+        fail(code, message, hint=hint, exit_code=exit_code, json_mode=self.json)
+
+    def note(self, text: str) -> None:
+        """A human remark on stderr (hints, 'exported N rows'); silent under ``--json``."""
+        if not self.json:
+            err().print(text, highlight=False)
+
+    def errors(self) -> Any:
+        return handle_errors(self.json)

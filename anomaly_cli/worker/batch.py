@@ -161,7 +161,7 @@ class BatchProcessor:
         for h in batch:
             if not h.item.is_adhoc and not present.get(h.item.result_id, False):
                 out.append(O.Outcome(h.message_id, O.SOURCE_GONE, h.item.result_id, "source"))
-                log.info("item_skipped", message_id=h.message_id, result_id=h.item.result_id, reason="source_gone")
+                log.debug("item_skipped", message_id=h.message_id, result_id=h.item.result_id, reason="source_gone")
             else:
                 pending.append(h)
         pairs = [(h.item.result_id, h.item.natural_key) for h in pending if not h.rescreen]

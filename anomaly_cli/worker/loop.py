@@ -36,7 +36,7 @@ from anomaly_cli.worker import outcome as O
 from anomaly_cli.worker.batch import BatchProcessor, BatchReport
 from anomaly_cli.worker.heartbeat import Heartbeat, Held, HeldMessages
 from anomaly_cli.worker.pool import trim_heap
-from anomaly_cli.worker.shutdown import ForcedStop, NeverStop, ShutdownController, StopPolicy
+from anomaly_cli.worker.shutdown import ForcedStop, NeverStop, ShutdownController, StopPolicy, seconds_left
 from anomaly_cli.worker.stats import WorkerStats
 
 log = get_logger("worker")
@@ -186,12 +186,16 @@ class Worker:
             if now < self._pause_until:
                 self._wait_running(min(0.5, self._pause_until - now))
                 continue
-            got = self._poll()
+            got = self._poll(seconds_left(self.policy, now - last_activity))
             if got:
                 last_activity = time.monotonic()
             self._maybe_dispatch(force=False)
 
-    def _poll(self) -> int:
+    def _poll(self, stop_in: float | None = None) -> int:
+        """One receive. Never long-polls past the buffer's flush deadline (with less than a second
+        to go it waits out the remainder instead of spinning on zero-second polls) nor more than a
+        second past ``stop_in``, an idle stop's deadline (``--idle-exit N`` ends within about a
+        second of N, not after a 20 s long poll)."""
         capacity = self.max_held - len(self.held)
         budget = self.policy.receive_budget(self.stats.received)
         n = min(MAX_RECEIVE_MESSAGES, capacity, budget if budget is not None else MAX_RECEIVE_MESSAGES)
@@ -201,9 +205,18 @@ class Worker:
             return 0
         wait_s = self.s.sqs_wait_seconds
         if self._buffer:  # never long-poll past the flush deadline of the buffer
-            wait_s = max(0, min(wait_s, int(self._buffer_since + self.s.flush_seconds - time.monotonic())))
+            until_flush = max(0.0, self._buffer_since + self.s.flush_seconds - time.monotonic())
+            if wait_s > 0 and 0 < until_flush < 1:
+                self._wait_running(until_flush)  # SQS waits in whole seconds: sleep the remainder instead
+                return 0
+            if wait_s > 0 and until_flush == 0 and len(self._running) >= self.batch_threads:
+                self._wait_running(0.2)  # due but no free batch thread: wait for one, do not spin
+                return 0
+            wait_s = min(wait_s, int(until_flush))
         elif self._running:
             wait_s = min(wait_s, 1)
+        if stop_in is not None:  # an idle stop: poll once more, ending at most a second after it
+            wait_s = min(wait_s, math.ceil(stop_in))
         try:
             msgs = self.queue.receive(n, wait_s, self.s.visibility_timeout_seconds)
         except errors.QueueUnavailable as e:
@@ -212,7 +225,8 @@ class Worker:
             self.shutdown.wait(self._queue_backoff)
             return 0
         self._queue_backoff = 0.0
-        log.info("messages_polled", count=len(msgs), held=len(self.held))
+        # an empty poll is not news (a quiet queue, or a partial batch waiting for its flush)
+        (log.info if msgs else log.debug)("messages_polled", count=len(msgs), held=len(self.held))
         for m in msgs:
             self._accept(m)
         return len(msgs)
@@ -240,7 +254,7 @@ class Worker:
         if not self._buffer:
             self._buffer_since = time.monotonic()
         self._buffer.append(held)
-        log.info(
+        log.debug(  # per message: the live panel and batch events count them
             "message_buffered",
             message_id=mid,
             result_id=result_id,

@@ -74,6 +74,15 @@ class StopPolicy(Protocol):
 
     def receive_budget(self, received: int) -> int | None: ...
 
+    # Optional: ``seconds_left(idle_seconds) -> float | None``, how long until the policy stops
+    # on idleness; the loop never long-polls past it (see :func:`seconds_left`).
+
+
+def seconds_left(policy: Any, idle_seconds: float) -> float | None:
+    """Seconds until ``policy`` stops for idleness (``None``: it never does, or it does not say)."""
+    fn = getattr(policy, "seconds_left", None)
+    return fn(idle_seconds) if fn is not None else None
+
 
 @dataclass(frozen=True)
 class MaxMessages:
@@ -100,6 +109,9 @@ class IdleShutdown:
     def receive_budget(self, received: int) -> int | None:
         return None
 
+    def seconds_left(self, idle_seconds: float) -> float:
+        return max(0.0, self.seconds - idle_seconds)
+
 
 @dataclass(frozen=True)
 class AnyOf:
@@ -113,6 +125,10 @@ class AnyOf:
     def receive_budget(self, received: int) -> int | None:
         budgets = [b for b in (p.receive_budget(received) for p in self.policies) if b is not None]
         return min(budgets) if budgets else None
+
+    def seconds_left(self, idle_seconds: float) -> float | None:
+        left = [s for s in (seconds_left(p, idle_seconds) for p in self.policies) if s is not None]
+        return min(left) if left else None
 
 
 class NeverStop:

@@ -1,4 +1,4 @@
-"""A small rich progress helper for the operator commands (stderr; silent under ``--json``)."""
+"""A small rich progress helper for the operator commands (stderr; drawn only when :func:`~anomaly_cli.cli.output.interactive`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from anomaly_cli.cli.output import err
 
 @contextlib.contextmanager
 def progress(label: str, *, total: int | None = None, enabled: bool = True) -> Iterator[Callable[..., None]]:
-    """Yield ``update(completed, **fields)``; a no-op when not ``enabled``."""
-    if not enabled:
+    """Yield ``update(completed, **fields)``; a no-op when not ``enabled`` or stderr is not for a person."""
+    from anomaly_cli.cli.output import interactive
+
+    if not (enabled and interactive()):
         yield lambda *a, **k: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn

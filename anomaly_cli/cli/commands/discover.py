@@ -105,7 +105,9 @@ class _progress:
         self._task: Any = None
 
     def __enter__(self) -> Any:
-        if not self.enabled:
+        from anomaly_cli.cli.output import interactive
+
+        if not (self.enabled and interactive()):
             return None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

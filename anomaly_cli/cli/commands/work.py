@@ -112,7 +112,7 @@ def _run(
         if p is not None
     ]
     shutdown = ShutdownController(drain_seconds=drain_seconds)
-    live = _LiveView() if sys.stderr.isatty() else None
+    live = _LiveView() if output.interactive() else None
     restore = shutdown.install()
     try:
         # No S3 client here: the fetcher creates one on its first s3:// recording, so a worker
