@@ -64,7 +64,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "event": getattr(record, "event", None) or record.getMessage(),
             "component": record.name.removeprefix(LOGGER_NAME + ".") if record.name != LOGGER_NAME else "anomaly",
@@ -187,7 +187,7 @@ def configure_logging(
     return chosen
 
 
-_warnings_log: "EventLogger | None" = None
+_warnings_log: EventLogger | None = None
 
 
 def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:

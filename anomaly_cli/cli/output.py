@@ -17,7 +17,8 @@ import contextlib
 import datetime as dt
 import json
 import sys
-from typing import Any, Iterator, NoReturn
+from collections.abc import Iterator
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -133,7 +134,7 @@ class Output:
     def progress_enabled(self) -> bool:
         return not self.json and interactive()
 
-    def result(self, payload: Any, render: "Any | None" = None) -> None:
+    def result(self, payload: Any, render: Any | None = None) -> None:
         """Print ``payload`` as JSON under ``--json``, else call ``render()`` (tables on stdout)."""
         if self.json or render is None:
             emit_json(payload)

@@ -22,10 +22,11 @@ import math
 import os
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from anomaly_cli import errors
 from anomaly_cli.adapters.sqs import MAX_RECEIVE_MESSAGES, receive_count
@@ -122,7 +123,7 @@ class Worker:
             reason = "forced"
         except errors.QueueError as e:
             reason, error = "queue_lost", e
-        except Exception as e:  # noqa: BLE001 - a bug in the loop: release what is held, exit non-zero
+        except Exception as e:
             log.error("worker_loop_failed", exc_info=e, error=errors.error_code(e))
             reason, self._fatal = "fatal", e
         try:

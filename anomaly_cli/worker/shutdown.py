@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 DEFAULT_DRAIN_SECONDS = 30.0
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from anomaly_cli.adapters.sqs import SqsQueue
 from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown
-
 from tests.conftest import Events, capture_events
 from tests.worker.conftest import make_item
 
