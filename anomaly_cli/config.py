@@ -121,6 +121,12 @@ class Settings:
     throughput_log_seconds: float = _spec(
         "THROUGHPUT_LOG_SECONDS", "worker: period of the throughput event", default=30.0
     )
+    metrics_port: int | None = _spec(
+        "METRICS_PORT", "worker: serve Prometheus metrics on this port (empty: no metrics server)", default=None
+    )
+    metrics_address: str = _spec(
+        "METRICS_ADDRESS", "worker: address the metrics server binds (0.0.0.0: every interface)", default="0.0.0.0"
+    )
     # --- fetching audio ---
     audio_url_allowlist: tuple[str, ...] = _spec(
         "AUDIO_URL_ALLOWLIST", "comma list of allowed S3 buckets (s3://bucket) and https hosts", default=()
@@ -280,6 +286,8 @@ def _validate(s: Settings) -> None:
     for name in positive:
         if getattr(s, name) < 1:
             raise bad(name, f"must be >= 1, got {getattr(s, name)}")
+    if s.metrics_port is not None and not 0 <= s.metrics_port <= 65535:
+        raise bad("metrics_port", f"must be a TCP port 0-65535 (0: any free port), got {s.metrics_port}")
     if s.max_records is not None and s.max_records < 1:
         raise bad("max_records", f"must be >= 1 when set, got {s.max_records}")
     for name in (

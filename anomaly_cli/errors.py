@@ -143,6 +143,13 @@ class ModelError(AnomalyError):
     code = "model_error"
 
 
+class ScreeningProcessLost(AnomalyError):
+    """Raised for the items of a screening process that died (OOM kill, native crash); retried later."""
+
+    code = "screening_process_lost"
+    transient = True
+
+
 class CredentialsProblem(AnomalyError):
     """Raised when a run of access-denied answers points at credentials or policy, not data."""
 

@@ -59,3 +59,13 @@ def test_redaction():
     url = "https://b.s3.amazonaws.com/k.m4a?X-Amz-Signature=abc&X-Amz-Credential=AKIA"
     assert "abc" not in redact_url(url) and "AKIA" not in redact_url(url)
     assert "abc" not in redact_text(f"failed to get {url}")
+
+
+def test_metrics_port_must_be_a_tcp_port():
+    from anomaly_cli.config import load_settings
+    from anomaly_cli.errors import ConfigError
+
+    assert load_settings(environ={"METRICS_PORT": "9108"}, env_file=None).metrics_port == 9108
+    assert load_settings(environ={}, env_file=None).metrics_port is None
+    with pytest.raises(ConfigError, match="METRICS_PORT"):
+        load_settings(environ={"METRICS_PORT": "70000"}, env_file=None)

@@ -207,6 +207,7 @@ class BatchProcessor:
         for h, fut in futures:
             try:
                 res = fut.result()
+                self.stats.observe_item(res)
                 o, doc = self._item(h, res, report)
             except Exception as e:  # noqa: BLE001 - one item's failure is that item's outcome
                 log.error(
@@ -291,9 +292,11 @@ class BatchProcessor:
     def _write(self, docs: list[tuple[Held, dict[str, Any], O.Outcome]], batch_no: int, out: list[O.Outcome]) -> None:
         fresh = [(h, d, o) for h, d, o in docs if not h.rescreen]
         again = [(h, d, o) for h, d, o in docs if h.rescreen]
+        t_write = time.monotonic()
         try:
             ins = self.repo.insert_if_absent([d for _, d, _ in fresh])
             rep = self.repo.replace([d for _, d, _ in again])
+            self.stats.observe_write(time.monotonic() - t_write)
         except errors.MongoUnavailable:
             raise
         except errors.AnomalyError as e:

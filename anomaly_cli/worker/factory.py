@@ -42,6 +42,7 @@ STARTED_FIELDS = (
     "max_duration_seconds",
     "audio_url_allowlist",
     "model_dir",
+    "metrics_port",
 )
 
 
@@ -54,6 +55,29 @@ def source_checker(collection: Any, subject_name: str) -> Callable[[Sequence[Wor
         return existing_source_rows(collection, list(items), subject_name=subject_name)
 
     return check
+
+
+def _metrics(settings: Settings, model_version: str) -> Any:
+    """The worker's Prometheus metrics, already served, or None without ``METRICS_PORT``.
+
+    Served before the pool starts: a port in use is a configuration error found in milliseconds.
+    """
+    if settings.metrics_port is None:
+        return None
+    from anomaly_cli import errors
+    from anomaly_cli.worker.metrics import WorkerMetrics
+
+    metrics = WorkerMetrics(model_version=model_version)
+    try:
+        port = metrics.serve(settings.metrics_port, settings.metrics_address)
+    except OSError as e:
+        raise errors.ConfigError(
+            f"METRICS_PORT: cannot serve metrics on {settings.metrics_address}:{settings.metrics_port}: {e}",
+            field="METRICS_PORT",
+            hint="choose a free port, or unset METRICS_PORT",
+        ) from e
+    log.info("metrics_serving", address=settings.metrics_address, port=port, path="/metrics")
+    return metrics
 
 
 def build_worker(
@@ -89,6 +113,7 @@ def build_worker(
     repo = ResultRepository(db[settings.mongo_result_collection])
     repo.ensure_indexes()
     queue = queue if queue is not None else SqsQueue(sqs_client, settings.sqs_queue_url)
+    metrics = _metrics(settings, model_version)
     pool = ScreenPool(
         fetcher if fetcher is not None else Fetcher(settings, s3_client),
         io_workers=settings.max_concurrency,
@@ -111,7 +136,8 @@ def build_worker(
     )
     claims.ensure_indexes()
     held = HeldMessages()
-    stats = WorkerStats()
+    stats = WorkerStats(metrics=metrics)
+    breaker = AccessDeniedBreaker(settings.access_denied_limit)
     processor = BatchProcessor(
         queue=queue,
         repo=repo,
@@ -119,7 +145,7 @@ def build_worker(
         source_check=source_check or source_checker(source, settings.subject_name),
         held=held,
         stats=stats,
-        breaker=AccessDeniedBreaker(settings.access_denied_limit),
+        breaker=breaker,
         worker_id=worker_id,
         backlink=backlink,
         claims=claims,
@@ -139,6 +165,9 @@ def build_worker(
         on_tick=on_tick,
         pool=pool,
     )
+    if metrics is not None:
+        metrics.bind(stats=stats, breaker=breaker)
+        pool.on_restart = metrics.screening_restart
     started = {k: v for k, v in settings.redacted().items() if k in STARTED_FIELDS}
     log.info(
         "worker_started",

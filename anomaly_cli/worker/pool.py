@@ -57,6 +57,11 @@ CPU_PRELOAD = [
 ]
 
 
+#: Rebuilds of the screening processes allowed within the window before a broken pool is fatal.
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 600.0
+
+
 @dataclass(frozen=True)
 class ItemScreening:
     """One item's screening: a :class:`Screening`, or the transient error that prevented it."""
@@ -257,27 +262,67 @@ class ScreenPool:
         self.max_duration_s = max_duration_s
         self._io = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="io")
         self._screen = screen
+        self._closed = False
         self._cpu: Executor | None = None
-        if screen is None:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-
-            n = cpu_workers or os.cpu_count() or 1
-            _limit_heap_growth()  # downloads: freed buffers go back to the OS at once
-            # forkserver: children start clean (no inherited threads or sockets of the parent)
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(CPU_PRELOAD)  # ignored if this process's forkserver already runs
-            self._cpu = ProcessPoolExecutor(
-                max_workers=n,
-                mp_context=ctx,
-                initializer=_child_init,
-                initargs=(str(model_dir or ""), model_ref or None, os.getpid()),
-            )
         self.cpu_workers = 0 if screen is not None else (cpu_workers or os.cpu_count() or 1)
+        self._child_args = (str(model_dir or ""), model_ref or None, os.getpid())
+        #: Called once per rebuild of the process pool (the worker's metrics count restarts).
+        self.on_restart: Callable[[], None] | None = None
+        self.restarts: list[float] = []  # monotonic times of recent rebuilds (the crash-loop limit)
+        self._rebuild_lock = threading.Lock()
+        if screen is None:
+            _limit_heap_growth()  # downloads: freed buffers go back to the OS at once
+            self._cpu = self._new_processes()
         #: Recordings allowed in the CPU stage at once (running + queued): one running and one
         #: ready per process, so no process waits for a pickle while downloads are done.
         self.cpu_backlog = 2 * self.cpu_workers
         self._cpu_slots = threading.BoundedSemaphore(max(1, self.cpu_backlog))
+
+    def _new_processes(self) -> Executor:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # forkserver: children start clean (no inherited threads or sockets of the parent)
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(CPU_PRELOAD)  # ignored if this process's forkserver already runs
+        return ProcessPoolExecutor(
+            max_workers=self.cpu_workers, mp_context=ctx, initializer=_child_init, initargs=self._child_args
+        )
+
+    def _replace_broken(self, broken: Executor | None, error: BaseException) -> BaseException:
+        """A screening process died: start a new process pool once, and say what the items get.
+
+        Why: ``ProcessPoolExecutor`` marks itself broken for good when one of its processes dies
+        (the OOM killer on a huge recording, a native crash in a decoder), and every later item
+        would fail. The items that were on it are lost (:class:`errors.ScreeningProcessLost`,
+        transient: their messages come back); the next ones run on fresh processes. More than
+        :data:`MAX_RESTARTS` rebuilds within :data:`RESTART_WINDOW_SECONDS` is a crash loop (the
+        model cannot load, every recording kills the process): the error stays a broken pool and
+        the worker stops abnormally, as it does without this.
+        """
+        from concurrent.futures import BrokenExecutor
+
+        if not isinstance(error, BrokenExecutor) or self._closed:
+            return error
+        with self._rebuild_lock:
+            if self._cpu is not broken:  # another thread has rebuilt it already
+                return errors.ScreeningProcessLost(f"screening process died: {error}")
+            now = time.monotonic()
+            self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_SECONDS]
+            if len(self.restarts) >= MAX_RESTARTS:
+                return error
+            self.restarts.append(now)
+            if broken is not None:
+                broken.shutdown(wait=False, cancel_futures=True)
+            self._cpu = self._new_processes()
+        from anomaly_cli.log import get_logger
+
+        get_logger("worker").warning(
+            "screening_processes_restarted", reason=str(error)[:300], restarts_in_window=len(self.restarts)
+        )
+        if self.on_restart is not None:
+            self.on_restart()
+        return errors.ScreeningProcessLost(f"screening process died: {error}")
 
     def warm_up(self) -> None:
         """Start the CPU processes now (model loaded in each) so the first batch does not pay for it.
@@ -340,26 +385,30 @@ class ScreenPool:
             return
         assert self._cpu is not None
         self._cpu_slots.acquire()  # backpressure: the processes are behind; keep this one here
+        executor = self._cpu
         try:
-            cpu = self._cpu.submit(engine.screen_in_process, data, self.max_duration_s)
+            cpu = executor.submit(engine.screen_in_process, data, self.max_duration_s)
         except Exception as e:  # noqa: BLE001 - a broken or closed pool: the loop decides (fatal / stop)
             self._cpu_slots.release()
-            out.set_result(_after_fetch(None, e, t0, fetch_ms))
+            out.set_result(_after_fetch(None, self._replace_broken(executor, e), t0, fetch_ms))
             return
-        cpu.add_done_callback(partial(self._screened, out, t0, fetch_ms))
+        cpu.add_done_callback(partial(self._screened, out, t0, fetch_ms, executor))
 
-    def _screened(self, out: "Future[ItemScreening]", t0: float, fetch_ms: float, cpu: Future) -> None:
+    def _screened(
+        self, out: "Future[ItemScreening]", t0: float, fetch_ms: float, executor: Executor, cpu: Future
+    ) -> None:
         """Done callback of the CPU future (runs on the executor's thread): free the place, report."""
         self._cpu_slots.release()
         try:
             result = cpu.result()
         except BaseException as e:  # noqa: BLE001 - crashed process, cancelled at close, engine bug: retry later
-            out.set_result(_after_fetch(None, e, t0, fetch_ms))
+            out.set_result(_after_fetch(None, self._replace_broken(executor, e), t0, fetch_ms))
             return
         out.set_result(_after_fetch(result, None, t0, fetch_ms))
 
     def close(self, *, wait: bool = True) -> None:
         """Stop the pools; ``wait=False`` cancels what has not started."""
+        self._closed = True
         self._io.shutdown(wait=wait, cancel_futures=not wait)
         if self._cpu is not None:
             self._cpu.shutdown(wait=wait, cancel_futures=not wait)

@@ -24,8 +24,10 @@ def percentile(values: list[float], q: float) -> float | None:
 class WorkerStats:
     """Thread-safe counters shared by the loop, the batch threads and the live view."""
 
-    def __init__(self, clock: Any = time.monotonic):
+    def __init__(self, clock: Any = time.monotonic, metrics: Any = None):
         self._lock = threading.Lock()
+        #: :class:`~anomaly_cli.worker.metrics.WorkerMetrics` (``--metrics-port``), fed every count
+        self.metrics = metrics
         self._clock = clock
         self.started = clock()
         self.counts: Counter[str] = Counter()
@@ -38,9 +40,12 @@ class WorkerStats:
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
             self.counts[name] += n
+        if self.metrics is not None:
+            self.metrics.count(name, n)
 
     def record(self, outcomes: Iterable[O.Outcome]) -> None:
         """Count the outcomes of one batch."""
+        outcomes = list(outcomes)
         with self._lock:
             for o in outcomes:
                 self.counts[o.kind] += 1
@@ -53,6 +58,18 @@ class WorkerStats:
                     self.transient_by_stage[o.stage or "unknown"] += 1
                 if o.kind in (O.SUCCEEDED, O.FAILED_TERMINAL) and o.latency_s > 0:
                     self._latencies.append(o.latency_s)
+        if self.metrics is not None:
+            self.metrics.outcomes(outcomes)
+
+    def observe_item(self, res: Any) -> None:
+        """An item back from the screening pool (an ``ItemScreening``): stage times, bytes (metrics only)."""
+        if self.metrics is not None:
+            self.metrics.item(res)
+
+    def observe_write(self, seconds: float) -> None:
+        """One batch's result write took ``seconds`` (metrics only)."""
+        if self.metrics is not None:
+            self.metrics.write(seconds)
 
     @property
     def received(self) -> int:

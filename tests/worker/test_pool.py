@@ -195,3 +195,56 @@ if __name__ == "__main__":  # nothing at top level: the forkserver imports this 
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["status"] == "ok" and report["rate"] == 44100  # it resampled and scored
     assert report["heavy"] == []
+
+
+def _screening_pids(pool: ScreenPool) -> list[int]:
+    return [p.pid for p in pool._cpu._processes.values()]  # type: ignore[union-attr]
+
+
+def test_a_killed_screening_process_is_replaced_and_its_item_retried_later(wav):
+    """GIVEN a warmed-up pool WHEN its screening process is SIGKILLed (as the OOM killer does) THEN
+    the item on it is lost as a transient ``screening_process_lost``, one restart is counted, and
+    the next item is screened on a new process (without the rebuild every later item failed and
+    the worker stopped)."""
+    import os
+    import signal as sig
+
+    from anomaly_cli import errors
+
+    pool = _pool(RecordingFetcher(wav, delay=0.5), io_workers=1)
+    restarts: list[int] = []
+    pool.on_restart = lambda: restarts.append(1)
+    try:
+        before = _screening_pids(pool)
+        fut = pool.submit("https://audio.example/a.wav")
+        os.kill(before[0], sig.SIGKILL)  # while the item downloads: the hand-over finds a dead pool
+        res = fut.result(timeout=120)
+        assert res.screening is None and isinstance(res.error, errors.ScreeningProcessLost), res
+        assert errors.is_transient(res.error) and res.stage == "inference"
+        again = pool.submit("https://audio.example/b.wav").result(timeout=120)
+        assert again.screening is not None and again.screening.status == "ok"
+        assert restarts == [1] and len(pool.restarts) == 1
+        assert set(_screening_pids(pool)).isdisjoint(before)
+    finally:
+        pool.close()
+
+
+def test_a_crash_loop_is_not_restarted_for_ever(wav, monkeypatch):
+    """Past MAX_RESTARTS in the window the broken pool is returned as it is: the batch sees a
+    ``BrokenExecutor`` and the worker stops abnormally (a model that cannot load, a recording
+    that kills every process) instead of spinning."""
+    import os
+    import signal as sig
+    from concurrent.futures import BrokenExecutor
+
+    from anomaly_cli.worker import pool as pool_mod
+
+    monkeypatch.setattr(pool_mod, "MAX_RESTARTS", 0)
+    pool = _pool(RecordingFetcher(wav, delay=0.5), io_workers=1)
+    try:
+        fut = pool.submit("https://audio.example/a.wav")
+        os.kill(_screening_pids(pool)[0], sig.SIGKILL)
+        res = fut.result(timeout=120)
+        assert isinstance(res.error, BrokenExecutor) and pool.restarts == []
+    finally:
+        pool.close()

@@ -58,6 +58,22 @@ def command(
     drain_seconds: Annotated[
         float, typer.Option("--drain-seconds", help="On SIGTERM: how long running batches may finish.")
     ] = 30.0,
+    ready_file: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ready-file",
+            help="Written once the screening processes have loaded the model, removed on stop (readiness probe).",
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        Optional[int],
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics on this port at /metrics (env METRICS_PORT).",
+        ),
+    ] = None,
 ) -> None:
     """Screen recordings from the SQS queue and store one result per recording.
 
@@ -73,6 +89,7 @@ def command(
             sqs_wait_seconds=wait_seconds,
             visibility_timeout_seconds=visibility_timeout,
             model_version=model_version,
+            metrics_port=metrics_port,
         )
         code = _run(
             cli,
@@ -81,6 +98,7 @@ def command(
             idle_exit=idle_exit,
             health_file=health_file,
             drain_seconds=drain_seconds,
+            ready_file=ready_file,
         )
     raise typer.Exit(code)
 
@@ -93,6 +111,7 @@ def _run(
     idle_exit: float | None,
     health_file: str | None,
     drain_seconds: float,
+    ready_file: str | None = None,
 ) -> int:
     from anomaly_cli.adapters.storage import ensure_allowlist
     from anomaly_cli.model import artifacts
@@ -127,6 +146,7 @@ def _run(
             health_file=health_file,
             on_tick=live.update if live else None,
         )
+        ready = _Ready(ready_file, model_version)
         if live:
             live.start()
         try:
@@ -134,6 +154,9 @@ def _run(
         except ForcedStop:  # a second signal before the loop started: nothing is held yet
             report = WorkerReport(reason="forced")
         finally:
+            ready.clear()
+            if worker.stats.metrics is not None:
+                worker.stats.metrics.close()
             if live:
                 live.stop()
     except ForcedStop:  # two signals during start-up: nothing was received yet
@@ -154,6 +177,24 @@ def _run(
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+class _Ready:
+    """The readiness file: written when the model is loaded in every screening process (the pool's
+    warm-up returned), removed when the worker stops. A probe tests that it exists; its text
+    (model version, pid) is for people."""
+
+    def __init__(self, path: str | None, model_version: str):
+        from pathlib import Path
+
+        self.path = Path(path) if path else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(f"model_version={model_version}\npid={os.getpid()}\n", encoding="utf-8")
+
+    def clear(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 class _LiveView:
