@@ -33,7 +33,7 @@ _anomaly() {
         'state list') words='--help --json' ;;
         'state reset') words='--force --help --json --yes' ;;
         'state show') words='--help --json' ;;
-        'work') words='--batch-size --concurrency --drain-seconds --flush-seconds --health-file --help --idle-exit --max-messages --model-version --visibility-timeout --wait-seconds' ;;
+        'work') words='--batch-size --concurrency --drain-seconds --flush-seconds --health-file --help --idle-exit --max-messages --metrics-port --model-version --ready-file --visibility-timeout --wait-seconds' ;;
     esac
     if [[ "$cur" != -* && "$prev" == --* && " $words " == *" $prev "* ]]; then
         COMPREPLY=( $(compgen -f -- "$cur") )  # the value of an option: files are the common case

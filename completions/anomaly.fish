@@ -143,6 +143,8 @@ complete -c anomaly -n '__fish_seen_subcommand_from work' -l health-file -d 'Tou
 complete -c anomaly -n '__fish_seen_subcommand_from work' -l help -d 'Show this message and exit.'
 complete -c anomaly -n '__fish_seen_subcommand_from work' -l idle-exit -d 'Exit 0 after this many seconds with nothing to do.'
 complete -c anomaly -n '__fish_seen_subcommand_from work' -l max-messages -d 'Receive this many messages, process them, exit 0.'
+complete -c anomaly -n '__fish_seen_subcommand_from work' -l metrics-port -d 'Serve Prometheus metrics on this port at /metrics (env METRICS_PORT).'
 complete -c anomaly -n '__fish_seen_subcommand_from work' -l model-version -d 'Model version to load (env MODEL_VERSION; default newest).'
+complete -c anomaly -n '__fish_seen_subcommand_from work' -l ready-file -d 'Written once the screening processes have loaded the model, removed on stop (rea'
 complete -c anomaly -n '__fish_seen_subcommand_from work' -l visibility-timeout -d 'Visibility asked for received messages (env SQS_VISIBILITY_TIMEOUT).'
 complete -c anomaly -n '__fish_seen_subcommand_from work' -l wait-seconds -d 'SQS long-poll wait (env SQS_WAIT_SECONDS).'

@@ -29,6 +29,7 @@ FLAGS = {
     "sqs_wait_seconds": "`--wait-seconds`",
     "visibility_timeout_seconds": "`--visibility-timeout`",
     "model_version": "`--model-version`",
+    "metrics_port": "`work --metrics-port`",
     "log_level": "`--log-level`",
 }
 
