@@ -158,10 +158,10 @@ def enqueue(sqs: Any, url: str, base: str, n: int, offset: int = 0) -> None:
 def cpu_stage(files: dict[str, bytes], model_dir: str, procs: int, items: int) -> float:
     """Items per second of decode + features + inference on ``procs`` processes."""
     from anomaly_cli.model import engine
-    from anomaly_cli.worker.pool import _child_init  # the worker's own process start-up
+    from anomaly_cli.worker.child import initialize  # the worker's own process start-up
 
     data = list(files.values())
-    with ProcessPoolExecutor(procs, initializer=_child_init, initargs=(model_dir, None)) as ex:
+    with ProcessPoolExecutor(procs, initializer=initialize, initargs=(model_dir, None)) as ex:
         list(ex.map(engine.screen_in_process, data * procs))  # warm up every process
         t0 = time.perf_counter()
         list(ex.map(engine.screen_in_process, [data[i % 2] for i in range(items)]))
@@ -321,8 +321,8 @@ def memory_lines(mem: dict[str, Any], n_mem: int) -> list[str]:
         "(audio/resample.py). Those two imports were ~85 MB resident per process; with them this run "
         "peaked at 314 MB PSS (commit f5b692b). Without them but with the screening processes returning "
         "each item's arrays to the OS (commit ce3bbc6) it peaked at 224 MB, at ~1.9x the CPU per item; "
-        "they now keep one item's working memory for the next (worker/pool.py, "
-        "`_reuse_heap_between_items`), ~16 MB more each.",
+        "they now keep one item's working memory for the next (worker/heap.py, "
+        "`reuse_heap_between_items`), ~16 MB more each.",
         "",
         "Per process at the peak (USS: pages only that process maps):",
         "",

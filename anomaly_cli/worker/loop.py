@@ -35,8 +35,8 @@ from anomaly_cli.contract import RESCREEN_ATTRIBUTE, parse_message
 from anomaly_cli.log import get_logger
 from anomaly_cli.worker import outcome as O
 from anomaly_cli.worker.batch import BatchProcessor, BatchReport
+from anomaly_cli.worker.heap import trim_heap
 from anomaly_cli.worker.heartbeat import Heartbeat, Held, HeldMessages
-from anomaly_cli.worker.pool import trim_heap
 from anomaly_cli.worker.shutdown import ForcedStop, NeverStop, ShutdownController, StopPolicy, seconds_left
 from anomaly_cli.worker.stats import WorkerStats
 

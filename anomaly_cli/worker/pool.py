@@ -11,14 +11,15 @@
 - Decode + features + inference run in a ``ProcessPoolExecutor`` of ``CPU_WORKERS`` processes
   (0 = one per core): numpy releases the GIL only in parts, so threads would not scale. Each
   process loads the model once (``engine.init_process``) and ignores SIGINT/SIGTERM: stopping
-  is the parent's decision, and a terminal Ctrl-C reaches the whole process group.
+  is the parent's decision, and a terminal Ctrl-C reaches the whole process group. What a
+  screening process does at start-up is in :mod:`anomaly_cli.worker.child`.
 - Memory stays flat: a thread holds one recording's bytes at a time and hands them to a
   process; the CPU backlog is bounded; nothing accumulates per message. Downloads in this
-  process are returned to the OS when freed (:func:`_limit_heap_growth`); a screening process
-  keeps one item's working memory for the next (:func:`_reuse_heap_between_items`: returning
+  process are returned to the OS when freed (:func:`~anomaly_cli.worker.heap.limit_heap_growth`); a screening process
+  keeps one item's working memory for the next (:func:`~anomaly_cli.worker.heap.reuse_heap_between_items`: returning
   it made every item fault it in again, ~1.9x the CPU), and freezes the objects it inherits.
   The processes start from a forkserver that has already imported numpy / scipy.fft / PyAV /
-  libsndfile (:data:`CPU_PRELOAD`), so their code pages are shared instead of loaded once per
+  libsndfile (:data:`~anomaly_cli.worker.child.CPU_PRELOAD`), so their code pages are shared instead of loaded once per
   process. Nothing they run needs scikit-learn or ``scipy.signal`` (the model is scored from plain
   arrays, resampling is numpy: model/outlier.py, audio/resample.py); those two imports alone were
   ~85 MB resident per process. The parent never imports them either.
@@ -28,35 +29,19 @@
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from functools import lru_cache, partial
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 from anomaly_cli import errors
 from anomaly_cli.screening import Screening
+from anomaly_cli.worker import child
+from anomaly_cli.worker.heap import limit_heap_growth
 
 ScreenFn = Callable[[bytes], Screening]
-#: Imported once in the forkserver; every screening process forks from it and shares the pages.
-CPU_PRELOAD = [
-    "numpy",
-    "scipy.fft",
-    "av",
-    "soundfile",
-    "anomaly_cli.audio.decode",
-    "anomaly_cli.audio.resample",
-    "anomaly_cli.audio.features",
-    "anomaly_cli.audio.fingerprint",
-    "anomaly_cli.model.engine",
-    "anomaly_cli.model.outlier",
-    "anomaly_cli.model.rules",
-    "anomaly_cli.model.speechband",
-]
-
-
 #: Rebuilds of the screening processes allowed within the window before a broken pool is fatal.
 MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 600.0
@@ -73,173 +58,6 @@ class ItemScreening:
     fetch_ms: float = 0.0
     total_ms: float = 0.0
     fetched: bool = False
-
-
-def _limit_heap_growth() -> None:
-    """Make this process give large freed buffers back to the OS at once (glibc only; else a no-op).
-
-    For the worker's parent: each download is a 1-2 MB bytes object that lives for one item, on
-    one of up to ``MAX_CONCURRENCY`` threads. glibc serves blocks over ``M_MMAP_THRESHOLD`` (128 KiB)
-    with mmap, but after the first such block is freed it raises the threshold (up to 32 MiB), so
-    later downloads come from the heap and the fragments stay mapped. A fixed threshold turns that
-    dynamic adjustment off (the buffers are returned on ``free``); a fixed trim threshold returns
-    the top of the heap. The cost, an mmap/munmap pair and a page fault per 4 KiB of each download,
-    is small next to receiving it.
-    """
-    _mallopt(mmap_threshold=128 * 1024, trim_threshold=128 * 1024)
-
-
-def _reuse_heap_between_items() -> None:
-    """Screening processes: keep one item's working memory mapped for the next item (glibc only).
-
-    Screening allocates and frees the same arrays for every item (~13 MB of frames and spectra in
-    blocks, plus the decoded signal: 3.8 MB a minute). Returned to the OS after each item (the
-    parent's setting), every item faulted all of it in again: ~50 000 page faults per 60 s
-    recording, which made screening ~1.9x slower (measured: 179 vs 95 ms per item, bench/ and
-    BENCHMARKS.md). Arrays up to 16 MiB now come from the heap and up to 16 MiB of free heap is
-    kept, so steady-state items fault nothing in; longer recordings' arrays (over 16 MiB) are still
-    mmapped and returned at once. The price is ~16 MB more per process, held flat (the working set
-    of one item, not a growth).
-    """
-    _mallopt(mmap_threshold=16 * 1024 * 1024, trim_threshold=16 * 1024 * 1024)
-
-
-def _mallopt(*, mmap_threshold: int, trim_threshold: int) -> None:
-    libc = _glibc()
-    if libc is not None:
-        libc.mallopt(-3, mmap_threshold)  # M_MMAP_THRESHOLD (fixing it also stops the dynamic raise)
-        libc.mallopt(-1, trim_threshold)  # M_TRIM_THRESHOLD
-
-
-@lru_cache(maxsize=1)
-def _glibc() -> Any:
-    """glibc's ``libc.so.6`` with ``mallopt`` and ``malloc_trim``, or None on other C libraries
-    (musl, macOS: their allocators do not keep freed memory the same way, nothing to tune)."""
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt, libc.malloc_trim  # noqa: B018 - both exist in glibc only
-    except (OSError, AttributeError):
-        return None
-    return libc
-
-
-def _exit_with_worker(worker_pid: int) -> None:
-    """End this screening process as soon as the worker process ``worker_pid`` is gone.
-
-    Why: ``ProcessPoolExecutor`` children never notice a parent killed with SIGKILL (or the OOM
-    killer): each child holds the write end of the pool's call queue itself, so its read never
-    sees EOF, and it also holds the forkserver's "alive" pipe, so the forkserver stays too. Left
-    alone, every killed worker would leave its forkserver and screening processes behind
-    (measured: ~150 MB RSS each, forever). A daemon thread waits on a pidfd of the worker (Linux
-    >= 5.3; elsewhere it checks every second) and ends the process; the forkserver then sees EOF
-    and exits. What the process was screening is lost with the worker anyway: the message
-    comes back after its visibility timeout.
-    """
-    import threading
-
-    try:
-        pidfd = os.pidfd_open(worker_pid)  # type: ignore[attr-defined]
-    except ProcessLookupError:
-        os._exit(0)
-    except (AttributeError, OSError):
-        pidfd = None
-
-    def watch() -> None:
-        if pidfd is not None:
-            import select
-
-            select.select([pidfd], [], [])  # readable once the worker has exited
-        else:
-            while True:
-                time.sleep(1.0)
-                try:
-                    os.kill(worker_pid, 0)
-                except ProcessLookupError:
-                    break
-                except PermissionError:
-                    continue
-        os._exit(0)
-
-    threading.Thread(target=watch, name="worker-watch", daemon=True).start()
-
-
-def trim_heap() -> None:
-    """Give the free pages inside glibc's heaps back to the OS (glibc only; else a no-op).
-
-    Why: the worker's parent allocates from many threads (downloads arrive in 64 KiB reads,
-    SQS / Mongo replies, result documents) into a few malloc arenas. Freed memory in the middle
-    of an arena stays mapped, because glibc returns only the top of a heap by itself, so the
-    resident size creeps up over a long run although the live data does not grow (measured:
-    Python-level allocations flat while the parent's RSS grew ~20 MB over 10 000 messages).
-    ``malloc_trim(0)`` releases every whole free page in every arena (madvise), in
-    milliseconds. The worker loop calls it every few seconds.
-    """
-    libc = _glibc()
-    if libc is not None:
-        libc.malloc_trim(0)
-
-
-def _native_stderr_as_events() -> None:
-    """Turn what native libraries print on this process's stderr into JSON events.
-
-    Why: the worker's stderr is its JSON event stream, and libmpg123 (inside libsndfile) prints
-    plain-text warnings for cut MP3s ("Warning: Xing stream size off ..."). A screening process
-    does nothing but decode and screen, so its file descriptor 2 is pointed, once at start-up
-    (no per-call redirect, so no race between threads), at a pipe that a thread reads line by
-    line and logs as ``native_library_message`` (warning, component ``decode``). Python's own
-    ``sys.stderr`` and this process's event logger keep the real stderr.
-    """
-    import sys
-    import threading
-
-    from anomaly_cli.log import configure_logging, get_logger
-
-    real = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="backslashreplace")
-    sys.stderr = real
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"), stream=real)
-    r, w = os.pipe()
-    os.dup2(w, 2)
-    os.close(w)
-    log = get_logger("decode")
-
-    def pump() -> None:
-        with os.fdopen(r, "rb") as lines:
-            for line in lines:
-                text = line.decode("utf-8", "replace").strip()
-                if text:
-                    log.warning("native_library_message", message=text[:500], pid=os.getpid())
-
-    threading.Thread(target=pump, name="native-stderr", daemon=True).start()
-
-
-def _child_init(model_dir: str, version: str | None, worker_pid: int | None = None) -> None:
-    """Screening process start-up: ignore stop signals, one BLAS thread, load the model once.
-
-    ``worker_pid`` (the worker's pool passes it): exit with that process, and log native
-    libraries' stderr lines as events (:func:`_exit_with_worker`, :func:`_native_stderr_as_events`).
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if worker_pid is not None:
-        _exit_with_worker(worker_pid)
-        _native_stderr_as_events()
-    # The objects inherited from the forkserver (numpy, scipy.fft, PyAV modules) are
-    # never garbage; freezing them keeps the collector from walking them, which would write to
-    # every object header and so copy the shared pages into this process.
-    import gc
-
-    gc.freeze()
-    _reuse_heap_between_items()
-    # Parallelism comes from the processes: a multi-threaded BLAS in each of them would fight
-    # over the same cores (and allocate per-thread buffers), so 2 processes would not be 2x.
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-    from anomaly_cli.model import engine
-
-    engine.init_process(model_dir, version)
 
 
 class ScreenPool:
@@ -271,7 +89,7 @@ class ScreenPool:
         self.restarts: list[float] = []  # monotonic times of recent rebuilds (the crash-loop limit)
         self._rebuild_lock = threading.Lock()
         if screen is None:
-            _limit_heap_growth()  # downloads: freed buffers go back to the OS at once
+            limit_heap_growth()  # downloads: freed buffers go back to the OS at once
             self._cpu = self._new_processes()
         #: Recordings allowed in the CPU stage at once (running + queued): one running and one
         #: ready per process, so no process waits for a pickle while downloads are done.
@@ -284,9 +102,9 @@ class ScreenPool:
 
         # forkserver: children start clean (no inherited threads or sockets of the parent)
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(CPU_PRELOAD)  # ignored if this process's forkserver already runs
+        ctx.set_forkserver_preload(child.CPU_PRELOAD)  # ignored if this process's forkserver already runs
         return ProcessPoolExecutor(
-            max_workers=self.cpu_workers, mp_context=ctx, initializer=_child_init, initargs=self._child_args
+            max_workers=self.cpu_workers, mp_context=ctx, initializer=child.initialize, initargs=self._child_args
         )
 
     def _replace_broken(self, broken: Executor | None, error: BaseException) -> BaseException:

@@ -1,0 +1,133 @@
+"""The screening processes' upkeep: what each one does when it starts, so that it screens fast, ends
+with its worker and keeps the worker's stderr a JSON event stream.
+
+:func:`initialize` is the ``ProcessPoolExecutor`` initializer of :class:`~anomaly_cli.worker.pool.ScreenPool`
+(and of the worker bench): stop signals ignored (stopping is the parent's decision), exit with the
+worker (:func:`exit_with_worker`), native libraries' stderr as events (:func:`native_stderr_as_events`),
+inherited objects frozen, the allocator set for repeated items, one BLAS thread, the model loaded once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from anomaly_cli.worker.heap import reuse_heap_between_items
+
+#: Imported once in the forkserver; every screening process forks from it and shares the pages.
+CPU_PRELOAD = [
+    "numpy",
+    "scipy.fft",
+    "av",
+    "soundfile",
+    "anomaly_cli.audio.decode",
+    "anomaly_cli.audio.resample",
+    "anomaly_cli.audio.features",
+    "anomaly_cli.audio.fingerprint",
+    "anomaly_cli.model.engine",
+    "anomaly_cli.model.outlier",
+    "anomaly_cli.model.rules",
+    "anomaly_cli.model.speechband",
+]
+
+
+def exit_with_worker(worker_pid: int) -> None:
+    """End this screening process as soon as the worker process ``worker_pid`` is gone.
+
+    Why: ``ProcessPoolExecutor`` children never notice a parent killed with SIGKILL (or the OOM
+    killer): each child holds the write end of the pool's call queue itself, so its read never
+    sees EOF, and it also holds the forkserver's "alive" pipe, so the forkserver stays too. Left
+    alone, every killed worker would leave its forkserver and screening processes behind
+    (measured: ~150 MB RSS each, forever). A daemon thread waits on a pidfd of the worker (Linux
+    >= 5.3; elsewhere it checks every second) and ends the process; the forkserver then sees EOF
+    and exits. What the process was screening is lost with the worker anyway: the message
+    comes back after its visibility timeout.
+    """
+    import threading
+
+    try:
+        pidfd = os.pidfd_open(worker_pid)  # type: ignore[attr-defined]
+    except ProcessLookupError:
+        os._exit(0)
+    except (AttributeError, OSError):
+        pidfd = None
+
+    def watch() -> None:
+        if pidfd is not None:
+            import select
+
+            select.select([pidfd], [], [])  # readable once the worker has exited
+        else:
+            while True:
+                time.sleep(1.0)
+                try:
+                    os.kill(worker_pid, 0)
+                except ProcessLookupError:
+                    break
+                except PermissionError:
+                    continue
+        os._exit(0)
+
+    threading.Thread(target=watch, name="worker-watch", daemon=True).start()
+
+
+def native_stderr_as_events() -> None:
+    """Turn what native libraries print on this process's stderr into JSON events.
+
+    Why: the worker's stderr is its JSON event stream, and libmpg123 (inside libsndfile) prints
+    plain-text warnings for cut MP3s ("Warning: Xing stream size off ..."). A screening process
+    does nothing but decode and screen, so its file descriptor 2 is pointed, once at start-up
+    (no per-call redirect, so no race between threads), at a pipe that a thread reads line by
+    line and logs as ``native_library_message`` (warning, component ``decode``). Python's own
+    ``sys.stderr`` and this process's event logger keep the real stderr.
+    """
+    import sys
+    import threading
+
+    from anomaly_cli.log import configure_logging, get_logger
+
+    real = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="backslashreplace")
+    sys.stderr = real
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"), stream=real)
+    r, w = os.pipe()
+    os.dup2(w, 2)
+    os.close(w)
+    log = get_logger("decode")
+
+    def pump() -> None:
+        with os.fdopen(r, "rb") as lines:
+            for line in lines:
+                text = line.decode("utf-8", "replace").strip()
+                if text:
+                    log.warning("native_library_message", message=text[:500], pid=os.getpid())
+
+    threading.Thread(target=pump, name="native-stderr", daemon=True).start()
+
+
+def initialize(model_dir: str, version: str | None, worker_pid: int | None = None) -> None:
+    """Screening process start-up: ignore stop signals, one BLAS thread, load the model once.
+
+    ``worker_pid`` (the worker's pool passes it): exit with that process, and log native
+    libraries' stderr lines as events (:func:`exit_with_worker`, :func:`native_stderr_as_events`).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if worker_pid is not None:
+        exit_with_worker(worker_pid)
+        native_stderr_as_events()
+    # The objects inherited from the forkserver (numpy, scipy.fft, PyAV modules) are
+    # never garbage; freezing them keeps the collector from walking them, which would write to
+    # every object header and so copy the shared pages into this process.
+    import gc
+
+    gc.freeze()
+    reuse_heap_between_items()
+    # Parallelism comes from the processes: a multi-threaded BLAS in each of them would fight
+    # over the same cores (and allocate per-thread buffers), so 2 processes would not be 2x.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    from anomaly_cli.model import engine
+
+    engine.init_process(model_dir, version)
