@@ -5,14 +5,14 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install test test-slow demo bench completions clean
+.PHONY: install test test-slow demo bench completions readme docs docs-serve clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml constraints.txt
-	$(PIP) install -q -c constraints.txt -e '.[dev,demo]'
+	$(PIP) install -q -c constraints.txt -e '.[dev,demo,docs]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -34,5 +34,17 @@ bench: $(STAMP)
 completions: $(STAMP)
 	$(PY) -m anomaly_cli.cli.completions --write completions
 
+# README.md is generated from docs/readme/NN-*.md (+ tables from code): run this on any conflict in it.
+readme: $(STAMP)
+	$(PY) docs/generate.py
+
+# The documentation site (mkdocs-material): strict, so a broken link or anchor fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	@echo "site/index.html"
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build dist site *.egg-info

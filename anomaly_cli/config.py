@@ -1,7 +1,7 @@
 """One settings object, loaded once by one loader.
 
 Precedence, lowest first: defaults < ``.env`` file < environment < command-line flags.
-Environment names are the ones of ``shared/spec/PIPELINE.md`` (``MONGO_URI``, ``TEST_DATE`` ...)
+Environment names are the ones of ``docs/contract.md`` (``MONGO_URI``, ``TEST_DATE`` ...)
 plus a few this tool adds (``AUDIO_URL_ALLOWLIST``, timeouts, caps). Every field records where
 its value came from, for ``anomaly config show``. Secrets are never printed: see
 :func:`redact_uri` and :func:`redact_url`.

@@ -1,8 +1,8 @@
 """The data contract shared by every stage: the 13-field SQS message, the result id, the
 natural key, and the one function that normalises a source subject row.
 
-Each of these has exactly one builder and one parser, here. ``shared/spec/PIPELINE.md`` is the
-authority; its "Decisions" section fixes the formats:
+Each of these has exactly one builder and one parser, here. ``docs/contract.md`` is the
+authority (checked by tests/test_contract_doc.py); it fixes the formats:
 
 - ``mongo_doc_id``: the source ``_id`` as a string (:func:`doc_id_text`: ObjectId hex, a string
   id itself, canonical Extended JSON for any other type); ``test_date``: ``YYYY-MM-DD``;

@@ -39,7 +39,7 @@ complete -c anomaly -n '__fish_seen_subcommand_from discover' -l help -d 'Show t
 complete -c anomaly -n '__fish_seen_subcommand_from discover' -l json -d 'Print the run report as JSON on stdout.'
 complete -c anomaly -n '__fish_seen_subcommand_from discover' -l max-records -d 'Cap on rows fetched this run (env MAX_RECORDS).'
 complete -c anomaly -n '__fish_seen_subcommand_from discover' -l mode -d 'backfill | incremental | sweep (env MONGO_TO_SQS_MODE).'
-complete -c anomaly -n '__fish_seen_subcommand_from discover' -l poll-interval -d 'Incremental: seconds to sleep when nothing is new.'
+complete -c anomaly -n '__fish_seen_subcommand_from discover' -l poll-interval -d 'Incremental: seconds to sleep when nothing is new (env POLL_INTERVAL_SECONDS).'
 complete -c anomaly -n '__fish_seen_subcommand_from discover' -l subject-name -d 'Subject to screen (env SUBJECT_NAME, default वाचन).'
 complete -c anomaly -n '__fish_seen_subcommand_from discover' -l test-date -d 'YYYY-MM-DD (env TEST_DATE).'
 complete -c anomaly -n '__fish_seen_subcommand_from doctor' -l help -d 'Show this message and exit.'

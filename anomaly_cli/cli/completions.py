@@ -33,18 +33,36 @@ def _short(text: str | None) -> str:
     return line.replace("[bold]", "").replace("[/]", "")[:80]
 
 
-def tree() -> list[Node]:
-    """Walk the Typer app's click command tree (sorted, so the output is stable)."""
+def click_tree() -> list[tuple[tuple[str, ...], Any, Any]]:
+    """``(path, click command, its context)`` for every visible command, root first, sorted by name.
+
+    The one walk of the command tree: the completion scripts and the docs' generated tables
+    (``docs/generate.py``: commands, and which flag sets which variable) are both built from it.
+    """
     import typer
 
     from anomaly_cli.cli.app import app
 
-    root = typer.main.get_command(app)
-    nodes: list[Node] = []
+    out: list[tuple[tuple[str, ...], Any, Any]] = []
 
     # Duck typing, not isinstance: Typer ships its own copy of click's classes.
     def walk(cmd: Any, path: tuple[str, ...]) -> None:
         ctx = cmd.context_class(cmd, info_name=path[-1] if path else PROG)
+        out.append((path, cmd, ctx))
+        if hasattr(cmd, "list_commands"):
+            for name in sorted(cmd.list_commands(ctx)):
+                sub = cmd.get_command(ctx, name)
+                if sub is not None and not sub.hidden:
+                    walk(sub, path + (name,))
+
+    walk(typer.main.get_command(app), ())
+    return out
+
+
+def tree() -> list[Node]:
+    """The command tree as :class:`Node` rows (sorted, so the output is stable)."""
+    nodes: list[Node] = []
+    for path, cmd, ctx in click_tree():
         opts = []
         for p in cmd.get_params(ctx):
             if getattr(p, "param_type_name", "") == "option" and not getattr(p, "hidden", False):
@@ -55,13 +73,9 @@ def tree() -> list[Node]:
         if hasattr(cmd, "list_commands"):
             for name in sorted(cmd.list_commands(ctx)):
                 sub = cmd.get_command(ctx, name)
-                if sub is None or sub.hidden:
-                    continue
-                subs.append((name, _short(sub.short_help or sub.help)))
-                walk(sub, path + (name,))
+                if sub is not None and not sub.hidden:
+                    subs.append((name, _short(sub.short_help or sub.help)))
         nodes.append(Node(path, tuple(subs), tuple(sorted(opts))))
-
-    walk(root, ())
     return sorted(nodes, key=lambda n: n.path)
 
 

@@ -2,7 +2,7 @@
 
 The tests in this folder are parametrised from :data:`CASES` (one builder per case id lives
 next to the test that runs it, and a test fails when a case has no builder), and
-``docs/readme/81-bad-input.md`` is checked to list exactly these ids with the same expected
+``docs/bad-input.md`` is checked to list exactly these ids with the same expected
 outcome text, so the table an operator reads is the table the tests prove.
 
 Three kinds of case:
@@ -356,7 +356,7 @@ def of_kind(kind: str) -> list[Case]:
 
 
 def markdown_table() -> str:
-    """The table as it appears in ``docs/readme/81-bad-input.md``."""
+    """The table as it appears in ``docs/bad-input.md``."""
     head = "| case | kind | input | expected outcome |\n|---|---|---|---|"
     return "\n".join([head, *(c.markdown_row for c in CASES)])
 

@@ -1,4 +1,4 @@
-"""The corpus table an operator reads (docs/readme/81-bad-input.md) is the one the tests run."""
+"""The corpus table an operator reads (docs/bad-input.md) is the one the tests run."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.corpus.cases import CASES, MESSAGE, SOURCE, AUDIO, markdown_table, of_kind
 
-FRAGMENT = Path(__file__).resolve().parents[2] / "docs" / "readme" / "81-bad-input.md"
+FRAGMENT = Path(__file__).resolve().parents[2] / "docs" / "bad-input.md"
 
 
 def test_readme_lists_exactly_the_tested_cases_with_their_outcomes() -> None:

@@ -27,7 +27,7 @@ URI = os.environ.get("ANOMALY_TEST_MONGO_URI", "")
 if not URI:
     pytest.skip(
         "real-MongoDB suite: set ANOMALY_TEST_MONGO_URI=mongodb://host:port to run it against a server "
-        "(no mongod is available on this machine; see docs/readme/81-bad-input.md)",
+        "(no mongod is available on this machine; see docs/bad-input.md)",
         allow_module_level=True,
     )
 

@@ -52,7 +52,10 @@ def command(
         Optional[str], typer.Option("--subject-name", help="Subject to screen (env SUBJECT_NAME, default वाचन).")
     ] = None,
     poll_interval: Annotated[
-        Optional[float], typer.Option("--poll-interval", help="Incremental: seconds to sleep when nothing is new.")
+        Optional[float],
+        typer.Option(
+            "--poll-interval", help="Incremental: seconds to sleep when nothing is new (env POLL_INTERVAL_SECONDS)."
+        ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be enqueued; change nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the run report as JSON on stdout.")] = False,
