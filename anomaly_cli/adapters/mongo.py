@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from anomaly_cli.config import Settings, redact_uri
 from anomaly_cli.errors import ConfigError, MongoUnavailable, MongoWriteFailed
 
 EMBEDDED_SCHEME = "mongomock://"
+#: MongoDB's duplicate key error (E11000):
+#: https://www.mongodb.com/docs/manual/reference/error-codes/
+DUPLICATE_KEY = 11000
 _embedded: dict[str, Any] = {}
 _embedded_lock = threading.Lock()
 
@@ -91,12 +95,42 @@ def mongo_errors(what: str) -> Iterator[None]:
         pe.ConnectionFailure,
     ) as e:
         raise MongoUnavailable(f"MongoDB unavailable during {what}: {type(e).__name__}") from e
-    except pe.BulkWriteError as e:
-        raise
+    except pe.BulkWriteError:
+        raise  # the callers read its per-operation errors (unordered_write)
     except pe.OperationFailure as e:
         if e.has_error_label("RetryableWriteError") or e.has_error_label("TransientTransactionError"):
             raise MongoUnavailable(f"MongoDB transient failure during {what}: {e.code}") from e
         raise MongoWriteFailed(f"MongoDB refused {what}: {e.code} {str(e)[:200]}") from e
+
+
+def unordered_write(write: Callable[[], object], *, what: str) -> set[int]:
+    """Run one unordered bulk write (``bulk_write`` / ``insert_many`` with ``ordered=False``) and
+    return the indexes of its operations refused as duplicate keys: another writer got there first,
+    which the callers treat as an answer, not an error. Every other operation was applied.
+
+    Any other refused operation raises :class:`MongoWriteFailed`; network trouble
+    :class:`MongoUnavailable` (as :func:`mongo_errors`).
+    """
+    from pymongo.errors import BulkWriteError
+
+    try:
+        with mongo_errors(what):
+            write()
+    except BulkWriteError as e:
+        refused = e.details.get("writeErrors", [])
+        other = [err for err in refused if err.get("code") != DUPLICATE_KEY]
+        if other:
+            raise MongoWriteFailed(f"MongoDB refused {what}: {str(other[0].get('errmsg', ''))[:200]}") from e
+        return {int(err["index"]) for err in refused}
+    return set()
+
+
+def insert_many_new(collection: Any, docs: Sequence[Mapping[str, Any]], *, what: str) -> set[Any]:
+    """Insert ``docs`` unordered, keeping the stored document where an ``_id`` exists already;
+    returns the ``_id`` values that existed (see :func:`unordered_write`)."""
+    docs = list(docs)
+    taken = unordered_write(lambda: collection.insert_many(docs, ordered=False), what=what)
+    return {docs[i]["_id"] for i in taken}
 
 
 def ping(db: Any) -> None:

@@ -13,9 +13,8 @@ How a run works (decisions where the issue is silent are marked *decision*):
 - *decision*: rows sent after an unsent one in the same page are sent again by the re-run
   (at-least-once; the result ``_id`` and FIFO deduplication id make that harmless). A page
   with an unsent row ends the run: status ``failed``, report ``partial``.
-- *decision*: "recent enqueue" for sweep = the ``MONGO_ENQUEUE_LOG_COLLECTION`` collection,
-  ``{_id: result_id, enqueued_at, test_date, mongo_doc_id}``, written for every row sent in
-  any mode and expired by a TTL index after 7 days. Sweep skips rows enqueued less than
+- *decision*: "recent enqueue" for sweep = the enqueue log (:mod:`~anomaly_cli.discovery.enqueue_log`,
+  written for every row sent in any mode, 7-day TTL). Sweep skips rows enqueued less than
   ``SWEEP_RECENT_SECONDS`` ago; they are still in the queue or being screened.
 - Rows with a non-date ``subject_created_at`` have no place in the time order: they are
   counted as invalid when a pass from the start meets them, and never move the watermark.
@@ -39,6 +38,7 @@ from anomaly_cli.adapters.mongo import mongo_errors
 from anomaly_cli.adapters.sqs import MAX_BATCH_ENTRIES, SqsQueue, chunks
 from anomaly_cli.config import MODES, Settings
 from anomaly_cli.contract import RejectedRow, SubjectRow, normalize_subject_row, subject_matches, utc
+from anomaly_cli.discovery.enqueue_log import EnqueueLog
 from anomaly_cli.discovery.pipeline import build_pipeline, first_match
 from anomaly_cli.discovery.state import StateRepository, WatermarkKey, now_utc, watermark_doc, watermark_key
 from anomaly_cli.log import get_logger
@@ -46,7 +46,6 @@ from anomaly_cli.results.lookup import existing_results
 
 log = get_logger("discovery")
 
-ENQUEUE_LOG_TTL_SECONDS = 7 * 24 * 3600
 SAMPLE_ROWS = 10
 NEARBY = dt.timedelta(days=1)
 
@@ -129,6 +128,17 @@ class _Tally:
     sample: list = field(default_factory=list)
 
 
+@dataclass
+class _Run:
+    """What one run hands along its loop, passes and pages: who it is, where it stands, its counts."""
+
+    mode: str
+    test_date: str
+    dry_run: bool
+    watermark: WatermarkKey | None  # as the run knows it (sweep never moves it)
+    tally: _Tally = field(default_factory=_Tally)
+
+
 def new_holder() -> str:
     """A lease holder id naming this process: ``host:pid:random``."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -202,7 +212,7 @@ class DiscoveryService:
         source: Any,
         state: StateRepository,
         results: Any,
-        enqueue_log: Any,
+        enqueue_log: EnqueueLog,
         queue: SqsQueue | None,
         stop: StopFlag | None = None,
         clock: Callable[[], dt.datetime] = now_utc,
@@ -231,14 +241,13 @@ class DiscoveryService:
         if not dry_run and self.queue is None:
             self.s.require("sqs_queue_url")
         started = self.clock()
-        tally = _Tally()
         run_id = uuid.uuid4().hex
         wm: WatermarkKey | None
         if dry_run:
             wm = watermark_key(self.state.get(test_date))
         else:
             self.state.ensure_indexes()
-            self._ensure_enqueue_log_index()
+            self.enqueue_log.ensure_indexes()
             self.state.acquire(test_date, self.holder, mode=mode)
             doc = self.state.start_run(test_date, self.holder, mode=mode, run_id=run_id)
             wm = watermark_key(doc)
@@ -250,6 +259,8 @@ class DiscoveryService:
                 holder=self.holder,
                 run_id=run_id,
             )
+        run = _Run(mode, test_date, dry_run, wm)
+        tally = run.tally
         if wm is None:
             log.info("watermark_missing", test_date=test_date, mode=mode)
         else:
@@ -266,7 +277,8 @@ class DiscoveryService:
         )
         status = "completed"
         try:
-            status, wm = self._loop(mode, test_date, dry_run, wm, tally)
+            status = self._loop(run)
+            wm = run.watermark
         except KeyboardInterrupt:
             if not dry_run:
                 self.state.finish_run(test_date, self.holder, status="interrupted", error="interrupted")
@@ -326,50 +338,42 @@ class DiscoveryService:
     def _remaining(self, tally: _Tally) -> int | None:
         return None if self.s.max_records is None else self.s.max_records - tally.fetched
 
-    def _loop(
-        self, mode: str, test_date: str, dry_run: bool, wm: WatermarkKey | None, tally: _Tally
-    ) -> tuple[str, WatermarkKey | None]:
+    def _loop(self, run: _Run) -> str:
+        """Passes until the run ends; returns its status (``run.watermark`` is where it stands)."""
         iteration = 0
         while True:
             iteration += 1
             # backfill and sweep read the whole date from the start; incremental reads after the watermark
-            after = wm if mode == "incremental" else None
+            after = run.watermark if run.mode == "incremental" else None
             log.info(
                 "discovery_run_once_started",
-                test_date=test_date,
-                mode=mode,
+                test_date=run.test_date,
+                mode=run.mode,
                 iteration=iteration,
                 after=watermark_doc(after) if after else None,
             )
-            outcome, new_rows, wm = self._pass(mode, test_date, dry_run, wm, after, tally)
+            outcome, new_rows = self._pass(run, after)
             if outcome != "exhausted":
-                return outcome, wm
-            if mode != "incremental" or dry_run:
-                return "completed", wm
-            remaining = self._remaining(tally)
+                return outcome
+            if run.mode != "incremental" or run.dry_run:
+                return "completed"
+            remaining = self._remaining(run.tally)
             if remaining is not None and remaining <= 0:
-                return "completed", wm
+                return "completed"
             if new_rows == 0:
                 # nothing new: sleep, waking early on a stop signal; the lease is kept alive
                 if self.stop.wait(self.s.poll_interval_seconds):
-                    return "interrupted", wm
+                    return "interrupted"
                 # re-take rather than renew: a poll interval longer than the lease may have let it
                 # expire, which is fine as long as nobody else took it meanwhile (else LeaseHeld)
-                self.state.acquire(test_date, self.holder, mode=mode)
+                self.state.acquire(run.test_date, self.holder, mode=run.mode)
             if self.stop.is_set():
-                return "interrupted", wm
+                return "interrupted"
 
-    def _pass(
-        self,
-        mode: str,
-        test_date: str,
-        dry_run: bool,
-        wm: WatermarkKey | None,
-        after: WatermarkKey | None,
-        tally: _Tally,
-    ) -> tuple[str, int, WatermarkKey | None]:
-        """One sorted cursor sliced into pages. Returns (outcome, rows fetched, watermark):
+    def _pass(self, run: _Run, after: WatermarkKey | None) -> tuple[str, int]:
+        """One sorted cursor (rows after ``after``) sliced into pages. Returns (outcome, rows fetched):
         outcome is ``exhausted`` | ``capped`` (as ``completed``) | ``failed`` | ``interrupted``."""
+        test_date, tally = run.test_date, run.tally
         pipeline = build_pipeline(test_date, self.s.tz, self.s.subject_name, after=after[0] if after else None)
         with mongo_errors("discovery aggregation"):
             cursor = self.source.aggregate(pipeline, allowDiskUse=True, batchSize=self.s.discovery_batch_size)
@@ -383,7 +387,7 @@ class DiscoveryService:
             while True:
                 remaining = self._remaining(tally)
                 if remaining is not None and remaining <= 0:
-                    return "completed", fetched_here, wm
+                    return "completed", fetched_here
                 limit = (
                     self.s.discovery_batch_size if remaining is None else min(self.s.discovery_batch_size, remaining)
                 )
@@ -400,9 +404,9 @@ class DiscoveryService:
                     elapsed_ms=round((time.perf_counter() - t0) * 1000, 1),
                 )
                 if not page:
-                    return "exhausted", fetched_here, wm
+                    return "exhausted", fetched_here
                 fetched_here += len(page)
-                wm, failed = self._page(mode, test_date, dry_run, page, page_no, wm, tally)
+                failed = self._page(run, page, page_no)
                 if self.on_page:
                     self.on_page(
                         {
@@ -415,25 +419,17 @@ class DiscoveryService:
                         }
                     )
                 if failed:
-                    return "failed", fetched_here, wm
+                    return "failed", fetched_here
                 if self.stop.is_set():
-                    return "interrupted", fetched_here, wm
+                    return "interrupted", fetched_here
         finally:
             close = getattr(cursor, "close", None)
             if close:
                 close()
 
-    def _page(
-        self,
-        mode: str,
-        test_date: str,
-        dry_run: bool,
-        page: Sequence[Candidate],
-        page_no: int,
-        wm: WatermarkKey | None,
-        tally: _Tally,
-    ) -> tuple[WatermarkKey | None, bool]:
-        """Decide every row of a page, send, advance the watermark; returns (watermark, any unsent)."""
+    def _page(self, run: _Run, page: Sequence[Candidate], page_no: int) -> bool:
+        """Decide every row of a page, send, advance the watermark; returns True when a row was not sent."""
+        mode, test_date, tally, wm = run.mode, run.test_date, run.tally, run.watermark
         coll = self.s.mongo_source_collection
         invalid: Counter = Counter()
         valid: dict[str, SubjectRow] = {}
@@ -460,7 +456,8 @@ class DiscoveryService:
         )
         recent: set[str] = set()
         if mode == "sweep":
-            recent = self._recently_enqueued([rid for rid in valid if rid not in existing])
+            since = self.clock() - dt.timedelta(seconds=self.s.sweep_recent_seconds)
+            recent = self.enqueue_log.logged([rid for rid in valid if rid not in existing], since=since)
         to_send = [(rid, r) for rid, r in valid.items() if rid not in existing and rid not in recent]
         log.info(
             "discovery_candidates_resolved",
@@ -473,7 +470,7 @@ class DiscoveryService:
         )
         failed_ids: set[str] = set()
         sent: list[str] = []
-        if dry_run:
+        if run.dry_run:
             for rid, r in to_send:
                 if len(tally.sample) < SAMPLE_ROWS:
                     tally.sample.append(
@@ -486,7 +483,7 @@ class DiscoveryService:
                         }
                     )
         else:
-            sent, failed_ids = self._send(test_date, page_no, to_send, tally)
+            sent, failed_ids = self._send(run, page_no, to_send)
         # the watermark: past every decided row, up to (never past) the first unsent one
         new_wm = wm
         for c in page:
@@ -502,9 +499,10 @@ class DiscoveryService:
         tally.invalid.update(invalid)
         tally.enqueued += len(sent)
         tally.failed += len(failed_ids)
-        if dry_run:
+        if run.dry_run:
             tally.would_enqueue += len(to_send)
-            return new_wm, False
+            run.watermark = new_wm
+            return False
         self.state.record_page(
             test_date,
             self.holder,
@@ -523,14 +521,15 @@ class DiscoveryService:
             if self.state.advance_watermark(test_date, self.holder, new_wm):
                 log.info("watermark_advanced", test_date=test_date, page=page_no, **watermark_doc(new_wm))
         self.state.renew(test_date, self.holder)
-        return (new_wm if mode != "sweep" else wm), bool(failed_ids)
+        if mode != "sweep":
+            run.watermark = new_wm
+        return bool(failed_ids)
 
     # ----- SQS -----
-    def _send(
-        self, test_date: str, page_no: int, rows: Sequence[tuple[str, SubjectRow]], tally: _Tally
-    ) -> tuple[list[str], set[str]]:
+    def _send(self, run: _Run, page_no: int, rows: Sequence[tuple[str, SubjectRow]]) -> tuple[list[str], set[str]]:
         """Send rows in chunks of 10; returns (result ids sent, result ids not sent)."""
         assert self.queue is not None
+        test_date = run.test_date
         now = self.clock()
         sent: list[str] = []
         failed: set[str] = set()
@@ -551,7 +550,7 @@ class DiscoveryService:
             for f in outcome.failed:
                 rid, row = by_entry[f.id]
                 failed.add(rid)
-                tally.failure_codes[f.code or "unknown"] += 1
+                run.tally.failure_codes[f.code or "unknown"] += 1
             log.info(
                 "enqueue_chunk_completed",
                 test_date=test_date,
@@ -579,52 +578,8 @@ class DiscoveryService:
                     ],
                 )
         sent_set = set(sent)
-        self._log_enqueued(test_date, [(rid, r) for rid, r in rows if rid in sent_set], now)
+        self.enqueue_log.record(test_date, [(rid, r) for rid, r in rows if rid in sent_set], now)
         return sent, failed
-
-    # ----- the enqueue log (sweep's "recent enqueue") -----
-    def _ensure_enqueue_log_index(self) -> None:
-        with mongo_errors("enqueue log index"):
-            self.enqueue_log.create_index(
-                "enqueued_at", expireAfterSeconds=ENQUEUE_LOG_TTL_SECONDS, name="enqueued_at_ttl"
-            )
-
-    def _log_enqueued(self, test_date: str, rows: Sequence[tuple[str, SubjectRow]], now: dt.datetime) -> None:
-        """Record when rows were sent. Delete + insert per page rather than one upsert per row:
-        two set operations are as cheap on MongoDB and keep the embedded double linear. A crash
-        between the two only loses "recent" marks (a sweep may send those rows once more)."""
-        if not rows:
-            return
-        from pymongo.errors import BulkWriteError
-
-        docs = [
-            {
-                "_id": rid,
-                "enqueued_at": now,
-                "test_date": test_date,
-                "mongo_doc_id": r.mongo_doc_id,
-                "subject_id": r.subject_id,
-            }
-            for rid, r in rows
-        ]
-        with mongo_errors("enqueue log write"):
-            self.enqueue_log.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
-            try:
-                self.enqueue_log.insert_many(docs, ordered=False)
-            except BulkWriteError as e:
-                # another run logged the same row in between: its mark is as good as ours
-                if any(err.get("code") != 11000 for err in e.details.get("writeErrors", [])):
-                    raise
-
-    def _recently_enqueued(self, rids: Sequence[str]) -> set[str]:
-        if not rids:
-            return set()
-        since = self.clock() - dt.timedelta(seconds=self.s.sweep_recent_seconds)
-        with mongo_errors("enqueue log read"):
-            return {
-                d["_id"]
-                for d in self.enqueue_log.find({"_id": {"$in": list(rids)}, "enqueued_at": {"$gte": since}}, {"_id": 1})
-            }
 
     # ----- dry run: the time-zone trap -----
     def _nearby_documents(self, test_date: str) -> int:
@@ -654,7 +609,7 @@ def build_service(settings: Settings, db: Any, queue: SqsQueue | None, **kwargs:
         source=source,
         state=state,
         results=db[settings.mongo_result_collection],
-        enqueue_log=db[settings.mongo_enqueue_log_collection],
+        enqueue_log=EnqueueLog(db[settings.mongo_enqueue_log_collection]),
         queue=queue,
         **kwargs,
     )

@@ -21,6 +21,7 @@ from typing import Any, Callable
 from anomaly_cli.adapters.mongo import mongo_errors, read_preference
 from anomaly_cli.config import Settings, redact_url, validate_test_date
 from anomaly_cli.contract import SubjectRow, test_date_datetime
+from anomaly_cli.discovery.enqueue_log import EnqueueLog
 from anomaly_cli.results import document as D
 from anomaly_cli.results.lookup import existing_ids_for
 
@@ -163,7 +164,7 @@ def _settle_chunk(
     pairs = [(rid, (row.mongo_doc_id, test_date, row.record_type, row.subject_id)) for row, rid in chunk]
     have = existing_ids_for(results, pairs)
     missing = [(row, rid) for row, rid in chunk if rid not in have]
-    logged = _enqueue_logged(db[settings.mongo_enqueue_log_collection], [rid for _, rid in missing])
+    logged = EnqueueLog(db[settings.mongo_enqueue_log_collection]).logged([rid for _, rid in missing])
     for row, rid in missing:
         report.missing += 1
         state_of = (
@@ -187,12 +188,3 @@ def _settle_chunk(
                     "state": state_of,
                 }
             )
-
-
-def _enqueue_logged(log_collection: Any, rids: list[str], chunk: int = 500) -> set[str]:
-    """The result ids discovery's enqueue log knows (it records every row it sent)."""
-    found: set[str] = set()
-    with mongo_errors("enqueue log read"):
-        for i in range(0, len(rids), chunk):
-            found |= {d["_id"] for d in log_collection.find({"_id": {"$in": rids[i : i + chunk]}}, {"_id": 1})}
-    return found

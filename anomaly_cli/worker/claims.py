@@ -17,8 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Sequence
 
-from anomaly_cli.adapters.mongo import mongo_errors
-from anomaly_cli.errors import MongoWriteFailed
+from anomaly_cli.adapters.mongo import mongo_errors, unordered_write
 
 
 def claims_collection_name(result_collection: str) -> str:
@@ -41,7 +40,6 @@ class Claims:
     def claim(self, result_ids: Sequence[str]) -> set[str]:
         """Claim ``result_ids``; returns those this worker now holds (others hold the rest)."""
         from pymongo import UpdateOne
-        from pymongo.errors import BulkWriteError
 
         ids = list(dict.fromkeys(result_ids))
         if not ids:
@@ -56,16 +54,9 @@ class Claims:
             )
             for rid in ids
         ]
-        lost: set[str] = set()
-        try:
-            with mongo_errors("claim results"):
-                self.collection.bulk_write(ops, ordered=False)
-        except BulkWriteError as e:
-            for err in e.details.get("writeErrors", []):
-                if err.get("code") != 11000:
-                    raise MongoWriteFailed(f"claim refused: {str(err.get('errmsg', ''))[:200]}") from e
-                lost.add(ids[err["index"]])
-        return set(ids) - lost
+        # a duplicate key is a live claim held elsewhere: the filter did not match, the upsert collided
+        taken = unordered_write(lambda: self.collection.bulk_write(ops, ordered=False), what="claim results")
+        return set(ids) - {ids[i] for i in taken}
 
     def release(self, result_ids: Sequence[str]) -> None:
         """Drop our claims (best effort: they expire anyway)."""
