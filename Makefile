@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install test test-slow demo bench completions readme docs docs-serve clean
+.PHONY: install test test-slow demo bench completions readme docs docs-serve wheel-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ readme: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 	@echo "site/index.html"
+
+# sdist + wheel, the wheel in a clean venv, `anomaly score` from an empty temporary folder.
+wheel-check: $(STAMP)
+	bash .ci/wheel_check.sh
 
 docs-serve: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
