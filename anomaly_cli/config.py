@@ -3,8 +3,8 @@
 Precedence, lowest first: defaults < ``.env`` file < environment < command-line flags.
 Environment names are the ones of ``docs/contract.md`` (``MONGO_URI``, ``TEST_DATE`` ...)
 plus a few this tool adds (``AUDIO_URL_ALLOWLIST``, timeouts, caps). Every field records where
-its value came from, for ``anomaly config show``. Secrets are never printed: see
-:func:`redact_uri` and :func:`redact_url`.
+its value came from, for ``anomaly config show``. Secrets are never printed: fields declared
+``secret=True`` are masked by :meth:`Settings.redacted` (see :mod:`anomaly_cli.redact`).
 """
 
 from __future__ import annotations
@@ -13,13 +13,17 @@ import dataclasses
 import datetime as dt
 import os
 import re
+import types
+import typing
 import zoneinfo
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 from anomaly_cli.errors import ConfigError
+from anomaly_cli.redact import mask_secret
+from anomaly_cli.sqs_quotas import MAX_LONG_POLL_SECONDS, MAX_VISIBILITY_TIMEOUT_SECONDS
 
 MODES = ("backfill", "incremental", "sweep")
 READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
@@ -187,8 +191,8 @@ class Settings:
             if f.name == "sources":
                 continue
             value = getattr(self, f.name)
-            if f.name in ("mongo_uri",):
-                value = redact_uri(value)
+            if f.metadata["secret"]:
+                value = mask_secret(value)
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -206,6 +210,7 @@ def setting_fields() -> list[dataclasses.Field]:
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}
+_HINTS = typing.get_type_hints(Settings)
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -218,27 +223,42 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(f"expected true/false, got {raw!r}")
 
 
+def _parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+#: How a text value (environment, ``.env``, a string flag) becomes each field type.
+_PARSERS: dict[type, Callable[[str], Any]] = {
+    bool: _parse_bool,
+    int: int,
+    float: float,
+    tuple: _parse_list,
+    str: str,
+}
+
+
+def _field_type(name: str) -> tuple[type, bool]:
+    """The type a field holds and whether it may be ``None`` (``int | None`` -> ``(int, True)``)."""
+    hint = _HINTS[name]
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (types.UnionType, typing.Union) and type(None) in args:
+        (inner,) = [a for a in args if a is not type(None)]
+        return typing.get_origin(inner) or inner, True
+    return typing.get_origin(hint) or hint, False
+
+
 def _convert(name: str, raw: Any) -> Any:
-    f = _FIELDS[name]
-    typ = f.type if isinstance(f.type, str) else str(f.type)
     if raw is None:
         return None
+    typ, optional = _field_type(name)
     if isinstance(raw, str):
         raw_s = raw.strip()
-        if typ == "bool":
-            return _parse_bool(raw_s)
-        if typ == "int":
-            return int(raw_s)
-        if typ == "int | None":
-            return int(raw_s) if raw_s else None
-        if typ == "float":
-            return float(raw_s)
-        if typ.startswith("tuple"):
-            return tuple(p.strip() for p in raw_s.split(",") if p.strip())
-        return raw_s
-    if typ.startswith("tuple") and isinstance(raw, (list, tuple)):
+        if optional and not raw_s:
+            return None
+        return _PARSERS[typ](raw_s)
+    if typ is tuple and isinstance(raw, (list, tuple)):
         return tuple(str(p).strip() for p in raw if str(p).strip())
-    if typ == "float" and isinstance(raw, int) and not isinstance(raw, bool):
+    if typ is float and isinstance(raw, int) and not isinstance(raw, bool):
         return float(raw)
     return raw
 
@@ -304,10 +324,13 @@ def _validate(s: Settings) -> None:
             raise bad(name, f"must be > 0, got {getattr(s, name)}")
     if s.cpu_workers < 0:
         raise bad("cpu_workers", "must be >= 0")
-    if not 0 <= s.sqs_wait_seconds <= 20:
-        raise bad("sqs_wait_seconds", "must be between 0 and 20 (the SQS long-poll maximum)")
-    if not 0 <= s.visibility_timeout_seconds <= 43200:
-        raise bad("visibility_timeout_seconds", "must be between 0 and 43200 (12 h, the SQS maximum)")
+    if not 0 <= s.sqs_wait_seconds <= MAX_LONG_POLL_SECONDS:
+        raise bad("sqs_wait_seconds", f"must be between 0 and {MAX_LONG_POLL_SECONDS} (the SQS long-poll maximum)")
+    if not 0 <= s.visibility_timeout_seconds <= MAX_VISIBILITY_TIMEOUT_SECONDS:
+        raise bad(
+            "visibility_timeout_seconds",
+            f"must be between 0 and {MAX_VISIBILITY_TIMEOUT_SECONDS} (12 h, the SQS maximum)",
+        )
     if s.discovery_batch_size > 10000:
         raise bad("discovery_batch_size", "must be <= 10000")
     if not s.subject_name.strip():
@@ -373,53 +396,6 @@ def load_settings(
     settings = Settings(**values, sources=sources)
     _validate(settings)
     return settings
-
-
-# --- redaction -------------------------------------------------------------------------------
-# Greedy up to the LAST '@' before the path: a password with an unescaped '@' (a common typo in
-# MONGO_URI) must be masked whole, not only up to its own '@'.
-_USERINFO_RE = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/\s]+)@", re.I)
-_SECRET_QS = re.compile(
-    r"(?i)(X-Amz-[A-Za-z-]+|Signature|AWSAccessKeyId|token|sig|key|Expires|Policy|Key-Pair-Id)=[^&\s]*"
-)
-
-
-def redact_uri(uri: str) -> str:
-    """Mask the credentials of a connection URI: ``mongodb://u:p@h`` -> ``mongodb://***@h``."""
-    if not uri:
-        return uri
-    scheme, sep, rest = uri.partition("://")
-    if sep and "@" in rest:
-        # a whole URI: everything before its last '@' is user info (hosts never hold '@'), also
-        # when an unescaped '/' or '@' in the password confuses a parser
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return _USERINFO_RE.sub(lambda m: f"{m.group('scheme')}***@", uri)
-
-
-def redact_url(url: str) -> str:
-    """Drop the query string of a URL (presigned signatures) and any user info."""
-    if not isinstance(url, str) or not url:
-        return url
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return _SECRET_QS.sub(r"\1=***", redact_uri(url))
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = "***" if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def redact_text(text: str) -> str:
-    """Best-effort masking of URIs with credentials and presigned query strings in free text."""
-    if not text:
-        return text
-    text = _USERINFO_RE.sub(lambda m: f"{m.group('scheme')}***@", text)
-    text = _SECRET_QS.sub(r"\1=***", text)
-    for var in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"):
-        secret = os.environ.get(var)
-        if secret and len(secret) >= 8:
-            text = text.replace(secret, "***")
-    return text
 
 
 def with_overrides(settings: Settings, **changes: Any) -> Settings:

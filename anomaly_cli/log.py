@@ -26,7 +26,7 @@ import sys
 import warnings
 from typing import Any, TextIO
 
-from anomaly_cli.config import redact_text, redact_url
+from anomaly_cli.redact import redact_text, redact_url
 
 LOGGER_NAME = "anomaly"
 _URL_KEYS = {"audio_url", "audio_s3_url", "url", "input"}

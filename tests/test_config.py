@@ -1,10 +1,10 @@
-"""Settings: precedence, validation errors naming the variable, redaction."""
+"""Settings: precedence, validation errors naming the variable, parsing by field type."""
 
 from __future__ import annotations
 
 import pytest
 
-from anomaly_cli.config import load_settings, redact_text, redact_uri, redact_url
+from anomaly_cli.config import load_settings
 from anomaly_cli.errors import ConfigError
 
 
@@ -52,15 +52,6 @@ def test_allowlist_and_bool_parsing():
     assert s.max_records is None
 
 
-def test_redaction():
-    s = load_settings(environ={"MONGO_URI": "mongodb://admin:hunter2@db.example:27017/x"}, env_file=None)
-    assert "hunter2" not in str(s.redacted())
-    assert redact_uri("mongodb+srv://u:p@c.example/db") == "mongodb+srv://***@c.example/db"
-    url = "https://b.s3.amazonaws.com/k.m4a?X-Amz-Signature=abc&X-Amz-Credential=AKIA"
-    assert "abc" not in redact_url(url) and "AKIA" not in redact_url(url)
-    assert "abc" not in redact_text(f"failed to get {url}")
-
-
 def test_metrics_port_must_be_a_tcp_port():
     from anomaly_cli.config import load_settings
     from anomaly_cli.errors import ConfigError
@@ -69,3 +60,22 @@ def test_metrics_port_must_be_a_tcp_port():
     assert load_settings(environ={}, env_file=None).metrics_port is None
     with pytest.raises(ConfigError, match="METRICS_PORT"):
         load_settings(environ={"METRICS_PORT": "70000"}, env_file=None)
+
+
+def test_values_are_parsed_by_the_field_type():
+    # GIVEN text values for an int, an optional int, a float, a tuple and a bool field
+    s = load_settings(
+        environ={
+            "BATCH_SIZE": " 7 ",
+            "METRICS_PORT": "9100",
+            "FLUSH_SECONDS": "1.5",
+            "AUDIO_URL_ALLOWLIST": "s3://a",
+            "ENABLE_SOURCE_BACKLINK_UPDATE": "off",
+        },
+        env_file=None,
+    )
+    # THEN each holds a value of its type
+    assert (s.batch_size, s.metrics_port, s.flush_seconds) == (7, 9100, 1.5)
+    assert s.audio_url_allowlist == ("s3://a",) and s.enable_source_backlink_update is False
+    # and an int given to a float field as a flag becomes a float
+    assert isinstance(load_settings({"flush_seconds": 3}, environ={}, env_file=None).flush_seconds, float)

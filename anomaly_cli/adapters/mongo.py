@@ -13,8 +13,9 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from anomaly_cli.config import Settings, redact_uri
+from anomaly_cli.config import Settings
 from anomaly_cli.errors import ConfigError, MongoUnavailable, MongoWriteFailed
+from anomaly_cli.redact import redact_uri
 
 EMBEDDED_SCHEME = "mongomock://"
 #: MongoDB's duplicate key error (E11000):

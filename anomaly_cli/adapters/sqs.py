@@ -1,6 +1,6 @@
-"""SQS adapter: client factory, named quotas, and batch calls that always check ``Failed[]``.
+"""SQS adapter: client factory and batch calls that always check ``Failed[]``.
 
-AWS limits: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
+The SQS quotas it enforces are named in :mod:`anomaly_cli.sqs_quotas` (with links to the AWS pages).
 """
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ from typing import Any, Callable, Iterable, Sequence
 
 from anomaly_cli.config import Settings
 from anomaly_cli.errors import QueueError, QueueUnavailable
-
-MAX_BATCH_ENTRIES = 10  # SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch
-MAX_LONG_POLL_SECONDS = 20
-MAX_VISIBILITY_TIMEOUT_SECONDS = 12 * 3600
-MAX_RECEIVE_MESSAGES = 10
-MAX_MESSAGE_BYTES = 256 * 1024
-MAX_DELAY_SECONDS = 900
-FIFO_DEDUP_WINDOW_SECONDS = 5 * 60
+from anomaly_cli.sqs_quotas import (
+    MAX_BATCH_ENTRIES,
+    MAX_LONG_POLL_SECONDS,
+    MAX_RECEIVE_MESSAGES,
+    MAX_VISIBILITY_TIMEOUT_SECONDS,
+)
 
 _TRANSIENT_CODES = {
     "Throttling",
@@ -60,7 +58,7 @@ def make_client(service: str, settings: Settings, **config_kw: Any) -> Any:
 
 def translate(e: BaseException, what: str) -> Exception:
     """A botocore/network exception as a :class:`QueueUnavailable` or :class:`QueueError`."""
-    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, ConnectionClosedError
+    from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, EndpointConnectionError
 
     if isinstance(e, ClientError):
         err = e.response.get("Error", {})

@@ -21,9 +21,10 @@ from typing import Any, Callable
 from urllib.parse import urljoin
 
 from anomaly_cli import errors as E
-from anomaly_cli.adapters.urls import AudioUrl, Allowlist, ensure_allowlist, parse_audio_url, safe_addresses
-from anomaly_cli.config import Settings, redact_text, redact_url
+from anomaly_cli.adapters.urls import Allowlist, AudioUrl, ensure_allowlist, parse_audio_url, safe_addresses
+from anomaly_cli.config import Settings
 from anomaly_cli.log import get_logger
+from anomaly_cli.redact import redact_text, redact_url
 
 __all__ = ["Fetcher", "FetchedAudio", "parse_audio_url", "ensure_allowlist", "read_local", "presign"]
 

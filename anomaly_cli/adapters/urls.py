@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 from urllib.parse import unquote, urlsplit
 
-from anomaly_cli.config import Settings, redact_url
+from anomaly_cli.config import Settings
 from anomaly_cli.errors import ConfigError, InvalidUrl, UrlNotAllowed
+from anomaly_cli.redact import redact_url
 
 _BUCKET = r"(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])"
 _REGION = r"(?P<region>[a-z0-9-]+)"

@@ -92,7 +92,7 @@ def fail(
     code: str, message: str, *, hint: str | None = None, exit_code: int = exit_codes.RET_ERROR, json_mode: bool = False
 ) -> NoReturn:
     """End the command with an error, machine-readable under ``--json``."""
-    from anomaly_cli.config import redact_text
+    from anomaly_cli.redact import redact_text
 
     message = redact_text(message)
     if json_mode:

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from anomaly_cli.adapters.mongo import mongo_errors
-from anomaly_cli.adapters.sqs import MAX_BATCH_ENTRIES, SqsQueue, chunks
+from anomaly_cli.adapters.sqs import SqsQueue, chunks
 from anomaly_cli.config import MODES, Settings
 from anomaly_cli.contract import RejectedRow, SubjectRow, normalize_subject_row, subject_matches, utc
 from anomaly_cli.discovery.enqueue_log import EnqueueLog
@@ -43,6 +43,7 @@ from anomaly_cli.discovery.pipeline import build_pipeline, first_match
 from anomaly_cli.discovery.state import StateRepository, WatermarkKey, now_utc, watermark_doc, watermark_key
 from anomaly_cli.log import get_logger
 from anomaly_cli.results.lookup import existing_results
+from anomaly_cli.sqs_quotas import MAX_BATCH_ENTRIES
 
 log = get_logger("discovery")
 
@@ -285,7 +286,7 @@ class DiscoveryService:
             raise
         except Exception as e:
             if not dry_run:
-                from anomaly_cli.config import redact_text
+                from anomaly_cli.redact import redact_text
 
                 self.state.finish_run(test_date, self.holder, status="failed", error=redact_text(str(e))[:500])
             raise

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from anomaly_cli.adapters.mongo import mongo_errors, read_preference
-from anomaly_cli.config import Settings, redact_url, validate_test_date
+from anomaly_cli.config import Settings, validate_test_date
 from anomaly_cli.contract import SubjectRow, test_date_datetime
 from anomaly_cli.discovery.enqueue_log import EnqueueLog
+from anomaly_cli.redact import redact_url
 from anomaly_cli.results import document as D
 from anomaly_cli.results.lookup import existing_ids_for
 

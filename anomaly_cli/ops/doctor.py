@@ -11,8 +11,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable
 
-from anomaly_cli.config import Settings, redact_uri, redact_url
+from anomaly_cli.config import Settings
 from anomaly_cli.errors import AnomalyError
+from anomaly_cli.redact import redact_uri, redact_url
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 #: Screening one recording (decode + features + model) after its download, with room for a full batch.

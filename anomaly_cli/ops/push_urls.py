@@ -20,10 +20,11 @@ import hashlib
 import uuid
 from typing import Iterable, Iterator, TextIO
 
-from anomaly_cli.config import redact_url, validate_test_date
+from anomaly_cli.config import validate_test_date
 from anomaly_cli.contract import ADHOC, WorkItem
 from anomaly_cli.errors import AnomalyError, ConfigError
 from anomaly_cli.ops.seed import BadRow
+from anomaly_cli.redact import redact_url
 
 URL_COLUMNS = ("url", "audio_url", "audio_s3_url")
 

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from anomaly_cli.adapters.sqs import SqsQueue, queue_url_from_arn, receive_count, translate
-from anomaly_cli.config import redact_text
 from anomaly_cli.contract import parse_message
 from anomaly_cli.errors import ConfigError, ContractError, QueueError
 from anomaly_cli.log import get_logger
+from anomaly_cli.redact import redact_text
 
 log = get_logger("ops.replay")
 #: Hold on received DLQ messages while one run works; released (visibility 0) when it ends.

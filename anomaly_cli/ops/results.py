@@ -3,7 +3,7 @@ fields, never every document pulled into Python), ``export`` (a streamed cursor,
 ``show`` (one result explained).
 
 Every query starts with ``{"source.test_date": <midnight UTC>}``, the prefix of the spec's
-indexes. Recording URLs are printed through :func:`~anomaly_cli.config.redact_url`.
+indexes. Recording URLs are printed through :func:`~anomaly_cli.redact.redact_url`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from anomaly_cli.adapters.mongo import mongo_errors
-from anomaly_cli.config import redact_url, validate_test_date
+from anomaly_cli.config import validate_test_date
 from anomaly_cli.contract import test_date_datetime
 from anomaly_cli.errors import ConfigError
+from anomaly_cli.redact import redact_url
 from anomaly_cli.results import clusters as C
 from anomaly_cli.results import document as D
 

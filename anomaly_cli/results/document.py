@@ -16,7 +16,7 @@ Shape (collection ``MONGO_RESULT_COLLECTION``)::
 
 ``source.audio_s3_url`` is stored as enqueued (it is an input of ``_id``, so it must stay
 recomputable), even when it is a presigned URL: whoever prints it must pass it through
-:func:`anomaly_cli.config.redact_url` (:func:`display_url` does).
+:func:`anomaly_cli.redact.redact_url` (:func:`display_url` does).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Mapping
 
-from anomaly_cli.config import redact_url
 from anomaly_cli.contract import MESSAGE_FIELDS, WorkItem, test_date_datetime
+from anomaly_cli.redact import redact_url
 from anomaly_cli.screening import Screening
 
 # --- field names the operator tools and queries use -------------------------------------------

@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from anomaly_cli import errors
-from anomaly_cli.adapters.sqs import MAX_RECEIVE_MESSAGES, receive_count
+from anomaly_cli.adapters.sqs import receive_count
 from anomaly_cli.config import Settings
 from anomaly_cli.contract import RESCREEN_ATTRIBUTE, parse_message
 from anomaly_cli.log import get_logger
+from anomaly_cli.sqs_quotas import MAX_RECEIVE_MESSAGES
 from anomaly_cli.worker import outcome as O
 from anomaly_cli.worker.batch import BatchProcessor, BatchReport
 from anomaly_cli.worker.heap import trim_heap

@@ -103,9 +103,9 @@ def _fetcher(cli: context.CliContext) -> Any:
 def score_one(item: str, model: Any, settings: Any, fetcher: Any) -> dict[str, Any]:
     """Fetch or read one input and screen it; the JSON row of ``anomaly score --json``."""
     from anomaly_cli.adapters import storage
-    from anomaly_cli.config import redact_url
     from anomaly_cli.errors import FetchError
     from anomaly_cli.model.engine import screen_bytes, screen_fetch_error
+    from anomaly_cli.redact import redact_url
 
     shown = redact_url(item) if _is_remote(item) else item
     try:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from anomaly_cli.cli import context, exit_codes, output
+from anomaly_cli.sqs_quotas import MAX_LONG_POLL_SECONDS, MAX_VISIBILITY_TIMEOUT_SECONDS
 
 
 def command(
@@ -31,14 +32,17 @@ def command(
         typer.Option("--flush-seconds", help="Dispatch a partial batch after this long (env FLUSH_SECONDS)."),
     ] = None,
     wait_seconds: Annotated[
-        Optional[int], typer.Option("--wait-seconds", min=0, max=20, help="SQS long-poll wait (env SQS_WAIT_SECONDS).")
+        Optional[int],
+        typer.Option(
+            "--wait-seconds", min=0, max=MAX_LONG_POLL_SECONDS, help="SQS long-poll wait (env SQS_WAIT_SECONDS)."
+        ),
     ] = None,
     visibility_timeout: Annotated[
         Optional[int],
         typer.Option(
             "--visibility-timeout",
             min=0,
-            max=43200,
+            max=MAX_VISIBILITY_TIMEOUT_SECONDS,
             help="Visibility asked for received messages (env SQS_VISIBILITY_TIMEOUT).",
         ),
     ] = None,
