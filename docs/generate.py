@@ -12,6 +12,7 @@ Placeholders (an HTML comment alone on its line):
   comes from the Click tree too: an option is the flag of a variable when its help says
   ``(env NAME ...)``, e.g. ``--concurrency`` "Downloads in flight (env MAX_CONCURRENCY)";
 - ``<!-- EXIT_CODES -->``: ``anomaly_cli.cli.exit_codes`` with each constant's ``#:`` comment;
+- ``<!-- LOG_EVENTS -->``: every ``log.<level>("event", ...)`` call in ``anomaly_cli/`` (read with ``ast``);
 - site only: ``<!-- README -->`` (the README's fragments, for the home page) and
   ``<!-- INCLUDE path -->`` (a file of the repository, e.g. BENCHMARKS.md, without its title).
 
@@ -114,6 +115,59 @@ def exit_table() -> str:
     return "\n".join(lines)
 
 
+LEVELS = ("debug", "info", "warning", "error")
+
+
+def log_events() -> dict[str, dict[str, set[str]]]:
+    """``event -> {"levels": {...}, "components": {...}}`` of every ``log.<level>("event", ...)`` call
+    in ``anomaly_cli/`` on a logger made by ``get_logger("component")`` (read from the source)."""
+    import ast
+
+    out: dict[str, dict[str, set[str]]] = {}
+    for path in sorted((ROOT / "anomaly_cli").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        loggers: dict[str, str] = {}  # variable name -> component
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Call)
+                and getattr(node.value.func, "id", getattr(node.value.func, "attr", "")) == "get_logger"
+                and node.value.args
+                and isinstance(node.value.args[0], ast.Constant)
+            ):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        loggers[target.id] = str(node.value.args[0].value)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            first = node.args[0]
+            if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+                continue
+            # log.info(...), or (log.info if x else log.debug)(...)
+            funcs = [node.func.body, node.func.orelse] if isinstance(node.func, ast.IfExp) else [node.func]
+            for func in funcs:
+                owner = getattr(func, "value", None)
+                if (
+                    isinstance(func, ast.Attribute)
+                    and func.attr in LEVELS
+                    and isinstance(owner, ast.Name)
+                    and owner.id in loggers
+                ):
+                    entry = out.setdefault(first.value, {"levels": set(), "components": set()})
+                    entry["levels"].add(func.attr.upper())
+                    entry["components"].add(loggers[owner.id])
+    return out
+
+
+def events_table() -> str:
+    lines = ["| event | level | component |", "|---|---|---|"]
+    for name, e in sorted(log_events().items()):
+        levels = ", ".join(sorted(e["levels"], key=lambda lv: LEVELS.index(lv.lower())))
+        lines.append(f"| `{name}` | {levels} | {', '.join(sorted(e['components']))} |")
+    return "\n".join(lines)
+
+
 def include(rel: str) -> str:
     """A repository file's text without its first ``# `` title (the page has its own)."""
     text = (ROOT / rel).read_text(encoding="utf-8")
@@ -135,6 +189,8 @@ def fill(text: str, *, site: bool = False) -> str:
             return config_table()
         if name == "EXIT_CODES":
             return exit_table()
+        if name == "LOG_EVENTS":
+            return events_table()
         if site and name == "README":
             return readme_body()
         if site and name == "INCLUDE" and arg:
