@@ -168,6 +168,8 @@ def build_worker(
     if metrics is not None:
         metrics.bind(stats=stats, breaker=breaker)
         pool.on_restart = metrics.screening_restart
+        if sqs_client is not None:
+            metrics.watch_queues(sqs_client, settings.sqs_queue_url, settings.sqs_dlq_url)
     started = {k: v for k, v in settings.redacted().items() if k in STARTED_FIELDS}
     log.info(
         "worker_started",

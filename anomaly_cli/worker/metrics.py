@@ -37,15 +37,22 @@ name                                                        type       labels
 ``anomaly_worker_access_denied_breaker_open``               gauge      (0 or 1)
 ``anomaly_worker_access_denied_consecutive``                gauge
 ``anomaly_worker_model_info``                               info       ``version``
+``anomaly_queue_messages``                                  gauge      ``queue``: work, dlq; ``state``:
+                                                                       visible, in_flight, delayed
 ==========================================================  =========  ==================================
+
+``anomaly_queue_messages`` is SQS's view (``GetQueueAttributes``, refreshed at most every 30 s,
+at scrape time): the alerts on a non-empty DLQ and on "messages waiting but nothing screened"
+need no CloudWatch exporter. Every worker reports the same queues: aggregate with ``max``.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from anomaly_cli.worker import outcome as O
@@ -173,6 +180,10 @@ class WorkerMetrics:
         """One batch's result write (insert + replace), in seconds."""
         self.stage_seconds.labels("write").observe(seconds)
 
+    def watch_queues(self, sqs_client: Any, queue_url: str, dlq_url: str = "") -> None:
+        """Report the depth of the work queue and its DLQ (:class:`QueueDepth`)."""
+        self.registry.register(QueueDepth(sqs_client, queue_url, dlq_url, clock=self._clock))
+
     def screening_restart(self) -> None:
         self.restarts_total.inc()
 
@@ -207,3 +218,75 @@ class WorkerMetrics:
         from prometheus_client import generate_latest
 
         return generate_latest(self.registry)
+
+
+class QueueDepth:
+    """A collector of ``anomaly_queue_messages``: the work queue's and the DLQ's approximate counts.
+
+    Read at scrape time, at most every ``refresh_s`` (cached in between): 16 workers scraped every
+    15 s cost about one ``GetQueueAttributes`` a second, nothing next to the receives. The DLQ is
+    ``SQS_DLQ_URL`` or the work queue's RedrivePolicy target, resolved on the first scrape; a
+    queue that cannot be read is left out of that scrape (an alert on ``absent()`` sees it) and
+    logged once per failure streak.
+    """
+
+    NAME = "anomaly_queue_messages"
+
+    def __init__(
+        self,
+        sqs_client: Any,
+        queue_url: str,
+        dlq_url: str = "",
+        *,
+        refresh_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.client, self.queue_url, self.dlq_url = sqs_client, queue_url, dlq_url
+        self.refresh_s, self._clock = refresh_s, clock
+        self._lock = threading.Lock()
+        self._at = -1e18
+        self._counts: dict[str, dict[str, int]] = {}
+        self._dlq_resolved = bool(dlq_url)
+        self._failing = False
+
+    def describe(self) -> list[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        return [GaugeMetricFamily(self.NAME, "SQS approximate message counts", labels=["queue", "state"])]
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        with self._lock:
+            if self._clock() - self._at >= self.refresh_s:
+                self._refresh()
+            counts = {q: dict(c) for q, c in self._counts.items()}
+        family = GaugeMetricFamily(self.NAME, "SQS approximate message counts", labels=["queue", "state"])
+        for queue, by_state in sorted(counts.items()):
+            for state, n in sorted(by_state.items()):
+                family.add_metric([queue, state], n)
+        yield family
+
+    def _refresh(self) -> None:
+        from anomaly_cli import errors
+        from anomaly_cli.adapters.sqs import SqsQueue, queue_url_from_arn
+        from anomaly_cli.log import get_logger
+
+        self._at = self._clock()
+        counts: dict[str, dict[str, int]] = {}
+        try:
+            work = SqsQueue(self.client, self.queue_url, retries=1)
+            if not self._dlq_resolved:
+                policy = json.loads(work.attributes(["RedrivePolicy"]).get("RedrivePolicy") or "{}")
+                arn = policy.get("deadLetterTargetArn", "")
+                self.dlq_url = queue_url_from_arn(self.client, arn) if arn else ""
+                self._dlq_resolved = True
+            counts["work"] = work.approximate_counts()
+            if self.dlq_url:
+                counts["dlq"] = SqsQueue(self.client, self.dlq_url, retries=1).approximate_counts()
+            self._failing = False
+        except Exception as e:  # noqa: BLE001 - a scrape must never fail because SQS did
+            if not self._failing:
+                get_logger("worker").warning("queue_metrics_failed", error=errors.error_code(e), reason=str(e)[:200])
+            self._failing = True
+        self._counts = counts

@@ -155,6 +155,10 @@ def test_scrape_during_a_real_run_matches_the_results_written(stack, queued, mon
     assert value(s, "anomaly_worker_screening_process_restarts_total") == 0
     assert ("anomaly_worker_in_flight_messages", ()) in s and ("anomaly_worker_held_messages", ()) in s
     assert value(s, "anomaly_worker_items_per_second") > 0
+    # SQS's view, for the alerts: the DLQ is the RedrivePolicy's target, found by the worker
+    assert ("anomaly_queue_messages", (("queue", "work"), ("state", "visible"))) in s
+    assert value(s, "anomaly_queue_messages", queue="dlq", state="visible") == 0
+    assert ("anomaly_queue_messages", (("queue", "dlq"), ("state", "in_flight"))) in s
 
     # ready while it ran (the model was loaded before the first scrape answered), not after
     assert scraper.ready_seen and not ready.exists()
