@@ -12,6 +12,10 @@ import typer
 from anomaly_cli.cli import context, exit_codes, output
 from anomaly_cli.sqs_quotas import MAX_LONG_POLL_SECONDS, MAX_VISIBILITY_TIMEOUT_SECONDS
 
+#: After the access-denied breaker stopped the worker, /metrics stays up this long (one scrape
+#: interval of docs/deployment: 15 s) so the open breaker is scraped before the process exits.
+METRICS_LINGER_SECONDS = 15.0
+
 
 def command(
     ctx: typer.Context,
@@ -155,6 +159,10 @@ def _run(
             live.start()
         try:
             report = worker.run()
+            if report.reason == "credentials" and worker.stats.metrics is not None:
+                # the breaker stops the worker within seconds: keep /metrics up for one more
+                # scrape so the access-denied alert sees the open breaker (a signal ends it)
+                shutdown.wait(METRICS_LINGER_SECONDS)
         except ForcedStop:  # a second signal before the loop started: nothing is held yet
             report = WorkerReport(reason="forced")
         finally:
