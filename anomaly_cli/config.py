@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import os
 import re
 import types
@@ -29,6 +30,8 @@ MODES = ("backfill", "incremental", "sweep")
 READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("auto", "json", "console")
+#: Every float setting is a duration or a fraction; beyond this (~31 years) timedelta and waits overflow.
+MAX_FLOAT_SETTING = 1e9
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -121,6 +124,19 @@ class Settings:
     )
     access_denied_limit: int = _spec(
         "ACCESS_DENIED_LIMIT", "worker: consecutive access-denied answers that stop the worker", default=20
+    )
+    worker_adhoc_only: bool = _spec(
+        "WORKER_ADHOC_ONLY",
+        "worker: screens push-urls (adhoc) items only, so an empty or missing source collection is expected",
+        default=False,
+    )
+    source_gone_window: int = _spec(
+        "SOURCE_GONE_WINDOW", "worker: sourced deliveries judged together by the source-gone breaker", default=200
+    )
+    source_gone_threshold: float = _spec(
+        "SOURCE_GONE_THRESHOLD",
+        "worker: share of source_gone in a full window that stops the worker (wrong database?)",
+        default=0.95,
     )
     throughput_log_seconds: float = _spec(
         "THROUGHPUT_LOG_SECONDS", "worker: period of the throughput event", default=30.0
@@ -302,6 +318,7 @@ def _validate(s: Settings) -> None:
         "fetch_retries",
         "max_audio_bytes",
         "access_denied_limit",
+        "source_gone_window",
     ]
     for name in positive:
         if getattr(s, name) < 1:
@@ -310,6 +327,14 @@ def _validate(s: Settings) -> None:
         raise bad("metrics_port", f"must be a TCP port 0-65535 (0: any free port), got {s.metrics_port}")
     if s.max_records is not None and s.max_records < 1:
         raise bad("max_records", f"must be >= 1 when set, got {s.max_records}")
+    for f in setting_fields():  # NaN compares false with everything, so it passes every range check below
+        value = getattr(s, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise bad(f.name, f"must be a finite number, got {value!r}")
+        if isinstance(value, float) and abs(value) > MAX_FLOAT_SETTING:  # timedelta / Event.wait overflow
+            raise bad(f.name, f"must be at most {MAX_FLOAT_SETTING:.0f}, got {value!r}")
+    if not 0 < s.source_gone_threshold <= 1:
+        raise bad("source_gone_threshold", f"must be a fraction in (0, 1], got {s.source_gone_threshold}")
     for name in (
         "poll_interval_seconds",
         "flush_seconds",

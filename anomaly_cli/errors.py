@@ -150,6 +150,12 @@ class ScreeningProcessLost(AnomalyError):
     transient = True
 
 
+class SourceGoneDrain(AnomalyError):
+    """Raised when a worker's deliveries are overwhelmingly ``source_gone``: the source looks wrong."""
+
+    code = "source_gone_drain"
+
+
 class CredentialsProblem(AnomalyError):
     """Raised when a run of access-denied answers points at credentials or policy, not data."""
 

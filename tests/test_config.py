@@ -79,3 +79,36 @@ def test_values_are_parsed_by_the_field_type():
     assert s.audio_url_allowlist == ("s3://a",) and s.enable_source_backlink_update is False
     # and an int given to a float field as a flag becomes a float
     assert isinstance(load_settings({"flush_seconds": 3}, environ={}, env_file=None).flush_seconds, float)
+
+
+def _float_settings() -> list:
+    from anomaly_cli.config import setting_fields
+
+    return [f for f in setting_fields() if f.type == "float"]
+
+
+FLOAT_SETTINGS = _float_settings()
+
+
+@pytest.mark.parametrize("raw", ["nan", "NaN", "inf", "-inf", "Infinity", "1e400"])
+@pytest.mark.parametrize("field", FLOAT_SETTINGS, ids=lambda f: f.metadata["env"])
+def test_every_float_setting_rejects_non_finite_values_naming_the_variable(field, raw):
+    env = field.metadata["env"]
+    with pytest.raises(ConfigError) as e:
+        load_settings(environ={env: raw}, env_file=None)
+    assert env in str(e.value) and e.value.field == env
+
+
+@pytest.mark.parametrize("name", ["flush_seconds", "max_duration_seconds", "discovery_lease_seconds"])
+def test_flags_reject_nan_too(name):
+    with pytest.raises(ConfigError) as e:
+        load_settings({name: float("nan")}, environ={}, env_file=None)
+    from anomaly_cli.config import env_name
+
+    assert e.value.field == env_name(name) and env_name(name) in str(e.value)
+
+
+def test_durations_beyond_what_a_wait_can_hold_are_refused():
+    with pytest.raises(ConfigError) as e:
+        load_settings(environ={"DISCOVERY_LEASE_SECONDS": "1e300"}, env_file=None)
+    assert "DISCOVERY_LEASE_SECONDS" in str(e.value)

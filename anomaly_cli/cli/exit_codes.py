@@ -8,6 +8,7 @@ RET_CONNECTION = 4  #: MongoDB / SQS / S3 could not be reached or refused access
 RET_PARTIAL = 5  #: the run finished but some items failed (e.g. rows not enqueued); rerun is safe
 RET_CREDENTIALS = 6  #: the worker stopped on a run of access-denied answers (credentials / policy)
 RET_UNHEALTHY = 7  #: ``doctor`` found a problem
+RET_SOURCE_GONE = 8  #: the worker stopped: its deliveries were overwhelmingly source_gone (wrong source?)
 RET_INTERRUPTED = 130  #: stopped by a second SIGINT / SIGTERM (or Ctrl-C outside a clean drain)
 
 ALL = {
@@ -19,6 +20,7 @@ ALL = {
     "partial": RET_PARTIAL,
     "credentials": RET_CREDENTIALS,
     "unhealthy": RET_UNHEALTHY,
+    "source_gone": RET_SOURCE_GONE,
     "interrupted": RET_INTERRUPTED,
 }
 
@@ -32,6 +34,7 @@ def for_exception(exc: BaseException) -> int:
         CredentialsProblem,
         QueueError,
         QueueUnavailable,
+        SourceGoneDrain,
     )
 
     if isinstance(exc, KeyboardInterrupt):
@@ -40,6 +43,8 @@ def for_exception(exc: BaseException) -> int:
         return RET_CONFIG
     if isinstance(exc, CredentialsProblem):
         return RET_CREDENTIALS
+    if isinstance(exc, SourceGoneDrain):
+        return RET_SOURCE_GONE
     if isinstance(exc, (ConnectionFailed, QueueUnavailable)):
         return RET_CONNECTION
     if isinstance(exc, QueueError):

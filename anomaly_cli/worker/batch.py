@@ -25,6 +25,7 @@ from anomaly_cli.worker import outcome as O
 from anomaly_cli.worker.claims import Claims
 from anomaly_cli.worker.heartbeat import Held, HeldMessages
 from anomaly_cli.worker.pool import ItemScreening, ScreenPool
+from anomaly_cli.worker.source_guard import SourceGoneBreaker
 from anomaly_cli.worker.stats import WorkerStats
 
 log = get_logger("worker")
@@ -80,6 +81,7 @@ class BatchProcessor:
         backlink: Callable[[list[tuple[WorkItem, dict[str, Any]]]], None] | None = None,
         claims: Claims | None = None,
         defer_seconds: int = DEFER_SECONDS,
+        source_gone: SourceGoneBreaker | None = None,
     ):
         self.queue = queue
         self.repo = repo
@@ -92,6 +94,7 @@ class BatchProcessor:
         self.backlink = backlink
         self.claims = claims
         self.defer_seconds = defer_seconds
+        self.source_gone = source_gone or SourceGoneBreaker(window=200, threshold=0.95)
 
     def process(self, batch: list[Held], batch_no: int = 0) -> BatchReport:
         """Process ``batch`` end to end, ack / retry its messages; never raises for a message."""
@@ -159,7 +162,19 @@ class BatchProcessor:
         present = self.source_check(sourced) if sourced else {}
         pending: list[Held] = []
         for h in batch:
-            if not h.item.is_adhoc and not present.get(h.item.result_id, False):
+            gone = not h.item.is_adhoc and not present.get(h.item.result_id, False)
+            if not h.item.is_adhoc and self.source_gone.observe(gone):
+                out.append(
+                    O.Outcome(
+                        h.message_id,
+                        O.RELEASED,
+                        h.item.result_id,
+                        "source",
+                        "source_gone_drain",
+                        "source-gone breaker open",
+                    )
+                )
+            elif gone:
                 out.append(O.Outcome(h.message_id, O.SOURCE_GONE, h.item.result_id, "source"))
                 log.debug("item_skipped", message_id=h.message_id, result_id=h.item.result_id, reason="source_gone")
             else:

@@ -19,6 +19,7 @@ from anomaly_cli.worker.heartbeat import Heartbeat, HeldMessages
 from anomaly_cli.worker.loop import Worker, default_worker_id
 from anomaly_cli.worker.pool import ScreenFn, ScreenPool
 from anomaly_cli.worker.shutdown import ShutdownController, StopPolicy
+from anomaly_cli.worker.source_guard import SourceGoneBreaker
 from anomaly_cli.worker.stats import WorkerStats
 
 log = get_logger("worker")
@@ -36,6 +37,9 @@ STARTED_FIELDS = (
     "visibility_timeout_seconds",
     "enable_source_backlink_update",
     "access_denied_limit",
+    "worker_adhoc_only",
+    "source_gone_window",
+    "source_gone_threshold",
     "fetch_deadline_seconds",
     "fetch_retries",
     "max_audio_bytes",
@@ -150,6 +154,7 @@ def build_worker(
         backlink=backlink,
         claims=claims,
         defer_seconds=defer_seconds,
+        source_gone=SourceGoneBreaker(settings.source_gone_window, settings.source_gone_threshold),
     )
     heartbeat = Heartbeat(queue, held, settings.visibility_timeout_seconds, fraction=heartbeat_fraction)
     worker = Worker(

@@ -48,7 +48,7 @@ QUEUE_BACKOFF_MAX = 30.0
 #: How often the loop returns free heap pages to the OS (:func:`~anomaly_cli.worker.pool.trim_heap`).
 TRIM_SECONDS = 5.0
 
-EXIT_REASONS = ("max_messages", "idle", "signal", "forced", "credentials", "queue_lost", "fatal")
+EXIT_REASONS = ("max_messages", "idle", "signal", "forced", "credentials", "source_gone", "queue_lost", "fatal")
 
 
 def default_worker_id() -> str:
@@ -141,6 +141,15 @@ class Worker:
                     "the bucket policy are wrong, not the recordings",
                     hint="check the IAM role / bucket policy",
                 )
+            elif reason == "source_gone":
+                self._release(self._take_buffer())
+                self._drain(self.shutdown.drain_seconds)
+                b = self.processor.source_gone
+                error = errors.SourceGoneDrain(
+                    f"{b.gone_in_window} of the last {b.window} sourced deliveries were source_gone: the worker "
+                    f"is probably reading the wrong source ({self.s.mongo_db_name}.{self.s.mongo_source_collection})",
+                    hint="check MONGO_DB_NAME and MONGO_SOURCE_COLLECTION; released messages are screened by the next worker",
+                )
             elif reason == "fatal":
                 error = errors.AnomalyError(f"worker stopped abnormally: {self._fatal!r}", code="worker_fatal")
         except ForcedStop:
@@ -178,6 +187,8 @@ class Worker:
                 return "fatal"
             if self.processor.breaker.tripped:
                 return "credentials"
+            if self.processor.source_gone.tripped:
+                return "source_gone"
             if self.shutdown.requested:
                 return "signal"
             busy = bool(self._buffer or self._running or len(self.held))

@@ -41,6 +41,7 @@ def env_for(moto_server: str, url: str, allow: str, model_dir: Path) -> dict[str
     env.update(
         {
             "MONGO_URI": f"mongomock://proc-{uuid.uuid4().hex[:6]}",
+            "WORKER_ADHOC_ONLY": "true",  # the child's in-memory source is empty; its items are adhoc
             "AWS_ENDPOINT_URL": moto_server,
             "SQS_QUEUE_URL": url,
             "AUDIO_URL_ALLOWLIST": allow,

@@ -34,6 +34,7 @@ def start_worker(
     env.update(
         {
             "MONGO_URI": f"mongomock://sig-{uuid.uuid4().hex[:6]}",
+            "WORKER_ADHOC_ONLY": "true",  # the child's in-memory source is empty; its items are adhoc
             "AWS_ENDPOINT_URL": moto_server,
             "SQS_QUEUE_URL": queue_url,
             "AUDIO_URL_ALLOWLIST": allow,

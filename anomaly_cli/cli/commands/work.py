@@ -126,6 +126,7 @@ def _run(
     from anomaly_cli.worker.factory import build_worker
     from anomaly_cli.worker.loop import WorkerReport
     from anomaly_cli.worker.shutdown import AnyOf, ForcedStop, IdleShutdown, MaxMessages, ShutdownController
+    from anomaly_cli.worker.source_guard import ensure_source
 
     ensure_allowlist(settings)  # refuse before loading anything heavy
     settings.require("sqs_queue_url")
@@ -138,6 +139,12 @@ def _run(
         for p in (MaxMessages(max_messages) if max_messages else None, IdleShutdown(idle_exit) if idle_exit else None)
         if p is not None
     ]
+    ensure_source(
+        cli.db,
+        database=settings.mongo_db_name,
+        collection=settings.mongo_source_collection,
+        adhoc_only=settings.worker_adhoc_only,
+    )
     shutdown = ShutdownController(drain_seconds=drain_seconds)
     live = _LiveView() if output.interactive() else None
     restore = shutdown.install()
