@@ -80,6 +80,13 @@ def parse_audio_url(url: str) -> AudioUrl:
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise InvalidUrl(f"URL has no host: {redact_url(url)!r}")
+    if _ip(host) is None:
+        try:  # what getaddrinfo will do: an empty or > 63-character label is a UnicodeError there
+            host.encode("idna")
+        except UnicodeError as e:
+            raise InvalidUrl(
+                f"host {host[:80]!r} is not a valid domain name (an empty label or one over 63 characters)"
+            ) from e
     if parts.username or parts.password:
         raise InvalidUrl("credentials inside audio URLs are not accepted")
     port = port or (443 if scheme == "https" else 80)
@@ -213,6 +220,44 @@ def ensure_allowlist(settings: Settings) -> Allowlist:
     return allow
 
 
+#: IPv6 prefixes whose low 32 bits are an IPv4 address a gateway forwards to (NAT64 well-known and
+#: local-use, RFC 6052 / 8215; IPv4-translated ::ffff:0:0/96, RFC 2765; IPv4-compatible ::/96, RFC 4291).
+_EMBEDDING_V4 = tuple(
+    ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::ffff:0:0:0/96", "::ffff:0:0/96", "::/96")
+)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, 6to4, Teredo, NAT64, translated, compatible)."""
+    out: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped:
+        out.append(ip.ipv4_mapped)
+    if ip.sixtofour:
+        out.append(ip.sixtofour)
+    if ip.teredo:
+        out.extend(ip.teredo)  # the server and the client: both must be public
+    if any(ip in net for net in _EMBEDDING_V4) and int(ip) & 0xFFFFFFFF > 1:  # :: and ::1 are not IPv4
+        out.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return out
+
+
+def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether ``ip`` may be fetched from without an explicit opt-in.
+
+    ``is_global`` alone is not enough for IPv6: ``64:ff9b::7f00:1`` (NAT64 of 127.0.0.1) and
+    ``2002:7f00:1::`` (6to4) count as global, yet a gateway delivers them to the embedded IPv4
+    address. So an address that embeds IPv4 is judged by what it embeds, and the deprecated
+    site-local ``fec0::/10`` (private by intent) is refused outright.
+    """
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.is_site_local:
+            return False
+        inner = embedded_ipv4(ip)
+        if inner:
+            return all(v4.is_global for v4 in inner)
+    return ip.is_global
+
+
 def safe_addresses(host: str, port: int, resolve: Resolver, *, allow_private: bool) -> list[str]:
     """Resolve ``host`` and return its addresses; :class:`UrlNotAllowed` if any is not public
     (unless ``allow_private``). All must pass: a resolver that mixes a public and a private
@@ -225,12 +270,14 @@ def safe_addresses(host: str, port: int, resolve: Resolver, *, allow_private: bo
         from anomaly_cli.errors import FetchTransient
 
         raise FetchTransient(f"cannot resolve {host}: {e}") from e
+    except UnicodeError as e:  # the IDNA codec refused the host (empty or > 63-character label)
+        raise InvalidUrl(f"host {host[:80]!r} is not a valid domain name: {e}") from e
     addrs: list[str] = []
     for info in infos:
         ip = ipaddress.ip_address(info[4][0].split("%")[0])
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
             ip = ip.ipv4_mapped
-        if not allow_private and not ip.is_global:
+        if not allow_private and not is_public(ip):
             raise UrlNotAllowed(f"{host} resolves to the non-public address {ip}")
         if str(ip) not in addrs:
             addrs.append(str(ip))
