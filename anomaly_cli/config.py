@@ -98,6 +98,11 @@ class Settings:
     discovery_lease_seconds: float = _spec(
         "DISCOVERY_LEASE_SECONDS", "lease on a test date's watermark; renewed every page", default=300.0
     )
+    discovery_send_patience_seconds: float = _spec(
+        "DISCOVERY_SEND_PATIENCE_SECONDS",
+        "discovery: how long to keep resending while SQS throttles or fails (5xx) before the run fails",
+        default=900.0,
+    )
     sweep_recent_seconds: float = _spec(
         "SWEEP_RECENT_SECONDS", "sweep: skip rows enqueued less than this long ago", default=3600.0
     )
@@ -349,6 +354,8 @@ def _validate(s: Settings) -> None:
             raise bad(name, f"must be > 0, got {getattr(s, name)}")
     if s.cpu_workers < 0:
         raise bad("cpu_workers", "must be >= 0")
+    if s.discovery_send_patience_seconds < 0:
+        raise bad("discovery_send_patience_seconds", "must be >= 0 (0: fail at the first SQS outage)")
     if not 0 <= s.sqs_wait_seconds <= MAX_LONG_POLL_SECONDS:
         raise bad("sqs_wait_seconds", f"must be between 0 and {MAX_LONG_POLL_SECONDS} (the SQS long-poll maximum)")
     if not 0 <= s.visibility_timeout_seconds <= MAX_VISIBILITY_TIMEOUT_SECONDS:

@@ -54,6 +54,13 @@ class MongoUnavailable(ConnectionFailed):
     code = "mongo_unavailable"
 
 
+class CursorLost(MongoUnavailable):
+    """Raised when the server ended an open cursor (killed when idle, its session expired, the
+    member it read from stepped down or shut down): the data is still there, a new cursor reads it."""
+
+    code = "mongo_cursor_lost"
+
+
 class MongoWriteFailed(AnomalyError):
     """Raised when MongoDB refused a write for a reason retrying will not fix."""
 

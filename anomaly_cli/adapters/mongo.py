@@ -14,13 +14,21 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from anomaly_cli.config import Settings
-from anomaly_cli.errors import ConfigError, MongoUnavailable, MongoWriteFailed
+from anomaly_cli.errors import ConfigError, CursorLost, MongoUnavailable, MongoWriteFailed
 from anomaly_cli.redact import redact_uri
 
 EMBEDDED_SCHEME = "mongomock://"
 #: MongoDB's duplicate key error (E11000):
 #: https://www.mongodb.com/docs/manual/reference/error-codes/
 DUPLICATE_KEY = 11000
+
+# Server error codes that end a cursor while its data stays readable (a new cursor reads on):
+# CursorNotFound (idle past cursorTimeoutMillis, or its session expired), CursorKilled,
+# QueryPlanKilled, Interrupted / InterruptedAtShutdown / InterruptedDueToReplStateChange,
+# ShutdownInProgress, PrimarySteppedDown, NotWritablePrimary, NotPrimaryNoSecondaryOk,
+# NotPrimaryOrSecondary, HostUnreachable / HostNotFound, NetworkTimeout, SocketException.
+# From MongoDB's error_codes.yml.
+CURSOR_LOST_CODES = frozenset({43, 237, 175, 11601, 11600, 11602, 91, 189, 10107, 13435, 13436, 6, 7, 89, 9001})
 _embedded: dict[str, Any] = {}
 _embedded_lock = threading.Lock()
 
@@ -99,6 +107,8 @@ def mongo_errors(what: str) -> Iterator[None]:
     except pe.BulkWriteError:
         raise  # the callers read its per-operation errors (unordered_write)
     except pe.OperationFailure as e:
+        if e.code in CURSOR_LOST_CODES:
+            raise CursorLost(f"MongoDB ended the cursor during {what}: {e.code} {type(e).__name__}") from e
         if e.has_error_label("RetryableWriteError") or e.has_error_label("TransientTransactionError"):
             raise MongoUnavailable(f"MongoDB transient failure during {what}: {e.code}") from e
         raise MongoWriteFailed(f"MongoDB refused {what}: {e.code} {str(e)[:200]}") from e

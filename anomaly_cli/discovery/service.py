@@ -35,12 +35,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from anomaly_cli.adapters.mongo import mongo_errors
-from anomaly_cli.adapters.sqs import SqsQueue, chunks
+from anomaly_cli.adapters.sqs import BatchFailure, BatchOutcome, SqsQueue, chunks
 from anomaly_cli.config import MODES, Settings
 from anomaly_cli.contract import RejectedRow, SubjectRow, normalize_subject_row, subject_matches, utc
 from anomaly_cli.discovery.enqueue_log import EnqueueLog
+from anomaly_cli.discovery.cursor import ResumableRows, StopRequested
 from anomaly_cli.discovery.pipeline import build_pipeline, first_match
 from anomaly_cli.discovery.state import StateRepository, WatermarkKey, now_utc, watermark_doc, watermark_key
+from anomaly_cli.errors import QueueUnavailable
 from anomaly_cli.log import get_logger
 from anomaly_cli.results.lookup import existing_results
 from anomaly_cli.sqs_quotas import MAX_BATCH_ENTRIES
@@ -375,14 +377,7 @@ class DiscoveryService:
         """One sorted cursor (rows after ``after``) sliced into pages. Returns (outcome, rows fetched):
         outcome is ``exhausted`` | ``capped`` (as ``completed``) | ``failed`` | ``interrupted``."""
         test_date, tally = run.test_date, run.tally
-        pipeline = build_pipeline(test_date, self.s.tz, self.s.subject_name, after=after[0] if after else None)
-        with mongo_errors("discovery aggregation"):
-            cursor = self.source.aggregate(pipeline, allowDiskUse=True, batchSize=self.s.discovery_batch_size)
-        now = self.clock()
-        cands: Iterator[Candidate] = candidates(iter(cursor), subject_name=self.s.subject_name, now=now)
-        if after is not None:
-            cands = (c for c in cands if c.key is not None and c.key > after)
-        it = _Peekable(cands)
+        rows = self._rows(test_date, after)
         fetched_here = 0
         try:
             while True:
@@ -395,8 +390,10 @@ class DiscoveryService:
                 page_no = tally.pages + 1
                 log.info("discovery_page_fetch_started", test_date=test_date, page=page_no, limit=limit)
                 t0 = time.perf_counter()
-                with mongo_errors("discovery page fetch"):
-                    page = take_page(it, limit)
+                try:
+                    page = rows.next_page(limit)
+                except StopRequested:
+                    return "interrupted", fetched_here
                 log.info(
                     "discovery_page_fetch_completed",
                     test_date=test_date,
@@ -424,9 +421,29 @@ class DiscoveryService:
                 if self.stop.is_set():
                     return "interrupted", fetched_here
         finally:
-            close = getattr(cursor, "close", None)
-            if close:
-                close()
+            rows.close()
+
+    def _rows(self, test_date: str, after: WatermarkKey | None) -> ResumableRows:
+        """The pass's sorted candidates, strictly after ``after``, reopened when the cursor dies."""
+
+        def open_cursor(position: WatermarkKey | None) -> tuple[Any, Iterator[Candidate]]:
+            pipeline = build_pipeline(
+                test_date, self.s.tz, self.s.subject_name, after=position[0] if position else None
+            )
+            cursor = self.source.aggregate(pipeline, allowDiskUse=True, batchSize=self.s.discovery_batch_size)
+            cands: Iterator[Candidate] = candidates(iter(cursor), subject_name=self.s.subject_name, now=self.clock())
+            if position is not None:
+                cands = (c for c in cands if c.key is not None and c.key > position)
+            return cursor, cands
+
+        return ResumableRows(
+            open_cursor,
+            take_page,
+            _Peekable,
+            after=after,
+            wait=self.stop.wait,
+            context={"test_date": test_date},
+        )
 
     def _page(self, run: _Run, page: Sequence[Candidate], page_no: int) -> bool:
         """Decide every row of a page, send, advance the watermark; returns True when a row was not sent."""
@@ -546,7 +563,7 @@ class DiscoveryService:
                 entries.append(entry)
                 by_entry[str(i)] = (rid, row)
             log.info("enqueue_chunk_started", test_date=test_date, page=page_no, chunk=n, entries=len(entries))
-            outcome = self.queue.send_batch(entries)
+            outcome = self._send_patiently(test_date, page_no, entries)
             sent += [by_entry[i][0] for i in outcome.succeeded if i in by_entry]
             for f in outcome.failed:
                 rid, row = by_entry[f.id]
@@ -581,6 +598,103 @@ class DiscoveryService:
         sent_set = set(sent)
         self.enqueue_log.record(test_date, [(rid, r) for rid, r in rows if rid in sent_set], now)
         return sent, failed
+
+        test_date, tally = run.test_date, run.tally
+
+    def _send_patiently(self, test_date: str, page_no: int, entries: list[dict[str, Any]]) -> BatchOutcome:
+        """``send_batch``, resending what SQS pushed back until it takes it or patience runs out.
+
+        The queue adapter retries a call a few times within seconds; an SQS that throttles or
+        answers 5xx for minutes outlasts that. Here the entries still unsent with no sender fault
+        (and a whole call that failed as unavailable) are sent again after a backoff doubling
+        from 1 s to 30 s, for up to ``DISCOVERY_SEND_PATIENCE_SECONDS`` of the run's clock. The
+        lease is renewed at every wait (the run is alive, just waiting), the wait ends early on
+        a stop signal, and the cursor may time out meanwhile (it is reopened after the watermark:
+        :mod:`~anomaly_cli.discovery.cursor`). Only entries SQS did not take are resent, so the
+        duplicates this can make are those of a call that failed after SQS stored part of it,
+        which the result id (and a FIFO queue's deduplication id) absorb. When patience runs out
+        the rows stay unsent: the page fails and the watermark stays before them.
+        """
+        assert self.queue is not None
+        deadline = self.clock() + dt.timedelta(seconds=self.s.discovery_send_patience_seconds)
+        pending = list(entries)
+        done = BatchOutcome()
+        delay = 1.0
+        while True:
+            failure: Exception | None = None
+            try:
+                outcome = self.queue.send_batch(pending)
+            except QueueUnavailable as e:
+                failure, outcome = e, BatchOutcome()
+                outcome.failed = [BatchFailure(en["Id"], e.code or "unavailable", str(e), False) for en in pending]
+            done.succeeded += outcome.succeeded
+            retry_ids = {f.id for f in outcome.failed if not f.sender_fault}
+            done.failed += [f for f in outcome.failed if f.sender_fault]
+            if not retry_ids:
+                return done
+            if self.clock() >= deadline or self.stop.is_set():
+                if failure is not None and not done.succeeded and len(retry_ids) == len(entries):
+                    raise failure
+                done.failed += [f for f in outcome.failed if not f.sender_fault]
+                return done
+            log.warning(
+                "enqueue_backoff",
+                test_date=test_date,
+                page=page_no,
+                unsent=len(retry_ids),
+                wait_s=delay,
+                codes=sorted({f.code for f in outcome.failed if not f.sender_fault}),
+            )
+            if self.stop.wait(delay):
+                done.failed += [f for f in outcome.failed if not f.sender_fault]
+                return done
+            delay = min(30.0, delay * 2)
+            self.state.renew(test_date, self.holder)
+            pending = [en for en in pending if en["Id"] in retry_ids]
+
+    # ----- the enqueue log (sweep's "recent enqueue") -----
+    def _ensure_enqueue_log_index(self) -> None:
+        with mongo_errors("enqueue log index"):
+            self.enqueue_log.create_index(
+                "enqueued_at", expireAfterSeconds=ENQUEUE_LOG_TTL_SECONDS, name="enqueued_at_ttl"
+            )
+
+    def _log_enqueued(self, test_date: str, rows: Sequence[tuple[str, SubjectRow]], now: dt.datetime) -> None:
+        """Record when rows were sent. Delete + insert per page rather than one upsert per row:
+        two set operations are as cheap on MongoDB and keep the embedded double linear. A crash
+        between the two only loses "recent" marks (a sweep may send those rows once more)."""
+        if not rows:
+            return
+        from pymongo.errors import BulkWriteError
+
+        docs = [
+            {
+                "_id": rid,
+                "enqueued_at": now,
+                "test_date": test_date,
+                "mongo_doc_id": r.mongo_doc_id,
+                "subject_id": r.subject_id,
+            }
+            for rid, r in rows
+        ]
+        with mongo_errors("enqueue log write"):
+            self.enqueue_log.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+            try:
+                self.enqueue_log.insert_many(docs, ordered=False)
+            except BulkWriteError as e:
+                # another run logged the same row in between: its mark is as good as ours
+                if any(err.get("code") != 11000 for err in e.details.get("writeErrors", [])):
+                    raise
+
+    def _recently_enqueued(self, rids: Sequence[str]) -> set[str]:
+        if not rids:
+            return set()
+        since = self.clock() - dt.timedelta(seconds=self.s.sweep_recent_seconds)
+        with mongo_errors("enqueue log read"):
+            return {
+                d["_id"]
+                for d in self.enqueue_log.find({"_id": {"$in": list(rids)}, "enqueued_at": {"$gte": since}}, {"_id": 1})
+            }
 
     # ----- dry run: the time-zone trap -----
     def _nearby_documents(self, test_date: str) -> int:
