@@ -360,8 +360,8 @@ def main() -> None:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     proc, endpoint = start_moto()
     try:
+        from anomaly_cli.adapters.aws import boto_config
         from anomaly_cli.adapters.mongo import connect
-        from anomaly_cli.adapters.sqs import boto_config
         from anomaly_cli.discovery.source import iter_subject_rows
 
         client = boto3.client("sqs", region_name="ap-south-1", endpoint_url=endpoint, config=boto_config())

@@ -1,4 +1,4 @@
-"""SQS adapter: client factory and batch calls that always check ``Failed[]``.
+"""SQS adapter: batch calls that always check ``Failed[]`` (clients come from :mod:`anomaly_cli.adapters.aws`).
 
 The SQS quotas it enforces are named in :mod:`anomaly_cli.sqs_quotas` (with links to the AWS pages).
 """
@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from anomaly_cli.config import Settings
 from anomaly_cli.errors import QueueError, QueueUnavailable
 from anomaly_cli.sqs_quotas import (
     MAX_BATCH_ENTRIES,
@@ -31,29 +30,6 @@ _TRANSIENT_CODES = {
     "SlowDown",
     "AWS.SimpleQueueService.RequestThrottled",
 }
-
-
-def boto_config(settings: Settings | None = None, *, connect_timeout: float = 5.0, read_timeout: float = 30.0) -> Any:
-    """botocore config with its own retries turned down: our tenacity / loop retries decide."""
-    from botocore.config import Config
-
-    return Config(
-        region_name=settings.aws_region if settings else None,
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        retries={"max_attempts": 1, "mode": "standard"},
-        max_pool_connections=64,
-    )
-
-
-def make_client(service: str, settings: Settings, **config_kw: Any) -> Any:
-    """A boto3 client for ``service`` honouring ``AWS_REGION`` and ``AWS_ENDPOINT_URL``."""
-    import boto3
-
-    kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": boto_config(settings, **config_kw)}
-    if settings.aws_endpoint_url:
-        kwargs["endpoint_url"] = settings.aws_endpoint_url
-    return boto3.session.Session().client(service, **kwargs)
 
 
 def translate(e: BaseException, what: str) -> Exception:

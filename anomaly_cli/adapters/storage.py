@@ -3,7 +3,7 @@
 - Separate connect and read timeouts per attempt, and an overall deadline per download that
   spans attempts and is checked while streaming, so a server dripping a byte a second is cut off.
 - Retries (tenacity, exponential backoff with jitter) only for transient failures: timeouts,
-  resets, 5xx, 429/throttling/SlowDown. botocore's own retries are off (``adapters.sqs.make_client``)
+  resets, 5xx, 429/throttling/SlowDown. botocore's own retries are off (``adapters.aws.make_client``)
   so the two never multiply. 404/NoSuchKey -> :class:`NotFound`, 401/403 -> :class:`AccessDenied`.
 - The byte cap is enforced while streaming (and up front from Content-Length).
 - http(s): every hop (the first request and each redirect, followed by hand) passes the
@@ -148,7 +148,7 @@ class Fetcher:
     # ----- S3 ------------------------------------------------------------------------------
     def _client(self) -> Any:
         if self._s3 is None:
-            from anomaly_cli.adapters.sqs import make_client
+            from anomaly_cli.adapters.aws import make_client
 
             self._s3 = make_client(
                 "s3",

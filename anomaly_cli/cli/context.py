@@ -48,13 +48,13 @@ class CliContext:
 
     @cached_property
     def sqs_client(self) -> Any:
-        from anomaly_cli.adapters.sqs import make_client
+        from anomaly_cli.adapters.aws import make_client
 
         return make_client("sqs", self.settings())
 
     @cached_property
     def s3_client(self) -> Any:
-        from anomaly_cli.adapters.sqs import make_client
+        from anomaly_cli.adapters.aws import make_client
 
         s = self.settings()
         return make_client(

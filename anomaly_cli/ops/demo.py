@@ -320,10 +320,10 @@ def run_demo(
     workdir: str | Path | None = None,
 ) -> DemoReport:
     """Run the whole demo; returns its report. Starts and stops its own moto server."""
-    from moto.server import ThreadedMotoServer
-
     import logging
     import warnings
+
+    from moto.server import ThreadedMotoServer
 
     # The moto server logs every HTTP request through werkzeug, and the Mongo double warns that
     # server-side options are no-ops: neither is news to someone watching the demo.
@@ -425,7 +425,7 @@ def _settings(base: Settings, endpoint: str, mongo_uri: str, **extra: Any) -> Se
 def _clients(settings: Settings) -> tuple[Any, Any]:
     import boto3
 
-    from anomaly_cli.adapters.sqs import boto_config
+    from anomaly_cli.adapters.aws import boto_config
 
     # Throwaway credentials for the local moto server only; the environment is left alone.
     session = boto3.session.Session(

@@ -107,7 +107,7 @@ class BatchProcessor:
             report.mongo_unavailable = True
             done = {o.message_id for o in report.outcomes}
             report.outcomes += [
-                O.Outcome(h.message_id, O.TRANSIENT, h.item.result_id, "mongo", e.code, str(e))
+                O.Outcome(h.message_id, O.TRANSIENT, h.item.result_id, stage="mongo", error_code=e.code, detail=str(e))
                 for h in batch
                 if h.message_id not in done
             ]
@@ -169,13 +169,13 @@ class BatchProcessor:
                         h.message_id,
                         O.RELEASED,
                         h.item.result_id,
-                        "source",
-                        "source_gone_drain",
-                        "source-gone breaker open",
+                        stage="source",
+                        error_code="source_gone_drain",
+                        detail="source-gone breaker open",
                     )
                 )
             elif gone:
-                out.append(O.Outcome(h.message_id, O.SOURCE_GONE, h.item.result_id, "source"))
+                out.append(O.Outcome(h.message_id, O.SOURCE_GONE, h.item.result_id, stage="source"))
                 log.debug("item_skipped", message_id=h.message_id, result_id=h.item.result_id, reason="source_gone")
             else:
                 pending.append(h)
@@ -185,7 +185,7 @@ class BatchProcessor:
         eligible: list[Held] = []
         for h in pending:
             if h.item.result_id in existing:
-                out.append(O.Outcome(h.message_id, O.RESULT_EXISTS, h.item.result_id, "existing"))
+                out.append(O.Outcome(h.message_id, O.RESULT_EXISTS, h.item.result_id, stage="existing"))
             else:
                 eligible.append(h)
         log.info(
@@ -201,7 +201,11 @@ class BatchProcessor:
             if eligible and self.claims is not None:
                 won = self.claims.claim([h.item.result_id for h in eligible])
                 for h in [h for h in eligible if h.item.result_id not in won]:
-                    out.append(O.Outcome(h.message_id, O.DEFERRED, h.item.result_id, "claim", "claimed_elsewhere"))
+                    out.append(
+                        O.Outcome(
+                            h.message_id, O.DEFERRED, h.item.result_id, stage="claim", error_code="claimed_elsewhere"
+                        )
+                    )
                 eligible = [h for h in eligible if h.item.result_id in won]
             if eligible:
                 self._screen(eligible, batch_no, report)
@@ -253,7 +257,12 @@ class BatchProcessor:
             denied = isinstance(res.fetch_error, errors.AccessDenied)
             if self.breaker.observe(denied):
                 return O.Outcome(
-                    h.message_id, O.RELEASED, h.item.result_id, "fetch", "access_denied", "access-denied breaker open"
+                    h.message_id,
+                    O.RELEASED,
+                    h.item.result_id,
+                    stage="fetch",
+                    error_code="access_denied",
+                    detail="access-denied breaker open",
                 ), None
         if res.screening is None:
             err = res.error
@@ -270,7 +279,9 @@ class BatchProcessor:
                 attempt=h.receive_count,
                 terminal=False,
             )
-            return O.Outcome(h.message_id, O.TRANSIENT, h.item.result_id, res.stage, code, str(err)[:300]), None
+            return O.Outcome(
+                h.message_id, O.TRANSIENT, h.item.result_id, stage=res.stage, error_code=code, detail=str(err)[:300]
+            ), None
         s = res.screening
         doc = D.build_result(
             h.item,
@@ -297,8 +308,8 @@ class BatchProcessor:
                 h.message_id,
                 O.FAILED_TERMINAL,
                 h.item.result_id,
-                err.get("stage", ""),
-                err.get("code", ""),
+                stage=err.get("stage", ""),
+                error_code=err.get("code", ""),
                 is_anomaly=True,
                 latency_s=latency,
             ), doc
@@ -317,7 +328,9 @@ class BatchProcessor:
         except errors.AnomalyError as e:
             log.error("results_upsert_failed", batch=batch_no, error=e.code, reason=str(e)[:300])
             out += [
-                O.Outcome(h.message_id, O.TRANSIENT, h.item.result_id, "upsert", e.code, str(e)[:300])
+                O.Outcome(
+                    h.message_id, O.TRANSIENT, h.item.result_id, stage="upsert", error_code=e.code, detail=str(e)[:300]
+                )
                 for h, _, _ in docs
             ]
             return
@@ -332,7 +345,7 @@ class BatchProcessor:
         written = []
         for h, d, o in docs:
             if d["_id"] in existed:  # a concurrent twin won the race: first write wins
-                out.append(O.Outcome(h.message_id, O.RESULT_EXISTS, h.item.result_id, "upsert"))
+                out.append(O.Outcome(h.message_id, O.RESULT_EXISTS, h.item.result_id, stage="upsert"))
             else:
                 out.append(o)
                 written.append((h, d))
@@ -379,7 +392,9 @@ class BatchProcessor:
 
 def _failed(h: Held, stage: str, e: BaseException) -> O.Outcome:
     """A transient outcome for ``h`` from an exception (unknown ones are retried: errors.is_transient)."""
-    return O.Outcome(h.message_id, O.TRANSIENT, h.item.result_id, stage, errors.error_code(e), str(e)[:300])
+    return O.Outcome(
+        h.message_id, O.TRANSIENT, h.item.result_id, stage=stage, error_code=errors.error_code(e), detail=str(e)[:300]
+    )
 
 
 def _split_twins(held: list[Held]) -> tuple[list[Held], list[tuple[Held, Held]]]:
@@ -399,9 +414,17 @@ def _settle_twins(twins: list[tuple[Held, Held]], out: list[O.Outcome]) -> None:
     for twin, rep in twins:
         rep_out = by_msg.get(rep.message_id)
         if rep_out is not None and rep_out.kind in (O.SUCCEEDED, O.FAILED_TERMINAL, O.RESULT_EXISTS):
-            out.append(O.Outcome(twin.message_id, O.RESULT_EXISTS, twin.item.result_id, "twin"))
+            out.append(O.Outcome(twin.message_id, O.RESULT_EXISTS, twin.item.result_id, stage="twin"))
         elif rep_out is not None:
-            out.append(O.Outcome(twin.message_id, rep_out.kind, twin.item.result_id, rep_out.stage, rep_out.error_code))
+            out.append(
+                O.Outcome(
+                    twin.message_id,
+                    rep_out.kind,
+                    twin.item.result_id,
+                    stage=rep_out.stage,
+                    error_code=rep_out.error_code,
+                )
+            )
         # no outcome yet (an exception is propagating): process() marks it transient
 
 

@@ -19,7 +19,7 @@ malformed          no       body breaks the contract: left alone so redrive move
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 SUCCEEDED = "succeeded"
 FAILED_TERMINAL = "failed_terminal"
@@ -49,6 +49,7 @@ class Outcome:
     message_id: str
     kind: str
     result_id: str = ""
+    _: KW_ONLY  # what the outcome says is named at every call site
     stage: str = ""
     error_code: str = ""
     detail: str = ""

@@ -47,11 +47,11 @@ MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 600.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ItemScreening:
     """One item's screening: a :class:`Screening`, or the transient error that prevented it."""
 
-    screening: Screening | None
+    screening: Screening | None = None
     error: BaseException | None = None
     fetch_error: errors.FetchError | None = None
     stage: str = ""
@@ -177,18 +177,17 @@ class ScreenPool:
         t0 = time.perf_counter()
         try:
             fetched = self.fetcher.fetch(url)
-        except errors.FetchError as e:
+        except Exception as e:  # noqa: BLE001 - every download failure is this item's answer, never the batch's
             ms = _ms_since(t0)
-            if e.transient:
-                out.set_result(ItemScreening(None, e, e, "fetch", ms, ms))
-            else:
+            fetch_error = e if isinstance(e, errors.FetchError) else None
+            if fetch_error is not None and not errors.is_transient(fetch_error):
+                # a permanent download failure (404, not audio, too big ...) is a terminal result
+                screening = engine.screen_fetch_error(fetch_error, self.model_version)
                 out.set_result(
-                    ItemScreening(engine.screen_fetch_error(e, self.model_version), None, e, "fetch", ms, ms)
+                    ItemScreening(screening=screening, fetch_error=fetch_error, stage="fetch", fetch_ms=ms, total_ms=ms)
                 )
-            return
-        except Exception as e:  # noqa: BLE001 - unknown fetch errors are transient (errors.is_transient)
-            ms = _ms_since(t0)
-            out.set_result(ItemScreening(None, e, None, "fetch", ms, ms))
+            else:
+                out.set_result(ItemScreening(error=e, fetch_error=fetch_error, stage="fetch", fetch_ms=ms, total_ms=ms))
             return
         fetch_ms = _ms_since(t0)
         data = fetched.data
@@ -239,7 +238,13 @@ def _ms_since(t0: float) -> float:
 def _after_fetch(result: Screening | None, error: BaseException | None, t0: float, fetch_ms: float) -> ItemScreening:
     """A downloaded item's screening, or the error that stopped it (stage ``inference``, retried)."""
     return ItemScreening(
-        result, error, None, "inference" if error is not None else "", fetch_ms, _ms_since(t0), fetched=True
+        screening=result,
+        error=error,
+        fetch_error=None,
+        stage="inference" if error is not None else "",
+        fetch_ms=fetch_ms,
+        total_ms=_ms_since(t0),
+        fetched=True,
     )
 
 

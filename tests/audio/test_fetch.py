@@ -70,7 +70,7 @@ def bucket(s3_client: Any) -> Any:
         (f"https://{BUCKET}.s3.amazonaws.com/{KEY}", BUCKET, KEY),
         (f"https://{BUCKET}.s3-ap-south-1.amazonaws.com/{KEY}", BUCKET, KEY),
         (f"https://s3.ap-south-1.amazonaws.com/{BUCKET}/{KEY}", BUCKET, KEY),
-        (f"https://my.dotted.bucket.s3.amazonaws.com/a%20b.wav", "my.dotted.bucket", "a b.wav"),
+        ("https://my.dotted.bucket.s3.amazonaws.com/a%20b.wav", "my.dotted.bucket", "a b.wav"),
     ],
 )
 def test_s3_url_forms_map_to_bucket_and_key(url: str, bucket: str, key: str) -> None:
@@ -450,8 +450,6 @@ def test_presigned_url_from_a_moto_server_is_fetched_over_http(fetcher_for, moto
 
 def test_s3_via_moto_server_endpoint(fetcher_for, moto_server) -> None:
     import boto3
-
-    from anomaly_cli.adapters.sqs import make_client
 
     admin = boto3.client("s3", region_name="ap-south-1", endpoint_url=moto_server)
     name = f"endpoint-{time.time_ns()}"

@@ -27,7 +27,7 @@ def test_counts_made_outside_a_batch_reach_the_outcome_counter():
     stats.add("received", 4)
     stats.add(O.RELEASED, 2)
     stats.add(O.MALFORMED)
-    stats.record([O.Outcome("m1", O.TRANSIENT, "r1", "fetch", "fetch_transient")])
+    stats.record([O.Outcome("m1", O.TRANSIENT, "r1", stage="fetch", error_code="fetch_transient")])
     s = samples(m)
     assert s[("anomaly_worker_messages_received_total", ())] == 4
     assert s[("anomaly_worker_outcomes_total", (("error_code", ""), ("kind", "released")))] == 2

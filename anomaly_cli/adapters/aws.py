@@ -1,0 +1,33 @@
+"""AWS clients (SQS, S3) built one way: the configured region and endpoint override, and botocore's
+own retries turned down, because the callers' retries decide (tenacity in storage, the SQS adapter's
+batch retries, the worker loop).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anomaly_cli.config import Settings
+
+
+def boto_config(settings: Settings | None = None, *, connect_timeout: float = 5.0, read_timeout: float = 30.0) -> Any:
+    """botocore config with its own retries turned down: our tenacity / loop retries decide."""
+    from botocore.config import Config
+
+    return Config(
+        region_name=settings.aws_region if settings else None,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"max_attempts": 1, "mode": "standard"},
+        max_pool_connections=64,
+    )
+
+
+def make_client(service: str, settings: Settings, **config_kw: Any) -> Any:
+    """A boto3 client for ``service`` honouring ``AWS_REGION`` and ``AWS_ENDPOINT_URL``."""
+    import boto3
+
+    kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": boto_config(settings, **config_kw)}
+    if settings.aws_endpoint_url:
+        kwargs["endpoint_url"] = settings.aws_endpoint_url
+    return boto3.session.Session().client(service, **kwargs)
