@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -35,6 +36,35 @@ def engine_model(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def hostile() -> Iterator[HostileServer]:
     with HostileServer() as srv:
         yield srv
+
+
+@dataclass(frozen=True)
+class CorpusWorld:
+    """What a module's one shared worker run talks to: moto SQS and S3 (in process), the Mongo
+    double's ``nipun`` database, and the hostile HTTP server."""
+
+    sqs: Any
+    s3: Any
+    db: Any
+    server: HostileServer
+
+
+@pytest.fixture(scope="module")
+def corpus_world() -> Iterator[CorpusWorld]:
+    """A fresh :class:`CorpusWorld` per test module, ambient AWS settings cleared (see
+    :func:`clean_aws_env`); clients are made after ``mock_aws()`` starts."""
+    import boto3
+    import mongomock_ng
+    from moto import mock_aws
+
+    creds = dict(region_name="ap-south-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    with clean_aws_env(), mock_aws(), HostileServer() as srv:
+        yield CorpusWorld(
+            sqs=boto3.client("sqs", **creds),
+            s3=boto3.client("s3", **creds),
+            db=mongomock_ng.MongoClient(tz_aware=True)["nipun"],
+            server=srv,
+        )
 
 
 class Until:

@@ -16,10 +16,9 @@ import pytest
 
 from anomaly_cli.contract import WorkItem
 from anomaly_cli.worker.shutdown import MaxMessages
-from tests.corpus.cases import AUDIO, Case, of_kind, param
 from tests.conftest import Events, capture_events, queue_counts
-from tests.corpus.conftest import clean_aws_env, run_worker
-from tests.corpus.hostile import HostileServer
+from tests.corpus.cases import AUDIO, Case, of_kind, param
+from tests.corpus.conftest import CorpusWorld, run_worker
 from tests.corpus.test_messages import valid_item
 
 MAX_BYTES = 8 * 1024 * 1024  # the 2-hour FLAC (~7.4 MB) fits; its duration is what is capped
@@ -135,19 +134,13 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(engine_model: Any) -> Iterator[Run]:
-    import boto3
-    import mongomock_ng
-    from moto import mock_aws
-
+def run(engine_model: Any, corpus_world: CorpusWorld) -> Iterator[Run]:
     from anomaly_cli.config import load_settings
 
     r = Run()
-    creds = dict(region_name="ap-south-1", aws_access_key_id="testing", aws_secret_access_key="testing")
-    with capture_events(r.events), clean_aws_env(), mock_aws(), HostileServer() as srv:
-        sqs = boto3.client("sqs", **creds)
+    sqs, s3, db, srv = corpus_world.sqs, corpus_world.s3, corpus_world.db, corpus_world.server
+    with capture_events(r.events):
         url = sqs.create_queue(QueueName="corpus-audio", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
-        s3 = boto3.client("s3", **creds)
         for bucket in (BUCKET, "other-bucket"):
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-south-1"})
         s3_requests: list[str] = []
@@ -171,7 +164,6 @@ def run(engine_model: Any) -> Iterator[Run]:
             item = valid_item(audio, subject_id=f"{case.id}-{n}", mongo_doc_id=f"adhoc-{uuid.uuid4().hex[:8]}")
             r.items[case.id] = item
             sqs.send_message(QueueUrl=url, MessageBody=item.to_body())
-        db = mongomock_ng.MongoClient(tz_aware=True)["nipun"]
         settings = load_settings(
             dict(
                 sqs_queue_url=url,

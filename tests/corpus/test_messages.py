@@ -13,10 +13,9 @@ from typing import Any, Iterator
 import pytest
 
 from anomaly_cli.contract import WorkItem
-from tests.corpus.cases import MESSAGE, Case, of_kind, param
 from tests.conftest import Events, capture_events, queue_counts
-from tests.corpus.conftest import Until, clean_aws_env, run_worker
-from tests.corpus.hostile import HostileServer
+from tests.corpus.cases import MESSAGE, Case, of_kind, param
+from tests.corpus.conftest import CorpusWorld, Until, run_worker
 
 T = dt.datetime(2025, 12, 20, 5, 41, 7, tzinfo=dt.timezone.utc)
 
@@ -93,17 +92,12 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(engine_model: Any) -> Iterator[Run]:
-    import boto3
-    import mongomock_ng
-    from moto import mock_aws
-
+def run(engine_model: Any, corpus_world: CorpusWorld) -> Iterator[Run]:
     from anomaly_cli.config import load_settings
 
     r = Run()
-    creds = dict(region_name="ap-south-1", aws_access_key_id="testing", aws_secret_access_key="testing")
-    with capture_events(r.events), clean_aws_env(), mock_aws(), HostileServer() as srv:
-        sqs = boto3.client("sqs", **creds)
+    sqs, db, srv = corpus_world.sqs, corpus_world.db, corpus_world.server
+    with capture_events(r.events):
         dlq = sqs.create_queue(QueueName="corpus-dlq")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         url = sqs.create_queue(
@@ -118,7 +112,6 @@ def run(engine_model: Any) -> Iterator[Run]:
             body = BODIES[case.id](audio)
             r.sent[case.id] = body
             r.message_ids[case.id] = sqs.send_message(QueueUrl=url, MessageBody=body)["MessageId"]
-        db = mongomock_ng.MongoClient(tz_aware=True)["nipun"]
         n_dlq = sum(c.route == "dlq" for c in of_kind(MESSAGE))
         n_ok = sum(c.route == "screened" for c in of_kind(MESSAGE))
 

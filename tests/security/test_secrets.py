@@ -120,7 +120,8 @@ def test_no_secret_in_any_output(name: str, runs: dict[str, subprocess.Completed
     assert text.strip(), "the command printed nothing: nothing was proven"
     for secret in SECRETS:
         assert secret not in text, f"{name} leaked {secret[:6]}...: {text[max(0, text.find(secret) - 200) :][:400]}"
-    assert "Traceback" not in text or "show_locals" not in text
+    # a traceback means a crash, not a handled error, and tracebacks print values (with locals: all of them)
+    assert "Traceback (most recent call last)" not in text, f"{name} crashed: {text[text.find('Traceback') :][:600]}"
 
 
 def test_config_show_masks_the_uri_but_shows_where_it_points(runs: dict[str, subprocess.CompletedProcess]) -> None:

@@ -23,7 +23,7 @@ from anomaly_cli.errors import (
     UrlNotAllowed,
     is_transient,
 )
-from tests.audio.conftest import AUDIO
+from tests.adapters.conftest import AUDIO
 
 BUCKET = "nipun-audio"
 KEY = "2025-12-20/STU-1/reading.m4a"
