@@ -10,10 +10,8 @@ its value came from, for ``anomaly config show``. Secrets are never printed: fie
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import math
 import os
-import re
 import types
 import typing
 import zoneinfo
@@ -32,7 +30,6 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("auto", "json", "console")
 #: Every float setting is a duration or a fraction; beyond this (~31 years) timedelta and waits overflow.
 MAX_FLOAT_SETTING = 1e9
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _spec(env: str, help: str, *, secret: bool = False, **kw: Any) -> Any:
@@ -285,16 +282,15 @@ def _convert(name: str, raw: Any) -> Any:
 
 
 def validate_test_date(value: str, *, field_name: str = "TEST_DATE") -> str:
-    """Return ``value`` if it is a real ``YYYY-MM-DD`` date, else raise :class:`ConfigError`.
+    """Return ``value`` if it is exactly a real ``YYYY-MM-DD`` date, else raise :class:`ConfigError`.
 
-    Only typed values reach queries: anything else (``{"$gt": ""}``, ``2025-13-01``) is refused.
+    Only typed values reach queries: anything else (``{"$gt": ""}``, ``2025-13-01``, the ISO week
+    form ``2025-W51-6``) is refused. The one definition is :func:`anomaly_cli.contract.is_test_date`.
     """
-    if not isinstance(value, str) or not _DATE_RE.match(value):
-        raise ConfigError(f"{field_name} must be a date YYYY-MM-DD, got {value!r}", field=field_name)
-    try:
-        dt.date.fromisoformat(value)
-    except ValueError as e:
-        raise ConfigError(f"{field_name} is not a real date: {value!r} ({e})", field=field_name) from e
+    from anomaly_cli.contract import is_test_date
+
+    if not is_test_date(value):
+        raise ConfigError(f"{field_name} must be a real date YYYY-MM-DD, got {value!r}", field=field_name)
     return value
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import unicodedata
 import uuid
 from dataclasses import asdict, dataclass
@@ -74,6 +75,39 @@ def utc(value: dt.datetime) -> dt.datetime:
 def iso(value: dt.datetime) -> str:
     """ISO-8601 with an explicit offset, millisecond precision (MongoDB's precision)."""
     return utc(value).isoformat(timespec="milliseconds")
+
+
+_TEST_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: After ``YYYY-MM-DD``, what makes a *string* ``assessments.test_date`` a datetime of that day.
+STRING_DATE_TIME_SUFFIX = r"T[0-9]{2}:[0-9]{2}"
+
+
+def is_test_date(value: Any) -> bool:
+    """Exactly ``YYYY-MM-DD`` (ASCII digits) naming a real day.
+
+    ``date.fromisoformat`` alone also takes ``2025-W51-6`` (an ISO week date, 10 characters too)
+    and ``20251220``: each would name the same day with another string, i.e. a second result id
+    for one row.
+    """
+    if not isinstance(value, str) or not _TEST_DATE_RE.fullmatch(value):
+        return False
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def string_test_date_pattern(days: Sequence[str]) -> str:
+    """The regex a *string* ``assessments.test_date`` of one of ``days`` matches (MongoDB and Python).
+
+    The whole value is matched, trailing whitespace aside: the date alone, or the date followed by
+    ``THH:MM...``. A prefix is not enough (``2025-12-2099`` is not ``2025-12-20``). The regex
+    starts with the literal date so MongoDB can bound it on an index of ``assessments.test_date``.
+    """
+    valid = [d for d in days if is_test_date(d)]  # digits and '-' only: nothing to escape
+    head = valid[0] if len(valid) == 1 else "(?:" + "|".join(valid) + ")"  # one day: a plain literal prefix
+    return rf"^{head}(?:\s*$|{STRING_DATE_TIME_SUFFIX})"
 
 
 def test_date_datetime(test_date: str) -> dt.datetime:
@@ -211,12 +245,8 @@ def parse_message(body: str | bytes | Mapping[str, Any]) -> WorkItem:
         if name not in _NULLABLE_FIELDS and not value.strip():
             raise ContractError(f"field {name!r} is empty")
         values[name] = value
-    try:
-        dt.date.fromisoformat(values["test_date"])
-        if len(values["test_date"]) != 10:
-            raise ValueError("not YYYY-MM-DD")
-    except ValueError as e:
-        raise ContractError(f"field 'test_date' must be YYYY-MM-DD, got {values['test_date'][:32]!r}") from e
+    if not is_test_date(values["test_date"]):
+        raise ContractError(f"field 'test_date' must be YYYY-MM-DD, got {values['test_date'][:32]!r}")
     if values["record_type"] not in ALL_RECORD_TYPES:
         raise ContractError(
             f"field 'record_type' must be one of {', '.join(ALL_RECORD_TYPES)}, got {values['record_type'][:32]!r}"
@@ -417,8 +447,7 @@ def test_date_matches(value: Any, test_date: str, tz: dt.tzinfo) -> bool:
     if isinstance(value, dt.datetime):
         return utc(value).astimezone(tz).date().isoformat() == test_date
     if isinstance(value, str):
-        text = value.strip()
-        return text == test_date or text.startswith(test_date + "T")
+        return re.match(string_test_date_pattern([test_date]), value) is not None
     return False
 
 

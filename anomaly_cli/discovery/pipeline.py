@@ -6,8 +6,10 @@ Decisions (the issue leaves the how open):
   either record path: exactly the fields of the spec's recommended source indexes, so the
   planner can serve it from an index. Discovery never creates indexes on the source.
 - Test dates: a date-typed value belongs to its calendar day in ``TEST_DATE_TIMEZONE``
-  (a ``[start, end)`` range in UTC); a string is matched by the anchored prefix
-  ``^YYYY-MM-DD`` (an index-bounded regex; ``2025-12-20T00:00`` strings count too).
+  (a ``[start, end)`` range in UTC); a string is matched whole by
+  :func:`~anomaly_cli.contract.string_test_date_pattern`: the date alone or followed by
+  ``THH:MM`` (``2025-12-20T00:00`` strings count, ``2025-12-2099`` does not), still an
+  index-bounded regex (it starts with the literal date).
 - Subject names are matched in MongoDB *broadly*: the NFC and NFD spellings, plus an anchored
   regex allowing surrounding whitespace. The exact decision is made afterwards in Python with
   :func:`~anomaly_cli.contract.subject_matches` (NFC + trim), so Mongo narrows and Python
@@ -27,7 +29,7 @@ import re
 import unicodedata
 from typing import Any
 
-from anomaly_cli.contract import RECORD_PATHS, test_date_window
+from anomaly_cli.contract import RECORD_PATHS, string_test_date_pattern, test_date_window
 
 TD = "assessments.test_date"
 
@@ -52,9 +54,9 @@ def test_date_clause(
         start, end = start - widen, end + widen
         day = dt.date.fromisoformat(test_date)
         days = [(day + dt.timedelta(days=k)).isoformat() for k in range(-widen.days, widen.days + 1)]
-        string = re.compile("^(?:" + "|".join(days) + ")")
+        string = re.compile(string_test_date_pattern(days))
     else:
-        string = re.compile("^" + re.escape(test_date))
+        string = re.compile(string_test_date_pattern([test_date]))
     return {"$or": [{field: {"$gte": start, "$lt": end}}, {field: string}]}
 
 
