@@ -100,6 +100,11 @@ class Settings:
         "discovery: how long to keep resending while SQS throttles or fails (5xx) before the run fails",
         default=900.0,
     )
+    discovery_heartbeat_seconds: float = _spec(
+        "DISCOVERY_HEARTBEAT_SECONDS",
+        "incremental: log discovery_heartbeat and store progress for state show this often (empty polls are DEBUG)",
+        default=300.0,
+    )
     sweep_recent_seconds: float = _spec(
         "SWEEP_RECENT_SECONDS", "sweep: skip rows enqueued less than this long ago", default=3600.0
     )
@@ -344,6 +349,7 @@ def _validate(s: Settings) -> None:
         "fetch_deadline_seconds",
         "max_duration_seconds",
         "discovery_lease_seconds",
+        "discovery_heartbeat_seconds",
         "throughput_log_seconds",
     ):
         if getattr(s, name) <= 0:

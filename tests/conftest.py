@@ -154,9 +154,15 @@ class Events(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.records: list[tuple[str, dict[str, Any]]] = []
+        self.levels: list[int] = []  # the level of each record, in the same order
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append((getattr(record, "event", record.getMessage()), dict(getattr(record, "fields", {}) or {})))
+        self.levels.append(record.levelno)
+
+    def names_at(self, level: int) -> list[str]:
+        """Names of the events logged at ``level`` or above (what a log at that level shows)."""
+        return [e for (e, _), lv in zip(self.records, self.levels) if lv >= level]
 
     def named(self, name: str) -> list[dict[str, Any]]:
         return [f for e, f in self.records if e == name]

@@ -140,6 +140,45 @@ class _Run:
     dry_run: bool
     watermark: WatermarkKey | None  # as the run knows it (sweep never moves it)
     tally: _Tally = field(default_factory=_Tally)
+    polls: _Polls | None = None  # incremental runs only
+
+    @property
+    def quiet(self) -> bool:
+        """True while an incremental run is idle: its per-poll events drop to DEBUG."""
+        return self.polls is not None and self.polls.idle
+
+
+@dataclass
+class _Polls:
+    """An incremental run's polls, for its heartbeat and for ``state show``.
+
+    *decision*: ``rows_behind`` is what the last poll found after the watermark and has not
+    decided yet: 0 once a poll reached the end of the rows (caught up); while a poll works
+    through a backlog it counts down page by page. A separate count query per poll would cost as
+    much as the poll itself, so the backlog's size is known only as the poll meets it.
+    """
+
+    started: dt.datetime
+    polls: int = 0
+    last_poll_at: dt.datetime | None = None
+    last_poll_rows: int = 0
+    idle: bool = False  # the last poll found nothing new
+    heartbeat_at: dt.datetime | None = None
+    enqueued_at_heartbeat: int = 0
+    polls_at_heartbeat: int = 0
+
+    def progress(self, run: _Run, now: dt.datetime) -> dict[str, Any]:
+        elapsed = max((now - self.started).total_seconds(), 1e-9)
+        return {
+            "polls": self.polls,
+            "last_poll_at": self.last_poll_at,
+            "last_poll_rows": self.last_poll_rows,
+            "rows_behind": 0 if self.idle else None,
+            "caught_up": self.idle,
+            "enqueued": run.tally.enqueued,
+            "rate_rows_per_s": round(run.tally.enqueued / elapsed, 3),
+            "heartbeat_at": now,
+        }
 
 
 def new_holder() -> str:
@@ -344,11 +383,13 @@ class DiscoveryService:
     def _loop(self, run: _Run) -> str:
         """Passes until the run ends; returns its status (``run.watermark`` is where it stands)."""
         iteration = 0
+        if run.mode == "incremental" and not run.dry_run:
+            run.polls = _Polls(started=self.clock())
         while True:
             iteration += 1
             # backfill and sweep read the whole date from the start; incremental reads after the watermark
             after = run.watermark if run.mode == "incremental" else None
-            log.info(
+            (log.debug if run.quiet else log.info)(
                 "discovery_run_once_started",
                 test_date=run.test_date,
                 mode=run.mode,
@@ -356,6 +397,8 @@ class DiscoveryService:
                 after=watermark_doc(after) if after else None,
             )
             outcome, new_rows = self._pass(run, after)
+            if run.polls is not None:
+                self._polled(run, new_rows, caught_up=outcome == "exhausted")
             if outcome != "exhausted":
                 return outcome
             if run.mode != "incremental" or run.dry_run:
@@ -373,6 +416,35 @@ class DiscoveryService:
             if self.stop.is_set():
                 return "interrupted"
 
+    def _polled(self, run: _Run, rows: int, *, caught_up: bool) -> None:
+        """Count a poll; every ``DISCOVERY_HEARTBEAT_SECONDS`` (and when the run goes idle or
+        wakes up) log ``discovery_heartbeat`` and store the progress for ``state show``."""
+        polls = run.polls
+        assert polls is not None
+        now = self.clock()
+        was_idle = polls.idle
+        polls.polls += 1
+        polls.last_poll_at = now
+        polls.last_poll_rows = rows
+        polls.idle = caught_up and rows == 0
+        due = (
+            polls.heartbeat_at is None
+            or (now - polls.heartbeat_at).total_seconds() >= self.s.discovery_heartbeat_seconds
+        )
+        if not (due or polls.idle != was_idle):
+            return
+        progress = polls.progress(run, now)
+        log.info(
+            "discovery_heartbeat",
+            test_date=run.test_date,
+            polls_since=polls.polls - polls.polls_at_heartbeat,
+            enqueued_since=run.tally.enqueued - polls.enqueued_at_heartbeat,
+            watermark=watermark_doc(run.watermark) if run.watermark else None,
+            **{k: v for k, v in progress.items() if k not in ("heartbeat_at", "last_poll_at")},
+        )
+        polls.heartbeat_at, polls.polls_at_heartbeat, polls.enqueued_at_heartbeat = now, polls.polls, run.tally.enqueued
+        self.state.record_progress(run.test_date, self.holder, progress)
+
     def _pass(self, run: _Run, after: WatermarkKey | None) -> tuple[str, int]:
         """One sorted cursor (rows after ``after``) sliced into pages. Returns (outcome, rows fetched):
         outcome is ``exhausted`` | ``capped`` (as ``completed``) | ``failed`` | ``interrupted``."""
@@ -388,13 +460,15 @@ class DiscoveryService:
                     self.s.discovery_batch_size if remaining is None else min(self.s.discovery_batch_size, remaining)
                 )
                 page_no = tally.pages + 1
-                log.info("discovery_page_fetch_started", test_date=test_date, page=page_no, limit=limit)
+                (log.debug if run.quiet else log.info)(
+                    "discovery_page_fetch_started", test_date=test_date, page=page_no, limit=limit
+                )
                 t0 = time.perf_counter()
                 try:
                     page = rows.next_page(limit)
                 except StopRequested:
                     return "interrupted", fetched_here
-                log.info(
+                (log.debug if run.quiet and not page else log.info)(
                     "discovery_page_fetch_completed",
                     test_date=test_date,
                     page=page_no,

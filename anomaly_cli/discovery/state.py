@@ -250,6 +250,15 @@ class StateRepository:
         with mongo_errors("state stats update"):
             self.collection.update_one({"_id": self.id_for(test_date), "lease.holder": holder}, update)
 
+    def record_progress(self, test_date: str, holder: str, progress: Mapping[str, Any]) -> None:
+        """Store an incremental run's progress (polls, last poll, rows behind, rate) in
+        ``last_run.progress``, where ``state show`` reads it while the run goes on."""
+        with mongo_errors("state progress update"):
+            self.collection.update_one(
+                {"_id": self.id_for(test_date), "lease.holder": holder},
+                {"$set": {"last_run.progress": dict(progress), "updated_at": self.clock()}},
+            )
+
     def advance_watermark(self, test_date: str, holder: str, key: WatermarkKey) -> bool:
         """Move the watermark to ``key`` only if that is forward; True when it moved."""
         filt = {"_id": self.id_for(test_date), "lease.holder": holder, **_behind(key)}

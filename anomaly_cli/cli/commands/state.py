@@ -114,9 +114,26 @@ def _render_show(doc: Mapping[str, Any], live: bool) -> None:
             f"finished {last.get('finished_at') or '-'}" + (f" error: {last['error']}" if last.get("error") else ""),
         )
         t.add_row("last run stats", _stats_text(last.get("stats") or {}))
+        if last.get("progress"):
+            t.add_row("polling", _progress_text(last["progress"], now))
     t.add_row("updated", f"{doc.get('updated_at')} ({_age(doc.get('updated_at'), now)})")
     t.add_row("lease", _lease_text(doc, live))
     out().print(Panel(t, title=str(doc["_id"]), expand=False))
+
+
+def _progress_text(p: Mapping[str, Any], now: Any) -> str:
+    """An incremental run's progress: polls, the last poll, rows behind, rate, last heartbeat."""
+    behind = p.get("rows_behind")
+    behind_text = (
+        "caught up (0 rows behind)"
+        if behind == 0
+        else f"catching up ({p.get('last_poll_rows', 0)} rows in the last poll)"
+    )
+    return (
+        f"{p.get('polls', 0)} polls, last {p.get('last_poll_at')} ({_age(p.get('last_poll_at'), now)}), "
+        f"{behind_text}, {p.get('enqueued', 0)} enqueued at {p.get('rate_rows_per_s', 0)} rows/s, "
+        f"heartbeat {_age(p.get('heartbeat_at'), now)}"
+    )
 
 
 def _stats_text(stats: Mapping[str, Any]) -> str:
