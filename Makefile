@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install test test-slow demo bench completions readme docs docs-serve wheel-check clean
+.PHONY: install browser test test-slow demo bench completions readme docs docs-serve wheel-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,17 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-test: $(STAMP)
+# Headless Chromium + a Devanagari font for the report's browser test (Debian packages; needs root).
+# Without root or apt it says so and the browser test skips with that reason.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi 'lohit marathi'; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make browser: installing chromium fonts-lohit-deva-marathi (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium fonts-lohit-deva-marathi >/dev/null; \
+	else echo "make browser: not root or no apt-get: install chromium + fonts-lohit-deva-marathi to run the browser test"; fi
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)

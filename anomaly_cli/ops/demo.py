@@ -84,6 +84,7 @@ class DemoReport:
     false_alarms: int = 0
     normals: int = 0
     timings_s: dict[str, float] = field(default_factory=dict)
+    report_path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for ``--json`` (with the false-alarm rate and the inspect summary)."""
@@ -101,6 +102,7 @@ class DemoReport:
                 "false_alarms",
                 "normals",
                 "timings_s",
+                "report_path",
             )
         }
         d["false_alarm_rate"] = round(self.false_alarms / self.normals, 4) if self.normals else 0.0
@@ -318,8 +320,14 @@ def run_demo(
     base: Settings | None = None,
     on_phase: Phase | None = None,
     workdir: str | Path | None = None,
+    report_path: str | Path | None = None,
+    report_lang: str = "en",
 ) -> DemoReport:
-    """Run the whole demo; returns its report. Starts and stops its own moto server."""
+    """Run the whole demo; returns its report. Starts and stops its own moto server.
+
+    With ``report_path`` it ends by writing the ``results report`` page of its world there (the
+    Mongo double vanishes with the demo, so the page is the one thing that stays).
+    """
     import logging
     import warnings
 
@@ -390,6 +398,10 @@ def run_demo(
             inspect=summary,
         )
         _score(report, planted, results, settings.mongo_source_collection)
+        if report_path is not None:
+            t = time.perf_counter()
+            report.report_path = _write_report(settings, db, Path(report_path), report_lang)
+            timings["report"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
         report.timings_s = {k: round(v, 2) for k, v in timings.items()}
         return report
@@ -397,6 +409,16 @@ def run_demo(
         server.stop()
         if tmp is not None:
             tmp.cleanup()
+
+
+def _write_report(settings: Settings, db: Any, path: Path, lang: str) -> str:
+    """The HTML report of the demo's test date (``anomaly results report`` on its world)."""
+    from anomaly_cli.ops.report import build_report
+    from anomaly_cli.report.page import write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(build_report(settings, db, TEST_DATE), path, lang)
+    return str(path)
 
 
 def _settings(base: Settings, endpoint: str, mongo_uri: str, **extra: Any) -> Settings:

@@ -10,6 +10,9 @@ import typer
 from anomaly_cli.cli import context
 from anomaly_cli.cli.output import emit_json, err, handle_errors, out
 
+#: The demo's page (``/demo-output/`` is git-ignored).
+DEFAULT_REPORT = "demo-output/report-2025-12-20.html"
+
 
 def command(
     ctx: typer.Context,
@@ -17,6 +20,9 @@ def command(
         int, typer.Option("--students", min=5, max=5000, help="Students in the generated source collection.")
     ] = 200,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated world (same seed, same recordings).")] = 7,
+    report: Annotated[
+        str, typer.Option("--report", help="Where to write the HTML results report of the demo's world ('' = none).")
+    ] = DEFAULT_REPORT,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:
     """Run the pipeline end to end on a laptop: generate a school's worth of recordings, discover, screen, report.
@@ -30,11 +36,11 @@ def command(
 
         base = cli.settings()
         with _Phases(enabled=not json_out) as on_phase:
-            report = run_demo(students, seed, base=base, on_phase=on_phase)
+            result = run_demo(students, seed, base=base, on_phase=on_phase, report_path=report or None)
     if json_out:
-        emit_json(report.to_dict())
+        emit_json(result.to_dict())
         return
-    _render(report)
+    _render(result)
 
 
 class _Phases:
@@ -102,3 +108,5 @@ def _render(r: Any) -> None:
     out().print(f"false alarms: {r.false_alarms} of {r.normals} normal readings ({rate:.1%})")
     tm = r.timings_s
     out().print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in tm.items()))
+    if r.report_path:
+        out().print(f"report: {r.report_path}", highlight=False, markup=False, soft_wrap=True)

@@ -1,5 +1,5 @@
-"""`anomaly results inspect | show | dedupe`: the results of a test date, one result explained,
-and the order-independent duplicate sweep."""
+"""`anomaly results inspect | show | dedupe | report`: the results of a test date, one result explained,
+the order-independent duplicate sweep, and the HTML report (``report.py``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from typing import Annotated, Any, Optional
 import typer
 
 from anomaly_cli.cli import context, exit_codes
+from anomaly_cli.cli.commands import report as report_cmd
 from anomaly_cli.cli.commands._progress import progress
 from anomaly_cli.cli.output import emit_json, err, fact_table, fail, handle_errors, out
 
-app = typer.Typer(no_args_is_help=True, help="Inspect, explain and de-duplicate screening results.")
+app = typer.Typer(no_args_is_help=True, help="Inspect, explain, de-duplicate and report screening results.")
+app.command("report")(report_cmd.command)
 
 
 @app.command("inspect")

@@ -1,0 +1,84 @@
+"""`anomaly results report`: the self-contained HTML page a programme manager opens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from anomaly_cli.cli import context
+from anomaly_cli.cli.commands._progress import progress
+from anomaly_cli.cli.output import emit_json, err, handle_errors, out
+
+
+def command(
+    ctx: typer.Context,
+    test_date: Annotated[str, typer.Argument(help="YYYY-MM-DD (the first test date with --to)")],
+    to: Annotated[str | None, typer.Option("--to", help="Last test date of a range (inclusive).")] = None,
+    out_path: Annotated[
+        str | None, typer.Option("--out", help="Where to write the page (default report-DATE[-lang].html).")
+    ] = None,
+    lang: Annotated[str, typer.Option("--lang", help="Page language: en or mr (Marathi).")] = "en",
+    min_count: Annotated[
+        int, typer.Option("--min-count", min=1, help="Places need this many screened results to be ranked.")
+    ] = 10,
+    no_coverage: Annotated[
+        bool, typer.Option("--no-coverage", help="Skip the coverage section (it reads the source collection).")
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print where the page went (and its totals) as JSON.")
+    ] = False,
+) -> None:
+    """Write one self-contained HTML page (charts, tables, CSV downloads; opens with no network) and print its path.
+
+    Exit codes: 0, 3 bad date / language, 4 MongoDB unreachable.
+    """
+    cli = context.get(ctx)
+    with handle_errors(json_out):
+        from anomaly_cli.errors import ConfigError
+        from anomaly_cli.ops.report import build_report
+        from anomaly_cli.report.i18n import LANGS
+        from anomaly_cli.report.page import write
+
+        if lang not in LANGS:
+            raise ConfigError(f"--lang {lang!r}: choose one of {', '.join(LANGS)}", field="--lang")
+        settings = cli.settings()
+        with progress("report", enabled=not json_out) as update:
+            data = build_report(
+                settings,
+                cli.db,
+                test_date,
+                to,
+                min_count=min_count,
+                with_coverage=not no_coverage,
+                on_progress=lambda what, n: update(n, f"{what} read"),
+            )
+        path = out_path or default_name(data.date_from, data.date_to, lang)
+        size = write(data, path, lang)
+    if json_out:
+        emit_json(
+            {
+                "path": str(path),
+                "bytes": size,
+                "lang": lang,
+                "date_from": data.date_from,
+                "date_to": data.date_to,
+                "results": data.overall.total,
+                "anomalies": data.overall.anomalies,
+                "failed": data.overall.failed,
+            }
+        )
+        return
+    o = data.overall
+    err().print(
+        f"{o.total} result(s): {o.anomalies} anomalies ({o.rate:.1%} of {o.ok} screened), {o.failed} failed; "
+        f"{len(data.clusters)} duplicate cluster(s); page {size / 1024:.0f} kB",
+        highlight=False,
+    )
+    out().print(str(path), highlight=False, markup=False, soft_wrap=True)
+
+
+def default_name(date_from: str, date_to: str, lang: str) -> str:
+    """``report-2025-12-20.html``, ``report-2025-12-20_2026-01-20-mr.html``."""
+    dates = date_from if date_from == date_to else f"{date_from}_{date_to}"
+    return f"report-{dates}{'' if lang == 'en' else '-' + lang}.html"
