@@ -15,7 +15,9 @@ How the results are read (decided for the Mongo double *and* a real server):
   projected fields. On a real server the same query is an index range scan returning ~200 bytes
   per result; the fold costs the client ~5 us per result. BENCHMARKS.md has the figures.
 - The only other reads are small and indexed: the previous test date (``source.test_date`` sorted,
-  limit 1, then the same fold over that date) and the originals of flagged duplicates (by ``_id``).
+  limit 1, then the same fold over that date) and the duplicate clusters, which come from
+  :func:`anomaly_cli.results.clusters.load_clusters` (the one definition ``results inspect`` and
+  ``results dedupe`` count with: flagged results through the reason index, originals by ``_id``).
 - Counting rules are those of ``results inspect``: an anomaly is a result screened ok and flagged;
   a failed result is a processing failure, never also an anomaly; rates are over results screened
   ok. Reason counts are over results screened ok (a failed result's ``corrupt`` / ``unavailable``
@@ -41,6 +43,7 @@ from anomaly_cli.ops.places import UNPARSED, parse_udise
 from anomaly_cli.ops.results import DEFAULT_MIN_SCHOOL_COUNT
 from anomaly_cli.ops.runbook import action_for
 from anomaly_cli.results import document as D
+from anomaly_cli.results.clusters import KIND_REUSE, DuplicateCluster, load_clusters
 
 #: Documents per cursor batch (the driver fetches the next batch while the fold runs).
 BATCH = 2000
@@ -59,7 +62,6 @@ _PROJECTION = {
     "processing.model_version": 1,
     "inference.is_anomaly": 1,
     "inference.reason_codes": 1,
-    "inference.duplicate_of": 1,
 }
 
 
@@ -113,21 +115,6 @@ class FailureRow:
 
 
 @dataclass(frozen=True)
-class ClusterRow:
-    """Results that share one recording: the original and its flagged copies."""
-
-    original: str
-    result_ids: tuple[str, ...]
-    students: tuple[str, ...]
-    schools: tuple[str, ...]
-    test_date: str
-
-    @property
-    def size(self) -> int:
-        return len(self.result_ids)
-
-
-@dataclass(frozen=True)
 class DateRow:
     """One test date's counts and reason counts (the time chart and the comparison)."""
 
@@ -174,7 +161,8 @@ class ReportData:
     unparsed_results: int
     min_count: int
     failures: tuple[FailureRow, ...]
-    clusters: tuple[ClusterRow, ...]
+    clusters: tuple[DuplicateCluster, ...]
+    reuse: tuple[DuplicateCluster, ...]
     coverage: tuple[CoverageRow, ...] | None
     model_versions: Mapping[str, int]
     threshold_source: str
@@ -220,8 +208,6 @@ class Fold:
     failures: Counter[str] = field(default_factory=Counter)
     model_versions: Counter[str] = field(default_factory=Counter)
     record_types: dict[str, _Acc] = field(default_factory=dict)
-    # later result id -> (duplicate_of, udise, student_id, test_date)
-    flagged: dict[str, tuple[tuple[str, ...], str, str, str]] = field(default_factory=dict)
     seen: int = 0
 
     def add(self, doc: Mapping[str, Any]) -> None:
@@ -243,9 +229,6 @@ class Fold:
             codes = inf.get("reason_codes") or ()
             if codes:
                 self.reasons_by_date.setdefault(date, Counter()).update(set(codes))
-            dup_of = inf.get("duplicate_of") or ()
-            if dup_of:
-                self.flagged[str(doc["_id"])] = (tuple(map(str, dup_of)), school, str(src.get("student_id")), date)
         self.seen += 1
 
 
@@ -316,44 +299,6 @@ def _label(key: str, width: int) -> str:
 
 def _ranked(rows: list[PlaceRow]) -> list[PlaceRow]:
     return sorted(rows, key=lambda r: (not r.ranked, -r.counts.rate, -r.counts.ok, r.key))
-
-
-# --- duplicates -------------------------------------------------------------------------------
-def duplicate_clusters(
-    collection: Any, flagged: Mapping[str, tuple[tuple[str, ...], str, str, str]]
-) -> list[ClusterRow]:
-    """Clusters as ``results inspect`` counts them: one per original recording that later ones
-    duplicate (``inference.duplicate_of``), with the original first. Originals are read by ``_id``."""
-    members: dict[str, list[str]] = {}
-    for later, (dup_of, *_rest) in flagged.items():
-        for original in dup_of:
-            members.setdefault(original, []).append(later)
-    info: dict[str, tuple[str, str, str]] = {k: (v[1], v[2], v[3]) for k, v in flagged.items()}
-    missing = [o for o in members if o not in info]
-    with mongo_errors("report duplicate originals"):
-        for i in range(0, len(missing), 500):
-            proj = {"source.udise": 1, "source.student_id": 1, "source.test_date": 1}
-            for d in collection.find({"_id": {"$in": missing[i : i + 500]}}, proj):
-                s = d.get("source") or {}
-                info[str(d["_id"])] = (
-                    parse_udise(s.get("udise")).school,
-                    str(s.get("student_id")),
-                    _date_str(s.get("test_date")),
-                )
-    rows = []
-    for original, laters in members.items():
-        ids = (original, *sorted(laters))
-        known = [info.get(i, ("?", "?", "?")) for i in ids]
-        rows.append(
-            ClusterRow(
-                original=original,
-                result_ids=ids,
-                students=tuple(k[1] for k in known),
-                schools=tuple(k[0] for k in known),
-                test_date=known[0][2] if known[0][2] != "?" else known[-1][2],
-            )
-        )
-    return sorted(rows, key=lambda r: (-r.size, -len(set(r.schools)), r.original))
 
 
 # --- thresholds from the model's metadata -----------------------------------------------------
@@ -467,7 +412,9 @@ def build_report(
         FailureRow(code, n, action_for(code))
         for code, n in sorted(fold.failures.items(), key=lambda kv: (-kv[1], kv[0]))
     )
-    clusters = tuple(duplicate_clusters(results, fold.flagged))
+    # the ONE definition of a cluster (results/clusters.py), from the stored flags, per test date
+    clusters = tuple(c for d in sorted(fold.by_date) for c in load_clusters(results, d))
+    reuse = tuple(c for d in sorted(fold.by_date) for c in load_clusters(results, d, kind=KIND_REUSE))
     coverage_rows = None
     if with_coverage:
         coverage_rows = tuple(_coverage(settings, db, d, on_progress) for d in _days(date_from, date_to, fold))
@@ -488,6 +435,7 @@ def build_report(
         min_count=min_count,
         failures=failures,
         clusters=clusters,
+        reuse=reuse,
         coverage=coverage_rows,
         model_versions=dict(fold.model_versions),
         threshold_source=source,

@@ -90,6 +90,12 @@ TEXT: dict[str, dict[str, str]] = {
         "mr": "एकच ध्वनिमुद्रण अनेक मुलांसाठी अपलोड केले आहे. पहिला निकाल id मूळ आहे; `anomaly results show ID` ने पाहा.",
     },
     "no_duplicates": {"en": "No duplicate recordings.", "mr": "एकही पुनरावृत्त ध्वनिमुद्रण नाही."},
+    "reuse": {"en": "One recording on several rows of one student", "mr": "एकाच विद्यार्थ्याच्या अनेक नोंदींवर एकच ध्वनिमुद्रण"},
+    "reuse_intro": {
+        "en": "The teacher's and the admin's check hold the same recording: not a copy across children, "
+        "but the second check was not an independent recording.",
+        "mr": "शिक्षक आणि प्रशासक तपासणीत एकच ध्वनिमुद्रण आहे: दुसऱ्या मुलाची प्रत नाही, पण दुसरी तपासणी स्वतंत्र ध्वनिमुद्रण नव्हते.",
+    },
     "cluster_size": {"en": "Recordings", "mr": "ध्वनिमुद्रणे"},
     "students": {"en": "Students", "mr": "विद्यार्थी"},
     "schools": {"en": "Schools", "mr": "शाळा"},

@@ -25,6 +25,7 @@ from anomaly_cli.ops.places import UNPARSED
 from anomaly_cli.ops.report import Counts, PlaceRow, ReportData
 from anomaly_cli.report import charts
 from anomaly_cli.report.i18n import LANG_NAMES, LANGS, reason_words, t
+from anomaly_cli.results.clusters import DuplicateCluster
 
 #: Rows shown in an HTML table before "N more rows in the CSV".
 TABLE_ROWS = {"district": 40, "block": 30, "school": 20, "cluster": 30}
@@ -371,33 +372,47 @@ class _Page:
         return out
 
     def _duplicates(self) -> None:
-        cl = self.d.clusters
+        cl, reuse = self.d.clusters, self.d.reuse
         body = f'<p class="intro">{self.t("duplicates_intro")}</p>'
         if not cl:
-            self.add("duplicates", "duplicates", body + f'<p class="note">{self.t("no_duplicates")}</p>')
-            return
-        th = "".join(f'<th scope="col">{self.t(k)}</th>' for k in ("cluster_size", "students", "school", "result_ids"))
-        trs = []
-        for c in cl[: TABLE_ROWS["cluster"]]:
-            for j, (rid, student, school) in enumerate(zip(c.result_ids, c.students, c.schools)):
-                lead = f'<td class="n" rowspan="{c.size}">{c.size}</td>' if j == 0 else ""
-                trs.append(
-                    f'<tr class="{"first" if j == 0 else "member"}">{lead}<td>{html.escape(student)}</td>'
-                    f'<td><code>{html.escape(school)}</code></td><td class="ids">{html.escape(rid)}</td></tr>'
-                )
-        body += f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
-        if len(cl) > TABLE_ROWS["cluster"]:
-            body += f'<p class="note">{self.t("more_rows", n=len(cl) - TABLE_ROWS["cluster"])}</p>'
-        csv_rows = [
-            [c.original, c.size, ";".join(c.result_ids), ";".join(c.students), ";".join(c.schools), c.test_date]
-            for c in cl
-        ]
-        body += self._csv(
-            "duplicates.csv",
-            ["original_result_id", "recordings", "result_ids", "student_ids", "schools", "test_date"],
-            csv_rows,
-        )
+            body += f'<p class="note">{self.t("no_duplicates")}</p>'
+        else:
+            body += self._cluster_table(cl, "duplicates.csv")
+        if reuse:
+            body += f'<h3>{self.t("reuse")}</h3><p class="intro">{self.t("reuse_intro")}</p>'
+            body += self._cluster_table(reuse, "reuse.csv")
         self.add("duplicates", "duplicates", body)
+
+    def _cluster_table(self, clusters: Sequence[DuplicateCluster], filename: str) -> str:
+        """One row per member, the cluster's size spanning its rows (original first)."""
+        cols = ("cluster_size", "students", "school", "record_type", "result_ids")
+        th = "".join(f'<th scope="col">{self.t(k)}</th>' for k in cols)
+        trs = []
+        limit = TABLE_ROWS["cluster"]
+        for c in clusters[:limit]:
+            for j, m in enumerate(c.members):
+                lead = f'<td class="n" rowspan="{len(c.members)}">{len(c.members)}</td>' if j == 0 else ""
+                trs.append(
+                    f'<tr class="{"first" if j == 0 else "member"}">{lead}<td>{html.escape(m.student_id or "-")}</td>'
+                    f"<td><code>{html.escape(m.udise or '-')}</code></td><td>{html.escape(m.record_type or '-')}</td>"
+                    f'<td class="ids">{html.escape(m.result_id)}</td></tr>'
+                )
+        out = f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
+        if len(clusters) > limit:
+            out += f'<p class="note">{self.t("more_rows", n=len(clusters) - limit)}</p>'
+        rows = [
+            [
+                c.original,
+                len(c.members),
+                ";".join(c.result_ids),
+                ";".join(m.student_id or "" for m in c.members),
+                ";".join(m.udise or "" for m in c.members),
+                len(c.schools),
+            ]
+            for c in clusters
+        ]
+        head = ["original_result_id", "recordings", "result_ids", "student_ids", "schools", "distinct_schools"]
+        return out + self._csv(filename, head, rows)
 
     def _failures(self) -> None:
         f = self.d.failures

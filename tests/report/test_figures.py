@@ -16,7 +16,7 @@ from anomaly_cli.ops.places import parse_udise
 from anomaly_cli.ops.report import Counts, build_report
 from tests.report.conftest import BAD, A, B, C
 
-MODELS = str(Path(__file__).resolve().parents[2] / "models")
+MODELS = ""  # MODEL_DIR empty: the model shipped in the package
 
 
 def _report(embedded_mongo_uri, db, model_dir=MODELS, **kw):
@@ -69,14 +69,15 @@ def test_places_with_counts_and_the_minimum_count_rule(embedded_mongo_uri, db, f
 
 
 def test_duplicate_cluster_names_students_schools_and_ids(embedded_mongo_uri, db, filled):
+    from anomaly_cli.results.clusters import load_clusters
+
     r = _report(embedded_mongo_uri, db, with_coverage=False)
-    assert len(r.clusters) == 1
+    assert len(r.clusters) == 1 and r.reuse == ()
     c = r.clusters[0]
-    assert c.result_ids == (filled["A5"]["_id"], filled["B1"]["_id"])
-    assert c.schools == (A, B) and c.students == (
-        filled["A5"]["source"]["student_id"],
-        filled["B1"]["source"]["student_id"],
-    )
+    assert c.result_ids == (filled["A5"]["_id"], filled["B1"]["_id"])  # original first
+    assert c.schools == (A, B)
+    assert c.students == tuple(sorted([filled["A5"]["source"]["student_id"], filled["B1"]["source"]["student_id"]]))
+    assert r.clusters == tuple(load_clusters(db["anomaly_detection_results"], "2025-12-20"))  # one definition
 
 
 def test_udise_layout_and_fallback():
