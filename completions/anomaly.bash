@@ -5,7 +5,7 @@ _anomaly() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         w="${COMP_WORDS[i]}"
         case "${path:+$path }$w" in
-            'config'|'config show'|'coverage'|'demo'|'discover'|'doctor'|'model'|'model evaluate'|'model info'|'model train'|'push-urls'|'replay-dlq'|'rescreen'|'results'|'results dedupe'|'results inspect'|'results show'|'score'|'seed-sqs'|'state'|'state list'|'state reset'|'state show'|'work') path="${path:+$path }$w" ;;
+            'config'|'config show'|'coverage'|'demo'|'discover'|'doctor'|'model'|'model evaluate'|'model info'|'model train'|'push-urls'|'replay-dlq'|'rescreen'|'results'|'results dedupe'|'results inspect'|'results report'|'results show'|'score'|'seed-sqs'|'state'|'state list'|'state reset'|'state show'|'work') path="${path:+$path }$w" ;;
         esac
     done
     case "$path" in
@@ -13,7 +13,7 @@ _anomaly() {
         'config') words='show --help' ;;
         'config show') words='--help --json' ;;
         'coverage') words='--help --json --limit --no-queue' ;;
-        'demo') words='--help --json --seed --students' ;;
+        'demo') words='--help --json --report --seed --students' ;;
         'discover') words='--batch-size --dry-run --help --json --max-records --mode --poll-interval --subject-name --test-date' ;;
         'doctor') words='--help --json --no-aws --no-model --sample-url' ;;
         'model') words='evaluate info train --help' ;;
@@ -23,9 +23,10 @@ _anomaly() {
         'push-urls') words='--dry-run --help --json --name --queue-url --rescreen --test-date' ;;
         'replay-dlq') words='--dlq-url --dry-run --filter --help --include-invalid --json --max --native --queue-url' ;;
         'rescreen') words='--dry-run --help --json --model-older-than --queue-url --reason --status' ;;
-        'results') words='dedupe inspect show --help' ;;
+        'results') words='dedupe inspect report show --help' ;;
         'results dedupe') words='--dry-run --help --json' ;;
         'results inspect') words='--anomalies-only --export --help --json --limit --min-count --reason --udise' ;;
+        'results report') words='--help --json --lang --min-count --no-coverage --out --to' ;;
         'results show') words='--expires --help --json' ;;
         'score') words='--help --json --model-version --recursive' ;;
         'seed-sqs') words='--bucket --dry-run --ext --from --help --json --prefix --queue-url --rescreen --synthetic --test-date' ;;

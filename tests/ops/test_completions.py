@@ -31,7 +31,7 @@ def test_a_stale_script_is_detected(tmp_path):
     "words, expected",
     [
         (["anomaly", "res"], {"rescreen", "results"}),
-        (["anomaly", "results", ""], {"dedupe", "inspect", "show", "--help"}),
+        (["anomaly", "results", ""], {"dedupe", "inspect", "report", "show", "--help"}),
         (["anomaly", "results", "inspect", "2025-12-20", "--an"], {"--anomalies-only"}),
         (["anomaly", "--log-level", "INFO", "replay-dlq", "--dr"], {"--dry-run"}),
     ],
