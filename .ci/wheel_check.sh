@@ -27,6 +27,9 @@ for v in sorted(versions):
     for f in ("metadata.json", "model.npz"):
         assert f"anomaly_cli/models/{v}/{f}" in names, f"{wheel} lacks anomaly_cli/models/{v}/{f}"
 assert "anomaly_cli/models/MODEL_CARD.md" in names, "the model card is not in the wheel"
+import pathlib
+shipped = {p.as_posix() for p in pathlib.Path("anomaly_cli/models").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+assert shipped <= names, f"files of anomaly_cli/models missing from the wheel: {sorted(shipped - names)}"
 members = tarfile.open(sdist).getnames()
 assert any(m.endswith("anomaly_cli/models/v1/model.npz") for m in members), "the sdist lacks the model"
 print(f"model versions in the wheel: {', '.join(sorted(versions))}")
@@ -44,8 +47,10 @@ run() { env -i PATH="$WORK/venv/bin:/usr/bin:/bin" HOME="$WORK" LANG=C.UTF-8 "$@
 run python -c "
 import numpy as np
 from anomaly_cli import synth
+from anomaly_cli.audio.formats import encode
 for name, label, fmt in (('reading.m4a', 'normal', 'm4a'), ('silent.wav', 'silent', 'wav')):
-    open(name, 'wb').write(synth.make_item(label, np.random.default_rng(1), fmt=fmt).data)
+    clip = synth.make_clip(label, np.random.default_rng(1), variant='plain' if label == 'normal' else None, duration_s=8)
+    open(name, 'wb').write(encode(clip.samples, clip.sr, fmt))
 "
 run anomaly --version
 run anomaly score reading.m4a silent.wav
