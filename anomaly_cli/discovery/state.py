@@ -82,6 +82,10 @@ class _Taken(Exception):
     """The upsert hit the existing document: its lease belongs to someone else and is live."""
 
 
+#: What ``state reset`` shows and therefore what must be unchanged for its delete to happen.
+RESET_GUARD_FIELDS = ("lease", "watermark", "status", "stats")
+
+
 class StateRepository:
     """Reads and writes state documents in ``MONGO_STATE_COLLECTION``."""
 
@@ -287,7 +291,15 @@ class StateRepository:
                 },
             )
 
-    def reset(self, test_date: str) -> dict[str, Any] | None:
-        """Delete the state of ``test_date``; returns what was deleted (``None`` if nothing)."""
+    def reset(self, test_date: str, *, expected: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """Delete the state of ``test_date``; returns what was deleted (``None`` if nothing).
+
+        With ``expected`` (the document an operator was shown), only if its lease, watermark,
+        status and counters are still exactly those: a run that took or renewed the lease, or
+        moved the watermark, while the operator read the confirmation prompt keeps its state.
+        """
+        query: dict[str, Any] = {"_id": self.id_for(test_date)}
+        if expected is not None:
+            query.update({k: expected.get(k) for k in RESET_GUARD_FIELDS})
         with mongo_errors("state reset"):
-            return self.collection.find_one_and_delete({"_id": self.id_for(test_date)})
+            return self.collection.find_one_and_delete(query)

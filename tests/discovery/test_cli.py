@@ -248,3 +248,31 @@ def test_sigterm_while_a_page_is_in_flight_stops_after_it_with_state_saved(
     state = db.anomaly_pipeline_state.find_one()
     assert state["status"] == "interrupted" and state["stats"]["enqueued"] == 5 and state["watermark"] is not None
     assert signal.getsignal(signal.SIGTERM) is not None  # the handler was put back
+
+
+def test_state_reset_keeps_a_lease_taken_while_it_waited_for_confirmation(db: Any, monkeypatch) -> None:
+    # GIVEN a finished run's state, and a discover run that takes the lease while the operator
+    # reads the confirmation prompt
+    import typer
+
+    from anomaly_cli.discovery.state import StateRepository
+
+    seed(db, 2)
+    assert run("discover").exit_code == 0
+    repo = StateRepository(
+        db.anomaly_pipeline_state,
+        pipeline_name="audio_anomaly",
+        source_collection="student_assessment_record",
+        lease_seconds=600,
+    )
+
+    def confirm_while_a_run_starts(*args: Any, **kw: Any) -> bool:
+        repo.acquire(DAY, "host:2:late-run", mode="incremental")
+        return True
+
+    monkeypatch.setattr(typer, "confirm", confirm_while_a_run_starts)
+    # WHEN the operator confirms
+    r = run("state", "reset", DAY, "--json")
+    # THEN nothing is deleted: the delete was conditional on the state that was shown
+    assert r.exit_code == exit_codes.RET_ERROR and json.loads(r.stdout)["error"]["code"] == "state_changed"
+    assert repo.get(DAY)["lease"]["holder"] == "host:2:late-run"

@@ -220,7 +220,18 @@ def reset(
             err=True,
         ):
             fail("aborted", "not reset", exit_code=exit_codes.RET_ERROR, json_mode=json_out)
-        deleted = repo.reset(test_date)
+        deleted = repo.reset(test_date, expected=doc)
+        if deleted is None:
+            now = repo.get(test_date)
+            if now is not None:
+                fail(
+                    "state_changed",
+                    f"the state of {test_date} changed while waiting for confirmation "
+                    f"(lease: {_lease_text(now, repo.lease_live(now))}); nothing was deleted",
+                    hint="run state show, then reset again",
+                    exit_code=exit_codes.RET_ERROR,
+                    json_mode=json_out,
+                )
     summary = {
         "reset": deleted is not None,
         "_id": repo.id_for(test_date),
