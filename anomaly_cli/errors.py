@@ -163,6 +163,12 @@ class SourceGoneDrain(AnomalyError):
     code = "source_gone_drain"
 
 
+class ExportFailed(AnomalyError):
+    """Raised when an output file could not be written (a full disk, a read-only or missing folder)."""
+
+    code = "export_failed"
+
+
 class CredentialsProblem(AnomalyError):
     """Raised when a run of access-denied answers points at credentials or policy, not data."""
 

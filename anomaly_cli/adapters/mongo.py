@@ -15,7 +15,7 @@ from typing import Any
 
 from anomaly_cli.config import Settings
 from anomaly_cli.errors import ConfigError, CursorLost, MongoUnavailable, MongoWriteFailed
-from anomaly_cli.redact import redact_uri
+from anomaly_cli.redact import redact_text, redact_uri
 
 EMBEDDED_SCHEME = "mongomock://"
 #: MongoDB's duplicate key error (E11000):
@@ -62,7 +62,13 @@ def connect(uri: str, *, timeout_ms: int = 10000, app_name: str = "anomaly") -> 
             retryWrites=True,
         )
     except (ConfigurationError, InvalidURI, ValueError) as e:
-        raise ConfigError(f"MONGO_URI is invalid ({redact_uri(uri)}): {e}", field="MONGO_URI") from e
+        raise ConfigError(f"MONGO_URI is invalid ({redact_uri(uri)}): {redact_text(str(e))}", field="MONGO_URI") from e
+    except OSError as e:  # pymongo opens tlsCertificateKeyFile / tlsCAFile while it builds the client
+        raise ConfigError(
+            f"MONGO_URI names a file that cannot be read ({redact_uri(uri)}): {e.strerror or e}",
+            field="MONGO_URI",
+            hint="check the tlsCertificateKeyFile / tlsCAFile paths in MONGO_URI and that this user may read them",
+        ) from e
 
 
 def database(settings: Settings, client: Any | None = None) -> Any:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Mapping
 from anomaly_cli.adapters.mongo import mongo_errors
 from anomaly_cli.config import validate_test_date
 from anomaly_cli.contract import test_date_datetime
-from anomaly_cli.errors import ConfigError
+from anomaly_cli.errors import ConfigError, ExportFailed
 from anomaly_cli.redact import redact_url
 from anomaly_cli.results import clusters as C
 from anomaly_cli.results import document as D
@@ -272,8 +272,26 @@ def export(
     if suffix not in EXPORT_FORMATS:
         raise ConfigError(f"--export {p.name}: the file must end in .csv or .jsonl", field="--export")
     match = filters.match()
-    n = 0
     tmp = p.with_name(p.name + ".part")  # a crash never leaves a half file under the real name
+    try:
+        n = _export_to(collection, match, suffix, tmp, on_progress)
+        tmp.replace(p)
+    except OSError as e:  # a full disk, a read-only folder, a missing directory: an error, not a traceback
+        tmp.unlink(missing_ok=True)
+        raise ExportFailed(
+            f"--export {p}: {e.strerror or e}; nothing was written",
+            hint="free space or choose another folder (the export streams: it needs about 2 KB per result)",
+        ) from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # MongoDB went away, Ctrl-C: no half file left behind
+        raise
+    return n
+
+
+def _export_to(
+    collection: Any, match: dict[str, Any], suffix: str, tmp: Path, on_progress: Callable[[int], None] | None
+) -> int:
+    n = 0
     with mongo_errors("results export"), tmp.open("w", encoding="utf-8", newline="") as fh:
         cursor = collection.find(match, {"audio.fingerprint": 0, "audio.fp_bands": 0}).sort([("_id", 1)])
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS) if suffix == ".csv" else None
@@ -289,7 +307,6 @@ def export(
             n += 1
             if on_progress and n % 500 == 0:
                 on_progress(n)
-    tmp.replace(p)
     return n
 
 
