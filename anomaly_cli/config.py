@@ -100,6 +100,9 @@ class Settings:
         "discovery: how long to keep resending while SQS throttles or fails (5xx) before the run fails",
         default=900.0,
     )
+    discovery_send_concurrency: int = _spec(
+        "DISCOVERY_SEND_CONCURRENCY", "discovery: SendMessageBatch calls of one page in flight at once", default=4
+    )
     discovery_heartbeat_seconds: float = _spec(
         "DISCOVERY_HEARTBEAT_SECONDS",
         "incremental: log discovery_heartbeat and store progress for state show this often (empty polls are DEBUG)",
@@ -319,6 +322,7 @@ def _validate(s: Settings) -> None:
         raise bad("test_date_timezone", f"unknown time zone {s.test_date_timezone!r}") from e
     positive = [
         "discovery_batch_size",
+        "discovery_send_concurrency",
         "batch_size",
         "max_concurrency",
         "fetch_retries",

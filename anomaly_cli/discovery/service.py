@@ -244,6 +244,29 @@ def take_page(it: _Peekable, limit: int) -> list[Candidate]:
     return page
 
 
+class _Sender:
+    """Runs a page's chunk sends ``concurrency`` at a time (threads made on first use, kept for
+    the service's life; one at a time without threads when ``concurrency`` is 1)."""
+
+    def __init__(self, concurrency: int):
+        self.concurrency = concurrency
+        self._pool: Any = None
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        if self.concurrency <= 1 or len(items) <= 1:
+            return [fn(x) for x in items]
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="discover-send")
+        return list(self._pool.map(fn, items))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
 class DiscoveryService:
     """Runs discovery for one test date. Clients are injected; nothing here creates one."""
 
@@ -271,6 +294,8 @@ class DiscoveryService:
         self.clock = clock
         self.holder = holder or new_holder()
         self.on_page = on_page
+        self._state_lock = threading.Lock()
+        self._sender = _Sender(settings.discovery_send_concurrency)
 
     # ----- public -----
     def run(self, mode: str | None = None, *, test_date: str | None = None, dry_run: bool = False) -> DiscoveryReport:
@@ -331,6 +356,8 @@ class DiscoveryService:
 
                 self.state.finish_run(test_date, self.holder, status="failed", error=redact_text(str(e))[:500])
             raise
+        finally:
+            self._sender.close()
         if not dry_run:
             self.state.finish_run(test_date, self.holder, status=status)
             # report what is stored: a capped backfill behind a later watermark leaves it where it was
@@ -619,13 +646,22 @@ class DiscoveryService:
 
     # ----- SQS -----
     def _send(self, run: _Run, page_no: int, rows: Sequence[tuple[str, SubjectRow]]) -> tuple[list[str], set[str]]:
-        """Send rows in chunks of 10; returns (result ids sent, result ids not sent)."""
+        """Send rows in chunks of 10, up to ``DISCOVERY_SEND_CONCURRENCY`` chunks at a time;
+        returns (result ids sent, result ids not sent).
+
+        *decision*: chunks of one page go out concurrently. One ``SendMessageBatch`` costs a
+        round trip (10-20 ms in a region), so one at a time caps discovery near 500-1000 rows/s,
+        below the 1700 rows/s a 10^6-row test date needs to be enqueued in 10 minutes. The page is
+        still decided as a whole once every chunk has an answer (the watermark rule is unchanged)
+        and everything but the HTTP calls stays on the run's thread.
+        """
         assert self.queue is not None
         test_date = run.test_date
         now = self.clock()
         sent: list[str] = []
         failed: set[str] = set()
-        for n, chunk in enumerate(chunks(list(rows), MAX_BATCH_ENTRIES), 1):
+        batches: list[tuple[list[dict[str, Any]], dict[str, tuple[str, SubjectRow]]]] = []
+        for chunk in chunks(list(rows), MAX_BATCH_ENTRIES):
             entries = []
             by_entry: dict[str, tuple[str, SubjectRow]] = {}
             for i, (rid, row) in enumerate(chunk):
@@ -636,8 +672,11 @@ class DiscoveryService:
                     entry["MessageDeduplicationId"] = rid
                 entries.append(entry)
                 by_entry[str(i)] = (rid, row)
+            batches.append((entries, by_entry))
+        for n, (entries, _) in enumerate(batches, 1):
             log.info("enqueue_chunk_started", test_date=test_date, page=page_no, chunk=n, entries=len(entries))
-            outcome = self._send_patiently(test_date, page_no, entries)
+        outcomes = self._sender.map(lambda b: self._send_patiently(test_date, page_no, b[0]), batches)
+        for n, ((entries, by_entry), outcome) in enumerate(zip(batches, outcomes), 1):
             sent += [by_entry[i][0] for i in outcome.succeeded if i in by_entry]
             for f in outcome.failed:
                 rid, row = by_entry[f.id]
@@ -672,8 +711,6 @@ class DiscoveryService:
         sent_set = set(sent)
         self.enqueue_log.record(test_date, [(rid, r) for rid, r in rows if rid in sent_set], now)
         return sent, failed
-
-        test_date, tally = run.test_date, run.tally
 
     def _send_patiently(self, test_date: str, page_no: int, entries: list[dict[str, Any]]) -> BatchOutcome:
         """``send_batch``, resending what SQS pushed back until it takes it or patience runs out.
@@ -723,7 +760,8 @@ class DiscoveryService:
                 done.failed += [f for f in outcome.failed if not f.sender_fault]
                 return done
             delay = min(30.0, delay * 2)
-            self.state.renew(test_date, self.holder)
+            with self._state_lock:
+                self.state.renew(test_date, self.holder)
             pending = [en for en in pending if en["Id"] in retry_ids]
 
     # ----- the enqueue log (sweep's "recent enqueue") -----
