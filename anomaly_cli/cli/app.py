@@ -18,6 +18,7 @@ from anomaly_cli.cli.commands import (
     replay_dlq,
     rescreen,
     results,
+    sandbox,
     score,
     seed_sqs,
     state,
@@ -68,6 +69,7 @@ app.command("rescreen")(rescreen.command)
 app.command("coverage")(coverage.command)
 app.command("doctor")(doctor.command)
 app.command("demo")(demo.command)
+app.command("sandbox")(sandbox.command)
 app.add_typer(state.app, name="state")
 app.add_typer(results.app, name="results")
 app.add_typer(model.app, name="model")

@@ -372,7 +372,7 @@ def run_demo(
         timings["generate"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        _upload(s3, blobs, on_phase)
+        upload(s3, blobs, on_phase)
         timings["upload"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -471,7 +471,7 @@ def _make_queues(sqs: Any) -> str:
     )["QueueUrl"]
 
 
-def _upload(s3: Any, blobs: dict[str, bytes], on_phase: Phase | None) -> None:
+def upload(s3: Any, blobs: dict[str, bytes], on_phase: Phase | None) -> None:
     done = 0
     with ThreadPoolExecutor(max_workers=8) as pool:
         for _ in pool.map(lambda kv: s3.put_object(Bucket=BUCKET, Key=kv[0], Body=kv[1]), blobs.items()):

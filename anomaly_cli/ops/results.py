@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from anomaly_cli.adapters.mongo import mongo_errors
 from anomaly_cli.config import validate_test_date
@@ -220,6 +221,8 @@ def _in_school(cluster: C.DuplicateCluster, udise: str | None) -> bool:
     return udise is None or udise in cluster.schools
 
 
+#: error codes meaning the recording itself could not be had (no listening link for those)
+FETCH_FAILURE_CODES = frozenset({"not_found", "access_denied", "url_not_allowed", "invalid_url", "too_large"})
 _ROW_PROJECTION = {"features": 0, "audio.fingerprint": 0, "audio.fp_bands": 0}
 
 
@@ -310,17 +313,29 @@ def _export_to(
     return n
 
 
+#: ``results show`` takes a result id's first characters (``results inspect`` prints 12), like a short git hash.
+MIN_ID_PREFIX = 8
+_HEX = frozenset("0123456789abcdef")
+
+
 def find_for_show(collection: Any, key: str) -> list[dict[str, Any]]:
-    """The result with ``_id == key``, else every result of the source document ``key``."""
+    """The result with ``_id == key``, else every result of the source document ``key``, else the
+    results whose ``_id`` starts with ``key`` (at least :data:`MIN_ID_PREFIX` hex characters)."""
+    import re
+
     with mongo_errors("results show"):
         doc = collection.find_one({"_id": key}, {"audio.fingerprint": 0})
         if doc is not None:
             return [doc]
-        return list(
+        docs = list(
             collection.find({D.F_MONGO_DOC_ID: key}, {"audio.fingerprint": 0})
             .sort([(D.F_TEST_DATE, 1), ("_id", 1)])
             .limit(100)
         )
+        if docs or not (MIN_ID_PREFIX <= len(key) < 64 and set(key) <= _HEX):
+            return docs
+        # an anchored prefix regex walks the _id index; only typed hex reaches the query
+        return list(collection.find({"_id": {"$regex": "^" + re.escape(key)}}, {"audio.fingerprint": 0}).limit(20))
 
 
 def explain(doc: Mapping[str, Any], *, listen_url: str | None = None) -> dict[str, Any]:
@@ -348,11 +363,18 @@ def explain(doc: Mapping[str, Any], *, listen_url: str | None = None) -> dict[st
 
 
 def listen_link(s3_client: Any, doc: Mapping[str, Any], expires_s: int = 300) -> tuple[str | None, str | None]:
-    """(presigned URL, None) or (None, why not): a short-lived link to the recording."""
+    """(presigned URL, None) or (None, why not): a short-lived link to the recording.
+
+    No link when the fetch itself failed: presigning works for any key, so a link to a recording
+    that does not exist (or may not be read) would only lead to an error page.
+    """
     from anomaly_cli.adapters.storage import presign
     from anomaly_cli.errors import AnomalyError
 
     url = (doc.get("source") or {}).get("audio_s3_url") or ""
+    error = (doc.get("processing") or {}).get("error") or {}
+    if error.get("stage") == "fetch" or error.get("code") in FETCH_FAILURE_CODES:
+        return None, f"the recording could not be fetched ({error.get('code')})"
     try:
         return presign(s3_client, url, expires_s), None
     except AnomalyError as e:

@@ -3,7 +3,7 @@ the order-independent duplicate sweep, and the HTML report (``report.py``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -23,14 +23,16 @@ def inspect(
     anomalies_only: Annotated[
         bool, typer.Option("--anomalies-only", help="Only results flagged as anomalies.")
     ] = False,
-    reason: Annotated[Optional[str], typer.Option("--reason", help="Only results with this reason code.")] = None,
-    udise: Annotated[Optional[str], typer.Option("--udise", help="Only this school (UDISE code).")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Rows listed and schools ranked.")] = 10,
+    reason: Annotated[str | None, typer.Option("--reason", help="Only results with this reason code.")] = None,
+    udise: Annotated[str | None, typer.Option("--udise", help="Only this school (UDISE code).")] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="Results listed (latest first) and schools ranked.")
+    ] = 10,
     min_count: Annotated[
         int, typer.Option("--min-count", min=1, help="Schools need this many results to be ranked.")
     ] = 10,
     export: Annotated[
-        Optional[str], typer.Option("--export", help="Also stream every matching result to FILE.csv or FILE.jsonl.")
+        str | None, typer.Option("--export", help="Also stream every matching result to FILE.csv or FILE.jsonl.")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
@@ -87,6 +89,39 @@ def render_inspect(r: Any) -> None:
         for s in r.top_schools:
             t.add_row(str(s["udise"]), str(s["total"]), str(s["anomalies"]), f"{s['rate']:.1%}")
         out().print(t)
+    if r.rows:
+        out().print(_rows_table(r.rows, r.total))
+
+
+#: characters of a result id listed by ``inspect``; ``results show`` takes any unique prefix of 8+
+SHORT_ID = 12
+
+
+def _rows_table(rows: list[dict[str, Any]], total: int) -> Any:
+    """The latest results, one row each: the id ``results show`` takes, why, where, how it went."""
+    from rich.table import Table
+
+    shown = f"latest {len(rows)} of {total}" if total > len(rows) else f"all {total}"
+    t = Table(title=f"results ({shown}; `anomaly results show ID` explains one, --limit lists more)")
+    t.add_column("id", no_wrap=True)
+    t.add_column("status")
+    t.add_column("reasons")
+    t.add_column("school")
+    t.add_column("record")
+    for row in rows:
+        status = "failed" if row["status"] == "failed" else "anomaly" if row["is_anomaly"] else "normal"
+        colour = {"anomaly": "red", "failed": "yellow", "normal": "green"}[status]
+        reasons = row["reason_codes"].replace(";", ", ") or "-"
+        if row["status"] == "failed" and row.get("error_code"):
+            reasons = str(row["error_code"])
+        t.add_row(
+            str(row["_id"])[:SHORT_ID],
+            f"[{colour}]{status}[/]",
+            reasons,
+            str(row.get("udise") or "-"),
+            f"{row.get('record_type')} {row.get('subject_id')}",
+        )
+    return t
 
 
 def _table(title: str, key: str, *numbers: str) -> Any:
@@ -118,7 +153,14 @@ def _counts(title: str, counts: dict[str, int]) -> Any:
 @app.command("show")
 def show(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="A result _id, or a source mongo_doc_id (lists its results).")],
+    key: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID",
+            help="A result id or its first 8+ characters (as `results inspect` lists them), or a source "
+            "mongo_doc_id (lists its results).",
+        ),
+    ],
     expires: Annotated[
         int, typer.Option("--expires", min=1, max=3600, help="Seconds the listening link stays valid.")
     ] = 300,
@@ -138,7 +180,7 @@ def show(
             fail(
                 "not_found",
                 f"no result with _id or mongo_doc_id {key!r}",
-                hint="anomaly results inspect DATE lists result ids",
+                hint="`anomaly results inspect DATE` lists result ids",
                 exit_code=exit_codes.RET_ERROR,
                 json_mode=json_out,
             )
@@ -159,11 +201,11 @@ def _render_list(key: str, shown: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     t = Table(title=f"results of source document {key}")
-    for c in ("_id", "test date", "record type", "subject", "verdict", "reasons"):
-        t.add_column(c)
+    for c in ("id", "test date", "record type", "subject", "verdict", "reasons"):
+        t.add_column(c, no_wrap=c == "id")
     for s in shown:
         t.add_row(
-            str(s["_id"]),
+            str(s["_id"])[:SHORT_ID],
             s["source"]["test_date"],
             str(s["source"].get("record_type")),
             str(s["source"].get("subject_id")),
@@ -178,9 +220,15 @@ def _render_one(s: dict[str, Any], expires: int) -> None:
 
     colour = {"anomaly": "red", "failed": "yellow", "normal": "green"}[s["verdict"]]
     src, proc = s["source"], s["processing"]
+    failed = s["verdict"] == "failed"
     t = fact_table(f"result {s['_id']}")
-    t.add_row("verdict", f"[{colour}]{s['verdict']}[/]")
-    t.add_row("score / threshold", f"{s['anomaly_score']} / {s['threshold']}")
+    e = proc.get("error") or {}
+    if failed:  # a failure is shown as one: what went wrong first, no score, no made-up audio facts
+        t.add_row("verdict", f"[{colour}]failed[/] at {e.get('stage') or '?'}: {e.get('code') or '?'}")
+        t.add_row("error", str(e.get("message") or "-"))
+    else:
+        t.add_row("verdict", f"[{colour}]{s['verdict']}[/]")
+        t.add_row("score / threshold", f"{_num(s['anomaly_score'])} / {_num(s['threshold'])}")
     for k in ("test_date", "record_type", "mongo_doc_id", "subject_id", "student_id", "udise", "audio_url"):
         t.add_row(k, str(src.get(k)))
     t.add_row(
@@ -188,22 +236,18 @@ def _render_one(s: dict[str, Any], expires: int) -> None:
         f"{_ts(proc.get('processed_at'))} by {proc.get('worker_id')} (attempt {proc.get('attempt')}, "
         f"model {proc.get('model_version')})",
     )
-    if proc.get("error"):
-        e = proc["error"]
+    if e and not failed:
         t.add_row("error", f"{e.get('code')} at {e.get('stage')}: {e.get('message')}")
-    a = s["audio"]
-    if a:
-        t.add_row(
-            "audio",
-            f"{a.get('format')} {a.get('sample_rate')} Hz x{a.get('channels')}, {a.get('duration_s')} s, {a.get('bytes')} bytes",
-        )
+    audio = _audio_text(s["audio"])
+    if audio:
+        t.add_row("audio", audio)
     if s["duplicate_of"]:
         t.add_row("duplicate of", ", ".join(s["duplicate_of"]))
     t.add_row(
         "listen",
         f"link below, valid {expires} s (a child's recording: do not share it)"
         if s["listen_url"]
-        else f"unavailable ({s['listen_unavailable']})",
+        else f"none: {s['listen_unavailable']}",
     )
     out().print(t)
     if s["listen_url"]:
@@ -223,7 +267,23 @@ def _render_one(s: dict[str, Any], expires: int) -> None:
 
 
 def _num(v: Any) -> str:
+    if v is None:
+        return "-"
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _audio_text(a: dict[str, Any]) -> str:
+    """What is known of the recording (only the facts that were measured; nothing for a failed fetch)."""
+    parts = []
+    if a.get("format"):
+        parts.append(str(a["format"]))
+    if a.get("sample_rate"):
+        parts.append(f"{a['sample_rate']} Hz" + (f" x{a['channels']}" if a.get("channels") else ""))
+    if a.get("duration_s") is not None:
+        parts.append(f"{a['duration_s']} s")
+    if a.get("bytes"):
+        parts.append(f"{a['bytes']} bytes")
+    return ", ".join(parts)
 
 
 @app.command("dedupe")
