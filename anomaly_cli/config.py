@@ -206,9 +206,7 @@ class Settings:
             value = getattr(self, name)
             if value in ("", None, ()):
                 env = env_name(name)
-                raise ConfigError(
-                    f"{env} is not set", field=env, hint=f"set {env} in the environment, .env, or with its flag"
-                )
+                raise ConfigError(f"{env} is not set", field=env, hint=f"set {env} in the environment or .env")
 
     def redacted(self) -> dict[str, Any]:
         """All settings as plain values with secrets masked (for ``config show`` and logs)."""

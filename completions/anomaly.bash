@@ -5,36 +5,41 @@ _anomaly() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         w="${COMP_WORDS[i]}"
         case "${path:+$path }$w" in
-            'config'|'config show'|'coverage'|'demo'|'discover'|'doctor'|'model'|'model evaluate'|'model info'|'model train'|'push-urls'|'replay-dlq'|'rescreen'|'results'|'results dedupe'|'results inspect'|'results report'|'results show'|'score'|'seed-sqs'|'state'|'state list'|'state reset'|'state show'|'work') path="${path:+$path }$w" ;;
+            'config'|'config show'|'coverage'|'demo'|'discover'|'doctor'|'model'|'model evaluate'|'model info'|'model train'|'push-urls'|'replay-dlq'|'rescreen'|'results'|'results dedupe'|'results inspect'|'results report'|'results show'|'sandbox'|'score'|'seed-sqs'|'state'|'state list'|'state reset'|'state show'|'work') path="${path:+$path }$w" ;;
         esac
     done
     case "$path" in
-        '') words='config coverage demo discover doctor model push-urls replay-dlq rescreen results score seed-sqs state work --env-file --help --install-completion --log-level --show-completion --version' ;;
+        '') words='config coverage demo discover doctor model push-urls replay-dlq rescreen results sandbox score seed-sqs state work --env-file --help --install-completion --log-level --show-completion --version' ;;
         'config') words='show --help' ;;
         'config show') words='--help --json' ;;
         'coverage') words='--help --json --limit --no-queue' ;;
         'demo') words='--help --json --report --seed --students' ;;
-        'discover') words='--batch-size --dry-run --help --json --max-records --mode --poll-interval --subject-name --test-date' ;;
+        'discover') words='--batch-size --dry-run --help --json --limit --mode --poll-interval --queue-url --subject-name --test-date' ;;
         'doctor') words='--help --json --no-aws --no-model --sample-url' ;;
         'model') words='evaluate info train --help' ;;
         'model evaluate') words='--data --help --json --model-version --seed --source --synthetic' ;;
         'model info') words='--help --json --model-version' ;;
         'model train') words='--data --help --json --out --seed --synthetic' ;;
         'push-urls') words='--dry-run --help --json --name --queue-url --rescreen --test-date' ;;
-        'replay-dlq') words='--dlq-url --dry-run --filter --help --include-invalid --json --max --native --queue-url' ;;
+        'replay-dlq') words='--dlq-url --dry-run --filter --help --include-invalid --json --limit --native --queue-url' ;;
         'rescreen') words='--dry-run --help --json --model-older-than --queue-url --reason --status' ;;
         'results') words='dedupe inspect report show --help' ;;
         'results dedupe') words='--dry-run --help --json' ;;
         'results inspect') words='--anomalies-only --export --help --json --limit --min-count --reason --udise' ;;
         'results report') words='--help --json --lang --min-count --no-coverage --out --to' ;;
         'results show') words='--expires --help --json' ;;
+        'sandbox') words='--audio --help --keep-going --run --script --seed --source --students --with-demo-data' ;;
         'score') words='--help --json --model-version --recursive' ;;
         'seed-sqs') words='--bucket --dry-run --ext --from --help --json --prefix --queue-url --rescreen --synthetic --test-date' ;;
         'state') words='list reset show --help' ;;
         'state list') words='--help --json' ;;
         'state reset') words='--force --help --json --yes' ;;
         'state show') words='--help --json' ;;
-        'work') words='--batch-size --concurrency --drain-seconds --flush-seconds --health-file --help --idle-exit --max-messages --metrics-port --model-version --ready-file --visibility-timeout --wait-seconds' ;;
+        'work') words='--batch-size --concurrency --drain-seconds --flush-seconds --health-file --help --idle-exit --limit --metrics-port --model-version --queue-url --ready-file --visibility-timeout --wait-seconds' ;;
+    esac
+    case "$prev" in
+        --log-level) COMPREPLY=( $(compgen -W 'DEBUG INFO WARNING ERROR' -- "$cur") ); return 0 ;;
+        --mode) COMPREPLY=( $(compgen -W 'backfill incremental sweep' -- "$cur") ); return 0 ;;
     esac
     if [[ "$cur" != -* && "$prev" == --* && " $words " == *" $prev "* ]]; then
         COMPREPLY=( $(compgen -f -- "$cur") )  # the value of an option: files are the common case

@@ -29,14 +29,38 @@ DUPLICATE_KEY = 11000
 # NotPrimaryOrSecondary, HostUnreachable / HostNotFound, NetworkTimeout, SocketException.
 # From MongoDB's error_codes.yml.
 CURSOR_LOST_CODES = frozenset({43, 237, 175, 11601, 11600, 11602, 91, 189, 10107, 13435, 13436, 6, 7, 89, 9001})
+
+VALID_SCHEMES = ("mongodb", "mongodb+srv", "mongomock")
 _embedded: dict[str, Any] = {}
 _embedded_lock = threading.Lock()
+_held: set[str] = set()  # embedded servers a long-lived process (the sandbox) keeps for its commands
+#: What to tell someone whose data "vanished" between two commands on the embedded double.
+EMBEDDED_ALONE_HINT = (
+    "MONGO_URI=mongomock:// is an in-process double: it starts empty in every command and vanishes when "
+    "the command ends, so nothing an earlier command wrote is here. Run the commands one after another "
+    "inside `anomaly sandbox`, or point MONGO_URI at a real MongoDB (e.g. `docker run -p 27017:27017 mongo:8` "
+    "and MONGO_URI=mongodb://localhost:27017)."
+)
+
+
+def _embedded_name(uri: str) -> str:
+    return uri[len(EMBEDDED_SCHEME) :].strip("/") or "default"
+
+
+def hold_embedded(uri: str) -> None:
+    """Mark the embedded server of ``uri`` as kept alive for several commands (the sandbox)."""
+    _held.add(_embedded_name(uri))
+
+
+def embedded_alone(uri: str) -> bool:
+    """True when ``uri`` is the embedded double and no sandbox keeps it: it holds only this command's data."""
+    return uri.startswith(EMBEDDED_SCHEME) and _embedded_name(uri) not in _held
 
 
 def connect(uri: str, *, timeout_ms: int = 10000, app_name: str = "anomaly") -> Any:
     """A ``MongoClient`` for ``uri`` (or the embedded double for ``mongomock://``)."""
     if uri.startswith(EMBEDDED_SCHEME):
-        name = uri[len(EMBEDDED_SCHEME) :].strip("/") or "default"
+        name = _embedded_name(uri)
         with _embedded_lock:
             if name not in _embedded:
                 try:
@@ -48,6 +72,14 @@ def connect(uri: str, *, timeout_ms: int = 10000, app_name: str = "anomaly") -> 
                     ) from e
                 _embedded[name] = mongomock_ng.MongoClient(tz_aware=True)
             return _embedded[name]
+    scheme, sep, _ = uri.partition("://")
+    if not sep or scheme.lower() not in VALID_SCHEMES:
+        raise ConfigError(
+            f"MONGO_URI {redact_uri(uri)!r} does not start with a MongoDB scheme; valid: "
+            + ", ".join(f"{s}://" for s in VALID_SCHEMES)
+            + " (mongomock:// is the embedded in-process double)",
+            field="MONGO_URI",
+        )
     import pymongo
     from pymongo.errors import ConfigurationError, InvalidURI
 
@@ -112,6 +144,11 @@ def mongo_errors(what: str) -> Iterator[None]:
         raise MongoUnavailable(f"MongoDB unavailable during {what}: {type(e).__name__}") from e
     except pe.BulkWriteError:
         raise  # the callers read its per-operation errors (unordered_write)
+
+
+        raise MongoUnavailable(f"MongoDB unavailable during {what}: {_cause(e)}") from e
+    except pe.BulkWriteError:
+        raise
     except pe.OperationFailure as e:
         if e.code in CURSOR_LOST_CODES:
             raise CursorLost(f"MongoDB ended the cursor during {what}: {e.code} {type(e).__name__}") from e
@@ -148,6 +185,14 @@ def insert_many_new(collection: Any, docs: Sequence[Mapping[str, Any]], *, what:
     docs = list(docs)
     taken = unordered_write(lambda: collection.insert_many(docs, ordered=False), what=what)
     return {docs[i]["_id"] for i in taken}
+
+def _cause(e: Exception) -> str:
+    """The host and the cause pymongo reports (``localhost:27017: [Errno 111] Connection refused``),
+    without its topology dump; credentials never appear in it (pymongo prints host:port only)."""
+    from anomaly_cli.redact import redact_text
+
+    text = str(e).split(", Timeout:", 1)[0].split(" (configured timeouts", 1)[0].strip()
+    return f"{type(e).__name__}: {redact_text(text)[:300]}" if text else type(e).__name__
 
 
 def ping(db: Any) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Literal
 
 import typer
 
@@ -25,9 +25,11 @@ from anomaly_cli.cli.commands import (
     work,
 )
 from anomaly_cli.cli.context import CliContext
+from anomaly_cli.cli.params import AnomalyGroup
 
 app = typer.Typer(
     name="anomaly",
+    cls=AnomalyGroup,
     help="Screen children's oral-reading recordings for problems: Mongo -> SQS -> workers -> results.",
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -46,10 +48,11 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     env_file: Annotated[
-        Optional[str], typer.Option("--env-file", help="Read settings from this .env file (default ./.env).")
+        str | None, typer.Option("--env-file", help="Read settings from this .env file (default ./.env).")
     ] = None,
     log_level: Annotated[
-        Optional[str], typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR (env LOG_LEVEL).")
+        Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None,
+        typer.Option("--log-level", case_sensitive=False, help="Level of the events on stderr (env LOG_LEVEL)."),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")

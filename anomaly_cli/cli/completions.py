@@ -26,6 +26,24 @@ class Node:
     path: tuple[str, ...]
     commands: tuple[tuple[str, str], ...]  # (name, one-line help)
     options: tuple[tuple[str, str], ...]  # (flag, one-line help)
+    choices: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (flag, its values) for options with a fixed set
+
+
+def _choices(p: Any) -> tuple[str, ...]:
+    desc = getattr(p, "type_descriptor", None)
+    if desc is None or not desc.is_choice:
+        return ()
+    return tuple(str(getattr(c, "value", c)) for c in desc.choices or ())
+
+
+def all_choices(nodes: list[Node]) -> dict[str, tuple[str, ...]]:
+    """flag -> values over the whole tree (one flag has one set of values everywhere)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for n in nodes:
+        for flag, values in n.choices:
+            assert out.get(flag, values) == values, f"{flag} takes different values in different commands"
+            out[flag] = values
+    return dict(sorted(out.items()))
 
 
 def _short(text: str | None) -> str:
@@ -64,18 +82,21 @@ def tree() -> list[Node]:
     nodes: list[Node] = []
     for path, cmd, ctx in click_tree():
         opts = []
+        choices = []
         for p in cmd.get_params(ctx):
             if getattr(p, "param_type_name", "") == "option" and not getattr(p, "hidden", False):
                 for flag in [*p.opts, *p.secondary_opts]:
                     if flag.startswith("--"):
                         opts.append((flag, _short(p.help)))
+                        if _choices(p):
+                            choices.append((flag, _choices(p)))
         subs: list[tuple[str, str]] = []
         if hasattr(cmd, "list_commands"):
             for name in sorted(cmd.list_commands(ctx)):
                 sub = cmd.get_command(ctx, name)
                 if sub is not None and not sub.hidden:
                     subs.append((name, _short(sub.short_help or sub.help)))
-        nodes.append(Node(path, tuple(subs), tuple(sorted(opts))))
+        nodes.append(Node(path, tuple(subs), tuple(sorted(opts)), tuple(sorted(choices))))
     return sorted(nodes, key=lambda n: n.path)
 
 
@@ -101,6 +122,9 @@ def bash(nodes: list[Node]) -> str:
     for n in nodes:
         words = [c for c, _ in n.commands] + [o for o, _ in n.options]
         lines.append(f"        {_sq(' '.join(n.path))}) words={_sq(' '.join(words))} ;;")
+    lines += ["    esac", '    case "$prev" in']
+    for flag, values in all_choices(nodes).items():
+        lines.append(f'        {flag}) COMPREPLY=( $(compgen -W {_sq(" ".join(values))} -- "$cur") ); return 0 ;;')
     lines += [
         "    esac",
         '    if [[ "$cur" != -* && "$prev" == --* && " $words " == *" $prev "* ]]; then',
@@ -143,6 +167,9 @@ def zsh(nodes: list[Node]) -> str:
         cmds = " ".join(_sq(f"{_zesc(c)}:{h}") for c, h in n.commands)
         opts = " ".join(_sq(f"{_zesc(o)}:{h}") for o, h in n.options)
         lines.append(f"        {_sq(' '.join(n.path))}) cmds=({cmds}); opts=({opts}) ;;")
+    lines += ["    esac", "    case $words[CURRENT-1] in"]
+    for flag, values in all_choices(nodes).items():
+        lines.append(f"        {flag}) compadd -- {' '.join(_sq(v) for v in values)}; return ;;")
     lines += [
         "    esac",
         "    if [[ $PREFIX == -* ]]; then",
@@ -177,8 +204,10 @@ def fish(nodes: list[Node]) -> str:
             cond = f"__fish_seen_subcommand_from {n.path[0]}; and __fish_seen_subcommand_from {n.path[-1]}"
         for c, h in n.commands:
             lines.append(f"complete -c anomaly -n {_sq(cond)} -a {c} -d {_sq(h)}")
+        values = dict(n.choices)
         for o, h in n.options:
-            lines.append(f"complete -c anomaly -n {_sq(cond)} -l {o[2:]} -d {_sq(h)}")
+            extra = f" -x -a {_sq(' '.join(values[o]))}" if o in values else ""
+            lines.append(f"complete -c anomaly -n {_sq(cond)} -l {o[2:]}{extra} -d {_sq(h)}")
     lines.append("")
     return "\n".join(lines)
 

@@ -104,6 +104,28 @@ def fail(
     raise typer.Exit(exit_code)
 
 
+def _with_flag(e: Any) -> str | None:
+    """A missing/invalid setting's hint, plus the running command's flag for it when it has one.
+
+    Core errors cannot know the CLI's flags; the command's own options say which setting they
+    set (``(env NAME`` in their help), so a hint never offers a flag that does not exist.
+    """
+    field = getattr(e, "field", None)
+    if not field or not e.hint:
+        return e.hint
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return e.hint
+    for p in ctx.command.params:
+        if getattr(p, "param_type_name", "") == "option" and f"(env {field}" in (p.help or ""):
+            flag = next((o for o in p.opts if o.startswith("--")), None)
+            if flag:
+                return f"{e.hint}, or pass {flag}"
+    return e.hint
+
+
 @contextlib.contextmanager
 def handle_errors(json_mode: bool = False) -> Iterator[None]:
     """Turn project errors escaping a command into :func:`fail` with the right exit code."""
@@ -114,7 +136,7 @@ def handle_errors(json_mode: bool = False) -> Iterator[None]:
     except typer.Exit:
         raise
     except AnomalyError as e:
-        fail(e.code, str(e), hint=e.hint, exit_code=exit_codes.for_exception(e), json_mode=json_mode)
+        fail(e.code, str(e), hint=_with_flag(e), exit_code=exit_codes.for_exception(e), json_mode=json_mode)
     except KeyboardInterrupt:
         fail("interrupted", "interrupted", exit_code=exit_codes.RET_INTERRUPTED, json_mode=json_mode)
 

@@ -8,8 +8,9 @@ is ``ok``, ``warn`` (works, but fragile or slow) or ``fail`` (something will bre
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from anomaly_cli.config import Settings
 from anomaly_cli.errors import AnomalyError
@@ -132,13 +133,18 @@ def check_mongo(s: Settings, db: Any) -> list[Check]:
     names = set(db.list_collection_names())
     src = s.mongo_source_collection
     if src not in names:
+        from anomaly_cli.adapters.mongo import EMBEDDED_ALONE_HINT, embedded_alone
+
+        alone = embedded_alone(s.mongo_uri)
         out.append(
             Check(
                 "mongo",
                 "source collection",
                 FAIL,
-                f"{s.mongo_db_name}.{src} does not exist",
-                "set MONGO_SOURCE_COLLECTION / MONGO_DB_NAME to where the assessment records live",
+                f"{s.mongo_db_name}.{src} does not exist" + (" (the embedded double starts empty)" if alone else ""),
+                EMBEDDED_ALONE_HINT
+                if alone
+                else "set MONGO_SOURCE_COLLECTION / MONGO_DB_NAME to where the assessment records live",
             )
         )
     else:

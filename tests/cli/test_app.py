@@ -24,6 +24,7 @@ COMMANDS = [
     "results",
     "model",
     "config",
+    "sandbox",
 ]
 
 

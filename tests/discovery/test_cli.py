@@ -70,17 +70,31 @@ def test_flags_override_environment(db: Any, monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.mark.parametrize(
-    "args,env_name",
+    "args,flag",
     [
-        (["--mode", "sideways"], "MONGO_TO_SQS_MODE"),
-        (["--test-date", "2025-13-01"], "TEST_DATE"),
-        (["--batch-size", "0"], "DISCOVERY_BATCH_SIZE"),
+        (["--mode", "sideways"], "--mode"),
+        (["--test-date", "2025-13-01"], "--test-date"),
+        (["--batch-size", "0"], "--batch-size"),
     ],
 )
-def test_bad_settings_exit_with_the_config_code_naming_the_variable(db: Any, args: list[str], env_name: str) -> None:
+def test_bad_flag_values_are_usage_errors_naming_the_flag(db: Any, args: list[str], flag: str) -> None:
+    # a mistake on the command line is a usage error (2) in every command, named by its flag
     r = run("discover", *args, "--json")
+    assert r.exit_code == exit_codes.RET_USAGE
+    assert flag in json.loads(r.stdout)["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "var,value",
+    [("MONGO_TO_SQS_MODE", "sideways"), ("TEST_DATE", "2025-13-01"), ("DISCOVERY_BATCH_SIZE", "0")],
+)
+def test_bad_settings_exit_with_the_config_code_naming_the_variable(
+    db: Any, monkeypatch: pytest.MonkeyPatch, var: str, value: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    r = run("discover", "--json")
     assert r.exit_code == exit_codes.RET_CONFIG
-    assert env_name in json.loads(r.stdout)["error"]["message"]
+    assert var in json.loads(r.stdout)["error"]["message"]
 
 
 def test_missing_test_date_is_a_config_error(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:

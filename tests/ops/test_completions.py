@@ -34,6 +34,10 @@ def test_a_stale_script_is_detected(tmp_path):
         (["anomaly", "results", ""], {"dedupe", "inspect", "report", "show", "--help"}),
         (["anomaly", "results", "inspect", "2025-12-20", "--an"], {"--anomalies-only"}),
         (["anomaly", "--log-level", "INFO", "replay-dlq", "--dr"], {"--dry-run"}),
+        # choice values, not file names (issue 14, problem 6)
+        (["anomaly", "discover", "--mode", ""], {"backfill", "incremental", "sweep"}),
+        (["anomaly", "--log-level", ""], {"DEBUG", "INFO", "WARNING", "ERROR"}),
+        (["anomaly", "discover", "--mode", "in"], {"incremental"}),
     ],
 )
 def test_bash_script_completes(words, expected):

@@ -9,11 +9,12 @@ import typer
 from anomaly_cli.cli import context
 from anomaly_cli.cli.commands._progress import progress
 from anomaly_cli.cli.output import emit_json, err, fact_table, handle_errors, out
+from anomaly_cli.cli.params import DateArgument
 
 
 def command(
     ctx: typer.Context,
-    test_date: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
+    test_date: DateArgument,
     limit: Annotated[int, typer.Option("--limit", min=0, help="Rows without a result to list.")] = 20,
     no_queue: Annotated[bool, typer.Option("--no-queue", help="Skip the SQS counts (no AWS access needed).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Annotated, Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 import typer
 
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.output import emit_json, err, fact_table, fail, handle_errors, out
+from anomaly_cli.cli.params import DateOption
 
 
 class _Signals:
@@ -25,13 +27,13 @@ class _Signals:
         self.stop.set()
         err().print("[yellow]stopping after the current page (again to stop now)[/]")
 
-    def __enter__(self) -> "_Signals":
+    def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
@@ -39,22 +41,29 @@ class _Signals:
 def command(
     ctx: typer.Context,
     mode: Annotated[
-        Optional[str], typer.Option("--mode", help="backfill | incremental | sweep (env MONGO_TO_SQS_MODE).")
+        Literal["backfill", "incremental", "sweep"] | None,
+        typer.Option("--mode", help="What to discover (env MONGO_TO_SQS_MODE)."),
     ] = None,
-    test_date: Annotated[Optional[str], typer.Option("--test-date", help="YYYY-MM-DD (env TEST_DATE).")] = None,
+    test_date: DateOption = None,
     batch_size: Annotated[
-        Optional[int], typer.Option("--batch-size", help="Rows per page (env DISCOVERY_BATCH_SIZE).")
+        int | None, typer.Option("--batch-size", min=1, max=10000, help="Rows per page (env DISCOVERY_BATCH_SIZE).")
     ] = None,
-    max_records: Annotated[
-        Optional[int], typer.Option("--max-records", help="Cap on rows fetched this run (env MAX_RECORDS).")
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Stop after N rows fetched this run (env MAX_RECORDS).")
+    ] = None,
+    max_records: Annotated[int | None, typer.Option("--max-records", min=1, hidden=True)] = None,
+    queue_url: Annotated[
+        str | None, typer.Option("--queue-url", metavar="URL", help="The work queue (env SQS_QUEUE_URL).")
     ] = None,
     subject_name: Annotated[
-        Optional[str], typer.Option("--subject-name", help="Subject to screen (env SUBJECT_NAME, default वाचन).")
+        str | None, typer.Option("--subject-name", help="Subject to screen (env SUBJECT_NAME, default वाचन).")
     ] = None,
     poll_interval: Annotated[
-        Optional[float],
+        float | None,
         typer.Option(
-            "--poll-interval", help="Incremental: seconds to sleep when nothing is new (env POLL_INTERVAL_SECONDS)."
+            "--poll-interval",
+            min=0.001,
+            help="Incremental: seconds to sleep when nothing is new (env POLL_INTERVAL_SECONDS).",
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be enqueued; change nothing.")] = False,
@@ -71,14 +80,14 @@ def command(
             mongo_to_sqs_mode=mode,
             test_date=test_date,
             discovery_batch_size=batch_size,
-            max_records=max_records,
+            max_records=limit or max_records,  # --max-records: the old spelling, still accepted
             subject_name=subject_name,
             poll_interval_seconds=poll_interval,
         )
         settings.require("test_date")
         from anomaly_cli.discovery.service import build_service
 
-        queue = None if dry_run else cli.queue()
+        queue = None if dry_run else cli.queue(queue_url)
         with _Signals() as signals, _progress(settings.max_records, enabled=not json_out) as on_page:
             service = build_service(settings, cli.db, queue, stop=signals.stop, on_page=on_page)
             report = service.run(settings.mongo_to_sqs_mode, dry_run=dry_run)
@@ -139,7 +148,7 @@ class _progress:
             rate=(snap["fetched"] / elapsed) if elapsed > 0 else 0.0,
         )
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.stop()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -14,14 +14,15 @@ from anomaly_cli.cli.output import emit_json, err, fact_table, fail, handle_erro
 def command(
     ctx: typer.Context,
     dlq_url: Annotated[
-        Optional[str], typer.Option("--dlq-url", help="The DLQ (default SQS_DLQ_URL, else the queue's RedrivePolicy).")
+        str | None, typer.Option("--dlq-url", help="The DLQ (default SQS_DLQ_URL, else the queue's RedrivePolicy).")
     ] = None,
     queue_url: Annotated[
-        Optional[str], typer.Option("--queue-url", help="Where messages go back to (env SQS_QUEUE_URL).")
+        str | None, typer.Option("--queue-url", help="Where messages go back to (env SQS_QUEUE_URL).")
     ] = None,
-    max_messages: Annotated[Optional[int], typer.Option("--max", min=1, help="Move at most N messages.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Move at most N messages.")] = None,
+    max_messages: Annotated[int | None, typer.Option("--max", min=1, hidden=True)] = None,
     filters: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--filter", help="test_date=YYYY-MM-DD or record_type=teacher|admin|adhoc (repeatable)."),
     ] = None,
     include_invalid: Annotated[
@@ -37,6 +38,7 @@ def command(
 
     Exit codes: 0 done, 3 config (no DLQ), 4 connection, 5 some messages could not be moved.
     """
+    max_messages = limit or max_messages  # --max: the old spelling, still accepted
     cli = context.get(ctx)
     with handle_errors(json_out):
         from anomaly_cli.adapters.sqs import SqsQueue

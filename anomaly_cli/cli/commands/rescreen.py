@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -10,20 +10,19 @@ from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.commands._progress import progress
 from anomaly_cli.cli.commands.seed_sqs import render
 from anomaly_cli.cli.output import handle_errors
+from anomaly_cli.cli.params import DateArgument
 
 
 def command(
     ctx: typer.Context,
-    test_date: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
-    status: Annotated[
-        Optional[str], typer.Option("--status", help="Only results with this status: ok | failed.")
-    ] = None,
-    reason: Annotated[Optional[str], typer.Option("--reason", help="Only results with this reason code.")] = None,
+    test_date: DateArgument,
+    status: Annotated[str | None, typer.Option("--status", help="Only results with this status: ok | failed.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Only results with this reason code.")] = None,
     model_older_than: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--model-older-than", help="Only results of model versions before V (natural order)."),
     ] = None,
-    queue_url: Annotated[Optional[str], typer.Option("--queue-url", help="Target queue (env SQS_QUEUE_URL).")] = None,
+    queue_url: Annotated[str | None, typer.Option("--queue-url", help="Target queue (env SQS_QUEUE_URL).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be re-enqueued; send nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:

@@ -11,6 +11,7 @@ from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.commands import report as report_cmd
 from anomaly_cli.cli.commands._progress import progress
 from anomaly_cli.cli.output import emit_json, err, fact_table, fail, handle_errors, out
+from anomaly_cli.cli.params import DateArgument
 
 app = typer.Typer(no_args_is_help=True, help="Inspect, explain, de-duplicate and report screening results.")
 app.command("report")(report_cmd.command)
@@ -19,7 +20,7 @@ app.command("report")(report_cmd.command)
 @app.command("inspect")
 def inspect(
     ctx: typer.Context,
-    test_date: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
+    test_date: DateArgument,
     anomalies_only: Annotated[
         bool, typer.Option("--anomalies-only", help="Only results flagged as anomalies.")
     ] = False,
@@ -289,7 +290,7 @@ def _audio_text(a: dict[str, Any]) -> str:
 @app.command("dedupe")
 def dedupe(
     ctx: typer.Context,
-    test_date: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
+    test_date: DateArgument,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Find duplicates; flag nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:

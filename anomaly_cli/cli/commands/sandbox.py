@@ -56,7 +56,7 @@ def command(
     `mongomock://` lives in one process: separate `anomaly` commands never see each other's
     data. In the sandbox they do. At the prompt type any command without `anomaly`
     (`discover --test-date 2025-12-20`, `state show 2025-12-20`, `work --idle-exit 5`);
-    `:help` lists the prompt's own commands, Ctrl-D leaves. The endpoint and throwaway
+    `exit` or Ctrl-D leaves. The endpoint and throwaway
     credentials printed at start let the AWS CLI or boto3 in another terminal look at the queue
     and the bucket. Exit codes: 0, or the first failing command's code under --run / --script.
     """
@@ -80,6 +80,9 @@ def command(
             if audio is not None:
                 sandbox.upload_audio(audio)
             assert sandbox.info is not None
+            from anomaly_cli.adapters.mongo import hold_embedded
+
+            hold_embedded(sandbox.info.mongo_uri)
             restore = apply_environment(sandbox.info.environment())
             try:
                 _banner(sandbox, base, interactive=not lines)
@@ -142,18 +145,78 @@ def invoke(ctx: typer.Context, args: list[str]) -> int:
     return exit_codes.RET_OK
 
 
+#: words that leave the prompt (besides Ctrl-D)
+QUIT = {"exit", "quit", ":q", ":quit"}
+
+
 def _prompt(ctx: typer.Context) -> int:
-    """The interactive prompt (click-repl: history across sessions, completion of commands and values)."""
+    """The interactive prompt: prompt_toolkit (history across sessions, completion of commands,
+    options and choice values from Typer's own completion engine), each line run by :func:`invoke`.
+
+    Why not click-repl: Typer >= 0.29 ships its own copy of Click's classes, which click-repl's
+    completer and dispatcher do not recognise; prompt_toolkit is what click-repl is built on.
+    Without a terminal (piped input) the lines are read and run the same way, without a prompt.
+    """
     import sys
 
-    from click_repl import repl
+    if not sys.stdin.isatty():
+        return _run_lines(ctx, [ln for ln in sys.stdin.read().splitlines() if ln.strip()], keep_going=True)
+    from prompt_toolkit import PromptSession
     from prompt_toolkit.history import FileHistory
 
-    kwargs: dict[str, Any] = {"message": "anomaly> "}
-    if sys.stdin.isatty():
-        kwargs["history"] = FileHistory(str(Path(HISTORY_FILE).expanduser()))
-    repl(ctx, prompt_kwargs=kwargs)
-    return exit_codes.RET_OK
+    session: PromptSession[str] = PromptSession(
+        message="anomaly> ",
+        history=FileHistory(str(Path(HISTORY_FILE).expanduser())),
+        completer=_completer(ctx.find_root().command),
+        complete_while_typing=False,
+    )
+    while True:
+        try:
+            line = session.prompt()
+        except KeyboardInterrupt:
+            continue
+        except EOFError:
+            return exit_codes.RET_OK
+        if line.strip() in QUIT:
+            return exit_codes.RET_OK
+        try:
+            args = _args(line)
+        except ValueError as e:  # an unclosed quote
+            err().print(f"[red]error[/]: {e}", highlight=False)
+            continue
+        if args:
+            code = invoke(ctx, args)
+            if code != exit_codes.RET_OK:
+                err().print(f"[dim](exit {code})[/]", highlight=False)
+
+
+def _completer(root: Any) -> Any:
+    """A prompt_toolkit completer asking Typer's completion engine (the one behind ``--install-completion``)."""
+    from prompt_toolkit.completion import Completer, Completion
+    from typer._click.shell_completion import get_completion_class
+
+    shell_class = get_completion_class("bash")
+    assert shell_class is not None
+    engine = shell_class(root, {}, "anomaly", "_ANOMALY_COMPLETE")
+
+    class TyperCompleter(Completer):
+        def get_completions(self, document: Any, complete_event: Any) -> Any:
+            text = document.text_before_cursor
+            try:
+                args = _args(text) if text.strip() else []
+            except ValueError:
+                return
+            incomplete = "" if (not text or text[-1].isspace()) else (args.pop() if args else "")
+            try:
+                items = engine.get_completions(args, incomplete)
+            except Exception:  # noqa: BLE001 - a completion must never break the prompt
+                return
+            for item in items:
+                if getattr(item, "type", "plain") != "plain":
+                    continue  # "file" / "dir" hints: prompt_toolkit has no file completer here
+                yield Completion(str(item.value), start_position=-len(incomplete), display_meta=item.help or "")
+
+    return TyperCompleter()
 
 
 def _banner(sandbox: Any, base: Any, *, interactive: bool) -> None:
@@ -187,6 +250,7 @@ def _banner(sandbox: Any, base: Any, *, interactive: bool) -> None:
     o.print(f"  aws s3 ls s3://{i.bucket} --recursive", highlight=False)
     if interactive:
         o.print(
-            "Type a command without `anomaly` (e.g. `state list`); `--help` after any; :help, Ctrl-D to leave.",
+            "Type a command without `anomaly` (e.g. `state list`), Tab completes, `--help` after any; "
+            "`exit` or Ctrl-D leaves.",
             highlight=False,
         )

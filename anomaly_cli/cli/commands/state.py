@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Mapping
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import typer
 
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.output import emit_json, err, fail, handle_errors, out
+from anomaly_cli.cli.params import DateArgument
 
 app = typer.Typer(no_args_is_help=True, help="Show, list or reset the discovery state of a test date.")
 
-DateArg = Annotated[str, typer.Argument(help="Test date YYYY-MM-DD.")]
+DateArg = DateArgument
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 
@@ -37,6 +39,18 @@ def _date(value: str, json_mode: bool) -> str:
         return validate_test_date(value, field_name="TEST_DATE")
     except ConfigError as e:
         fail(e.code, str(e), exit_code=exit_codes.RET_USAGE, json_mode=json_mode)
+
+
+def cli_settings(ctx: typer.Context) -> Any:
+    return context.get(ctx).settings()
+
+
+def _not_found_hint(settings: Any, test_date: str) -> str:
+    from anomaly_cli.adapters.mongo import EMBEDDED_ALONE_HINT, embedded_alone
+
+    if embedded_alone(settings.mongo_uri):
+        return EMBEDDED_ALONE_HINT
+    return f"run: anomaly discover --mode backfill --test-date {test_date}"
 
 
 def _age(value: Any, now: dt.datetime) -> str:
@@ -69,7 +83,7 @@ def show(ctx: typer.Context, test_date: DateArg, json_out: JsonOpt = False) -> N
             fail(
                 "state_not_found",
                 f"no discovery state for {test_date} (id {repo.id_for(test_date)})",
-                hint=f"run: anomaly discover --mode backfill --test-date {test_date}",
+                hint=_not_found_hint(cli_settings(ctx), test_date),
                 exit_code=exit_codes.RET_ERROR,
                 json_mode=json_out,
             )
@@ -84,7 +98,7 @@ def _render_show(doc: Mapping[str, Any], live: bool) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     t = Table(show_header=False, box=None)
     t.add_column(style="bold")
     t.add_column()

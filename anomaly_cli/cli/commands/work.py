@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from anomaly_cli.cli import context, exit_codes, output
+from anomaly_cli.log import get_logger
 from anomaly_cli.sqs_quotas import MAX_LONG_POLL_SECONDS, MAX_VISIBILITY_TIMEOUT_SECONDS
 
 #: After the access-denied breaker stopped the worker, /metrics stays up this long (one scrape
@@ -20,7 +21,7 @@ METRICS_LINGER_SECONDS = 15.0
 def command(
     ctx: typer.Context,
     concurrency: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--concurrency",
             "-c",
@@ -29,20 +30,20 @@ def command(
         ),
     ] = None,
     batch_size: Annotated[
-        Optional[int], typer.Option("--batch-size", min=1, help="Messages per batch (env BATCH_SIZE).")
+        int | None, typer.Option("--batch-size", min=1, help="Messages per batch (env BATCH_SIZE).")
     ] = None,
     flush_seconds: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--flush-seconds", help="Dispatch a partial batch after this long (env FLUSH_SECONDS)."),
     ] = None,
     wait_seconds: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--wait-seconds", min=0, max=MAX_LONG_POLL_SECONDS, help="SQS long-poll wait (env SQS_WAIT_SECONDS)."
         ),
     ] = None,
     visibility_timeout: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--visibility-timeout",
             min=0,
@@ -50,31 +51,36 @@ def command(
             help="Visibility asked for received messages (env SQS_VISIBILITY_TIMEOUT).",
         ),
     ] = None,
-    max_messages: Annotated[
-        Optional[int], typer.Option("--max-messages", min=1, help="Receive this many messages, process them, exit 0.")
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Receive N messages, process them, exit 0.")
+    ] = None,
+    max_messages: Annotated[int | None, typer.Option("--max-messages", min=1, hidden=True)] = None,
+    queue_url: Annotated[
+        str | None, typer.Option("--queue-url", metavar="URL", help="The work queue (env SQS_QUEUE_URL).")
     ] = None,
     idle_exit: Annotated[
-        Optional[float], typer.Option("--idle-exit", help="Exit 0 after this many seconds with nothing to do.")
+        float | None,
+        typer.Option("--idle-exit", min=0.1, help="Exit 0 after this many seconds with nothing to do (within ~1 s)."),
     ] = None,
     model_version: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--model-version", help="Model version to load (env MODEL_VERSION; default newest)."),
     ] = None,
     health_file: Annotated[
-        Optional[str], typer.Option("--health-file", help="Touched every loop, for a liveness probe.")
+        str | None, typer.Option("--health-file", help="Touched every loop, for a liveness probe.")
     ] = None,
     drain_seconds: Annotated[
         float, typer.Option("--drain-seconds", help="On SIGTERM: how long running batches may finish.")
     ] = 30.0,
     ready_file: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--ready-file",
             help="Written once the screening processes have loaded the model, removed on stop (readiness probe).",
         ),
     ] = None,
     metrics_port: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--metrics-port",
             min=0,
@@ -98,11 +104,12 @@ def command(
             visibility_timeout_seconds=visibility_timeout,
             model_version=model_version,
             metrics_port=metrics_port,
+            sqs_queue_url=queue_url,
         )
         code = _run(
             cli,
             settings,
-            max_messages=max_messages,
+            max_messages=limit or max_messages,  # --max-messages: the old spelling, still accepted
             idle_exit=idle_exit,
             health_file=health_file,
             drain_seconds=drain_seconds,
@@ -130,6 +137,13 @@ def _run(
 
     ensure_allowlist(settings)  # refuse before loading anything heavy
     settings.require("sqs_queue_url")
+    from anomaly_cli.adapters.mongo import EMBEDDED_ALONE_HINT, embedded_alone
+
+    if embedded_alone(settings.mongo_uri):
+        # it bites here: no source row exists in this process, so every message is acked source_gone
+        get_logger("worker").warning(
+            "embedded_mongo_alone", consequence="messages acked as source_gone", hint=EMBEDDED_ALONE_HINT
+        )
     # The parent only reads the metadata (no scikit-learn here: memory); the screening processes
     # load the model during start-up and a failure there ends the command before any polling.
     model_path = artifacts.resolve(settings.model_dir, settings.model_version or None)
