@@ -161,7 +161,8 @@ class AnomalyGroup(typer.core.TyperGroup):
             rv = super().main(argv, prog_name, complete_var, False, **extra)
         except UsageError as e:
             command = " ".join(["anomaly", *[a for a in argv if not a.startswith("-")][:2]])
-            emit_json({"error": {"code": "usage", "message": e.format_message(), "hint": f"{command} --help"}})
+            code = "invalid_value" if isinstance(e, typer.BadParameter) else "usage"
+            emit_json({"error": {"code": code, "message": e.format_message(), "hint": f"{command} --help"}})
             sys.exit(e.exit_code)
         except ClickException as e:
             e.show()

@@ -221,8 +221,8 @@ def _in_school(cluster: C.DuplicateCluster, udise: str | None) -> bool:
     return udise is None or udise in cluster.schools
 
 
-#: error codes meaning the recording itself could not be had (no listening link for those)
-FETCH_FAILURE_CODES = frozenset({"not_found", "access_denied", "url_not_allowed", "invalid_url", "too_large"})
+#: error codes meaning there is no recording to listen to at that URL (no listening link for those)
+FETCH_FAILURE_CODES = frozenset({"not_found", "url_not_allowed", "invalid_url"})
 _ROW_PROJECTION = {"features": 0, "audio.fingerprint": 0, "audio.fp_bands": 0}
 
 
@@ -365,15 +365,17 @@ def explain(doc: Mapping[str, Any], *, listen_url: str | None = None) -> dict[st
 def listen_link(s3_client: Any, doc: Mapping[str, Any], expires_s: int = 300) -> tuple[str | None, str | None]:
     """(presigned URL, None) or (None, why not): a short-lived link to the recording.
 
-    No link when the fetch itself failed: presigning works for any key, so a link to a recording
-    that does not exist (or may not be read) would only lead to an error page.
+    No link when the worker found no recording there (``not_found``) or the URL is not one to
+    fetch (``invalid_url``, ``url_not_allowed``): presigning works for any key, so such a link would
+    only lead to an error page. ``access_denied`` still gets one: the operator's credentials may
+    read what the worker's could not.
     """
     from anomaly_cli.adapters.storage import presign
     from anomaly_cli.errors import AnomalyError
 
     url = (doc.get("source") or {}).get("audio_s3_url") or ""
     error = (doc.get("processing") or {}).get("error") or {}
-    if error.get("stage") == "fetch" or error.get("code") in FETCH_FAILURE_CODES:
+    if error.get("code") in FETCH_FAILURE_CODES:
         return None, f"the recording could not be fetched ({error.get('code')})"
     try:
         return presign(s3_client, url, expires_s), None

@@ -45,7 +45,7 @@ def test_a_bad_date_flag_names_the_flag_and_under_json_is_json() -> None:
     r = run("discover", "--test-date", "2025-13-01", "--json", MONGO_URI="mongomock://voice")
     assert r.exit_code == exit_codes.RET_USAGE
     error = json.loads(r.stdout)["error"]
-    assert error["code"] == "usage" and "'--test-date'" in error["message"]
+    assert error["code"] == "invalid_value" and "'--test-date'" in error["message"]
 
 
 def test_a_bad_date_in_the_environment_is_a_config_error_naming_the_variable() -> None:

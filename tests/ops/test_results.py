@@ -49,9 +49,9 @@ def test_inspect_summary(cli, db):
     assert "by reason" in human.stdout and "quiet" in human.stdout
 
 
-def test_inspect_bad_date_is_a_config_error(cli):
+def test_inspect_bad_date_is_a_usage_error(cli):
     r = cli(["results", "inspect", "2025-02-30"])
-    assert r.exit_code == exit_codes.RET_CONFIG
+    assert r.exit_code == exit_codes.RET_USAGE  # as in every command (tests/cli/test_one_voice.py)
 
 
 def test_export_csv_and_jsonl_stream_every_row(cli, db, tmp_path):
