@@ -141,14 +141,9 @@ def mongo_errors(what: str) -> Iterator[None]:
         pe.WTimeoutError,
         pe.ConnectionFailure,
     ) as e:
-        raise MongoUnavailable(f"MongoDB unavailable during {what}: {type(e).__name__}") from e
-    except pe.BulkWriteError:
-        raise  # the callers read its per-operation errors (unordered_write)
-
-
         raise MongoUnavailable(f"MongoDB unavailable during {what}: {_cause(e)}") from e
     except pe.BulkWriteError:
-        raise
+        raise  # the callers read its per-operation errors (unordered_write)
     except pe.OperationFailure as e:
         if e.code in CURSOR_LOST_CODES:
             raise CursorLost(f"MongoDB ended the cursor during {what}: {e.code} {type(e).__name__}") from e
@@ -185,6 +180,7 @@ def insert_many_new(collection: Any, docs: Sequence[Mapping[str, Any]], *, what:
     docs = list(docs)
     taken = unordered_write(lambda: collection.insert_many(docs, ordered=False), what=what)
     return {docs[i]["_id"] for i in taken}
+
 
 def _cause(e: Exception) -> str:
     """The host and the cause pymongo reports (``localhost:27017: [Errno 111] Connection refused``),

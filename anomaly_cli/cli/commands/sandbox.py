@@ -9,7 +9,10 @@ from typing import Annotated, Any
 import typer
 
 from anomaly_cli.cli import context, exit_codes
-from anomaly_cli.cli.output import Output, err, out
+from anomaly_cli.cli.output import Output, err, interactive, out
+from anomaly_cli.log import get_logger
+
+log = get_logger("sandbox")
 
 HISTORY_FILE = "~/.anomaly_sandbox_history"
 
@@ -110,7 +113,7 @@ def _script_lines(run: list[str], script: Path | None) -> list[str]:
 def _args(line: str) -> list[str]:
     """The arguments of one command line; a leading ``anomaly`` (copied from the README) is dropped."""
     args = shlex.split(line, comments=True)
-    if args and args[0] in ("anomaly", "$"):
+    if args and args[0] in ("anomaly", "anomaly>", "$"):
         args = args[1:]
     return args
 
@@ -122,12 +125,16 @@ def _run_lines(ctx: typer.Context, lines: list[str], keep_going: bool) -> int:
         args = _args(line)
         if not args:
             continue
-        err().print(f"[bold cyan]sandbox>[/] anomaly {shlex.join(args)}", highlight=False)
+        command = f"anomaly {shlex.join(args)}"
+        if interactive():
+            err().print(f"[bold cyan]sandbox>[/] {command}", highlight=False)
+        else:  # stderr is JSON lines: the step is an event like any other
+            log.info("sandbox_command_started", command=command)
         code = invoke(ctx, args)
         if code != exit_codes.RET_OK:
             first_failure = first_failure or code
+            log.warning("sandbox_command_failed", command=command, exit_code=code, stopping=not keep_going)
             if not keep_going:
-                err().print(f"[yellow]sandbox: stopped, that command exited {code}[/]", highlight=False)
                 return code
     return first_failure
 

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 import typer
 
 from anomaly_cli.cli import context, exit_codes, output
-from anomaly_cli.log import get_logger
 from anomaly_cli.sqs_quotas import MAX_LONG_POLL_SECONDS, MAX_VISIBILITY_TIMEOUT_SECONDS
 
 #: After the access-denied breaker stopped the worker, /metrics stays up this long (one scrape
@@ -137,13 +136,6 @@ def _run(
 
     ensure_allowlist(settings)  # refuse before loading anything heavy
     settings.require("sqs_queue_url")
-    from anomaly_cli.adapters.mongo import EMBEDDED_ALONE_HINT, embedded_alone
-
-    if embedded_alone(settings.mongo_uri):
-        # it bites here: no source row exists in this process, so every message is acked source_gone
-        get_logger("worker").warning(
-            "embedded_mongo_alone", consequence="messages acked as source_gone", hint=EMBEDDED_ALONE_HINT
-        )
     # The parent only reads the metadata (no scikit-learn here: memory); the screening processes
     # load the model during start-up and a failure there ends the command before any polling.
     model_path = artifacts.resolve(settings.model_dir, settings.model_version or None)
@@ -153,12 +145,20 @@ def _run(
         for p in (MaxMessages(max_messages) if max_messages else None, IdleShutdown(idle_exit) if idle_exit else None)
         if p is not None
     ]
-    ensure_source(
-        cli.db,
-        database=settings.mongo_db_name,
-        collection=settings.mongo_source_collection,
-        adhoc_only=settings.worker_adhoc_only,
-    )
+    from anomaly_cli.adapters.mongo import EMBEDDED_ALONE_HINT, embedded_alone
+    from anomaly_cli.errors import ConfigError
+
+    try:
+        ensure_source(
+            cli.db,
+            database=settings.mongo_db_name,
+            collection=settings.mongo_source_collection,
+            adhoc_only=settings.worker_adhoc_only,
+        )
+    except ConfigError as e:
+        if embedded_alone(settings.mongo_uri):  # the fix is not a collection name: it is one process
+            e.hint = EMBEDDED_ALONE_HINT
+        raise
     shutdown = ShutdownController(drain_seconds=drain_seconds)
     live = _LiveView() if output.interactive() else None
     restore = shutdown.install()
