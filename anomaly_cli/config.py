@@ -132,6 +132,12 @@ class Settings:
     enable_source_backlink_update: bool = _spec(
         "ENABLE_SOURCE_BACKLINK_UPDATE", "worker: write the anomaly backlink into the source row", default=False
     )
+    reuse_within_student_is_anomaly: bool = _spec(
+        "REUSE_WITHIN_STUDENT_IS_ANOMALY",
+        "worker, results dedupe: one recording on several rows of one student is an anomaly "
+        "(reason reused_within_student); default: informational (inference.reuse_of only)",
+        default=False,
+    )
     access_denied_limit: int = _spec(
         "ACCESS_DENIED_LIMIT", "worker: consecutive access-denied answers that stop the worker", default=20
     )

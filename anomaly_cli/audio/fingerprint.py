@@ -13,13 +13,18 @@ information and would *agree* between any two recordings with pauses; they are s
 0 and left out of every comparison (a real word is 0 with probability 2**-32).
 
 Decisions:
-- :data:`MATCH_BER` = 0.35. Measured (FACTS.md and tests): re-encoded copies sit at 0.12-0.28,
-  different children reading the same passage at ~0.49 (independent bits give 0.5). 0.35 is
-  Haitsma-Kalker's own threshold and leaves margin on both sides; over >= 1 s of overlap (>= 1000
-  bits) chance agreement of unrelated audio is many standard deviations away.
-- :func:`bit_error_rate` takes the best of small shifts (+-8 frames, 256 ms): codecs add delay
-  (MP3 ~50-70 ms) and decoders trim differently.
-- :func:`band_keys` gives <= 64 keys for a Mongo multikey index (see its docstring).
+- :data:`MATCH_BER` = 0.35. Measured (FACTS.md, tests and ``bench/bench_duplicates.py`` on real
+  recorded speech): re-encoded, resampled, gain-changed, trimmed and noisy copies sit at 0.00-0.30,
+  different recordings at >= 0.43 (independent bits give 0.5). 0.35 is Haitsma-Kalker's own
+  threshold; over >= 1 s of overlap (>= 1000 bits) chance agreement of unrelated audio is many
+  standard deviations away (the bench writes the estimate down for 10^6 recordings).
+- :func:`align` compares two fingerprints at *every* relative offset (one FFT cross-correlation of
+  the +-1 bit planes, a few ms a pair): leading or trailing silence, trims of seconds at either end,
+  codec delays and a 10 s cut out of a longer recording all line up, which a small shift window
+  (the old +-8 frames) could not.
+- :func:`band_keys` gives shift-invariant keys for a Mongo multikey index (see its docstring);
+  :func:`fingerprint_and_query_keys` adds the keys of the same audio at sub-frame offsets, so a copy
+  trimmed by a fraction of the 32 ms hop still shares keys with its original.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -40,30 +46,62 @@ HOP = 256  # 32 ms
 N_BANDS = 33  # -> 32 bits
 F_LO, F_HI = 300.0, 3000.0
 QUIET_DB = 45.0
-#: Best-of-shifts search range in frames (+-256 ms).
+#: Old best-of-shifts range (frames), still accepted by :func:`bit_error_rate`'s ``max_shift``.
 MAX_SHIFT = 8
 #: Fewest valid overlapping frames (~1 s) for a comparison to count; fewer gives 0.5 (no evidence).
 MIN_FRAMES = 32
 #: Bit-error rate at or under which two fingerprints are the same recording (see module docstring).
 MATCH_BER = 0.35
-#: band_keys: frames pooled per block (256 ms), blocks used (first ~16 s of sound), bits per key.
-KEY_BLOCK = 8
-KEY_BLOCKS = 64
-KEY_BITS = 16
+#: band_keys: frames pooled per key (256 ms), bits per key, bit subsets, 1 in KEY_SAMPLING kept, cap.
+KEY_WINDOW = 8
+KEY_BITS = 20
+KEY_SUBSETS = 2
+KEY_SAMPLING = 8
+MAX_KEYS = 1024
+#: Sub-hop offsets (of HOP / QUERY_PHASES samples each) whose keys a new recording looks up with.
+QUERY_PHASES = 4
 
 
 def compute(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     """The fingerprint of ``samples`` (mono float): one uint32 word per 32 ms frame, 0 = quiet."""
+    return _words(_at_rate(samples, sample_rate))
+
+
+def fingerprint_and_query_keys(samples: np.ndarray, sample_rate: int = 16000) -> tuple[np.ndarray, list[int]]:
+    """The fingerprint and the keys to look its copies up with: :func:`band_keys` of the audio
+    started at each of :data:`QUERY_PHASES` sub-hop offsets (0, 8, 16, 24 ms), merged.
+
+    A copy trimmed by a whole number of frames shares the stored keys as they are; one trimmed by
+    a fraction of a hop has every frame straddling two of the original's, and ~4 in 5 of its keys
+    change (measured: trims at random offsets shared >= 2 keys in 79 % of real-speech cases with
+    phase 0 alone, 100 % with four phases). Only the stored fingerprint and its phase-0 keys are
+    kept; the query keys cost ~3 more frame passes (the 8 kHz resample is shared).
+    """
+    x = _at_rate(samples, sample_rate)
+    fp = _words(x)
+    keys = set(band_keys(fp))
+    step = HOP // QUERY_PHASES
+    for p in range(1, QUERY_PHASES):
+        keys.update(band_keys(_words(x[p * step :])))
+    return fp, sorted(keys)
+
+
+def _at_rate(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mono float32 at :data:`RATE`, NaN-free."""
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim > 1:
         x = x.mean(axis=-1)  # (n, channels) -> mono
     x = np.nan_to_num(x.ravel())
-    if x.size == 0:
-        return np.zeros(0, dtype=np.uint32)
     sr = int(sample_rate)
-    if sr != RATE:
+    if sr != RATE and x.size:
         g = np.gcd(sr, RATE)
         x = resample_poly(x, RATE // g, sr // g).astype(np.float32)
+    return x
+
+
+def _words(x: np.ndarray) -> np.ndarray:
+    if x.size == 0:
+        return np.zeros(0, dtype=np.uint32)
     if x.size < FRAME:
         x = np.pad(x, (0, FRAME - x.size))
     bands = _band_energies(x)  # (n, 33)
@@ -131,26 +169,62 @@ def from_text(s: str) -> np.ndarray:
     return np.frombuffer(raw, dtype="<u4").astype(np.uint32)
 
 
-def bit_error_rate(a: np.ndarray, b: np.ndarray, max_shift: int = MAX_SHIFT) -> float:
-    """Smallest fraction of differing bits over shifts of +-``max_shift`` frames (0 same, ~0.5 unrelated).
+@dataclass(frozen=True)
+class Alignment:
+    """How two fingerprints line up best: ``b`` starts ``offset`` frames after ``a`` (negative:
+    before), over ``overlap`` frames that are sound in both, with bit-error rate ``ber``."""
 
-    Only frames where both words are non-quiet count; with fewer than :data:`MIN_FRAMES` such
-    frames at every shift the answer is 0.5 (no evidence of a match).
+    ber: float
+    offset: int
+    overlap: int
+
+    @property
+    def offset_s(self) -> float:
+        """The offset in seconds (32 ms a frame)."""
+        return self.offset * HOP / RATE
+
+
+def _planes(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(+-1 bit planes with quiet frames as 0, (n, 32) float32; 0/1 sound mask, (n,) float32)."""
+    valid = (w != 0).astype(np.float32)
+    bits = np.unpackbits(w.astype(">u4").view(np.uint8).reshape(-1, 4), axis=1, bitorder="big")
+    return (bits.astype(np.float32) * 2.0 - 1.0) * valid[:, None], valid
+
+
+def align(a: np.ndarray, b: np.ndarray, *, max_shift: int | None = None) -> Alignment:
+    """The best alignment of ``b`` against ``a`` over every offset (or +-``max_shift`` frames).
+
+    Agreement of the two bit planes at all offsets is one FFT cross-correlation (summed over the
+    32 bit positions), the number of frames sound in both is another; an offset counts only with
+    >= :data:`MIN_FRAMES` such frames. Without any, the answer is BER 0.5 (no evidence).
     """
     a = np.asarray(a, dtype=np.uint32)
     b = np.asarray(b, dtype=np.uint32)
-    best = 0.5
-    for s in range(-max_shift, max_shift + 1):
-        x, y = (a[s:], b) if s >= 0 else (a, b[-s:])
-        n = min(x.size, y.size)
-        x, y = x[:n], y[:n]
-        ok = (x != 0) & (y != 0)
-        k = int(np.count_nonzero(ok))
-        if k < MIN_FRAMES:
-            continue
-        ber = float(np.bitwise_count(x[ok] ^ y[ok]).sum()) / (32.0 * k)
-        best = min(best, ber)
-    return best
+    if a.size == 0 or b.size == 0:
+        return Alignment(0.5, 0, 0)
+    sa, va = _planes(a)
+    sb, vb = _planes(b)
+    n = a.size + b.size - 1
+    nfft = int(scipy.fft.next_fast_len(n, real=True))
+    fa = scipy.fft.rfft(sa, nfft, axis=0, workers=1)
+    fb = scipy.fft.rfft(sb[::-1], nfft, axis=0, workers=1)
+    agree = scipy.fft.irfft((fa * fb).sum(axis=1), nfft, workers=1)[:n]
+    overlap = np.rint(scipy.fft.irfft(scipy.fft.rfft(va, nfft) * scipy.fft.rfft(vb[::-1], nfft), nfft)[:n])
+    # index i <-> b shifted so that b[0] sits at a[i - (len(b) - 1)]
+    offsets = np.arange(n) - (b.size - 1)
+    ok = overlap >= MIN_FRAMES
+    if max_shift is not None:
+        ok &= np.abs(offsets) <= max_shift
+    if not ok.any():
+        return Alignment(0.5, 0, 0)
+    ber = np.where(ok, 0.5 - agree / (64.0 * np.maximum(overlap, 1.0)), 1.0)
+    i = int(np.argmin(ber))
+    return Alignment(float(min(0.5, max(0.0, ber[i]))), int(offsets[i]), int(overlap[i]))
+
+
+def bit_error_rate(a: np.ndarray, b: np.ndarray, max_shift: int | None = None) -> float:
+    """Fraction of differing bits at the best alignment (0 same, ~0.5 unrelated); see :func:`align`."""
+    return align(a, b, max_shift=max_shift).ber
 
 
 def is_match(a: np.ndarray, b: np.ndarray) -> bool:
@@ -158,62 +232,82 @@ def is_match(a: np.ndarray, b: np.ndarray) -> bool:
     return bit_error_rate(a, b) <= MATCH_BER
 
 
+def sound_frames(fp: np.ndarray) -> int:
+    """Frames with sound (non-zero words): fewer than :data:`MIN_FRAMES` can never match."""
+    return int(np.count_nonzero(np.asarray(fp)))
+
+
 @lru_cache(maxsize=1)
 def _key_bit_sets() -> np.ndarray:
-    """Fixed (seeded) choice of KEY_BITS bit positions per block: part of the key format."""
-    rng = np.random.default_rng(20261129)
-    return np.stack([np.sort(rng.choice(32, size=KEY_BITS, replace=False)) for _ in range(KEY_BLOCKS)])
+    """Fixed (seeded) choice of KEY_BITS bit positions per subset: part of the key format."""
+    rng = np.random.default_rng(20261202)
+    return np.stack([np.sort(rng.choice(32, size=KEY_BITS, replace=False)) for _ in range(KEY_SUBSETS)])
 
 
-def band_keys(fp: np.ndarray) -> list[str]:
-    """Locality-sensitive sub-hashes for candidate lookup (a Mongo multikey index), at most 64.
+def band_keys(fp: np.ndarray) -> list[int]:
+    """Shift-invariant sub-hashes for candidate lookup (a Mongo multikey index), at most :data:`MAX_KEYS`.
 
     Single 32-bit words rarely survive a re-encode intact (at BER 0.2, 0.8**32 < 0.1 %), so keys
-    are built from time-pooled bits: starting at the first non-quiet frame (so a codec's delay or
-    a trimmed lead-in does not shift the grid), frames are grouped in blocks of 8 (256 ms) and each
-    of the 32 bit positions gets the majority vote of the block's non-quiet frames. Key j is block
-    j's votes on a fixed pseudo-random set of 16 bit positions, written ``"j:xxxx"`` (block index
-    + 4 hex digits), for the first 64 blocks with enough sound (~16 s). Copies share a key when one block
-    agrees on those 16 bits; unrelated recordings collide on a given key with probability ~2**-16,
-    so a lookup returns few false candidates, which :func:`is_match` then rejects.
-    Measured while choosing (8 recordings of 30 s, block/bits swept over 8-32 / 10-16): copies
-    through MP3, AAC, Vorbis and AMR-NB shared >= 1 key in 8/8 cases, Opus/WebM 7/8; unrelated
-    recordings shared none. Blocks of 16 frames lost AMR copies, 12 bits gave false candidates.
+    come from time-pooled bits: at *every* frame position, each of the 32 bit positions gets the
+    majority vote of the next 8 frames (256 ms; >= 6 of them sound). A key is one of two fixed
+    pseudo-random sets of 20 voted bits, as ``subset << 20 | bits``. Keys carry no frame index, so
+    a copy that starts earlier or later (silence added, seconds trimmed, a cut of a longer
+    recording) has the same keys at shifted positions. To keep the index small, a key is kept only
+    when a hash of its *value* falls in 1 of :data:`KEY_SAMPLING` buckets: the choice depends on the
+    value alone, so whenever a copy has the value, both sides keep it (~6 keys a second of sound).
+    Unrelated recordings collide on a key with probability ~2**-20 per pair of keys; a lookup
+    ranks candidates by keys shared and :func:`is_match` decides.
+    Measured while choosing (``bench/bench_duplicates.py``, real speech of 15-35 s, pooling 8/16,
+    bits 12-32, sampling 1/2-1/32): every transform of the bench shared >= 2 keys with 20 bits, 2
+    subsets, 1/8 and four query phases; 22+ bits lost AMR-NB copies, 16 bits or fewer multiplied
+    the candidates of unrelated recordings.
     """
     w = np.asarray(fp, dtype=np.uint32)
-    nz = np.flatnonzero(w)
-    if nz.size == 0:
+    if w.size < KEY_WINDOW:
         return []
-    w = w[nz[0] :]
-    bits = np.unpackbits(w.astype(">u4").view(np.uint8).reshape(-1, 4), axis=1, bitorder="big")  # (n, 32)
     valid = w != 0
-    sets = _key_bit_sets()
-    keys: list[str] = []
-    for j in range(w.size // KEY_BLOCK):
-        if len(keys) == KEY_BLOCKS:
-            break
-        sl = slice(j * KEY_BLOCK, (j + 1) * KEY_BLOCK)
-        v = valid[sl]
-        if v.sum() < KEY_BLOCK // 2:
-            continue
-        votes = bits[sl][v].mean(axis=0) > 0.5
-        val = 0
-        for bit in votes[sets[j % KEY_BLOCKS]]:
-            val = (val << 1) | int(bit)
-        keys.append(f"{j}:{val:04x}")
+    bits = np.unpackbits(w.astype(">u4").view(np.uint8).reshape(-1, 4), axis=1, bitorder="big").astype(np.int32)
+    bits[~valid] = 0
+    ones = np.cumsum(np.vstack([np.zeros((1, 32), np.int32), bits]), axis=0)
+    ones = ones[KEY_WINDOW:] - ones[:-KEY_WINDOW]
+    cnt = np.cumsum(np.concatenate([[0], valid.astype(np.int32)]))
+    cnt = cnt[KEY_WINDOW:] - cnt[:-KEY_WINDOW]
+    ok = cnt >= (3 * KEY_WINDOW) // 4
+    votes = (2 * ones > cnt[:, None])[ok]  # (positions, 32)
+    if votes.shape[0] == 0:
+        return []
+    weights = (1 << np.arange(KEY_BITS - 1, -1, -1)).astype(np.int64)
+    keys: list[int] = []
+    seen: set[int] = set()
+    per_subset = [
+        (t << KEY_BITS) | (votes[:, cols].astype(np.int64) @ weights) for t, cols in enumerate(_key_bit_sets())
+    ]
+    stacked = np.stack(per_subset, axis=1).ravel()  # time order, subsets interleaved
+    h = (stacked * 0x9E3779B1) & 0xFFFFFFFF
+    for k in stacked[(h >> 16) % KEY_SAMPLING == 0].tolist():
+        if k not in seen:
+            seen.add(k)
+            keys.append(int(k))
+            if len(keys) == MAX_KEYS:
+                break
     return keys
 
 
-def pcm_sha256(samples: np.ndarray) -> str:
+def pcm_sha256(samples: np.ndarray) -> str | None:
     """SHA-256 of the decoded audio quantised to int16: equal for exact-audio copies in other containers.
 
     Scale 32768 is the int16 <-> float convention of libsndfile and FFmpeg, so 16-bit audio decoded
-    from WAV, FLAC or any lossless container maps back to its exact integers.
+    from WAV, FLAC or any lossless container maps back to its exact integers. ``None`` for digital
+    silence (every sample 0 after quantising): two different files of zeros of one length are
+    identical by construction, not by copying, so they must not match as PCM copies.
     """
     x = np.asarray(samples).ravel()
     h = hashlib.sha256()
+    sound = False
     step = 1 << 16  # hashed block by block: no whole-file float64 / int16 copies (~20 MB a minute)
     for a in range(0, x.size, step):
         blk = np.nan_to_num(x[a : a + step].astype(np.float64))
-        h.update(np.clip(np.round(blk * 32768.0), -32768, 32767).astype("<i2").tobytes())
-    return h.hexdigest()
+        q = np.clip(np.round(blk * 32768.0), -32768, 32767).astype("<i2")
+        sound = sound or bool(q.any())
+        h.update(q.tobytes())
+    return h.hexdigest() if sound else None

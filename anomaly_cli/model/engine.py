@@ -186,9 +186,11 @@ def _audio_facts(decoded: "DecodedAudio", raw: bytes, *, fingerprint: bool) -> d
         "pcm_sha256": fpmod.pcm_sha256(decoded.samples),
     }
     if fingerprint:
-        fp = fpmod.compute(decoded.samples, decoded.sample_rate)
+        fp, query = fpmod.fingerprint_and_query_keys(decoded.samples, decoded.sample_rate)
         facts["fingerprint"] = fpmod.to_text(fp)
         facts["fp_bands"] = list(fpmod.band_keys(fp))
+        # looked up with, never stored (results/document.py keeps only AUDIO_FIELDS)
+        facts["fp_query"] = query
     return facts
 
 

@@ -44,6 +44,7 @@ CSV_COLUMNS = (
     "model_version",
     "processed_at",
     "duration_s",
+    "reuse_of",
 )
 
 
@@ -248,6 +249,7 @@ def flat_row(doc: Mapping[str, Any]) -> dict[str, Any]:
         "model_version": proc.get("model_version"),
         "processed_at": proc.get("processed_at"),
         "duration_s": audio.get("duration_s"),
+        "reuse_of": ";".join(inf.get("reuse_of") or []),
     }
 
 
@@ -355,6 +357,7 @@ def explain(doc: Mapping[str, Any], *, listen_url: str | None = None) -> dict[st
         "threshold": inf.get("threshold"),
         "reasons": inf.get("reasons") or [],
         "duplicate_of": inf.get("duplicate_of") or [],
+        "reuse_of": inf.get("reuse_of") or [],
         "processing": proc,
         "audio": {k: v for k, v in (doc.get("audio") or {}).items() if k not in ("fingerprint", "fp_bands")},
         "features": doc.get("features") or {},

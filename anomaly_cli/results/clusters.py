@@ -223,9 +223,14 @@ def stored_links(collection: Any, test_date: str, *, kind: str = KIND_DUPLICATE)
 def load_clusters(collection: Any, test_date: str, *, kind: str = KIND_DUPLICATE) -> list[DuplicateCluster]:
     """The clusters of ``test_date`` as the stored flags say (what dashboards and the report show)."""
     links, docs = stored_links(collection, test_date, kind=kind)
-    missing = sorted({b for _, b in links} - set(docs))
+    fill_members(collection, links, docs)
+    return build_clusters(links, docs, kind=kind)
+
+
+def fill_members(collection: Any, links: Iterable[tuple[str, str]], docs: dict[str, Mapping[str, Any]]) -> None:
+    """Read (by ``_id``, in chunks) the linked results missing from ``docs``, into ``docs``."""
+    missing = sorted({i for pair in links for i in pair} - set(docs))
     with mongo_errors("duplicate clusters read"):
         for i in range(0, len(missing), _ID_CHUNK):
             for doc in collection.find({"_id": {"$in": missing[i : i + _ID_CHUNK]}}, _MEMBER_PROJECTION):
                 docs[str(doc["_id"])] = doc
-    return build_clusters(links, docs, kind=kind)

@@ -222,6 +222,7 @@ class BatchProcessor:
         log.info("inference_batch_started", batch=batch_no, count=len(eligible))
         futures = [(h, self.pool.submit(h.item.audio_s3_url)) for h in eligible]
         docs: list[tuple[Held, dict[str, Any], O.Outcome]] = []
+        query_keys: dict[str, list[int]] = {}  # duplicate lookup keys: used after the write, never stored
         featured = 0
         for h, fut in futures:
             try:
@@ -239,6 +240,8 @@ class BatchProcessor:
                 continue
             featured += bool(res.screening and res.screening.features)
             docs.append((h, doc, o))
+            if res.screening is not None and res.screening.audio.get("fp_query"):
+                query_keys[h.item.result_id] = res.screening.audio["fp_query"]
         log.info("feature_build_completed", batch=batch_no, with_features=featured, screened=len(docs))
         log.info(
             "inference_batch_completed",
@@ -248,7 +251,7 @@ class BatchProcessor:
             failed_terminal=sum(o.kind == O.FAILED_TERMINAL for _, _, o in docs),
         )
         if docs:
-            self._write(docs, batch_no, out)
+            self._write(docs, batch_no, out, query_keys)
 
     def _item(self, h: Held, res: ItemScreening, report: BatchReport) -> tuple[O.Outcome, dict[str, Any] | None]:
         """The outcome of one screened item, and its result document when one is to be written."""
@@ -315,7 +318,13 @@ class BatchProcessor:
             ), doc
         return O.Outcome(h.message_id, O.SUCCEEDED, h.item.result_id, is_anomaly=s.is_anomaly, latency_s=latency), doc
 
-    def _write(self, docs: list[tuple[Held, dict[str, Any], O.Outcome]], batch_no: int, out: list[O.Outcome]) -> None:
+    def _write(
+        self,
+        docs: list[tuple[Held, dict[str, Any], O.Outcome]],
+        batch_no: int,
+        out: list[O.Outcome],
+        query_keys: dict[str, list[int]] | None = None,
+    ) -> None:
         fresh = [(h, d, o) for h, d, o in docs if not h.rescreen]
         again = [(h, d, o) for h, d, o in docs if h.rescreen]
         t_write = time.monotonic()
@@ -349,12 +358,14 @@ class BatchProcessor:
             else:
                 out.append(o)
                 written.append((h, d))
-        self._after_write(written, batch_no)
+        self._after_write(written, batch_no, query_keys)
 
-    def _after_write(self, written: list[tuple[Held, dict[str, Any]]], batch_no: int) -> None:
+    def _after_write(
+        self, written: list[tuple[Held, dict[str, Any]]], batch_no: int, query_keys: dict[str, list[int]] | None = None
+    ) -> None:
         """Duplicate flags and backlinks: both best effort, neither undoes a result."""
         try:
-            flagged = self.repo.check_duplicates([d for _, d in written])
+            flagged = self.repo.check_duplicates([d for _, d in written], query_keys)
             if flagged:
                 self.stats.add("duplicates_flagged", len(flagged))
                 log.info("duplicates_flagged", batch=batch_no, result_ids=flagged)

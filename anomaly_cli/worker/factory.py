@@ -114,7 +114,9 @@ def build_worker(
     ensure_allowlist(settings)
     settings.require("sqs_queue_url")
     worker_id = worker_id or default_worker_id()
-    repo = ResultRepository(db[settings.mongo_result_collection])
+    repo = ResultRepository(
+        db[settings.mongo_result_collection], reuse_is_anomaly=settings.reuse_within_student_is_anomaly
+    )
     repo.ensure_indexes()
     queue = queue if queue is not None else SqsQueue(sqs_client, settings.sqs_queue_url)
     metrics = _metrics(settings, model_version)

@@ -9,7 +9,7 @@ import pytest
 
 from anomaly_cli.contract import WorkItem
 from anomaly_cli.results import document as D
-from anomaly_cli.results.repository import ResultRepository
+from anomaly_cli.results.repository import EMPTY_SHA256, ResultRepository
 from anomaly_cli.screening import Reason, Screening
 
 _n = itertools.count()
@@ -121,16 +121,45 @@ def test_exact_duplicate_flags_the_later_recording_even_when_screened_first(repo
     assert repo.collection.find_one({"_id": late["_id"]})["inference"]["reason_codes"] == ["duplicate"]
 
 
-def test_excluded_and_same_child_and_other_dates_do_not_match(repo):
-    base = result(pcm="quiet", minute=1)
-    others = [
-        result(pcm="quiet", minute=2, reasons=("silent",)),
-        result(pcm="quiet", minute=3, doc_id=base["source"]["mongo_doc_id"]),
-        result(pcm="quiet", minute=4, test_date="2025-12-21"),
-        result(sha="x", pcm="quiet", minute=5, status="failed"),
+def test_copies_match_whatever_their_outcome_but_not_across_dates_or_empty_files(repo):
+    """Issue 17: an exact or PCM-identical copy of a no_speech / silent / corrupt recording is
+    still a copy filed under another child; only the identical-by-construction is left out."""
+    base = result(sha="B", pcm="quiet", minute=1, reasons=("no_speech",))
+    copies = [
+        result(pcm="quiet", minute=2, reasons=("silent",)),  # same PCM, other container
+        result(sha="B", minute=5, status="failed"),  # byte copy that failed to decode (corrupt)
     ]
-    repo.insert_if_absent([base] + others)
-    assert repo.check_duplicates([base] + others) == []
+    strangers = [
+        result(pcm="quiet", minute=4, test_date="2025-12-21"),  # other test date
+        result(sha=EMPTY_SHA256, minute=6),
+        result(sha=EMPTY_SHA256, minute=7),  # two empty uploads: identical by construction
+    ]
+    repo.insert_if_absent([base] + copies + strangers)
+    flagged = repo.check_duplicates([base] + copies + strangers)
+    assert sorted(flagged) == sorted(c["_id"] for c in copies)
+    for c in copies:
+        assert repo.collection.find_one({"_id": c["_id"]})["inference"]["duplicate_of"] == [base["_id"]]
+    for d in [base] + strangers:
+        assert repo.collection.find_one({"_id": d["_id"]})["inference"]["duplicate_of"] == []
+
+
+def test_same_student_reuse_is_its_own_informational_finding(repo, mongo):
+    teacher = result(pcm="P", minute=1)
+    admin = result(pcm="P", minute=2, doc_id=teacher["source"]["mongo_doc_id"])  # the same student's admin row
+    repo.insert_if_absent([teacher, admin])
+    assert repo.check_duplicates([admin]) == []  # not a duplicate across children
+    got = repo.collection.find_one({"_id": admin["_id"]})["inference"]
+    assert got["reuse_of"] == [teacher["_id"]] and got["duplicate_of"] == [] and got["is_anomaly"] is False
+    assert got["reason_codes"] == []
+    assert repo.collection.find_one({"_id": teacher["_id"]})["inference"]["reuse_of"] == []
+    assert repo.mark_reuse([]) == [] and repo.check_duplicates([teacher]) == []  # idempotent
+
+    strict = ResultRepository(mongo["nipun"]["strict"], reuse_is_anomaly=True)
+    strict.insert_if_absent([teacher, admin])
+    strict.check_duplicates([teacher, admin])
+    strict.check_duplicates([admin])
+    got = strict.collection.find_one({"_id": admin["_id"]})["inference"]
+    assert got["is_anomaly"] is True and got["reason_codes"] == ["reused_within_student"]
 
 
 def test_sweep_is_order_independent_and_dry_run_writes_nothing(repo, mongo):

@@ -244,6 +244,8 @@ def _render_one(s: dict[str, Any], expires: int) -> None:
         t.add_row("audio", audio)
     if s["duplicate_of"]:
         t.add_row("duplicate of", ", ".join(s["duplicate_of"]))
+    if s.get("reuse_of"):
+        t.add_row("same recording as", ", ".join(s["reuse_of"]) + " (other row(s) of this student)")
     t.add_row(
         "listen",
         f"link below, valid {expires} s (a child's recording: do not share it)"
@@ -307,12 +309,17 @@ def dedupe(
         settings = cli.settings()
         with progress("dedupe", enabled=not json_out) as update:
             update(0, f"sweeping {test_date}")
-            report = ResultRepository(cli.db[settings.mongo_result_collection]).dedupe_sweep(test_date, dry_run=dry_run)
+            repo = ResultRepository(
+                cli.db[settings.mongo_result_collection], reuse_is_anomaly=settings.reuse_within_student_is_anomaly
+            )
+            report = repo.dedupe_sweep(test_date, dry_run=dry_run)
     payload = {
         "test_date": report.test_date,
         "scanned": report.scanned,
         "clusters": [c.to_dict() for c in report.clusters],
-        "links": [{"later": l.later, "earlier": l.earlier, "how": l.how, "ber": l.ber} for l in report.links],
+        "links": [_link(l) for l in report.links],
+        "reuse_clusters": [c.to_dict() for c in report.reuse_clusters],
+        "reuse_links": [_link(l) for l in report.reuse_links],
         "would_flag": report.would_flag,
         "newly_flagged": report.newly_flagged,
         "dry_run": report.dry_run,
@@ -326,13 +333,24 @@ def dedupe(
     t.add_row("clusters", str(len(report.clusters)))
     t.add_row("results in clusters", str(sum(len(c.members) for c in report.clusters)))
     t.add_row("duplicate links", str(len(report.links)))
+    t.add_row("re-used within a student", f"{len(report.reuse_clusters)} cluster(s), {len(report.reuse_links)} link(s)")
     t.add_row(
         "would flag" if dry_run else "newly flagged",
         str(len(report.would_flag) if dry_run else len(report.newly_flagged)),
     )
     out().print(t)
     for link in report.links[:20]:
-        out().print(
-            f"  {link.later} duplicates {link.earlier} ({link.how}"
-            + (f", BER {link.ber:.2f})" if link.ber is not None else ")")
-        )
+        out().print(f"  {link.later} duplicates {link.earlier} ({_how(link)})")
+    for link in report.reuse_links[:20]:
+        out().print(f"  {link.later} re-uses {link.earlier} of the same student ({_how(link)})")
+
+
+def _link(l: Any) -> dict[str, Any]:
+    return {"later": l.later, "earlier": l.earlier, "how": l.how, "ber": l.ber, "offset_s": l.offset_s}
+
+
+def _how(l: Any) -> str:
+    extra = f", BER {l.ber:.2f}" if l.ber is not None else ""
+    if l.offset_s:
+        extra += f", at {l.offset_s:+.1f} s"
+    return l.how + extra
