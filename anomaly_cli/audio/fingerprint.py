@@ -82,7 +82,7 @@ def fingerprint_and_query_keys(samples: np.ndarray, sample_rate: int = 16000) ->
     keys = set(band_keys(fp))
     step = HOP // QUERY_PHASES
     for p in range(1, QUERY_PHASES):
-        keys.update(band_keys(_words(x[p * step :])))
+        keys.update(band_keys(_words(x[p * step :]), sampling=key_sampling(sound_frames(fp))))
     return fp, sorted(keys)
 
 
@@ -237,6 +237,15 @@ def sound_frames(fp: np.ndarray) -> int:
     return int(np.count_nonzero(np.asarray(fp)))
 
 
+def key_sampling(sound: int) -> int:
+    """1 in how many key values a fingerprint with ``sound`` frames of sound keeps: 8 from ~40 s of
+    sound, 4 from ~20 s, 2 from ~10 s, every value below. Powers of two, so the kept sets nest: a
+    value kept 1 in 8 is kept by every shorter recording too, and a short copy and its long
+    original share the values the original kept (a short reading still has enough keys)."""
+    seconds = sound * HOP / RATE
+    return KEY_SAMPLING if seconds >= 40 else 4 if seconds >= 20 else 2 if seconds >= 10 else 1
+
+
 @lru_cache(maxsize=1)
 def _key_bit_sets() -> np.ndarray:
     """Fixed (seeded) choice of KEY_BITS bit positions per subset: part of the key format."""
@@ -244,7 +253,7 @@ def _key_bit_sets() -> np.ndarray:
     return np.stack([np.sort(rng.choice(32, size=KEY_BITS, replace=False)) for _ in range(KEY_SUBSETS)])
 
 
-def band_keys(fp: np.ndarray) -> list[int]:
+def band_keys(fp: np.ndarray, sampling: int | None = None) -> list[int]:
     """Shift-invariant sub-hashes for candidate lookup (a Mongo multikey index), at most :data:`MAX_KEYS`.
 
     Single 32-bit words rarely survive a re-encode intact (at BER 0.2, 0.8**32 < 0.1 %), so keys
@@ -253,8 +262,10 @@ def band_keys(fp: np.ndarray) -> list[int]:
     pseudo-random sets of 20 voted bits, as ``subset << 20 | bits``. Keys carry no frame index, so
     a copy that starts earlier or later (silence added, seconds trimmed, a cut of a longer
     recording) has the same keys at shifted positions. To keep the index small, a key is kept only
-    when a hash of its *value* falls in 1 of :data:`KEY_SAMPLING` buckets: the choice depends on the
-    value alone, so whenever a copy has the value, both sides keep it (~6 keys a second of sound).
+    when a hash of its *value* falls in 1 of :func:`key_sampling` buckets (1 in 8 for 40 s of sound
+    and more; every value for under 10 s): the choice depends on the value alone, so whenever a
+    copy has the value, both sides keep it (~6 keys a second of sound for long readings, a few
+    hundred at most for short ones).
     Unrelated recordings collide on a key with probability ~2**-20 per pair of keys; a lookup
     ranks candidates by keys shared and :func:`is_match` decides.
     Measured while choosing (``bench/bench_duplicates.py``, real speech of 15-35 s, pooling 8/16,
@@ -284,7 +295,8 @@ def band_keys(fp: np.ndarray) -> list[int]:
     ]
     stacked = np.stack(per_subset, axis=1).ravel()  # time order, subsets interleaved
     h = (stacked * 0x9E3779B1) & 0xFFFFFFFF
-    for k in stacked[(h >> 16) % KEY_SAMPLING == 0].tolist():
+    m = sampling if sampling is not None else key_sampling(int(valid.sum()))
+    for k in stacked[(h >> 16) % m == 0].tolist():
         if k not in seen:
             seen.add(k)
             keys.append(int(k))
