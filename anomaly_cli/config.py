@@ -84,7 +84,7 @@ class Settings:
     )
     discovery_batch_size: int = _spec("DISCOVERY_BATCH_SIZE", "rows fetched per discovery page", default=100)
     max_records: int | None = _spec(
-        "MAX_RECORDS", "cap on rows fetched in one discovery run (empty: no cap)", default=None
+        "MAX_RECORDS", "cap on matching rows fetched in one discovery run (empty: no cap)", default=None
     )
     poll_interval_seconds: float = _spec(
         "POLL_INTERVAL_SECONDS", "incremental: sleep when nothing is new", default=30.0

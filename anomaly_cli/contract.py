@@ -319,7 +319,36 @@ REJECT_REASONS = (
     "missing_subject_created_at",
     "subject_created_at_not_date",
     "subject_created_at_in_future",
+    "field_too_long",
+    "field_not_unicode",
+    "body_too_large",
 )
+#: Rejections that mean the row is not a *matching row* of the spec's selection (a non-empty string
+#: ``audio_url`` and a date-typed ``subject_created_at``): counted by reason, but they never consume
+#: ``MAX_RECORDS`` or a page's ``DISCOVERY_BATCH_SIZE`` (the spec's decisions, revised 2026-12-01).
+NOT_MATCHING_REASONS = frozenset(
+    {"audio_url_not_string", "empty_audio_url", "missing_subject_created_at", "subject_created_at_not_date"}
+)
+
+
+def is_matching_row(row: SubjectRow | RejectedRow) -> bool:
+    """Whether a normalised row is a matching row of the selection (what ``MAX_RECORDS`` counts)."""
+    return not (isinstance(row, RejectedRow) and row.reason in NOT_MATCHING_REASONS)
+
+
+def body_over_limit(item: WorkItem) -> bool:
+    """Whether ``item``'s body is over :data:`MAX_BODY_BYTES`, the limit :func:`parse_message` enforces.
+
+    Discovery asks before sending, so a row the worker would always refuse is counted as invalid
+    (``body_too_large``) instead of looping to the DLQ. A cheap bound first: most bodies are < 2 KB.
+    """
+    chars = sum(len(v) for v in (item.mongo_doc_id, item.subject_id, item.subject_name, item.audio_s3_url))
+    chars += len(item.source_collection) + len(item.student_id or "") + len(item.udise or "")
+    if 4 * chars + 1024 < MAX_BODY_BYTES:
+        return False
+    return len(item.to_body().encode("utf-8")) > MAX_BODY_BYTES
+
+
 #: Rows stamped further than this in the future are phone-clock errors, not screenable rows.
 FUTURE_TOLERANCE = dt.timedelta(days=1)
 
@@ -426,15 +455,22 @@ def normalize_subject_row(
     now = now or dt.datetime.now(dt.timezone.utc)
     if created > now + FUTURE_TOLERANCE:
         return RejectedRow(doc_id, record_type, subject_id, "subject_created_at_in_future")
+    student_id, udise = _id_str(student.get("student_id")), _id_str(student.get("udise"))
+    subject_name = normalize_text(raw["subject_name"])
+    # the parser's own limit (MAX_FIELD_CHARS): a row the worker would refuse is never enqueued
+    if any(len(v) > MAX_FIELD_CHARS for v in (doc_id, subject_id, url, subject_name, student_id or "", udise or "")):
+        return RejectedRow(doc_id[:MAX_FIELD_CHARS], record_type, subject_id[:64], "field_too_long")
+    if not all(_is_utf8(v) for v in (doc_id, subject_id, url, subject_name, student_id or "", udise or "")):
+        return RejectedRow(doc_id[:MAX_FIELD_CHARS], record_type, None, "field_not_unicode")
     return SubjectRow(
         mongo_doc_id=doc_id,
         record_type=record_type,
         subject_id=subject_id,
-        subject_name=normalize_text(raw["subject_name"]),
+        subject_name=subject_name,
         audio_url=url,
         subject_created_at=created,
-        student_id=_id_str(student.get("student_id")),
-        udise=_id_str(student.get("udise")),
+        student_id=student_id,
+        udise=udise,
     )
 
 

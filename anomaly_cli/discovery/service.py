@@ -37,7 +37,15 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 from anomaly_cli.adapters.mongo import mongo_errors
 from anomaly_cli.adapters.sqs import BatchFailure, BatchOutcome, SqsQueue, chunks
 from anomaly_cli.config import MODES, Settings
-from anomaly_cli.contract import RejectedRow, SubjectRow, normalize_subject_row, subject_matches, utc
+from anomaly_cli.contract import (
+    RejectedRow,
+    SubjectRow,
+    body_over_limit,
+    is_matching_row,
+    normalize_subject_row,
+    subject_matches,
+    utc,
+)
 from anomaly_cli.discovery.enqueue_log import EnqueueLog
 from anomaly_cli.discovery.cursor import ResumableRows, StopRequested
 from anomaly_cli.discovery.pipeline import build_pipeline, first_match
@@ -120,6 +128,7 @@ class DiscoveryReport:
 class _Tally:
     pages: int = 0
     fetched: int = 0
+    matched: int = 0  # fetched rows that are matching rows: what MAX_RECORDS caps
     discovered: int = 0
     enqueued: int = 0
     would_enqueue: int = 0
@@ -231,14 +240,22 @@ class _Peekable:
         return c
 
 
+#: A page holds ``limit`` matching rows and the non-matching ones between them, but never more
+#: than this many times ``limit`` rows in all (memory stays bounded on a date full of broken rows).
+PAGE_OVERFETCH = 10
+
+
 def take_page(it: _Peekable, limit: int) -> list[Candidate]:
-    """Up to ``limit`` candidates, plus any that are equal to the last on the whole key."""
+    """Up to ``limit`` *matching* candidates (:func:`~anomaly_cli.contract.is_matching_row`) with the
+    non-matching ones met on the way, plus any that are equal to the last on the whole key."""
     page: list[Candidate] = []
-    while len(page) < limit:
+    matched = 0
+    while matched < limit and len(page) < limit * PAGE_OVERFETCH:
         c = it.next()
         if c is None:
             return page
         page.append(c)
+        matched += is_matching_row(c.row)
     while page and (nxt := it.peek()) is not None and nxt.full_key == page[-1].full_key:
         page.append(it.next())  # type: ignore[arg-type]
     return page
@@ -405,7 +422,7 @@ class DiscoveryService:
 
     # ----- the loop -----
     def _remaining(self, tally: _Tally) -> int | None:
-        return None if self.s.max_records is None else self.s.max_records - tally.fetched
+        return None if self.s.max_records is None else self.s.max_records - tally.matched
 
     def _loop(self, run: _Run) -> str:
         """Passes until the run ends; returns its status (``run.watermark`` is where it stands)."""
@@ -559,6 +576,8 @@ class DiscoveryService:
                 rid = c.row.result_id(coll, test_date)
                 if rid in valid:
                     invalid["duplicate_row"] += 1  # the same row twice in one record: one message
+                elif body_over_limit(c.row.to_work_item(coll, test_date, trace_id="0" * 36)):
+                    invalid["body_too_large"] += 1  # the worker's parser would refuse it on every delivery
                 else:
                     valid[rid] = c.row
         log.info(
@@ -612,6 +631,7 @@ class DiscoveryService:
                 new_wm = c.key
         tally.pages += 1
         tally.fetched += len(page)
+        tally.matched += sum(is_matching_row(c.row) for c in page)
         tally.discovered += len(valid)
         tally.skipped_existing += len(existing)
         tally.skipped_recent += len(recent)
