@@ -10,7 +10,7 @@ whatever the number of results. Text stays text (``svg.fonttype = none``): Marat
 browser with the page's Devanagari font, and labels stay selectable and searchable.
 
 Readable without colour: every bar carries its value as a label, stacked segments carry a hatch
-pattern and their name, lines have distinct markers and dash styles and are labelled at their end.
+pattern and their name, lines have distinct markers and dash styles, named in a legend that shows both.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def lines(
     """Rate per date, one line per reason: distinct marker and dash, labelled at its last point."""
     from matplotlib.ticker import PercentFormatter
 
-    fig = _figure(8.2, 3.6)
+    fig = _figure(8.2, 3.4 + 0.2 * ((len(series) + 1) // 2))
     ax = fig.add_subplot()
     xs = list(range(len(dates)))
     for i, (label, ys) in enumerate(series):
@@ -185,9 +185,10 @@ def lines(
             markersize=6,
             label=label,
         )
-        ax.annotate(label, (xs[-1], ys[-1]), xytext=(6, 0), textcoords="offset points", va="center", fontsize=8)
+    # a legend of marker + dash (not colour) below the plot: end labels of lines that meet would overlap
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False, handlelength=3.2)
     ax.set_xticks(xs, labels=list(dates))
-    ax.set_xlim(-0.3, len(xs) - 0.4 + 1.4)
+    ax.set_xlim(-0.3, len(xs) - 0.7)
     ax.set_ylabel(ylabel, fontsize=9)
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     ax.set_ylim(bottom=0)

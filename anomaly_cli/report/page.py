@@ -205,7 +205,7 @@ class _Page:
             "gap_behind",
             "gap_undiscovered",
         ]
-        head = [t("test_date", self.lang), *(r[0] for r in rows)]
+        head = [t("test_date", self.lang), *(str(r[0]) for r in rows)]
         table = [
             [("\u2003" if i >= 6 else "") + t(k, self.lang), *(r[i + 1] for r in rows)] for i, k in enumerate(labels)
         ]
@@ -231,7 +231,8 @@ class _Page:
             self.add("reasons", "by_reason", body + f'<p class="note">{self.t("no_anomalies")}</p>')
             return
         words = [reason_words(r.code, self.lang) for r in d.reasons]
-        has_prev = d.previous is not None
+        prev = d.previous
+        has_prev = prev is not None
         desc = "; ".join(f"{w} ({r.code}): {r.count} = {_pct(r.rate)}" for w, r in zip(words, d.reasons))
         body += self._figure(
             charts.hbar(
@@ -243,13 +244,13 @@ class _Page:
                 description=desc,
                 xlabel=f"{t('anomaly_rate', self.lang)} ({t('of', self.lang)} {d.overall.ok})",
                 previous=[r.previous_rate for r in d.reasons] if has_prev else None,
-                previous_label=f"{t('vs_previous', self.lang)} {d.previous.test_date}" if has_prev else "",
+                previous_label=f"{t('vs_previous', self.lang)} {prev.test_date}" if prev else "",
             ),
             html.escape(desc),
         )
         head = [t("reason", self.lang), t("code", self.lang), t("count", self.lang), t("rate", self.lang)]
-        if has_prev:
-            head += [f"{t('vs_previous', self.lang)} {d.previous.test_date}"]  # type: ignore[union-attr]
+        if prev:
+            head += [f"{t('vs_previous', self.lang)} {prev.test_date}"]
         head += [t("threshold", self.lang)]
         rows = []
         for w, r in zip(words, d.reasons):
@@ -548,7 +549,7 @@ class _Page:
         for row in rows:
             cells = []
             for i, v in enumerate(row):
-                text = "" if v is None else html.escape(str(v))
+                text = "" if v is None else re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(str(v)))
                 if i in id_cols:
                     cells.append(f'<td class="ids">{text.replace(chr(10), "<br>")}</td>')
                 elif i in num:
