@@ -62,13 +62,15 @@ class _Phases:
             TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err()
         )
         self.progress.start()
+        self.update("set up", 0, None)  # moto, queues, model: a pulsing bar at once, not a blank screen
         return self.update
 
     def update(self, phase: str, done: int, total: int | None) -> None:
         if phase not in self.tasks:
             for task_id in self.tasks.values():  # a new phase means the previous ones are over
                 task = self.progress.tasks[task_id]
-                self.progress.update(task_id, completed=task.total or task.completed)
+                end = task.total or task.completed or 1
+                self.progress.update(task_id, total=end, completed=end)
             self.tasks[phase] = self.progress.add_task(phase, total=total)
         self.progress.update(self.tasks[phase], completed=done, total=total)
 
