@@ -60,6 +60,10 @@ def embedded_alone(uri: str) -> bool:
 def connect(uri: str, *, timeout_ms: int = 10000, app_name: str = "anomaly") -> Any:
     """A ``MongoClient`` for ``uri`` (or the embedded double for ``mongomock://``)."""
     if uri.startswith(EMBEDDED_SCHEME):
+        import warnings
+
+        # the double says server-side options (allowDiskUse, batchSize) are no-ops: true, and no news
+        warnings.filterwarnings("ignore", message=".*no-op in mongomock", category=UserWarning)
         name = _embedded_name(uri)
         with _embedded_lock:
             if name not in _embedded:

@@ -153,3 +153,31 @@ def test_failed_results_are_failures_not_also_anomalies(cli, db):
     s = json.loads(cli(["results", "inspect", TEST_DATE, "--json"]).stdout)
     assert (s["anomalies"], s["failed"]) == (1, 1)
     assert sum(v["anomalies"] for v in s["by_record_type"].values()) == s["anomalies"]
+
+
+def test_inspect_lists_result_rows_that_show_accepts(cli, db):
+    # issue 14, problem 7: inspect lists ids (as a prefix show takes), reason, school, status
+    _fill(db)
+    s = json.loads(cli(["results", "inspect", TEST_DATE, "--limit", "3", "--json"]).stdout)
+    assert len(s["rows"]) == 3 and all(len(row["_id"]) == 64 for row in s["rows"])
+    human = cli(["results", "inspect", TEST_DATE, "--limit", "25"]).stdout
+    assert "latest" not in human and "all 20" in human  # every result of the date listed
+    short_ids = re.findall(r"^│ ([0-9a-f]{12}) │", human, re.M)
+    assert len(short_ids) == 20
+    assert "not_found" in human and " A " in human and "failed" in human
+    shown = json.loads(cli(["results", "show", short_ids[0], "--json"]).stdout)
+    assert shown["_id"].startswith(short_ids[0])
+
+
+def test_show_renders_a_failed_fetch_as_a_failure(cli, db):
+    failed = put_result(db, make_item(7, url="s3://nipun-audio/missing.wav"), screening(failed="not_found"))
+    human = cli(["results", "show", failed["_id"]])
+    assert human.exit_code == 0
+    out = human.stdout
+    assert "failed at fetch: not_found" in out
+    for made_up in ("None Hz", "xNone", "None bytes", "/ None", "None /"):
+        assert made_up not in out, made_up
+    assert "X-Amz-Signature" not in out and "https://" not in out  # no link to an object that does not exist
+    assert "could not be fetched" in out
+    shown = json.loads(cli(["results", "show", failed["_id"], "--json"]).stdout)
+    assert shown["listen_url"] is None
