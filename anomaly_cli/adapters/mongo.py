@@ -70,9 +70,12 @@ def connect(uri: str, *, timeout_ms: int = 10000, app_name: str = "anomaly") -> 
                 try:
                     import mongomock_ng
                 except ImportError as e:  # pragma: no cover - depends on the install
+                    from anomaly_cli.extras import DEMO_HINT
+
                     raise ConfigError(
-                        "MONGO_URI=mongomock:// needs the embedded Mongo double: pip install 'anomaly-cli[demo]'",
+                        "MONGO_URI=mongomock:// needs the embedded Mongo double (mongomock-ng, the 'demo' extra)",
                         field="MONGO_URI",
+                        hint=DEMO_HINT,
                     ) from e
                 _embedded[name] = mongomock_ng.MongoClient(tz_aware=True)
             return _embedded[name]

@@ -98,9 +98,12 @@ def fail(
     if json_mode:
         emit_json({"error": {"code": code, "message": message, "hint": hint}})
     else:
-        err().print(f"[bold red]error[/] [dim]({code})[/]: {message}", markup=True, highlight=False)
+        from rich.markup import escape
+
+        # message and hint are plain text: escaped, so "pip install 'anomaly-cli[demo]'" keeps its [demo]
+        err().print(f"[bold red]error[/] [dim]({code})[/]: {escape(message)}", markup=True, highlight=False)
         if hint:
-            err().print(f"[yellow]hint[/]: {hint}", highlight=False)
+            err().print(f"[yellow]hint[/]: {escape(hint)}", highlight=False)
     raise typer.Exit(exit_code)
 
 

@@ -331,6 +331,9 @@ def run_demo(
     import logging
     import warnings
 
+    from anomaly_cli.extras import require_demo
+
+    require_demo("anomaly demo")
     from moto.server import ThreadedMotoServer
 
     # The moto server logs every HTTP request through werkzeug, and the Mongo double warns that

@@ -95,6 +95,10 @@ class Sandbox:
         import warnings
 
         import boto3
+
+        from anomaly_cli.extras import require_demo
+
+        require_demo("anomaly sandbox")
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per HTTP request otherwise
