@@ -95,6 +95,7 @@ def test_scrape_during_a_real_run_matches_the_results_written(stack, queued, mon
         SQS_WAIT_SECONDS="1",
         SQS_VISIBILITY_TIMEOUT="30",
         METRICS_ADDRESS="127.0.0.1",
+        WORKER_ADHOC_ONLY="true",  # the queued items are ad-hoc: no source collection behind them
     )
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -168,7 +169,9 @@ def test_scrape_during_a_real_run_matches_the_results_written(stack, queued, mon
 
 
 def test_a_metrics_port_in_use_is_a_configuration_error(stack, monkeypatch, model_dir):
-    for k, v in stack.env(MODEL_DIR=str(model_dir), CPU_WORKERS="1", METRICS_ADDRESS="127.0.0.1").items():
+    for k, v in stack.env(
+        MODEL_DIR=str(model_dir), CPU_WORKERS="1", METRICS_ADDRESS="127.0.0.1", WORKER_ADHOC_ONLY="true"
+    ).items():
         monkeypatch.setenv(k, v)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
