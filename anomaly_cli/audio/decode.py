@@ -35,7 +35,19 @@ from anomaly_cli.audio import sniff as sn
 from anomaly_cli.errors import DecodeError
 
 ANALYSIS_RATE = 16000
-MIN_RATE, MAX_RATE = 4000, 384000
+MIN_RATE, MAX_RATE = 4000, 192000
+#: Decoding cost is bounded before and while decoding, from what the header declares (a 124 KB FLAC
+#: declaring 384 kHz x 8 channels x 599 s took 57 s of CPU; a 966 KB Vorbis with 255 channels 126 s).
+#: Phones record 1-2 channels at 8-48 kHz; 8 channels is 7.1 surround, 192 kHz the top studio rate.
+MAX_CHANNELS = 8
+#: Samples x channels one recording may decode: 10 minutes of 48 kHz mono, 5 of 48 kHz stereo, the
+#: whole 600 s cap at 16-24 kHz stereo. An oral-reading clip is 1-3 minutes; what costs more is
+#: refused (``decode_budget``) so that no input of <= 5 MB costs a screening process more than ~10x
+#: an ordinary 60 s item (bench/bench_decode_cost.py, BENCHMARKS.md).
+MAX_DECODE_SAMPLES = 600 * 48000
+#: Samples per channel in one FFmpeg frame: real codecs use <= 8192; a single 50 MB PCM packet
+#: would become a ~900 MB float array before any duration cap could apply.
+MAX_FRAME_SAMPLES = 1 << 20
 # Frames read from libsndfile per call: small enough that a stream breaking mid-block loses
 # little (libsndfile returns nothing from a failed read), large enough to keep calls cheap.
 _BLOCK_FRAMES = 16384
@@ -184,14 +196,37 @@ class _Refused(Exception):
     """A decoder could not open the bytes at all (the next decoder may)."""
 
 
+def check_channels(channels: int) -> None:
+    """Refuse more channels than :data:`MAX_CHANNELS` before decoding any (cost grows with each)."""
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise DecodeError(f"{channels} channels: at most {MAX_CHANNELS} are decoded", code="too_many_channels")
+
+
+def check_declared_cost(rate: int, channels: int, declared_s: float | None, cap_s: float) -> None:
+    """Refuse before decoding when the header promises more than :data:`MAX_DECODE_SAMPLES`."""
+    check_channels(channels)
+    if declared_s is None or not math.isfinite(declared_s) or rate <= 0:
+        return
+    cost = rate * channels * min(declared_s, cap_s)
+    if cost > MAX_DECODE_SAMPLES:
+        raise DecodeError(
+            f"the header declares {min(declared_s, cap_s):.0f} s x {channels} channels x {rate} Hz to decode, "
+            f"over the {MAX_DECODE_SAMPLES} samples a recording may cost",
+            code="decode_budget",
+        )
+
+
 class _Collector:
     """Downmix, check, cap and resample blocks as they are decoded."""
 
     def __init__(self, src_rate: int, channels: int, cap_s: float, target_rate: int):
         if not MIN_RATE <= src_rate <= MAX_RATE:
             raise DecodeError(f"sample rate {src_rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz", code="unsupported_rate")
+        check_channels(channels)
         self.src_rate, self.channels = src_rate, channels
         self.cap_frames = int(round(cap_s * src_rate))
+        # the decode budget, enforced while decoding whatever the header said about the length
+        self.budget_frames = MAX_DECODE_SAMPLES // max(1, channels)
         self.frames = 0
         self.capped = False
         self._rs = PolyphaseStream(src_rate, target_rate)
@@ -201,6 +236,12 @@ class _Collector:
         """Add ``(frames, channels)`` samples; False once the cap is reached (stop decoding)."""
         if len(block) == 0:
             return True
+        if min(self.frames + len(block), self.cap_frames) > self.budget_frames:
+            raise DecodeError(
+                f"decoding would exceed {MAX_DECODE_SAMPLES} samples x channels "
+                f"({self.channels} channels at {self.src_rate} Hz)",
+                code="decode_budget",
+            )
         room = self.cap_frames - self.frames
         if len(block) > room:
             block, self.capped = block[:room], True
@@ -260,6 +301,7 @@ def _decode_sndfile(data: bytes, fmt: str | None, cap_s: float, target_rate: int
         codec = _sf_codec(f.format, f.subtype)
         col = _Collector(f.samplerate, f.channels, cap_s, target_rate)
         declared, truncated, notes = _sf_declared(data, fmt, f)
+        check_declared_cost(f.samplerate, f.channels, declared, cap_s)
         while True:
             try:
                 block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
@@ -315,6 +357,7 @@ def _decode_av(data: bytes, fmt: str | None, cap_s: float, target_rate: int) -> 
         fmt = fmt or container.format.name.split(",")[0]
         codec = stream.codec_context.name
         declared = _av_declared(container, stream)
+        check_declared_cost(stream.rate or stream.codec_context.sample_rate or 0, _av_channels(stream), declared, cap_s)
         _, cut = sn.mp4_layout(data) if fmt in ("m4a", "3gp") else (None, False)
         notes = ["MP4 box runs past the end of the bytes"] if cut else []
         to_fltp = av.AudioResampler(format="fltp")  # keeps rate and layout; float planar out
@@ -342,8 +385,20 @@ def _decode_av(data: bytes, fmt: str | None, cap_s: float, target_rate: int) -> 
 
 def _av_blocks(container: Any, stream: Any, to_fltp: Any) -> Iterator[np.ndarray]:
     for frame in container.decode(stream):
+        if frame.samples > MAX_FRAME_SAMPLES:  # refuse before it becomes a float array
+            raise DecodeError(
+                f"one decoded frame holds {frame.samples} samples per channel (at most {MAX_FRAME_SAMPLES})",
+                code="frame_too_large",
+            )
+        check_channels(len(frame.layout.channels))
         for f in to_fltp.resample(frame):
             yield f.to_ndarray().T  # (channels, n) planar -> (n, channels)
+
+
+def _av_channels(stream: Any) -> int:
+    layout = getattr(stream.codec_context, "layout", None)
+    n = getattr(layout, "nb_channels", None) or len(getattr(layout, "channels", ()) or ())
+    return int(n or getattr(stream.codec_context, "channels", 0) or 1)
 
 
 def _av_declared(container: Any, stream: Any) -> float | None:

@@ -208,6 +208,20 @@ def init_process(model_dir: str, version: str | None) -> None:
     _PROCESS_MODEL = load_model(model_dir, version)
 
 
+def screen_over_budget(data: bytes, cpu_seconds: float) -> Screening:
+    """The terminal result of an item stopped for using up its CPU budget in a screening process."""
+    model = _PROCESS_MODEL
+    return Screening.failed(
+        code="cpu_budget_exceeded",
+        message=f"screening used more than its {cpu_seconds:g} s CPU budget and was stopped",
+        stage="decode",
+        reason="corrupt",
+        model_version=model.version if model else "",
+        audio={"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+        timings_ms={},
+    )
+
+
 def screen_in_process(data: bytes, max_duration_s: float = 600.0) -> Screening:
     """Screen ``data`` with the model :func:`init_process` loaded in this process."""
     if _PROCESS_MODEL is None:

@@ -131,3 +131,49 @@ def initialize(model_dir: str, version: str | None, worker_pid: int | None = Non
     from anomaly_cli.model import engine
 
     engine.init_process(model_dir, version)
+
+
+#: CPU seconds one item may cost in a screening process. The decoder's caps keep every input of
+#: <= 5 MB far below it (see BENCHMARKS.md, decode cost); this is the backstop for what they miss.
+ITEM_CPU_SECONDS = 10.0
+
+
+class OverBudget(BaseException):
+    """Raised inside a screening process when one item used up its CPU budget.
+
+    A ``BaseException`` so that the decoder's and engine's ``except Exception`` cannot swallow it.
+    """
+
+
+def _over_budget(signum: int, frame: object) -> None:
+    raise OverBudget()
+
+
+def screen_within_budget(data: bytes, max_duration_s: float, cpu_seconds: float = ITEM_CPU_SECONDS):  # noqa: ANN201
+    """Screen one item in this process, stopped after ``cpu_seconds`` of this process's CPU time.
+
+    Two limits: ``ITIMER_PROF`` (CPU time) raises :class:`OverBudget` at the next bytecode, and the
+    item becomes a terminal ``cpu_budget_exceeded`` result; ``RLIMIT_CPU`` at twice the budget is
+    the kernel's backstop for native code that never returns to Python: SIGXCPU kills the process,
+    the pool replaces it and the item is retried as ``screening_process_lost`` (then the DLQ).
+    """
+    import resource
+
+    from anomaly_cli.model import engine
+
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    used_s = used.ru_utime + used.ru_stime
+    soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    backstop = int(used_s + 2 * cpu_seconds) + 1
+    if hard == resource.RLIM_INFINITY or backstop < hard:
+        resource.setrlimit(resource.RLIMIT_CPU, (backstop, hard))
+    previous = signal.signal(signal.SIGPROF, _over_budget)
+    signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
+    try:
+        return engine.screen_in_process(data, max_duration_s)
+    except OverBudget:
+        return engine.screen_over_budget(data, cpu_seconds)
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))

@@ -204,7 +204,7 @@ class ScreenPool:
         self._cpu_slots.acquire()  # backpressure: the processes are behind; keep this one here
         executor = self._cpu
         try:
-            cpu = executor.submit(engine.screen_in_process, data, self.max_duration_s)
+            cpu = executor.submit(child.screen_within_budget, data, self.max_duration_s)
         except Exception as e:  # noqa: BLE001 - a broken or closed pool: the loop decides (fatal / stop)
             self._cpu_slots.release()
             out.set_result(_after_fetch(None, self._replace_broken(executor, e), t0, fetch_ms))

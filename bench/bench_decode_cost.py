@@ -1,0 +1,129 @@
+"""Worst-case cost of one hostile input of at most 5 MB in a screening process (issue 12).
+
+Each case runs in a FRESH process that loads the model first (as a screening process does), then
+screens the bytes with the worker's own path (``child.screen_within_budget``): CPU seconds
+(user + system, from getrusage) and the peak resident memory that item added are reported. The
+claim: no input of <= 5 MB costs more than 2 s of CPU or 300 MB. Baseline in the same run: an
+ordinary 60 s 16 kHz mono WAV.
+
+    .venv/bin/python bench/bench_decode_cost.py
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMIT = 5 * 1024 * 1024
+
+
+def _sf(samples: np.ndarray, rate: int, fmt: str, subtype: str | None = None) -> bytes:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", rate, samples.shape[1], format=fmt, subtype=subtype) as f:
+        for i in range(0, len(samples), 1 << 16):  # OGG in blocks (one call segfaults on long buffers)
+            f.write(samples[i : i + (1 << 16)])
+    return buf.getvalue()
+
+
+def _patch_flac_total(flac: bytes, total: int) -> bytes:
+    info = bytearray(flac[8:42])
+    packed = int.from_bytes(info[10:18], "big")
+    info[10:18] = ((packed & ~((1 << 36) - 1)) | total).to_bytes(8, "big")
+    return flac[:8] + bytes(info) + flac[42:]
+
+
+def cases() -> dict[str, bytes]:
+    import av
+
+    rng = np.random.default_rng(0)
+    out: dict[str, bytes] = {}
+    speechish = (rng.standard_normal((60 * 16000, 1)) * 0.05).astype(np.float32)
+    out["baseline_wav_60s_16k_mono"] = _sf(speechish, 16000, "WAV")
+    # silence compresses to almost nothing: the longest a small FLAC can make us decode
+    out["flac_silent_600s_48k_stereo"] = _sf(np.zeros((600 * 48000, 2), np.float32), 48000, "FLAC")
+    out["flac_declares_599s_96k_8ch"] = _patch_flac_total(
+        _sf(np.zeros((96000, 8), np.float32), 96000, "FLAC"), 599 * 96000
+    )
+    out["flac_384k_8ch"] = _sf(np.zeros((38400, 8), np.float32), 384000, "FLAC")
+    noise8 = (rng.standard_normal((48000 * 60, 8)) * 0.01).astype(np.float32)
+    out["vorbis_8ch_48k"] = _sf(noise8, 48000, "OGG", "VORBIS")
+    out["vorbis_silent_600s_48k_mono"] = _sf(np.zeros((600 * 48000, 1), np.float32), 48000, "OGG", "VORBIS")
+    out["wav_9ch"] = _sf(np.zeros((16000, 9), np.float32), 16000, "WAV")
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="matroska") as c:
+        s = c.add_stream("pcm_u8", rate=48000, layout="mono")
+        fr = av.AudioFrame.from_ndarray(np.full((1, 4_900_000), 128, np.uint8), format="u8", layout="mono")
+        fr.sample_rate = 48000
+        for p in [*s.encode(fr), *s.encode(None)]:
+            c.mux(p)
+    out["mkv_one_4.9M_sample_pcm_u8_frame"] = buf.getvalue()
+    mp3 = _sf((rng.standard_normal((48000 * 300, 2)) * 0.05).astype(np.float32), 48000, "MP3", "MPEG_LAYER_III")
+    out["mp3_300s_48k_stereo"] = mp3[:LIMIT]
+    return {k: v[:LIMIT] for k, v in out.items()}
+
+
+CHILD = r"""
+import resource, sys, json
+from anomaly_cli.model import engine
+engine.init_process("", None)
+from anomaly_cli.worker import child
+child.screen_within_budget(open(sys.argv[2], "rb").read(), 600.0)  # warm-up item, as in a running process
+data = open(sys.argv[1], "rb").read()
+def rss_mb(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+before = rss_mb("VmRSS:")
+open("/proc/self/clear_refs", "w").write("5")  # resets VmHWM (the peak) to the current RSS
+r0 = resource.getrusage(resource.RUSAGE_SELF)
+s = child.screen_within_budget(data, 600.0)
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"cpu_s": r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime,
+                  "peak_mb": rss_mb("VmHWM:"), "added_mb": rss_mb("VmHWM:") - before,
+                  "status": s.status, "code": (s.error or {}).get("code")}))
+"""
+
+
+def main() -> None:
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / "bench_decode_cost"
+    tmp.mkdir(exist_ok=True)
+    rows = []
+    all_cases = cases()
+    warm = tmp / "warm-up.wav"
+    warm.write_bytes(all_cases["baseline_wav_60s_16k_mono"])
+    for name, data in all_cases.items():
+        path = tmp / name
+        path.write_bytes(data)
+        p = subprocess.run(
+            [sys.executable, "-c", CHILD, str(path), str(warm)], capture_output=True, text=True, cwd=ROOT
+        )
+        if p.returncode != 0:
+            rows.append((name, len(data), {"error": p.stderr[-300:]}))
+            continue
+        rows.append((name, len(data), json.loads(p.stdout.strip().splitlines()[-1])))
+    base = next(r for n, _, r in rows if n.startswith("baseline"))
+    print(f"load average: {os.getloadavg()}")
+    print("| input | bytes | outcome | CPU s | x baseline | process peak RSS MB | added by the item MB |")
+    print("|---|---|---|---|---|---|---|")
+    for name, size, r in rows:
+        if "error" in r:
+            print(f"| {name} | {size} | CRASH {r['error']!r} | | | | |")
+            continue
+        outcome = r["status"] + (f" `{r['code']}`" if r.get("code") else "")
+        print(
+            f"| {name} | {size:,} | {outcome} | {r['cpu_s']:.2f} | {r['cpu_s'] / max(base['cpu_s'], 1e-3):.1f} | "
+            f"{r['peak_mb']:.0f} | {r['added_mb']:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
