@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install browser test test-slow demo bench completions readme docs docs-serve wheel-check clean
+.PHONY: install browser test test-slow test-container demo bench completions readme docs docs-serve wheel-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ test: $(STAMP) browser
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# Builds the Containerfile with podman and stops the worker in it with SIGTERM (root, minutes;
+# not part of `make test`). Installs podman, runc and debootstrap from Debian packages when missing.
+test-container: $(STAMP)
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap)
+	$(PY) -m pytest -q -s -m container tests/container
 
 demo: $(STAMP)
 	$(VENV)/bin/anomaly demo

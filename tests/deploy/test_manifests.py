@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import json
 from pathlib import Path
 from typing import Any
@@ -193,11 +194,13 @@ def _args_ok(args: list[str], command: str) -> None:
 def test_manifest_flags_and_environment_names_exist_in_the_code():
     names = _setting_envs() | RUNTIME_ENV
     worker = one("Deployment")["spec"]["template"]["spec"]["containers"][0]
-    assert worker["args"][0] == "work"
-    _args_ok(worker["args"][1:], "work")
+    assert worker["args"][:2] == ["anomaly", "work"] and "command" not in worker  # tini stays PID 1
+    _args_ok(worker["args"][2:], "work")
     cron = one("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    assert cron["args"][:3] == ["discover", "--mode", "incremental"]
-    _args_ok(cron["args"][1:], "discover")
+    assert "command" not in cron
+    anomaly_at = cron["args"].index("anomaly")
+    assert cron["args"][anomaly_at + 1 : anomaly_at + 4] == ["discover", "--mode", "incremental"]
+    _args_ok(cron["args"][anomaly_at + 2 :], "discover")
     for container in (worker, cron):
         unknown = set(_env(container)) - names
         assert not unknown, f"{container['name']}: {unknown} are not settings"
@@ -250,8 +253,8 @@ def test_discovery_cron_forbids_overlap_and_stops_warm():
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     c = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     # coreutils timeout: SIGTERM (discovery stops warm, exit 0) before the next schedule
-    assert c["command"][:3] == ["timeout", "--preserve-status", "--signal=TERM"]
-    assert int(c["command"][3]) < 15 * 60 < cron["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] + 60
+    assert c["args"][:3] == ["timeout", "--preserve-status", "--signal=TERM"]
+    assert int(c["args"][3]) < 15 * 60 < cron["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] + 60
 
 
 # --- ECS ------------------------------------------------------------------------------------------
@@ -285,3 +288,17 @@ def test_ecs_task_has_the_deployment_settings():
     assert c["memory"] == 1024 and c["memoryReservation"] == 512  # the Deployment's 1Gi / 512Mi
     assert c["healthCheck"]["command"][1] == worker["livenessProbe"]["exec"]["command"][-1]
     assert c["readonlyRootFilesystem"] is True and not c["user"].startswith("0")
+
+
+def test_containerfile_and_manifests_agree():
+    """The manifests pass args (the image's CMD), never a command (which would replace tini as
+    PID 1); the image's health check is the liveness probe's."""
+    text = (ROOT / "Containerfile").read_text(encoding="utf-8")
+    entry = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", text, re.M).group(1))
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.M).group(1))
+    assert entry == ["/usr/bin/tini", "--"] and cmd[:2] == ["anomaly", "work"]
+    assert re.search(r"^STOPSIGNAL SIGTERM$", text, re.M) and re.search(r"^USER 10001:10001$", text, re.M)
+    assert "MALLOC_ARENA_MAX=2" in text
+    worker = one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    health = _arg(worker["args"], "--health-file", "?")
+    assert f"--health-file={health}" in cmd and f"find {health} -mmin -1" in text

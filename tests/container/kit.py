@@ -1,0 +1,137 @@
+"""Podman on these machines (shared/FACTS.md): runc, cgroupfs, no default ulimits, a Debian base
+built with debootstrap, builds with no network from a wheelhouse made on the host.
+
+Plain functions (no pytest) so a person can run a step by hand:
+``.venv/bin/python -m tests.container.kit base|wheelhouse|image``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE_IMAGE = "localhost/debian-python:bookworm"
+IMAGE = "localhost/anomaly-cli:test"
+#: what the base needs: Python with venv (the Containerfile's contract), CA roots, and tini so
+#: that the runtime stage needs no package index (--network none)
+BASE_PACKAGES = "python3,python3-venv,ca-certificates,tini"
+MIRROR = "http://deb.debian.org/debian"
+WORK = Path(os.environ.get("ANOMALY_CONTAINER_WORK", "/var/tmp/anomaly-container"))
+
+
+def containers_conf() -> Path:
+    """podman's default RLIMIT_NPROC is refused on these machines: no default ulimits."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    conf = WORK / "containers.conf"
+    conf.write_text("[containers]\ndefault_ulimits = []\n", encoding="utf-8")
+    return conf
+
+
+def podman(
+    *args: str, check: bool = True, capture: bool = True, timeout: float = 1800, **kw
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CONTAINERS_CONF": str(containers_conf())}
+    cmd = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs", *args]
+    return subprocess.run(cmd, check=check, capture_output=capture, text=True, timeout=timeout, env=env, **kw)
+
+
+def image_exists(name: str) -> bool:
+    return podman("image", "exists", name, check=False).returncode == 0
+
+
+def ensure_base() -> float:
+    """The local Debian bookworm base (debootstrap, ~80 s, once); returns seconds spent."""
+    if image_exists(BASE_IMAGE):
+        return 0.0
+    t0 = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="debootstrap-", dir=WORK))
+    try:
+        subprocess.run(
+            ["debootstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", "bookworm", str(root), MIRROR],
+            check=True,
+            capture_output=True,
+            timeout=1800,
+        )
+        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+        podman("import", "-", BASE_IMAGE, stdin=tar.stdout)
+        assert tar.wait() == 0
+    finally:
+        # a debootstrap that failed midway can leave the target's /proc and /sys mounted: never
+        # let rmtree walk into them
+        for mnt in ("proc", "sys", "dev/pts"):
+            subprocess.run(["umount", "-l", str(root / mnt)], capture_output=True, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+    return time.monotonic() - t0
+
+
+def build_context() -> Path:
+    """The repository's files as a clone has them (tracked + new, not ignored) plus wheelhouse/,
+    built on the host from constraints.txt (the build itself has no network)."""
+    ctx = WORK / "context"
+    shutil.rmtree(ctx, ignore_errors=True)
+    ctx.mkdir(parents=True)
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")
+    for rel in filter(None, files):
+        src = ROOT / rel.decode()
+        if src.is_file():
+            dst = ctx / rel.decode()
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    wheels = WORK / "wheelhouse"
+    wheels.mkdir(exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run(
+        [*pip, "wheel", "-w", str(wheels), "-c", str(ROOT / "constraints.txt"), str(ctx), "setuptools", "wheel"],
+        check=True,
+        capture_output=True,
+        timeout=1800,
+    )
+    for old in wheels.glob("anomaly_cli-*.whl"):  # the build stage makes the project's own wheel
+        old.unlink()
+    shutil.copytree(wheels, ctx / "wheelhouse")
+    return ctx
+
+
+def build_image() -> float:
+    """podman build of the Containerfile, offline, on the local base; returns seconds."""
+    ctx = build_context()
+    t0 = time.monotonic()
+    done = podman(
+        "build",
+        "--format",
+        "docker",  # keeps HEALTHCHECK (the OCI format has no field for it)
+        "--network",
+        "none",
+        "--build-arg",
+        f"BASE={BASE_IMAGE}",
+        "-t",
+        IMAGE,
+        "-f",
+        str(ctx / "Containerfile"),
+        str(ctx),
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"podman build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return time.monotonic() - t0
+
+
+if __name__ == "__main__":
+    step = sys.argv[1] if len(sys.argv) > 1 else "image"
+    if step in ("base", "image"):
+        print("base", ensure_base())
+    if step == "wheelhouse":
+        print(build_context())
+    if step == "image":
+        print("image", build_image())
