@@ -7,15 +7,14 @@ the worker exits, however it exits, writes the result collection to /out/results
 exits with the worker's exit code; tini (the image's PID 1) delivers the stop signal to it.
 """
 
-import json
 import os
 import sys
 
 sys.path.append("/test/lib")
 
-from bson import json_util  # noqa: E402  (pymongo's, in the image)
+from bson import json_util
 
-from anomaly_cli.adapters.mongo import connect  # noqa: E402
+from anomaly_cli.adapters.mongo import connect
 
 
 def main() -> int:

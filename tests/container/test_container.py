@@ -36,7 +36,7 @@ from tests.container import kit
 pytestmark = pytest.mark.container
 N_ITEMS = 12
 DOWNLOAD_DELAY_S = 3.0
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 class SlowS3Proxy:
@@ -170,7 +170,7 @@ def test_sigterm_while_items_are_in_flight(image, tmp_path):
     s3 = boto3.client("s3", region_name="ap-south-1", endpoint_url=endpoint)
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-south-1"})
     queue = sqs.create_queue(QueueName=f"ctr-{tag}", Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
-    docs, items, keys = _source(bucket, N_ITEMS)
+    docs, items, _keys = _source(bucket, N_ITEMS)
     for rec, item in zip(_recordings(N_ITEMS), items):
         s3.put_object(Bucket=bucket, Key=item.audio_s3_url.split("/", 3)[3], Body=rec)
         sqs.send_message(QueueUrl=queue, MessageBody=item.to_body())
@@ -261,7 +261,7 @@ def test_sigterm_while_items_are_in_flight(image, tmp_path):
 
     size_mb = inspect(kit.IMAGE)["Size"] / 1e6
     report = {
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=kit.ROOT).stdout.strip(),
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=True, capture_output=True, text=True, cwd=kit.ROOT).stdout.strip(),
         "date": dt.datetime.now(UTC).isoformat(timespec="seconds"),
         "image_mb": round(size_mb, 1),
         "ready_s": round(ready_s, 2),

@@ -15,8 +15,8 @@
 from __future__ import annotations
 
 import copy
-import re
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -294,10 +294,10 @@ def test_containerfile_and_manifests_agree():
     """The manifests pass args (the image's CMD), never a command (which would replace tini as
     PID 1); the image's health check is the liveness probe's."""
     text = (ROOT / "Containerfile").read_text(encoding="utf-8")
-    entry = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", text, re.M).group(1))
-    cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.M).group(1))
+    entry = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", text, re.MULTILINE).group(1))
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.MULTILINE).group(1))
     assert entry == ["/usr/bin/tini", "--"] and cmd[:2] == ["anomaly", "work"]
-    assert re.search(r"^STOPSIGNAL SIGTERM$", text, re.M) and re.search(r"^USER 10001:10001$", text, re.M)
+    assert re.search(r"^STOPSIGNAL SIGTERM$", text, re.MULTILINE) and re.search(r"^USER 10001:10001$", text, re.MULTILINE)
     assert "MALLOC_ARENA_MAX=2" in text
     worker = one("Deployment")["spec"]["template"]["spec"]["containers"][0]
     health = _arg(worker["args"], "--health-file", "?")
