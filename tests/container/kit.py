@@ -60,7 +60,13 @@ def ensure_base() -> float:
         )
         # what the official slim images leave out too: downloaded packages, package lists,
         # documentation, man pages, translations (~140 of 275 MB)
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/locale"):
+        for junk in (
+            "var/cache/apt/archives",
+            "var/lib/apt/lists",
+            "usr/share/doc",
+            "usr/share/man",
+            "usr/share/locale",
+        ):
             for p in (root / junk).glob("*"):
                 if p.is_dir() and not p.is_symlink():
                     shutil.rmtree(p)
