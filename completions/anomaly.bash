@@ -15,7 +15,7 @@ _anomaly() {
         'coverage') words='--help --json --limit --no-queue' ;;
         'demo') words='--help --json --report --seed --students' ;;
         'discover') words='--batch-size --dry-run --help --json --limit --mode --poll-interval --queue-url --subject-name --test-date' ;;
-        'doctor') words='--help --json --no-aws --no-model --sample-url' ;;
+        'doctor') words='--explain --help --json --no-aws --no-model --sample-url' ;;
         'model') words='evaluate info train --help' ;;
         'model evaluate') words='--data --help --json --model-version --seed --source --synthetic' ;;
         'model info') words='--help --json --model-version' ;;

@@ -45,6 +45,7 @@ complete -c anomaly -n '__fish_seen_subcommand_from discover' -l poll-interval -
 complete -c anomaly -n '__fish_seen_subcommand_from discover' -l queue-url -d 'The work queue (env SQS_QUEUE_URL).'
 complete -c anomaly -n '__fish_seen_subcommand_from discover' -l subject-name -d 'Subject to screen (env SUBJECT_NAME, default वाचन).'
 complete -c anomaly -n '__fish_seen_subcommand_from discover' -l test-date -d 'Test date YYYY-MM-DD (env TEST_DATE).'
+complete -c anomaly -n '__fish_seen_subcommand_from doctor' -l explain -d 'Ask MongoDB how it plans discovery'\''s first $match (explain, read-only): index or'
 complete -c anomaly -n '__fish_seen_subcommand_from doctor' -l help -d 'Show this message and exit.'
 complete -c anomaly -n '__fish_seen_subcommand_from doctor' -l json -d 'Print the checklist as JSON on stdout.'
 complete -c anomaly -n '__fish_seen_subcommand_from doctor' -l no-aws -d 'Skip the SQS and S3 checks.'

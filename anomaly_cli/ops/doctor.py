@@ -8,7 +8,7 @@ is ``ok``, ``warn`` (works, but fragile or slow) or ``fail`` (something will bre
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -392,6 +392,76 @@ def check_model(s: Settings) -> Check:
     return Check("model", "model loads", OK, f"version {m.version} from {m.path}")
 
 
+def plan_stages(explain: Any) -> list[tuple[str, str | None]]:
+    """(stage, index name) of every stage of every winning plan in an ``explain`` answer.
+
+    Walks the document rather than trusting one shape: an aggregation's explain carries its
+    plan under ``stages[0].$cursor.queryPlanner`` or directly under ``queryPlanner`` (when the
+    pipeline folds into a find), and the slot-based engine (explain version 2) nests it in
+    ``winningPlan.queryPlan``.
+    """
+    found: list[tuple[str, str | None]] = []
+
+    def walk(node: Any, in_plan: bool) -> None:
+        if isinstance(node, Mapping):
+            if in_plan and isinstance(node.get("stage"), str):
+                found.append((node["stage"], node.get("indexName")))
+            for k, v in node.items():
+                if k in ("rejectedPlans", "slotBasedPlan"):
+                    continue
+                walk(v, in_plan or k == "winningPlan")
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, in_plan)
+
+    walk(explain, False)
+    return found
+
+
+def check_discovery_plan(s: Settings, db: Any, test_date: str | None = None) -> Check:
+    """How the server runs discovery's first ``$match`` (``explain``, queryPlanner verbosity:
+    it plans the query and reads no document). An index scan is what the spec's indexes give;
+    a collection scan reads every assessment record of every date for each page of a run."""
+    import datetime as dt
+
+    from anomaly_cli.discovery.pipeline import first_match
+
+    day = test_date or s.test_date or dt.datetime.now(dt.timezone.utc).date().isoformat()
+    src = s.mongo_source_collection
+    cmd = {"aggregate": src, "pipeline": [{"$match": first_match(day, s.tz, s.subject_name)}], "cursor": {}}
+    try:
+        explain = db.command("explain", cmd, verbosity="queryPlanner")
+    except Exception as e:  # noqa: BLE001 - any refusal is reported, not raised: doctor only reads
+        return Check(
+            "mongo",
+            "discovery plan",
+            WARN,
+            f"the server did not explain discovery's aggregation on {src} ({type(e).__name__}: {str(e)[:120]})",
+            "the embedded double has no query planner; run doctor --explain against the real server",
+        )
+    stages = plan_stages(explain)
+    names = {st for st, _ in stages}
+    indexes = sorted({ix for _, ix in stages if ix})
+    if "COLLSCAN" in names or not indexes:
+        missing = ", ".join(".".join(f) for f in SOURCE_INDEXES)
+        return Check(
+            "mongo",
+            "discovery plan",
+            WARN,
+            f"discovery's first $match on {src} is a collection scan (plan: {' > '.join(sorted(names)) or '?'})",
+            "create the spec's source indexes ("
+            + missing
+            + "):\n"
+            + "\n".join(create_index_command(src, f) for f in SOURCE_INDEXES),
+        )
+    return Check(
+        "mongo",
+        "discovery plan",
+        OK,
+        f"discovery's first $match on {src} is served by index(es) {', '.join(indexes)} ({' > '.join(sorted(names))})",
+    )
+
+
 def run_checks(
     s: Settings,
     *,
@@ -400,6 +470,7 @@ def run_checks(
     s3_client: Callable[[], Any] | None,
     sample_url: str | None = None,
     model: bool = True,
+    explain: bool = False,
 ) -> list[Check]:
     """Every check; clients come as factories so a broken one is reported, not raised."""
     checks = check_settings(s)
@@ -408,6 +479,8 @@ def run_checks(
         try:
             database = db()
             checks += check_mongo(s, database)
+            if explain:
+                checks.append(check_discovery_plan(s, database))
         except AnomalyError as e:
             checks.append(Check("mongo", "reachable", FAIL, str(e), "check MONGO_URI"))
             database = None

@@ -20,6 +20,13 @@ def command(
     ] = None,
     no_aws: Annotated[bool, typer.Option("--no-aws", help="Skip the SQS and S3 checks.")] = False,
     no_model: Annotated[bool, typer.Option("--no-model", help="Skip loading the model.")] = False,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Ask MongoDB how it plans discovery's first $match (explain, read-only): index or collection scan.",
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the checklist as JSON on stdout.")] = False,
 ) -> None:
     """Run the deployment checklist; every problem comes with a concrete fix. Changes nothing.
@@ -38,6 +45,7 @@ def command(
             s3_client=None if no_aws else (lambda: cli.s3_client),
             sample_url=sample_url,
             model=not no_model,
+            explain=explain,
         )
     broken = [c for c in checks if c.status == FAIL]
     if json_out:
