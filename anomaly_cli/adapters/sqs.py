@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from anomaly_cli.errors import QueueError, QueueUnavailable
+from anomaly_cli.errors import ConfigError, QueueError, QueueUnavailable
 from anomaly_cli.sqs_quotas import (
     MAX_BATCH_ENTRIES,
     MAX_LONG_POLL_SECONDS,
@@ -93,7 +93,7 @@ class SqsQueue:
         sleep: Callable[[float], None] = time.sleep,
     ):
         if not url:
-            raise QueueError("no queue URL (set SQS_QUEUE_URL)", code="config_invalid")
+            raise ConfigError("SQS_QUEUE_URL is not set: no queue to use", field="SQS_QUEUE_URL")
         self.client = client
         self.url = url
         self.retries = retries

@@ -26,29 +26,29 @@ ALL = {
 
 
 def for_exception(exc: BaseException) -> int:
-    """The exit code a command ends with when ``exc`` escapes it."""
+    """The exit code a command ends with when ``exc`` escapes it: decided by the error's type, here only.
+
+    A missing or unreadable model is a configuration problem (``MODEL_DIR`` / ``MODEL_VERSION``), for
+    ``work`` as for ``score``; an SQS configuration problem is a :class:`ConfigError` raised by the
+    adapter; any other :class:`QueueError` means the queue is gone or refuses access.
+    """
     from anomaly_cli.errors import (
-        AnomalyError,
         ConfigError,
         ConnectionFailed,
         CredentialsProblem,
+        ModelError,
         QueueError,
-        QueueUnavailable,
         SourceGoneDrain,
     )
 
     if isinstance(exc, KeyboardInterrupt):
         return RET_INTERRUPTED
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, (ConfigError, ModelError)):
         return RET_CONFIG
     if isinstance(exc, CredentialsProblem):
         return RET_CREDENTIALS
     if isinstance(exc, SourceGoneDrain):
         return RET_SOURCE_GONE
-    if isinstance(exc, (ConnectionFailed, QueueUnavailable)):
+    if isinstance(exc, (ConnectionFailed, QueueError)):  # QueueUnavailable is a QueueError
         return RET_CONNECTION
-    if isinstance(exc, QueueError):
-        return RET_CONFIG if exc.code == "config_invalid" else RET_CONNECTION
-    if isinstance(exc, AnomalyError):
-        return RET_ERROR
     return RET_ERROR

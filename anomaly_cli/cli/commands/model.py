@@ -23,7 +23,7 @@ def _load(cli: context.CliContext, version: str | None, json_out: bool) -> Any:
     try:
         return load_model(s.model_dir, version or s.model_version or None)
     except ModelError as e:
-        output.fail(e.code, str(e), hint=e.hint, exit_code=exit_codes.RET_CONFIG, json_mode=json_out)
+        output.fail(e.code, str(e), hint=e.hint, exit_code=exit_codes.for_exception(e), json_mode=json_out)
 
 
 def _one_source(data: Optional[Path], synthetic: Optional[int], json_out: bool) -> None:
@@ -119,7 +119,7 @@ def evaluate_cmd(
                 try:
                     rep = ev.evaluate_synthetic(synthetic, seed, model, source=source, progress=step)
                 except RuntimeError as e:  # optional source not installed
-                    output.fail("source_unavailable", str(e), exit_code=exit_codes.RET_CONFIG, json_mode=json_out)
+                    output.fail("source_unavailable", str(e), exit_code=exit_codes.for_exception(e), json_mode=json_out)
         if json_out:
             output.emit_json(rep.to_dict())
         else:

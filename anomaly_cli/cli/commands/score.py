@@ -70,7 +70,7 @@ def command(
         try:
             model = load_model(settings.model_dir, model_version or settings.model_version or None)
         except ModelError as e:
-            output.fail(e.code, str(e), hint=e.hint, exit_code=exit_codes.RET_CONFIG, json_mode=json_out)
+            output.fail(e.code, str(e), hint=e.hint, exit_code=exit_codes.for_exception(e), json_mode=json_out)
         items = list(expand_inputs(inputs, recursive=recursive))
         if not items:
             output.fail(
