@@ -210,3 +210,39 @@ def _reading_rows(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
             for s in a.get(path, {}).get("subjects", []):
                 if s["subject_name"] == "वाचन":
                     yield rt, s
+
+
+def test_sqs_outage_longer_than_the_patience_fails_the_run_with_the_watermark_before_the_unsent_rows(
+    seed_bulk, mongo, sqs_client, queue_url, make_settings
+):
+    from anomaly_cli.adapters.sqs import SqsQueue
+    from anomaly_cli.discovery.service import build_service
+    from tests.faults.sqsfaults import THROTTLE, client_error
+
+    seed_bulk(30)  # 60 rows, pages of 20
+    clock = FakeClock(dt.datetime(2025, 12, 20, 12, tzinfo=dt.timezone.utc))
+    calls = Counter()
+
+    class DownAfterFirstPage(FaultySqs):
+        def _maybe_raise(self, op: str) -> None:
+            calls[op] += 1
+            if op == "SendMessageBatch" and calls[op] > 2:  # the first page's two chunks go through
+                raise client_error(op, *THROTTLE)
+
+    faulty = DownAfterFirstPage(sqs_client, 0, ops=("SendMessageBatch",))
+    settings = make_settings(
+        test_date=DAY, sqs_queue_url=queue_url, discovery_batch_size=20, discovery_send_patience_seconds=120
+    )
+    svc = build_service(
+        settings, mongo["nipun"], SqsQueue(faulty, queue_url, sleep=clock.advance), stop=StopAtPoll(clock), clock=clock
+    )
+    from anomaly_cli.errors import QueueUnavailable
+
+    with pytest.raises(QueueUnavailable):  # the run ends with SQS's error (its exit code), state failed
+        svc.run("backfill")
+    got = bodies(sqs_client, queue_url)
+    assert svc.state.get(DAY)["status"] == "failed" and len(got) == 20
+    assert clock.now - dt.datetime(2025, 12, 20, 12, tzinfo=dt.timezone.utc) >= dt.timedelta(seconds=120)
+    # the watermark is the first page's last row: never past the unsent second page
+    wm = svc.state.get(DAY)["watermark"]
+    assert wm["last_processed_timestamp"] == max(dt.datetime.fromisoformat(b["subject_created_at"]) for b in got)
