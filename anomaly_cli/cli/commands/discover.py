@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from anomaly_cli.cli import context, exit_codes
-from anomaly_cli.cli.output import emit_json, err, fact_table, fail, handle_errors, out
+from anomaly_cli.cli.output import Output, err, fact_table, out
 from anomaly_cli.cli.params import DateOption
 
 
@@ -75,7 +75,8 @@ def command(
     130 a backfill/sweep stopped by a signal before it finished.
     """
     cli = context.get(ctx)
-    with handle_errors(json_out):
+    o = Output(json_out)
+    with o.errors():
         settings = cli.settings(
             mongo_to_sqs_mode=mode,
             test_date=test_date,
@@ -88,20 +89,18 @@ def command(
         from anomaly_cli.discovery.service import build_service
 
         queue = None if dry_run else cli.queue(queue_url)
-        with _Signals() as signals, _progress(settings.max_records, enabled=not json_out) as on_page:
+        with _Signals() as signals, _progress(settings.max_records, enabled=o.progress_enabled) as on_page:
             service = build_service(settings, cli.db, queue, stop=signals.stop, on_page=on_page)
             report = service.run(settings.mongo_to_sqs_mode, dry_run=dry_run)
-    if json_out:
-        emit_json(report.to_dict())
-    else:
-        _render(report)
+    o.result(report.to_dict(), lambda: _render(report))
     if report.partial:
-        fail(
+        if o.json:  # the report on stdout says so (partial, failed): one JSON document, nothing more
+            raise typer.Exit(exit_codes.RET_PARTIAL)
+        o.fail(
             "enqueue_failed",
             f"{report.failed} row(s) could not be enqueued; the watermark stops before the first",
             hint="rerun the same command: it sends what was missed",
             exit_code=exit_codes.RET_PARTIAL,
-            json_mode=False,
         )
     if report.stopped and report.mode != "incremental":
         raise typer.Exit(exit_codes.RET_INTERRUPTED)

@@ -10,7 +10,7 @@ import typer
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.commands import report as report_cmd
 from anomaly_cli.cli.commands._progress import progress
-from anomaly_cli.cli.output import emit_json, err, fact_table, fail, handle_errors, out
+from anomaly_cli.cli.output import Output, fact_table, out
 from anomaly_cli.cli.params import DateArgument
 
 app = typer.Typer(no_args_is_help=True, help="Inspect, explain, de-duplicate and report screening results.")
@@ -42,7 +42,8 @@ def inspect(
     Exit codes: 0, 3 bad date / export name, 4 MongoDB unreachable.
     """
     cli = context.get(ctx)
-    with handle_errors(json_out):
+    o = Output(json_out)
+    with o.errors():
         from anomaly_cli.ops import results as R
 
         settings = cli.settings()
@@ -51,14 +52,11 @@ def inspect(
         report = R.inspect(coll, filters, limit=limit, min_school_count=min_count)
         exported = None
         if export:
-            with progress("export", enabled=not json_out) as update:
+            with progress("export", enabled=o.progress_enabled) as update:
                 exported = R.export(coll, filters, export, on_progress=lambda n: update(n, export))
-    if json_out:
-        emit_json({**report.to_dict(), "exported": exported, "export_file": export})
-        return
-    render_inspect(report)
+    o.result({**report.to_dict(), "exported": exported, "export_file": export}, lambda: render_inspect(report))
     if export:
-        err().print(f"exported {exported} result(s) to {export}")
+        o.note(f"exported {exported} result(s) to {export}")
 
 
 def render_inspect(r: Any) -> None:
@@ -172,30 +170,27 @@ def show(
     Exit codes: 0, 1 not found, 4 MongoDB unreachable.
     """
     cli = context.get(ctx)
-    with handle_errors(json_out):
+    o = Output(json_out)
+    with o.errors():
         from anomaly_cli.ops import results as R
 
         settings = cli.settings()
         docs = R.find_for_show(cli.db[settings.mongo_result_collection], key)
         if not docs:
-            fail(
+            o.fail(
                 "not_found",
                 f"no result with _id or mongo_doc_id {key!r}",
                 hint="`anomaly results inspect DATE` lists result ids",
                 exit_code=exit_codes.RET_ERROR,
-                json_mode=json_out,
             )
         shown = []
         for doc in docs:
             link, why = R.listen_link(cli.s3_client, doc, expires) if len(docs) == 1 else (None, None)
             shown.append({**R.explain(doc, listen_url=link), "listen_unavailable": why})
-    if json_out:
-        emit_json(shown[0] if len(shown) == 1 else {"results": shown})
-        return
-    if len(shown) > 1:
-        _render_list(key, shown)
-    else:
-        _render_one(shown[0], expires)
+    o.result(
+        shown[0] if len(shown) == 1 else {"results": shown},
+        lambda: _render_list(key, shown) if len(shown) > 1 else _render_one(shown[0], expires),
+    )
 
 
 def _render_list(key: str, shown: list[dict[str, Any]]) -> None:
@@ -301,13 +296,14 @@ def dedupe(
     Catches pairs two workers screened at the same moment. Exit codes: 0, 3 bad date, 4 MongoDB unreachable.
     """
     cli = context.get(ctx)
-    with handle_errors(json_out):
+    o = Output(json_out)
+    with o.errors():
         from anomaly_cli.config import validate_test_date
         from anomaly_cli.results.repository import ResultRepository
 
         validate_test_date(test_date, field_name="TEST_DATE")
         settings = cli.settings()
-        with progress("dedupe", enabled=not json_out) as update:
+        with progress("dedupe", enabled=o.progress_enabled) as update:
             update(0, f"sweeping {test_date}")
             repo = ResultRepository(
                 cli.db[settings.mongo_result_collection], reuse_is_anomaly=settings.reuse_within_student_is_anomaly
@@ -324,10 +320,9 @@ def dedupe(
         "newly_flagged": report.newly_flagged,
         "dry_run": report.dry_run,
     }
-    if json_out:
-        emit_json(payload)
+    if o.json:
+        o.result(payload)
         return
-
     t = fact_table(f"duplicate sweep {test_date}" + (" (dry run: nothing flagged)" if dry_run else ""), numbers=True)
     t.add_row("results scanned", str(report.scanned))
     t.add_row("clusters", str(len(report.clusters)))

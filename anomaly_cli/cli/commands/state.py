@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from anomaly_cli.cli import context, exit_codes
-from anomaly_cli.cli.output import emit_json, err, fail, handle_errors, out
+from anomaly_cli.cli.output import Output, err, out
 from anomaly_cli.cli.params import DateArgument
 
 app = typer.Typer(no_args_is_help=True, help="Show, list or reset the discovery state of a test date.")
@@ -29,16 +29,6 @@ def _repo(ctx: typer.Context) -> Any:
         source_collection=s.mongo_source_collection,
         lease_seconds=s.discovery_lease_seconds,
     )
-
-
-def _date(value: str, json_mode: bool) -> str:
-    from anomaly_cli.config import validate_test_date
-    from anomaly_cli.errors import ConfigError
-
-    try:
-        return validate_test_date(value, field_name="TEST_DATE")
-    except ConfigError as e:
-        fail(e.code, str(e), exit_code=exit_codes.RET_USAGE, json_mode=json_mode)
 
 
 def cli_settings(ctx: typer.Context) -> Any:
@@ -75,23 +65,19 @@ def _lease_text(doc: Mapping[str, Any], live: bool) -> str:
 @app.command("show")
 def show(ctx: typer.Context, test_date: DateArg, json_out: JsonOpt = False) -> None:
     """Show the state of one test date: status, mode, watermark, counters, last run, lease."""
-    test_date = _date(test_date, json_out)
-    with handle_errors(json_out):
+    o = Output(json_out)
+    with o.errors():
         repo = _repo(ctx)
         doc = repo.get(test_date)
         if doc is None:
-            fail(
+            o.fail(
                 "state_not_found",
                 f"no discovery state for {test_date} (id {repo.id_for(test_date)})",
                 hint=_not_found_hint(cli_settings(ctx), test_date),
                 exit_code=exit_codes.RET_ERROR,
-                json_mode=json_out,
             )
         live = repo.lease_live(doc)
-    if json_out:
-        emit_json(doc | {"lease_live": live})
-        return
-    _render_show(doc, live)
+    o.result(doc | {"lease_live": live}, lambda: _render_show(doc, live))
 
 
 def _render_show(doc: Mapping[str, Any], live: bool) -> None:
@@ -163,7 +149,8 @@ def _stats_text(stats: Mapping[str, Any]) -> str:
 @app.command("list")
 def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """List every discovery state document, one row each."""
-    with handle_errors(json_out):
+    o = Output(json_out)
+    with o.errors():
         repo = _repo(ctx)
         docs = repo.list()
         rows = [
@@ -179,9 +166,10 @@ def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             }
             for d in docs
         ]
-    if json_out:
-        emit_json(rows)
-        return
+    o.result(rows, lambda: _render_list(rows))
+
+
+def _render_list(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     t = Table(title="discovery state")
@@ -214,37 +202,35 @@ def reset(
     json_out: JsonOpt = False,
 ) -> None:
     """Delete the state of a test date (watermark and counters): the next incremental starts over."""
-    test_date = _date(test_date, json_out)
-    with handle_errors(json_out):
+    o = Output(json_out)
+    with o.errors():
         repo = _repo(ctx)
         doc = repo.get(test_date)
         if doc is None:
-            fail("state_not_found", f"no discovery state for {test_date}; nothing to reset", json_mode=json_out)
+            o.fail("state_not_found", f"no discovery state for {test_date}; nothing to reset")
         if repo.lease_live(doc) and not force:
-            fail(
+            o.fail(
                 "lease_held",
                 f"a discover run holds the lease of {test_date}: {_lease_text(doc, True)}",
                 hint="stop that run first, or pass --force",
                 exit_code=exit_codes.RET_ERROR,
-                json_mode=json_out,
             )
         if not yes and not typer.confirm(
             f"Reset the discovery state of {test_date} "
             f"(watermark, {(doc.get('stats') or {}).get('enqueued', 0)} enqueued counted)?",
             err=True,
         ):
-            fail("aborted", "not reset", exit_code=exit_codes.RET_ERROR, json_mode=json_out)
+            o.fail("aborted", "not reset", exit_code=exit_codes.RET_ERROR)
         deleted = repo.reset(test_date, expected=doc)
         if deleted is None:
             now = repo.get(test_date)
             if now is not None:
-                fail(
+                o.fail(
                     "state_changed",
                     f"the state of {test_date} changed while waiting for confirmation "
                     f"(lease: {_lease_text(now, repo.lease_live(now))}); nothing was deleted",
                     hint="run state show, then reset again",
                     exit_code=exit_codes.RET_ERROR,
-                    json_mode=json_out,
                 )
     summary = {
         "reset": deleted is not None,
@@ -253,9 +239,9 @@ def reset(
         "watermark": (deleted or {}).get("watermark"),
         "stats": (deleted or {}).get("stats"),
     }
-    if json_out:
-        emit_json(summary)
-    else:
-        out().print(
+    o.result(
+        summary,
+        lambda: out().print(
             f"reset {summary['_id']}: watermark and counters deleted (was {_stats_text(summary['stats'] or {})})"
-        )
+        ),
+    )
