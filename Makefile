@@ -31,6 +31,10 @@ browser:
 test: $(STAMP) browser
 	$(PY) -m pytest -q
 
+# The fuzz suite's long profile: FUZZ_EXAMPLES a property (default 15 000 x 7 properties >= 100 000).
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -p no:cacheprovider tests/fuzz
+
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
