@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install browser test test-slow test-container demo bench completions readme docs docs-serve wheel-check clean
+.PHONY: install browser lint test test-slow test-container demo bench completions readme docs docs-serve wheel-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 	touch $@
 
 install: $(STAMP)
+
+# The guards (configured in pyproject.toml): one formatter, the lint rules, mypy on the package.
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Headless Chromium + a Devanagari font for the report's browser test (Debian packages; needs root).
 # Without root or apt it says so and the browser test skips with that reason.

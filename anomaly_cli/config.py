@@ -231,10 +231,10 @@ class Settings:
 
 def env_name(field_name: str) -> str:
     """The environment variable of a settings field."""
-    return _FIELDS[field_name].metadata["env"]
+    return str(_FIELDS[field_name].metadata["env"])
 
 
-def setting_fields() -> list[dataclasses.Field]:
+def setting_fields() -> list[dataclasses.Field[Any]]:
     """The settings fields in declaration order (for docs, ``config show``)."""
     return [f for f in fields(Settings) if f.name != "sources"]
 

@@ -121,7 +121,8 @@ def _text(value: Any) -> str:
 
 
 class _ConsoleHandler:
-    """Build rich's :class:`~rich.logging.RichHandler` on the shared stderr console (lazy: rich is only imported here)."""
+    """Build rich's :class:`~rich.logging.RichHandler` on the shared stderr console (lazy: rich is
+    only imported here)."""
 
     @staticmethod
     def make(console: Any) -> logging.Handler:
@@ -135,7 +136,7 @@ class _ConsoleHandler:
                     style = "bold red"
                 return Text(message, style=style)
 
-            def filter(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+            def filter(self, record: logging.LogRecord) -> bool:
                 if getattr(record, "event", None) in CONSOLE_DEBUG_ONLY:
                     return logging.getLogger(LOGGER_NAME).isEnabledFor(logging.DEBUG)
                 return super().filter(record)
@@ -169,8 +170,8 @@ def configure_logging(
     stream = stream or sys.stderr
     chosen = resolve_format(fmt, stream)
     logger = logging.getLogger(LOGGER_NAME)
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
     if chosen == "console":
         if console is None:
             from rich.console import Console

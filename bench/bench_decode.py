@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import machine, write_section  # noqa: E402
-
-from anomaly_cli.audio.decode import decode_bytes  # noqa: E402
-from anomaly_cli.audio.formats import FORMATS, encode  # noqa: E402
+from anomaly_cli.audio.decode import decode_bytes
+from anomaly_cli.audio.formats import FORMATS, encode
+from bench.common import machine, write_section
 
 SECONDS = 60.0
 RATE = 44100
@@ -81,8 +80,8 @@ def main() -> None:
     for fmt in FORMATS:
         data = encode(x, RATE, fmt)
         decode_bytes(data), naive(data)  # warm caches and imports
-        ours, ours_med = best(lambda: decode_bytes(data), repeats)
-        base, _ = best(lambda: naive(data), repeats)
+        ours, ours_med = best(lambda data=data: decode_bytes(data), repeats)
+        base, _ = best(lambda data=data: naive(data), repeats)
         d = decode_bytes(data)
         rtf = d.duration_s / ours
         ratio = ours / base

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import machine, write_section  # noqa: E402
+from bench.common import machine, write_section
 
 BUDGET_S = 60.0
 

@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import machine, write_section  # noqa: E402
+from common import machine, write_section
 
 GOAL = 8.0
 RTT_S = 0.010  # the round trip added by DelayProxy for the "with a network" figure

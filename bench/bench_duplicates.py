@@ -32,12 +32,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, write_section  # noqa: E402
-import speech  # noqa: E402
+import speech
+from common import machine, write_section
 
-from anomaly_cli.audio import fingerprint as fp  # noqa: E402
-from anomaly_cli.audio.decode import decode_bytes  # noqa: E402
-from anomaly_cli.audio.formats import encode  # noqa: E402
+from anomaly_cli.audio import fingerprint as fp
+from anomaly_cli.audio.decode import decode_bytes
+from anomaly_cli.audio.formats import encode
 
 SR = speech.SR
 

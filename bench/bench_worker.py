@@ -249,7 +249,7 @@ def run_worker(
                 time.sleep(0.5)
             rc = proc.wait()
         text = log.read_text()
-        events = [json.loads(l) for l in text.splitlines() if l.startswith("{")]
+        events = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     if rc != 0:
         raise RuntimeError(f"worker exited {rc}: {text[-3000:]}")
     import datetime as dt
@@ -431,7 +431,7 @@ def throughput_section(args: argparse.Namespace) -> None:
         "| concurrency | " + " | ".join(roles) + " | total | items/s vs bound for the screening cores |",
         "|---" * (len(roles) + 3) + "|",
     ]
-    for c, _, res, bound, kind in rows:
+    for c, _, res, _bound, _kind in rows:
         got = res["cores"]
         own = got.get("screening process", 0.0) * r1
         share = f"{100 * res['rate'] / own:.0f} %" if own else "-"

@@ -35,9 +35,9 @@ DOCS = ROOT / "docs"
 FRAGMENTS = DOCS / "readme"
 sys.path.insert(0, str(ROOT))
 
-from anomaly_cli.cli import exit_codes
-from anomaly_cli.cli.completions import PROG, click_tree
-from anomaly_cli.config import setting_fields
+from anomaly_cli.cli import exit_codes  # noqa: E402 - after the sys.path line: runs from a clone without an install
+from anomaly_cli.cli.completions import PROG, click_tree  # noqa: E402 - after the sys.path line: runs from a clone without an install
+from anomaly_cli.config import setting_fields  # noqa: E402 - after the sys.path line: runs from a clone without an install
 
 ENV_IN_HELP = re.compile(r"\benv ([A-Z][A-Z0-9_]+)")
 PLACEHOLDER = re.compile(r"^<!-- ([A-Z_]+)(?: ([^ ]+))? -->$", re.MULTILINE)

@@ -3,10 +3,10 @@ over HTTP), and a settings factory. Tests never write ``os.environ`` directly.""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import json
-import contextlib
 import logging
 from typing import Any, Callable, Iterator
 

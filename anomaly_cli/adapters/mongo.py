@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from anomaly_cli.adapters.protocols import Collection, Database
 from anomaly_cli.config import Settings
 from anomaly_cli.errors import ConfigError, CursorLost, MongoUnavailable, MongoWriteFailed
 from anomaly_cli.redact import redact_text, redact_uri
@@ -181,7 +182,7 @@ def unordered_write(write: Callable[[], object], *, what: str) -> set[int]:
     return set()
 
 
-def insert_many_new(collection: Any, docs: Sequence[Mapping[str, Any]], *, what: str) -> set[Any]:
+def insert_many_new(collection: Collection, docs: Sequence[Mapping[str, Any]], *, what: str) -> set[Any]:
     """Insert ``docs`` unordered, keeping the stored document where an ``_id`` exists already;
     returns the ``_id`` values that existed (see :func:`unordered_write`)."""
     docs = list(docs)
@@ -198,7 +199,7 @@ def _cause(e: Exception) -> str:
     return f"{type(e).__name__}: {redact_text(text)[:300]}" if text else type(e).__name__
 
 
-def ping(db: Any) -> None:
+def ping(db: Database) -> None:
     """Round-trip to the server; raises :class:`MongoUnavailable`."""
     with mongo_errors("ping"):
         db.command("ping")

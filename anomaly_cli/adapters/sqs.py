@@ -110,7 +110,7 @@ class SqsQueue:
         while True:
             try:
                 return fn(**kwargs)
-            except Exception as e:  # noqa: BLE001 - translated below
+            except Exception as e:  # translated below
                 err = translate(e, what)
                 attempt += 1
                 if not isinstance(err, QueueUnavailable) or attempt > self.retries:
@@ -118,7 +118,7 @@ class SqsQueue:
                 self._sleep(self._backoff(attempt))
 
     def _backoff(self, attempt: int) -> float:
-        return min(5.0, self.base_delay * (2 ** (attempt - 1))) * (0.5 + random.random())
+        return float(min(5.0, self.base_delay * (2 ** (attempt - 1))) * (0.5 + random.random()))
 
     def _batch(self, what: str, fn: Callable[..., Any], entries: list[dict[str, Any]]) -> BatchOutcome:
         """Send ``entries`` (<= 10, each with ``Id``) retrying per-entry non-sender failures."""
@@ -193,7 +193,7 @@ class SqsQueue:
         # One attempt: the worker loop owns the backoff for receive failures.
         try:
             resp = self.client.receive_message(**kwargs)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise translate(e, "ReceiveMessage") from e
         return resp.get("Messages", []) or []
 
@@ -202,7 +202,8 @@ class SqsQueue:
         resp = self._call(
             "GetQueueAttributes", self.client.get_queue_attributes, QueueUrl=self.url, AttributeNames=list(names)
         )
-        return resp.get("Attributes", {})
+        attributes: dict[str, str] = resp.get("Attributes", {})
+        return attributes
 
     def approximate_counts(self) -> dict[str, int]:
         attrs = self.attributes(
@@ -233,6 +234,6 @@ def queue_url_from_arn(client: Any, arn: str) -> str:
     if len(parts) < 6:
         raise QueueError(f"not a queue ARN: {arn!r}")
     try:
-        return client.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
-    except Exception as e:  # noqa: BLE001
+        return str(client.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"])
+    except Exception as e:
         raise translate(e, "GetQueueUrl") from e

@@ -94,7 +94,13 @@ class Fetcher:
     # ----- public ------------------------------------------------------------------------
     def fetch(self, url: str) -> FetchedAudio:
         """Fetch ``url`` (s3:// or https) with retries; raises a :class:`errors.FetchError` subclass."""
-        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+        from tenacity import (
+            RetryCallState,
+            Retrying,
+            retry_if_exception_type,
+            stop_after_attempt,
+            wait_exponential_jitter,
+        )
 
         started = time.monotonic()
         deadline = started + self.settings.fetch_deadline_seconds
@@ -102,22 +108,27 @@ class Fetcher:
         if not self.allowlist:
             raise E.UrlNotAllowed("AUDIO_URL_ALLOWLIST is empty: nothing may be fetched")
 
-        def past_deadline(state: Any) -> bool:
+        def past_deadline(state: RetryCallState) -> bool:
             return time.monotonic() + (state.upcoming_sleep or 0) >= deadline
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None  # set before any sleep
+            log.warning(
+                "fetch_retrying",
+                url=url,
+                attempt=state.attempt_number,
+                error=E.error_code(error) if error is not None else "",
+                reason=str(error),
+            )
 
         retrying = Retrying(
             retry=retry_if_exception_type(E.FetchTransient),
-            stop=stop_after_attempt(self.settings.fetch_retries) | past_deadline,
+            # a plain callable works as a stop condition; tenacity's annotations only name its stop classes
+            stop=stop_after_attempt(self.settings.fetch_retries) | past_deadline,  # type: ignore[operator]
             wait=wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5),
             sleep=self._sleep,
             reraise=True,
-            before_sleep=lambda s: log.warning(
-                "fetch_retrying",
-                url=url,
-                attempt=s.attempt_number,
-                error=E.error_code(s.outcome.exception()),
-                reason=str(s.outcome.exception()),
-            ),
+            before_sleep=before_sleep,
         )
         attempts = 0
         try:
@@ -184,7 +195,7 @@ class Fetcher:
             return b"".join(chunks), resp.get("ContentType")
         except E.FetchError:
             raise
-        except Exception as e:  # noqa: BLE001 - translated into the error tree
+        except Exception as e:  # translated into the error tree
             raise _translate_s3(e, t) from e
 
     def _too_large(self, t: AudioUrl, size: int) -> E.TooLarge:
@@ -395,8 +406,10 @@ def presign(s3_client: Any, url: str, expires_s: int = 300) -> str:
         else:
             raise E.InvalidUrl(f"cannot presign {redact_url(url)}")
     try:
-        return s3_client.generate_presigned_url(
-            "get_object", Params={"Bucket": t.bucket, "Key": t.key}, ExpiresIn=int(expires_s)
+        return str(
+            s3_client.generate_presigned_url(
+                "get_object", Params={"Bucket": t.bucket, "Key": t.key}, ExpiresIn=int(expires_s)
+            )
         )
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise _translate_s3(e, t) from e

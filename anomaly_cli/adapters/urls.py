@@ -26,7 +26,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 from urllib.parse import unquote, urlsplit
 
 from anomaly_cli.config import Settings
@@ -39,7 +39,7 @@ _VIRTUAL = re.compile(rf"^{_BUCKET}\.s3(?:[.-]dualstack)?(?:[.-]{_REGION})?\.ama
 _PATH = re.compile(rf"^s3(?:[.-]dualstack)?(?:[.-]{_REGION})?\.amazonaws\.com(?:\.cn)?$")
 _HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?)*$")
 
-Resolver = Callable[..., Sequence[tuple]]
+Resolver = Callable[..., Sequence[tuple[Any, ...]]]
 
 
 @dataclass(frozen=True)
@@ -96,13 +96,13 @@ def parse_audio_url(url: str) -> AudioUrl:
         if s3:
             bucket, key, region = s3
             return AudioUrl(url, "s3", bucket=bucket, key=key, region=region, host=host, port=port, path=path)
-    bucket = _s3_of(host, parts.path)
+    s3_parts = _s3_of(host, parts.path)
     return AudioUrl(
         url,
         scheme,
-        bucket=bucket[0] if bucket else None,
-        key=bucket[1] if bucket else None,
-        region=bucket[2] if bucket else None,
+        bucket=s3_parts[0] if s3_parts else None,
+        key=s3_parts[1] if s3_parts else None,
+        region=s3_parts[2] if s3_parts else None,
         host=host,
         port=port,
         path=path,

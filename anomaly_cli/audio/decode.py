@@ -151,7 +151,7 @@ def decode_bytes(data: bytes, *, max_duration_s: float = 600.0, target_rate: int
         return _decode(bytes(data), max_duration_s, target_rate)
     except DecodeError:
         raise
-    except Exception as e:  # noqa: BLE001 - the contract: only DecodeError leaves this function
+    except Exception as e:  # the contract: only DecodeError leaves this function
         raise DecodeError(f"decoder failed: {type(e).__name__}: {e}", code="undecodable") from e
 
 
@@ -294,7 +294,7 @@ def _decode_sndfile(data: bytes, fmt: str | None, cap_s: float, target_rate: int
 
     try:
         f = sf.SoundFile(io.BytesIO(data))
-    except Exception as e:  # noqa: BLE001 - libsndfile's refusal; FFmpeg gets a chance next
+    except Exception as e:  # libsndfile's refusal; FFmpeg gets a chance next
         raise _Refused(_OPEN_NOISE.sub("", str(e))) from e
     with f:
         fmt = fmt or f.format.lower()
@@ -305,7 +305,7 @@ def _decode_sndfile(data: bytes, fmt: str | None, cap_s: float, target_rate: int
         while True:
             try:
                 block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
-            except Exception as e:  # noqa: BLE001 - a stream that breaks after some audio
+            except Exception as e:  # a stream that breaks after some audio
                 if col.frames == 0:  # broken from the start: FFmpeg may still make sense of it
                     raise _Refused(f"could not decode {fmt}: {e}") from e
                 truncated = True
@@ -348,7 +348,7 @@ def _decode_av(data: bytes, fmt: str | None, cap_s: float, target_rate: int) -> 
 
     try:
         container = av.open(io.BytesIO(data), mode="r")
-    except Exception as e:  # noqa: BLE001 - FFmpeg's refusal
+    except Exception as e:  # FFmpeg's refusal
         raise _Refused(str(e)) from e
     with container:
         if not container.streams.audio:
@@ -373,7 +373,7 @@ def _decode_av(data: bytes, fmt: str | None, cap_s: float, target_rate: int) -> 
                     break
         except DecodeError:
             raise
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             if col is None or col.frames == 0:
                 raise DecodeError(f"ffmpeg could not decode {fmt}/{codec}: {e}", code="undecodable") from e
             truncated = True

@@ -120,7 +120,6 @@ def _av_write(
     bit_rate: int,
     options: dict[str, str] | None = None,
 ) -> bytes:
-    import av
 
     layouts = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
     # A real temporary file, not BytesIO: the mp4 muxer reopens its output by name to move the
@@ -147,6 +146,7 @@ def _av_mux(
 
     with av.open(path, "w", format=container, options=options or {}) as out:
         stream = out.add_stream(codec, rate=rate)
+        assert isinstance(stream, av.audio.stream.AudioStream)  # an audio codec makes an audio stream
         stream.layout = layout
         stream.bit_rate = bit_rate
         # Hand the encoder interleaved float frames; its resampler converts to the codec's format.

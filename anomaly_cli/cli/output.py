@@ -122,7 +122,7 @@ def _with_flag(e: Any) -> str | None:
     if ctx is None:
         return e.hint
     for p in ctx.command.params:
-        if getattr(p, "param_type_name", "") == "option" and f"(env {field}" in (p.help or ""):
+        if getattr(p, "param_type_name", "") == "option" and f"(env {field}" in (getattr(p, "help", None) or ""):
             flag = next((o for o in p.opts if o.startswith("--")), None)
             if flag:
                 return f"{e.hint}, or pass {flag}"

@@ -51,7 +51,7 @@ def tidy_help(command: Any) -> None:
     for param in command.params:
         _tidy_param(param)
     if not getattr(command, "_anomaly_tidy", False):
-        command._anomaly_tidy = True
+        command._anomaly_tidy = True  # noqa: SLF001 - our own marker on click's object
         make_help = command.get_help_option
 
         def get_help_option(ctx: Any) -> Any:
@@ -73,7 +73,8 @@ def _tidy_param(param: Any) -> None:
         # usage line shows DATE / [DATE] (not Typer's {DATE}); no <str> type column
         param.get_error_hint = functools.partial(str, f"argument {param.metavar}")
         usage = param.metavar if param.required else f"[{param.metavar}]"
-        param._usage_display_name = functools.partial(str, usage + ("..." if param.nargs != 1 else ""))
+        shown = usage + ("..." if param.nargs != 1 else "")
+        param._usage_display_name = functools.partial(str, shown)  # noqa: SLF001 - click has no public hook for it
         param.display_type_rich = lambda ctx: None
         return
     if getattr(param, "is_flag", False):
@@ -138,14 +139,14 @@ class AnomalyGroup(typer.core.TyperGroup):
             _tidy_param(p)
         return params
 
-    def main(
+    def main(  # type: ignore[override]
         self,
         args: Any = None,
         prog_name: Any = None,
         complete_var: Any = None,
         standalone_mode: bool = True,
         **extra: Any,
-    ) -> Any:  # type: ignore[override]
+    ) -> Any:
         import sys
 
         argv = sys.argv[1:] if args is None else list(args)

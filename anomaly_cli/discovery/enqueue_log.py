@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from anomaly_cli.adapters.mongo import insert_many_new, mongo_errors
+from anomaly_cli.adapters.protocols import Collection
 from anomaly_cli.contract import SubjectRow
 
 #: How long a mark lives (the TTL index): longer than any row stays in the queue.
@@ -25,7 +26,7 @@ READ_CHUNK = 500
 class EnqueueLog:
     """Reads and writes the enqueue log collection."""
 
-    def __init__(self, collection: Any):
+    def __init__(self, collection: Collection):
         self.collection = collection
 
     def ensure_indexes(self) -> None:

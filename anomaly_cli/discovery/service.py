@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from anomaly_cli.adapters.mongo import mongo_errors
+from anomaly_cli.adapters.protocols import Collection, Database
 from anomaly_cli.adapters.sqs import BatchFailure, BatchOutcome, SqsQueue, chunks
 from anomaly_cli.config import MODES, Settings
 from anomaly_cli.contract import (
@@ -46,8 +47,8 @@ from anomaly_cli.contract import (
     subject_matches,
     utc,
 )
-from anomaly_cli.discovery.enqueue_log import EnqueueLog
 from anomaly_cli.discovery.cursor import ResumableRows, StopRequested
+from anomaly_cli.discovery.enqueue_log import EnqueueLog
 from anomaly_cli.discovery.pipeline import build_pipeline, first_match
 from anomaly_cli.discovery.state import StateRepository, WatermarkKey, now_utc, watermark_doc, watermark_key
 from anomaly_cli.errors import QueueUnavailable
@@ -205,7 +206,7 @@ def candidates(cursor: Iterator[Mapping[str, Any]], *, subject_name: str, now: d
         raw = doc.get("row")
         if not isinstance(raw, Mapping) or not subject_matches(raw, subject_name):
             continue
-        record_type = doc.get("record_type")
+        record_type = str(doc.get("record_type"))  # the pipeline projects it from the path it unwound
         row = normalize_subject_row(mongo_doc_id=doc["_id"], record_type=record_type, raw=raw, student=doc, now=now)
         ts = doc.get("source_updated_at")
         ts = utc(ts) if isinstance(ts, dt.datetime) else None
@@ -291,9 +292,9 @@ class DiscoveryService:
         self,
         settings: Settings,
         *,
-        source: Any,
+        source: Collection,
         state: StateRepository,
-        results: Any,
+        results: Collection,
         enqueue_log: EnqueueLog,
         queue: SqsQueue | None,
         stop: StopFlag | None = None,
@@ -696,7 +697,7 @@ class DiscoveryService:
         for n, (entries, _) in enumerate(batches, 1):
             log.info("enqueue_chunk_started", test_date=test_date, page=page_no, chunk=n, entries=len(entries))
         outcomes = self._sender.map(lambda b: self._send_patiently(test_date, page_no, b[0]), batches)
-        for n, ((entries, by_entry), outcome) in enumerate(zip(batches, outcomes), 1):
+        for n, ((_entries, by_entry), outcome) in enumerate(zip(batches, outcomes), 1):
             sent += [by_entry[i][0] for i in outcome.succeeded if i in by_entry]
             for f in outcome.failed:
                 rid, row = by_entry[f.id]
@@ -784,50 +785,6 @@ class DiscoveryService:
                 self.state.renew(test_date, self.holder)
             pending = [en for en in pending if en["Id"] in retry_ids]
 
-    # ----- the enqueue log (sweep's "recent enqueue") -----
-    def _ensure_enqueue_log_index(self) -> None:
-        with mongo_errors("enqueue log index"):
-            self.enqueue_log.create_index(
-                "enqueued_at", expireAfterSeconds=ENQUEUE_LOG_TTL_SECONDS, name="enqueued_at_ttl"
-            )
-
-    def _log_enqueued(self, test_date: str, rows: Sequence[tuple[str, SubjectRow]], now: dt.datetime) -> None:
-        """Record when rows were sent. Delete + insert per page rather than one upsert per row:
-        two set operations are as cheap on MongoDB and keep the embedded double linear. A crash
-        between the two only loses "recent" marks (a sweep may send those rows once more)."""
-        if not rows:
-            return
-        from pymongo.errors import BulkWriteError
-
-        docs = [
-            {
-                "_id": rid,
-                "enqueued_at": now,
-                "test_date": test_date,
-                "mongo_doc_id": r.mongo_doc_id,
-                "subject_id": r.subject_id,
-            }
-            for rid, r in rows
-        ]
-        with mongo_errors("enqueue log write"):
-            self.enqueue_log.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
-            try:
-                self.enqueue_log.insert_many(docs, ordered=False)
-            except BulkWriteError as e:
-                # another run logged the same row in between: its mark is as good as ours
-                if any(err.get("code") != 11000 for err in e.details.get("writeErrors", [])):
-                    raise
-
-    def _recently_enqueued(self, rids: Sequence[str]) -> set[str]:
-        if not rids:
-            return set()
-        since = self.clock() - dt.timedelta(seconds=self.s.sweep_recent_seconds)
-        with mongo_errors("enqueue log read"):
-            return {
-                d["_id"]
-                for d in self.enqueue_log.find({"_id": {"$in": list(rids)}, "enqueued_at": {"$gte": since}}, {"_id": 1})
-            }
-
     # ----- dry run: the time-zone trap -----
     def _nearby_documents(self, test_date: str) -> int:
         """Documents with a row of the subject within a day either side of ``test_date``."""
@@ -837,7 +794,7 @@ class DiscoveryService:
             )
 
 
-def build_service(settings: Settings, db: Any, queue: SqsQueue | None, **kwargs: Any) -> DiscoveryService:
+def build_service(settings: Settings, db: Database, queue: SqsQueue | None, **kwargs: Any) -> DiscoveryService:
     """A service on database ``db`` with the configured collections and read preference."""
     from anomaly_cli.adapters.mongo import read_preference
 

@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any, Iterator, Mapping, Sequence
 
 from anomaly_cli.adapters.mongo import mongo_errors
+from anomaly_cli.adapters.protocols import Collection
 from anomaly_cli.contract import (
     RECORD_PATHS,
     RejectedRow,
@@ -66,7 +67,7 @@ def iter_subject_rows(
 
 
 def existing_source_rows(
-    collection: Any,
+    collection: Collection,
     items: Sequence[WorkItem],
     *,
     subject_name: str,

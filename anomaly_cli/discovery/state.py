@@ -16,6 +16,7 @@ import datetime as dt
 from typing import Any, Callable, Mapping
 
 from anomaly_cli.adapters.mongo import mongo_errors
+from anomaly_cli.adapters.protocols import Collection
 from anomaly_cli.contract import utc
 from anomaly_cli.errors import LeaseHeld
 
@@ -91,7 +92,7 @@ class StateRepository:
 
     def __init__(
         self,
-        collection: Any,
+        collection: Collection,
         *,
         pipeline_name: str,
         source_collection: str,

@@ -129,7 +129,7 @@ def save(path: str | Path, model: "OutlierModel", metadata: dict[str, Any]) -> P
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     with (out / MODEL_FILE).open("wb") as f:
-        np.savez_compressed(f, format=np.asarray(FORMAT), **model.arrays())
+        np.savez_compressed(f, format=np.asarray(FORMAT), **model.arrays())  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     (out / META_FILE).write_text(
         json.dumps({"format": FORMAT, **metadata}, indent=2, ensure_ascii=False, sort_keys=False) + "\n",
         encoding="utf-8",
@@ -152,7 +152,7 @@ def load(path: str | Path, feature_names: tuple[str, ...]) -> tuple["OutlierMode
         if arrays.get("format") is None or int(arrays["format"]) != FORMAT:
             raise ValueError(f"not a format-{FORMAT} anomaly model")
         model = OutlierModel.from_arrays(arrays)
-    except Exception as e:  # noqa: BLE001 - any failure to read the arrays is a broken artifact
+    except Exception as e:  # any failure to read the arrays is a broken artifact
         raise ModelError(
             f"cannot load {path / MODEL_FILE}: {type(e).__name__}: {e}",
             hint="the file is missing or damaged; retrain or restore it",

@@ -28,7 +28,7 @@ from anomaly_cli.model.engine import LoadedModel, screen_bytes
 LEVEL_FIRST = frozenset({"low_volume"})
 
 #: The issue's quality bar: minimum recall per class, maximum false-alarm rate, min reason accuracy.
-QUALITY_BAR = {
+QUALITY_BAR: dict[str, Any] = {
     "recall": {
         "silent": 0.98,
         "no_speech": 0.98,

@@ -117,6 +117,7 @@ def train(
     else:
         from anomaly_cli.audio.decode import decode_bytes
 
+        assert data_dir is not None  # exactly one of synthetic / data_dir (checked above)
         mrows = manifest_rows(data_dir)
         labels: dict[str, int] = {}
         skipped = 0

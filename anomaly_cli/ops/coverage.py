@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from anomaly_cli.adapters.mongo import mongo_errors, read_preference
+from anomaly_cli.adapters.protocols import Collection, Database, WorkQueue
 from anomaly_cli.config import Settings, validate_test_date
 from anomaly_cli.contract import SubjectRow, test_date_datetime
 from anomaly_cli.discovery.enqueue_log import EnqueueLog
@@ -59,10 +60,10 @@ class CoverageReport:
 
 def coverage(
     settings: Settings,
-    db: Any,
+    db: Database,
     test_date: str,
     *,
-    queue: Any = None,
+    queue: WorkQueue | None = None,
     dlq: Any = None,
     limit: int = 20,
     now: dt.datetime | None = None,
@@ -155,8 +156,8 @@ def _settle_chunk(
     report: CoverageReport,
     chunk: list[tuple[SubjectRow, str]],
     settings: Settings,
-    db: Any,
-    results: Any,
+    db: Database,
+    results: Collection,
     test_date: str,
     wm: Any,
     limit: int,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from anomaly_cli.adapters.protocols import Collection, Database
 from anomaly_cli.config import Settings, load_settings
 from anomaly_cli.log import get_logger
 
@@ -161,6 +162,7 @@ def _generate_one(task: tuple[str, int, int, int | None]) -> tuple[bytes, str]:
     kind, seed, n, original = task
     rng = np.random.default_rng([seed, n])
     if kind == DUPLICATE:
+        assert original is not None  # a duplicate names its original's slot
         # regenerate the original's samples from its own seed, then re-encode in another format
         samples, sr, orig_fmt = _recording("normal", np.random.default_rng([seed, original]))
         fmt = "m4a" if orig_fmt == "ogg" else "ogg"
@@ -200,7 +202,7 @@ def build_world(
     for i in range(students):
         oid = ObjectId(int(seed % 2**16).to_bytes(2, "big") + int(i).to_bytes(10, "big"))
         school = SCHOOLS[int(rng.integers(len(SCHOOLS)))]
-        doc = {
+        doc: dict[str, Any] = {
             "_id": oid,
             "student_id": f"STU-{school[-5:]}-{i:05d}",
             "udise": school,
@@ -277,13 +279,20 @@ def build_world(
         url = f"s3://{BUCKET}/{key}"
         row["audio_url"] = url
         blobs[key] = data
-        rids[n] = result_id(source_collection, str(doc["_id"]), TEST_DATE, rt, row["subject_id"], url)
+        rids[n] = result_id(source_collection, str(doc["_id"]), TEST_DATE, rt, str(row["subject_id"]), url)
         planted.append(
             Planted(
-                str(doc["_id"]), rt, row["subject_id"], url, kind, fmt, rids[original] if original is not None else None
+                str(doc["_id"]),
+                rt,
+                str(row["subject_id"]),
+                url,
+                kind,
+                fmt,
+                rids[original] if original is not None else None,
             )
         )
-    # a duplicate's original is an earlier slot, i.e. an earlier recording: the copy is the *later* one (it gets the flag)
+    # a duplicate's original is an earlier slot, i.e. an earlier recording: the copy is the *later* one
+    # (it gets the flag)
     if on_phase:
         on_phase("generate", len(slots), len(slots))
     return docs, planted, blobs
@@ -485,7 +494,7 @@ def upload(s3: Any, blobs: dict[str, bytes], on_phase: Phase | None) -> None:
         on_phase("upload to S3", len(blobs), len(blobs))
 
 
-def _discover(settings: Settings, db: Any, sqs: Any, expected: int, on_phase: Phase | None) -> dict[str, Any]:
+def _discover(settings: Settings, db: Database, sqs: Any, expected: int, on_phase: Phase | None) -> dict[str, Any]:
     from anomaly_cli.adapters.sqs import SqsQueue
     from anomaly_cli.discovery.service import build_service
 
@@ -504,7 +513,7 @@ def _discover(settings: Settings, db: Any, sqs: Any, expected: int, on_phase: Ph
 
 
 def _work(
-    settings: Settings, db: Any, sqs: Any, s3: Any, version: str, expected: int, on_phase: Phase | None
+    settings: Settings, db: Database, sqs: Any, s3: Any, version: str, expected: int, on_phase: Phase | None
 ) -> dict[str, Any]:
     from anomaly_cli.worker.factory import build_worker
     from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown, MaxMessages
@@ -541,7 +550,7 @@ def _work(
     return {k: report.stats.get(k) for k in keys}
 
 
-def _score(report: DemoReport, planted: list[Planted], results: Any, source_collection: str) -> None:
+def _score(report: DemoReport, planted: list[Planted], results: Collection, source_collection: str) -> None:
     """Per-kind recall (flagged at all, and with the planted kind as a reason) and false alarms."""
     from anomaly_cli.contract import result_id
 

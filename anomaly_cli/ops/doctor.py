@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from anomaly_cli.adapters.protocols import Collection, Database
 from anomaly_cli.config import Settings
 from anomaly_cli.errors import AnomalyError
 from anomaly_cli.redact import redact_uri, redact_url
@@ -56,7 +57,7 @@ def create_index_command(collection: str, fields: Iterable[str]) -> str:
     return f"db.{collection}.createIndex({{{spec}}})"
 
 
-def _index_keys(collection: Any) -> list[tuple[str, ...]]:
+def _index_keys(collection: Collection) -> list[tuple[str, ...]]:
     return [tuple(k for k, _ in info["key"]) for info in collection.index_information().values()]
 
 
@@ -104,7 +105,8 @@ def check_settings(s: Settings) -> list[Check]:
                 "settings",
                 "worker visibility timeout",
                 FAIL,
-                f"SQS_VISIBILITY_TIMEOUT={s.visibility_timeout_seconds}s < download deadline {s.fetch_deadline_seconds:.0f}s "
+                f"SQS_VISIBILITY_TIMEOUT={s.visibility_timeout_seconds}s < download deadline "
+                f"{s.fetch_deadline_seconds:.0f}s "
                 f"+ batch flush {s.flush_seconds:.0f}s + screening {SCREEN_MARGIN_SECONDS}s: messages reappear while "
                 "being worked on and are screened twice",
                 f"set SQS_VISIBILITY_TIMEOUT >= {int(needed) + 1}",
@@ -113,7 +115,7 @@ def check_settings(s: Settings) -> list[Check]:
     return out
 
 
-def check_mongo(s: Settings, db: Any) -> list[Check]:
+def check_mongo(s: Settings, db: Database) -> list[Check]:
     """Reachability, collections, source / result indexes and the result id recipe."""
     from anomaly_cli.adapters.mongo import ping
 
@@ -185,7 +187,7 @@ def check_mongo(s: Settings, db: Any) -> list[Check]:
     return out
 
 
-def check_result_ids(collection: Any) -> Check:
+def check_result_ids(collection: Collection) -> Check:
     """Recompute the ``_id`` of a few recent results; warn when they were made another way."""
     from anomaly_cli.results.document import work_item_of
 
@@ -205,7 +207,8 @@ def check_result_ids(collection: Any) -> Check:
             "mongo",
             "result id recipe",
             WARN,
-            f"{len(other)} of {len(docs)} sampled results have an _id that is not SHA-256(source_collection|mongo_doc_id|"
+            f"{len(other)} of {len(docs)} sampled results have an _id that is not "
+            "SHA-256(source_collection|mongo_doc_id|"
             f"test_date|record_type|subject_id|audio_url), e.g. {other[0]}: they were made by another recipe",
             "nothing breaks: existing results are also recognised by their natural key (mongo_doc_id, test_date, "
             "record_type, subject_id), so they are not screened twice; keep the natural-key index",
@@ -251,7 +254,8 @@ def check_queue(s: Settings, sqs_client: Any) -> list[Check]:
                     if worker_ok
                     else ""
                 ),
-                f"aws sqs set-queue-attributes --queue-url {s.sqs_queue_url} --attributes VisibilityTimeout={max(int(needed) + 1, s.visibility_timeout_seconds)}",
+                f"aws sqs set-queue-attributes --queue-url {s.sqs_queue_url} "
+                f"--attributes VisibilityTimeout={max(int(needed) + 1, s.visibility_timeout_seconds)}",
             )
         )
     else:
@@ -276,7 +280,8 @@ def check_queue(s: Settings, sqs_client: Any) -> list[Check]:
                 "sqs",
                 "maxReceiveCount",
                 FAIL,
-                f"maxReceiveCount {mrc} < {MIN_MAX_RECEIVE_COUNT}: a slow download or a redeploy sends good recordings to the DLQ",
+                f"maxReceiveCount {mrc} < {MIN_MAX_RECEIVE_COUNT}: a slow download or a redeploy sends good "
+                "recordings to the DLQ",
                 f"set maxReceiveCount to {MIN_MAX_RECEIVE_COUNT} or more in the RedrivePolicy",
             )
         )
@@ -306,7 +311,8 @@ def check_queue(s: Settings, sqs_client: Any) -> list[Check]:
                 WARN,
                 f"DLQ keeps messages {dret // 3600} h (queue: {ret // 3600} h); a message's age counts from its first "
                 "enqueue, so failures can expire before anyone replays them",
-                f"aws sqs set-queue-attributes --queue-url {dlq.url} --attributes MessageRetentionPeriod={RECOMMENDED_DLQ_RETENTION_SECONDS}",
+                f"aws sqs set-queue-attributes --queue-url {dlq.url} "
+                f"--attributes MessageRetentionPeriod={RECOMMENDED_DLQ_RETENTION_SECONDS}",
             )
         )
     else:
@@ -323,7 +329,7 @@ def check_queue(s: Settings, sqs_client: Any) -> list[Check]:
     return out
 
 
-def check_sample_audio(s: Settings, s3_client: Any, db: Any, sample_url: str | None) -> Check:
+def check_sample_audio(s: Settings, s3_client: Any, db: Database | None, sample_url: str | None) -> Check:
     """Read access to one recording (HEAD on S3; the allowlist for https)."""
     from anomaly_cli.adapters.urls import ensure_allowlist, parse_audio_url
 

@@ -12,8 +12,9 @@ Two ways:
 
 ``peek`` (``--dry-run``) receives with a visibility timeout and releases everything at once at
 the end (visibility 0): nothing is consumed. Receives long-poll ``wait_seconds`` (1 s): a short
-poll on AWS samples a subset of servers and can answer "empty" while messages remain. It does raise each message's receive count by one
-(SQS has no read-only peek); DLQs have no redrive policy of their own, so that is harmless.
+poll on AWS samples a subset of servers and can answer "empty" while messages remain. It does raise
+each message's receive count by one (SQS has no read-only peek); DLQs have no redrive policy of
+their own, so that is harmless.
 """
 
 from __future__ import annotations
@@ -226,7 +227,8 @@ def move(
             batch = dlq.receive(wait_seconds=wait_seconds, visibility_timeout=HOLD_SECONDS)
             if not batch:
                 break
-            entries, by_id = [], {}
+            entries: list[dict[str, Any]] = []
+            by_id: dict[str, Any] = {}
             for m in batch:
                 held[m["MessageId"]] = m["ReceiptHandle"]
                 item, ok = _classify(m, filters)
@@ -296,13 +298,13 @@ def move_native(
         kwargs["MaxNumberOfMessagesPerSecond"] = int(max_per_second)
     try:
         report.task_handle = sqs_client.start_message_move_task(**kwargs)["TaskHandle"]
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise translate(e, "StartMessageMoveTask") from e
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             tasks = sqs_client.list_message_move_tasks(SourceArn=source_arn, MaxResults=1).get("Results", [])
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise translate(e, "ListMessageMoveTasks") from e
         task = tasks[0] if tasks else {}
         report.native_status = task.get("Status")

@@ -13,6 +13,7 @@ import re
 import uuid
 from typing import Any, Callable, Iterator
 
+from anomaly_cli.adapters.protocols import Collection, WorkQueue
 from anomaly_cli.contract import WorkItem
 from anomaly_cli.errors import ConfigError
 from anomaly_cli.ops.results import Filters, _agg, iter_docs
@@ -33,7 +34,7 @@ def build_match(
     status: str | None = None,
     reason: str | None = None,
     model_older_than: str | None = None,
-    collection: Any = None,
+    collection: Collection | None = None,
 ) -> dict[str, Any]:
     """The ``$match`` of the results to rescreen."""
     if status is not None and status not in STATUSES:
@@ -42,6 +43,7 @@ def build_match(
     if status:
         match[D.F_STATUS] = status
     if model_older_than:
+        assert collection is not None, "model_older_than needs the results collection"
         # Versions are compared in Python over the few distinct values (natural order), then
         # matched with $in: string comparison in Mongo would put "v10" before "v9".
         versions = [
@@ -54,7 +56,7 @@ def build_match(
 
 
 def items_to_rescreen(
-    collection: Any, match: dict[str, Any], *, now: dt.datetime | None = None
+    collection: Collection, match: dict[str, Any], *, now: dt.datetime | None = None
 ) -> Iterator[WorkItem | BadRow]:
     """Stream the work items of the matching results (a result missing source fields is a BadRow)."""
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -68,8 +70,8 @@ def items_to_rescreen(
 
 
 def rescreen(
-    collection: Any,
-    queue: Any,
+    collection: Collection,
+    queue: WorkQueue | None,
     test_date: str,
     *,
     status: str | None = None,

@@ -197,9 +197,7 @@ class Sandbox:
         demo.upload(s3, blobs, on_phase)
         self.db()[self.base.mongo_source_collection].insert_many(docs)
         info = self._require()
-        self.info = SandboxInfo(
-            **{**info.__dict__, "allowlist": (*info.allowlist, f"s3://{demo.BUCKET}")}  # type: ignore[arg-type]
-        )
+        self.info = SandboxInfo(**{**info.__dict__, "allowlist": (*info.allowlist, f"s3://{demo.BUCKET}")})
         self.loaded["source documents"] = self.loaded.get("source documents", 0) + len(docs)
         self.loaded["recordings"] = self.loaded.get("recordings", 0) + len(blobs)
         return {"test_date": demo.TEST_DATE, "documents": len(docs), "recordings": len(blobs)}

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TextIO
 
+from anomaly_cli.adapters.protocols import WorkQueue
 from anomaly_cli.contract import MESSAGE_FIELDS, RESCREEN_ATTRIBUTE, WorkItem, parse_message
 from anomaly_cli.errors import ConfigError, ContractError
 from anomaly_cli.log import get_logger
@@ -189,7 +190,7 @@ def entry_for(
 
 
 def send_items(
-    queue: Any,
+    queue: WorkQueue | None,
     items: Iterable[WorkItem | BadRow],
     *,
     group_id: str = "",
@@ -215,6 +216,7 @@ def send_items(
             entries = [
                 entry_for(it, str(i), fifo=fifo, group_id=group_id, rescreen=rescreen) for i, it in enumerate(pending)
             ]
+            assert queue is not None  # only a dry run goes without a queue
             outcome = queue.send_batch(entries)
             report.sent += len(outcome.succeeded)
             report.failed += len(outcome.failed)

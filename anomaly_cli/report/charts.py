@@ -32,7 +32,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p", "8")
 DASHES = ("-", "--", "-.", ":")
 
 
-def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
+def _figure(width: float, height: float):
     from matplotlib.figure import Figure
 
     logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
@@ -40,7 +40,7 @@ def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
     return fig
 
 
-def _svg(fig, name: str, title: str, description: str) -> str:  # type: ignore[no-untyped-def]
+def _svg(fig, name: str, title: str, description: str) -> str:
     """The figure as an inline ``<svg>`` with a title, a description and ``role="img"``."""
     import warnings
 
@@ -61,12 +61,13 @@ def _svg(fig, name: str, title: str, description: str) -> str:  # type: ignore[n
     return (
         text[: head_end - 1]
         + f' role="img" aria-labelledby="{ids}" class="chart" id="{name}">'
-        + f'<title id="{name}-title">{html.escape(title)}</title><desc id="{name}-desc">{html.escape(description)}</desc>'
+        + f'<title id="{name}-title">{html.escape(title)}</title>'
+        + f'<desc id="{name}-desc">{html.escape(description)}</desc>'
         + text[head_end:]
     )
 
 
-def _style(ax) -> None:  # type: ignore[no-untyped-def]
+def _style(ax) -> None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.tick_params(colors=INK, labelsize=9)

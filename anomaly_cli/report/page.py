@@ -394,7 +394,8 @@ class _Page:
             for j, m in enumerate(c.members):
                 lead = f'<td class="n" rowspan="{len(c.members)}">{len(c.members)}</td>' if j == 0 else ""
                 trs.append(
-                    f'<tr class="{"first" if j == 0 else "member"}">{lead}<td class="d">{html.escape(m.student_id or "-")}</td>'
+                    f'<tr class="{"first" if j == 0 else "member"}">{lead}'
+                    f'<td class="d">{html.escape(m.student_id or "-")}</td>'
                     f"<td><code>{html.escape(m.udise or '-')}</code></td><td>{html.escape(m.record_type or '-')}</td>"
                     f'<td class="ids">{html.escape(m.result_id)}</td></tr>'
                 )

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from anomaly_cli.adapters.mongo import mongo_errors
+from anomaly_cli.adapters.protocols import Collection
 from anomaly_cli.contract import test_date_datetime
 from anomaly_cli.results import document as D
 
@@ -197,7 +198,9 @@ def build_clusters(
     return clusters
 
 
-def stored_links(collection: Any, test_date: str, *, kind: str = KIND_DUPLICATE) -> tuple[list[tuple[str, str]], dict]:
+def stored_links(
+    collection: Collection, test_date: str, *, kind: str = KIND_DUPLICATE
+) -> tuple[list[tuple[str, str]], dict]:
     """The links the flags of ``test_date`` hold, and the flagged results (by id).
 
     Reads only flagged results, through the ``{source.test_date, inference.reason_codes}`` index
@@ -220,7 +223,7 @@ def stored_links(collection: Any, test_date: str, *, kind: str = KIND_DUPLICATE)
     return links, docs
 
 
-def load_clusters(collection: Any, test_date: str, *, kind: str = KIND_DUPLICATE) -> list[DuplicateCluster]:
+def load_clusters(collection: Collection, test_date: str, *, kind: str = KIND_DUPLICATE) -> list[DuplicateCluster]:
     """The clusters of ``test_date`` as the stored flags say (what dashboards and the report show)."""
     links, docs = stored_links(collection, test_date, kind=kind)
     fill_members(collection, links, docs)

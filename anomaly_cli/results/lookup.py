@@ -7,9 +7,11 @@ too (the spec's first result index serves that). One query per batch, never one 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Iterable, Sequence
 
 from anomaly_cli.adapters.mongo import mongo_errors
+from anomaly_cli.adapters.protocols import Collection
 from anomaly_cli.contract import test_date_datetime
 
 NaturalKey = tuple[str, str, str, str]  # (mongo_doc_id, test_date YYYY-MM-DD, record_type, subject_id)
@@ -25,7 +27,7 @@ def _natural_clause(key: NaturalKey) -> dict[str, Any]:
     }
 
 
-def existing_results(collection: Any, keys: Sequence[tuple[str, NaturalKey]]) -> set[str]:
+def existing_results(collection: Collection, keys: Sequence[tuple[str, NaturalKey]]) -> set[str]:
     """Of ``(result_id, natural_key)`` pairs, the result ids that already have a result.
 
     A pair counts as existing when a document has its ``_id`` or its natural key.
@@ -50,12 +52,12 @@ def existing_results(collection: Any, keys: Sequence[tuple[str, NaturalKey]]) ->
     for d in found:
         src = d.get("source") or {}
         td = src.get("test_date")
-        td_s = td.date().isoformat() if hasattr(td, "date") else str(td)[:10]
+        td_s = td.date().isoformat() if isinstance(td, dt.datetime) else str(td)[:10]
         found_keys.add((str(src.get("mongo_doc_id")), td_s, src.get("record_type"), str(src.get("subject_id"))))
     return {rid for rid, key in keys if rid in found_ids or key in found_keys}
 
 
-def existing_ids_for(collection: Any, pairs: Iterable[tuple[str, NaturalKey]], chunk: int = 200) -> set[str]:
+def existing_ids_for(collection: Collection, pairs: Iterable[tuple[str, NaturalKey]], chunk: int = 200) -> set[str]:
     """:func:`existing_results` over any number of pairs, ``chunk`` at a time."""
     out: set[str] = set()
     batch: list[tuple[str, NaturalKey]] = []

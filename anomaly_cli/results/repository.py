@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from anomaly_cli.adapters.mongo import mongo_errors
+from anomaly_cli.adapters.protocols import Collection
 from anomaly_cli.contract import test_date_datetime
 from anomaly_cli.errors import MongoWriteFailed
 from anomaly_cli.log import get_logger
@@ -134,7 +135,7 @@ class SweepReport:
 class ResultRepository:
     """Reads and writes ``anomaly_detection_results`` (the collection is injected)."""
 
-    def __init__(self, collection: Any, *, reuse_is_anomaly: bool = False):
+    def __init__(self, collection: Collection, *, reuse_is_anomaly: bool = False):
         self.collection = collection
         self.reuse_is_anomaly = reuse_is_anomaly
 
@@ -231,7 +232,7 @@ class ResultRepository:
         """
         now = now or dt.datetime.now(dt.timezone.utc)
         links = list(links)
-        self.mark_reuse([l for l in links if l.same_student], now)
+        self.mark_reuse([link for link in links if link.same_student], now)
         by_later: dict[str, list[DuplicateLink]] = {}
         for link in links:
             if not link.same_student:
@@ -336,7 +337,7 @@ class ResultRepository:
             for i in range(0, len(missing), 1000):
                 for doc in self.collection.find({"_id": {"$in": missing[i : i + 1000]}}, _MATCH_PROJECTION):
                     involved[str(doc["_id"])] = doc
-        return SweepFindings(scanned, involved, sorted(links.values(), key=lambda l: (l.later, l.earlier)))
+        return SweepFindings(scanned, involved, sorted(links.values(), key=lambda link: (link.later, link.earlier)))
 
     def dedupe_sweep(self, test_date: str, dry_run: bool = False) -> SweepReport:
         """Find every duplicate of ``test_date`` and (unless ``dry_run``) flag the later recordings.
@@ -349,8 +350,8 @@ class ResultRepository:
         """
         found = self.find_duplicate_links(test_date)
         docs, links = dict(found.docs), found.links
-        dup = [l for l in links if not l.same_student]
-        reuse = [l for l in links if l.same_student]
+        dup = [link for link in links if not link.same_student]
+        reuse = [link for link in links if link.same_student]
         # clusters = what is flagged already plus what this sweep found (flags are never taken
         # back), so after a real run they are exactly what results inspect reads from the flags
         stored_dup, dup_docs = stored_links(self.collection, test_date, kind=KIND_DUPLICATE)
@@ -358,9 +359,11 @@ class ResultRepository:
         for k, v in {**dup_docs, **reuse_docs}.items():
             docs.setdefault(k, v)
         fill_members(self.collection, stored_dup + stored_reuse, docs)
-        clusters = build_clusters([(l.later, l.earlier) for l in dup] + stored_dup, docs)
-        reuse_clusters = build_clusters([(l.later, l.earlier) for l in reuse] + stored_reuse, docs, kind=KIND_REUSE)
-        would = sorted({l.later for l in dup if "duplicate" not in D.reason_codes(docs.get(l.later) or {})})
+        clusters = build_clusters([(link.later, link.earlier) for link in dup] + stored_dup, docs)
+        reuse_clusters = build_clusters(
+            [(link.later, link.earlier) for link in reuse] + stored_reuse, docs, kind=KIND_REUSE
+        )
+        would = sorted({link.later for link in dup if "duplicate" not in D.reason_codes(docs.get(link.later) or {})})
         report = SweepReport(
             test_date=test_date,
             scanned=found.scanned,

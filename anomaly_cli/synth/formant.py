@@ -102,5 +102,6 @@ def babble(rng: np.random.Generator, n: int, sr: int, voices: int | None = None)
     """Other children and adults talking at once (4-8 voices), unit RMS."""
     k = int(voices or rng.integers(4, 9))
     dur = n / sr
-    y = sum(np.resize(formant_speech(rng, dur, sr, child=rng.random() < 0.6, hesitations=0.0), n) for _ in range(k))
+    voices_ = (np.resize(formant_speech(rng, dur, sr, child=rng.random() < 0.6, hesitations=0.0), n) for _ in range(k))
+    y = sum(voices_, start=np.zeros(n, dtype=np.float32))
     return (y / max(rms(y), 1e-12)).astype(np.float32)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from anomaly_cli.adapters.protocols import Collection
 from anomaly_cli.contract import RECORD_PATHS, WorkItem, doc_id_values, test_date_matches
 from anomaly_cli.errors import error_code
 from anomaly_cli.log import get_logger
@@ -40,7 +41,7 @@ def locate(doc: dict[str, Any], item: WorkItem, tz: dt.tzinfo) -> tuple[str, Any
 class Backlinker:
     """Writes backlinks into the source collection (injected)."""
 
-    def __init__(self, collection: Any, tz: dt.tzinfo):
+    def __init__(self, collection: Collection, tz: dt.tzinfo):
         self.collection = collection
         self.tz = tz
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from anomaly_cli import errors
+from anomaly_cli.adapters.protocols import WorkQueue
 from anomaly_cli.contract import WorkItem
 from anomaly_cli.log import get_logger
 from anomaly_cli.results import document as D
@@ -70,7 +71,7 @@ class BatchProcessor:
     def __init__(
         self,
         *,
-        queue: Any,
+        queue: WorkQueue,
         repo: ResultRepository,
         pool: ScreenPool,
         source_check: SourceCheck,
@@ -111,7 +112,7 @@ class BatchProcessor:
                 for h in batch
                 if h.message_id not in done
             ]
-        except Exception as e:  # noqa: BLE001 - a bug or refused write must not lose messages
+        except Exception as e:  # a bug or refused write must not lose messages
             log.error("batch_failed", exc_info=e, batch=batch_no, error=errors.error_code(e))
             done = {o.message_id for o in report.outcomes}
             rest = [h for h in batch if h.message_id not in done]
@@ -148,7 +149,7 @@ class BatchProcessor:
             done = {o.message_id for o in one.outcomes}
             report.outcomes += one.outcomes + [_failed(x, "mongo", e) for x in [h, *after] if x.message_id not in done]
             return False
-        except Exception as e:  # noqa: BLE001 - this message is the poison: its own transient outcome
+        except Exception as e:  # this message is the poison: its own transient outcome
             log.error("item_failed", exc_info=e, batch=batch_no, message_id=h.message_id, error=errors.error_code(e))
             report.outcomes += one.outcomes or [_failed(h, "batch", e)]
             return True
@@ -229,7 +230,7 @@ class BatchProcessor:
                 res = fut.result()
                 self.stats.observe_item(res)
                 o, doc = self._item(h, res, report)
-            except Exception as e:  # noqa: BLE001 - one item's failure is that item's outcome
+            except Exception as e:  # one item's failure is that item's outcome
                 log.error(
                     "item_failed", exc_info=e, batch=batch_no, message_id=h.message_id, error=errors.error_code(e)
                 )
@@ -296,14 +297,14 @@ class BatchProcessor:
             total_ms=res.total_ms,
         )
         if s.status != D.STATUS_OK:
-            err = s.error or {}
+            failure = s.error or {}
             log.warning(
                 "item_failed_pre_inference",
                 message_id=h.message_id,
                 result_id=h.item.result_id,
-                stage=err.get("stage", ""),
-                error=err.get("code", ""),
-                reason=str(err.get("message", ""))[:300],
+                stage=failure.get("stage", ""),
+                error=failure.get("code", ""),
+                reason=str(failure.get("message", ""))[:300],
                 attempt=h.receive_count,
                 terminal=True,
             )
@@ -311,8 +312,8 @@ class BatchProcessor:
                 h.message_id,
                 O.FAILED_TERMINAL,
                 h.item.result_id,
-                stage=err.get("stage", ""),
-                error_code=err.get("code", ""),
+                stage=failure.get("stage", ""),
+                error_code=failure.get("code", ""),
                 is_anomaly=True,
                 latency_s=latency,
             ), doc
@@ -440,7 +441,7 @@ def _settle_twins(twins: list[tuple[Held, Held]], out: list[O.Outcome]) -> None:
 
 
 def ack_messages(
-    queue: Any,
+    queue: WorkQueue,
     acks: list[tuple[str, str]],
     stats: WorkerStats,
     batch_no: int = 0,

@@ -47,7 +47,7 @@ def exit_with_worker(worker_pid: int) -> None:
     import threading
 
     try:
-        pidfd = os.pidfd_open(worker_pid)  # type: ignore[attr-defined]
+        pidfd = os.pidfd_open(worker_pid)
     except ProcessLookupError:
         os._exit(0)
     except (AttributeError, OSError):
@@ -149,7 +149,7 @@ def _over_budget(signum: int, frame: object) -> None:
     raise OverBudget()
 
 
-def screen_within_budget(data: bytes, max_duration_s: float, cpu_seconds: float = ITEM_CPU_SECONDS):  # noqa: ANN201
+def screen_within_budget(data: bytes, max_duration_s: float, cpu_seconds: float = ITEM_CPU_SECONDS):
     """Screen one item in this process, stopped after ``cpu_seconds`` of this process's CPU time.
 
     Two limits: ``ITIMER_PROF`` (CPU time) raises :class:`OverBudget` at the next bytecode, and the

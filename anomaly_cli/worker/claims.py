@@ -15,9 +15,10 @@ worker's claims never block anyone for long.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Sequence
+from typing import Sequence
 
 from anomaly_cli.adapters.mongo import mongo_errors, unordered_write
+from anomaly_cli.adapters.protocols import Collection
 
 
 def claims_collection_name(result_collection: str) -> str:
@@ -28,7 +29,7 @@ def claims_collection_name(result_collection: str) -> str:
 class Claims:
     """Take and drop claims for one worker."""
 
-    def __init__(self, collection: Any, worker_id: str, ttl_seconds: float):
+    def __init__(self, collection: Collection, worker_id: str, ttl_seconds: float):
         self.collection = collection
         self.worker_id = worker_id
         self.ttl = dt.timedelta(seconds=max(30.0, ttl_seconds))

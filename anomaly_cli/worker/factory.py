@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
+from anomaly_cli.adapters.protocols import AudioFetcher, Collection, Database, WorkQueue
 from anomaly_cli.config import Settings
 from anomaly_cli.contract import WorkItem
 from anomaly_cli.log import get_logger
@@ -50,7 +51,7 @@ STARTED_FIELDS = (
 )
 
 
-def source_checker(collection: Any, subject_name: str) -> Callable[[Sequence[WorkItem]], Mapping[str, bool]]:
+def source_checker(collection: Collection, subject_name: str) -> Callable[[Sequence[WorkItem]], Mapping[str, bool]]:
     """The batch's one-query source re-check (discovery's ``existing_source_rows``)."""
 
     def check(items: Sequence[WorkItem]) -> Mapping[str, bool]:
@@ -88,12 +89,12 @@ def build_worker(
     settings: Settings,
     *,
     sqs_client: Any,
-    db: Any,
+    db: Database,
     model_version: str,
     s3_client: Any = None,
     screen: ScreenFn | None = None,
-    fetcher: Any = None,
-    queue: Any = None,
+    fetcher: AudioFetcher | None = None,
+    queue: WorkQueue | None = None,
     shutdown: ShutdownController | None = None,
     policy: StopPolicy | None = None,
     health_file: str | None = None,

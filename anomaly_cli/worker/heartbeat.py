@@ -13,8 +13,9 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
+from anomaly_cli.adapters.protocols import WorkQueue
 from anomaly_cli.contract import WorkItem
 from anomaly_cli.log import get_logger
 
@@ -72,7 +73,7 @@ class Heartbeat:
 
     def __init__(
         self,
-        queue: Any,
+        queue: WorkQueue,
         held: HeldMessages,
         visibility_timeout: int,
         *,

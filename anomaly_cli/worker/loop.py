@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from anomaly_cli import errors
+from anomaly_cli.adapters.protocols import WorkQueue
 from anomaly_cli.adapters.sqs import receive_count
 from anomaly_cli.config import Settings
 from anomaly_cli.contract import RESCREEN_ATTRIBUTE, parse_message
@@ -79,7 +80,7 @@ class Worker:
         self,
         settings: Settings,
         *,
-        queue: Any,
+        queue: WorkQueue,
         processor: BatchProcessor,
         held: HeldMessages,
         heartbeat: Heartbeat,
@@ -148,7 +149,8 @@ class Worker:
                 error = errors.SourceGoneDrain(
                     f"{b.gone_in_window} of the last {b.window} sourced deliveries were source_gone: the worker "
                     f"is probably reading the wrong source ({self.s.mongo_db_name}.{self.s.mongo_source_collection})",
-                    hint="check MONGO_DB_NAME and MONGO_SOURCE_COLLECTION; released messages are screened by the next worker",
+                    hint="check MONGO_DB_NAME and MONGO_SOURCE_COLLECTION; "
+                    "released messages are screened by the next worker",
                 )
             elif reason == "fatal":
                 error = errors.AnomalyError(f"worker stopped abnormally: {self._fatal!r}", code="worker_fatal")

@@ -34,9 +34,10 @@ import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Callable
 
 from anomaly_cli import errors
+from anomaly_cli.adapters.protocols import AudioFetcher
 from anomaly_cli.screening import Screening
 from anomaly_cli.worker import child
 from anomaly_cli.worker.heap import limit_heap_growth
@@ -65,7 +66,7 @@ class ScreenPool:
 
     def __init__(
         self,
-        fetcher: Any,
+        fetcher: AudioFetcher,
         *,
         io_workers: int,
         model_version: str,

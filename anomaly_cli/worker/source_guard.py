@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any
 
 from anomaly_cli.adapters.mongo import mongo_errors
+from anomaly_cli.adapters.protocols import Database
 from anomaly_cli.errors import ConfigError
 
 
-def ensure_source(db: Any, *, database: str, collection: str, adhoc_only: bool) -> None:
+def ensure_source(db: Database, *, database: str, collection: str, adhoc_only: bool) -> None:
     """Refuse to start on a missing or empty source collection (unless ``adhoc_only``)."""
     if adhoc_only:
         return

@@ -322,7 +322,7 @@ def test_logs_never_carry_presigned_signatures(fetcher_for, http_server) -> None
     with pytest.raises(FetchTransient):
         fetcher.fetch(f"{base}/flaky?X-Amz-Signature=supersecret&X-Amz-Credential=AKIAX")
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert {"fetch_retrying", "fetch_failed"} <= {l["event"] for l in lines}
+    assert {"fetch_retrying", "fetch_failed"} <= {e["event"] for e in lines}
     assert "supersecret" not in stream.getvalue() and "AKIAX" not in stream.getvalue()
 
 

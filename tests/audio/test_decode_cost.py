@@ -5,7 +5,6 @@ their own DecodeError code before the work is done, and ordinary recordings stil
 from __future__ import annotations
 
 import io
-import struct
 
 import numpy as np
 import pytest

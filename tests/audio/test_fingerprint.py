@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anomaly_cli.audio import fingerprint as fp
 from anomaly_cli import synth
+from anomaly_cli.audio import fingerprint as fp
 from anomaly_cli.audio.decode import decode_bytes
 from anomaly_cli.audio.formats import encode
 

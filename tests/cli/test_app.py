@@ -39,7 +39,8 @@ def test_help_imports_nothing_heavy():
     code = (
         "import sys; from anomaly_cli.cli.app import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('numpy', 'sklearn', 'boto3', 'botocore', 'pymongo', 'scipy', 'av', 'soundfile') if m in sys.modules]\n"
+        "heavy = [m for m in ('numpy', 'sklearn', 'boto3', 'botocore', 'pymongo', 'scipy', 'av', 'soundfile')"
+        " if m in sys.modules]\n"
         "print('HEAVY=' + ','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout

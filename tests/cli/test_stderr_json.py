@@ -50,7 +50,8 @@ def test_commands_on_the_embedded_backend_write_only_json_to_stderr(args: list[s
 def test_any_python_warning_is_a_json_event(tmp_path: Path) -> None:
     code = (
         "import warnings\nfrom anomaly_cli.log import configure_logging\n"
-        "configure_logging('INFO', fmt='auto')\nwarnings.warn('a library complains', DeprecationWarning, stacklevel=1)\n"
+        "configure_logging('INFO', fmt='auto')\n"
+        "warnings.warn('a library complains', DeprecationWarning, stacklevel=1)\n"
         "warnings.warn('another one')\n"
     )
     r = run(["-W", "always", "-c", code], tmp_path)

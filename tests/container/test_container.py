@@ -81,7 +81,7 @@ class SlowS3Proxy:
                         with proxy.lock:
                             proxy.active.discard(key)
 
-            do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _forward
+            do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _forward  # noqa: N815 - http.server's names
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -254,7 +254,9 @@ def test_sigterm_while_items_are_in_flight(image, tmp_path):
 
     size_mb = inspect(kit.IMAGE)["Size"] / 1e6
     report = {
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=True, capture_output=True, text=True, cwd=kit.ROOT).stdout.strip(),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], check=True, capture_output=True, text=True, cwd=kit.ROOT
+        ).stdout.strip(),
         "date": dt.datetime.now(UTC).isoformat(timespec="seconds"),
         "image_mb": round(size_mb, 1),
         "ready_s": round(ready_s, 2),

@@ -46,7 +46,7 @@ class HostileServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:  # http.server's naming
                 path = self.path.split("?")[0]
                 with srv._lock:
                     srv.hits[path] += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.corpus.cases import CASES, MESSAGE, SOURCE, AUDIO, markdown_table, of_kind
+from tests.corpus.cases import AUDIO, CASES, MESSAGE, SOURCE, markdown_table, of_kind
 
 FRAGMENT = Path(__file__).resolve().parents[2] / "docs" / "bad-input.md"
 

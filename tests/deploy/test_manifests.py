@@ -297,7 +297,9 @@ def test_containerfile_and_manifests_agree():
     entry = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", text, re.MULTILINE).group(1))
     cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.MULTILINE).group(1))
     assert entry == ["/usr/bin/tini", "--"] and cmd[:2] == ["anomaly", "work"]
-    assert re.search(r"^STOPSIGNAL SIGTERM$", text, re.MULTILINE) and re.search(r"^USER 10001:10001$", text, re.MULTILINE)
+    assert re.search(r"^STOPSIGNAL SIGTERM$", text, re.MULTILINE) and re.search(
+        r"^USER 10001:10001$", text, re.MULTILINE
+    )
     assert "MALLOC_ARENA_MAX=2" in text
     worker = one("Deployment")["spec"]["template"]["spec"]["containers"][0]
     health = _arg(worker["args"], "--health-file", "?")

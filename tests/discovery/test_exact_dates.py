@@ -10,9 +10,8 @@ from typing import Any, Callable
 
 import pytest
 
-from anomaly_cli import errors
+from anomaly_cli import contract, errors
 from anomaly_cli.config import load_settings
-from anomaly_cli import contract
 from anomaly_cli.contract import parse_message
 from tests.worker.conftest import make_item
 

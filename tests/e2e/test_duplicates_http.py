@@ -69,5 +69,5 @@ def test_copies_of_any_outcome_trims_cuts_and_reuse_through_discover_and_work(st
     d = json.loads(cli(stack, monkeypatch, "results", "dedupe", "2025-12-20", "--dry-run", "--json").stdout)
     assert len(d["clusters"]) == 3 and d["would_flag"] == [] and len(d["reuse_clusters"]) == 1
     assert sorted(c["result_ids"] for c in d["clusters"]) == sorted(
-        [by_sub[e]["_id"], by_sub[l]["_id"]] for l, e in expect.items()
+        [by_sub[e]["_id"], by_sub[later]["_id"]] for later, e in expect.items()
     )

@@ -75,7 +75,7 @@ class Scraper(threading.Thread):
 
 
 @pytest.fixture
-def queued(stack: Stack, recordings):  # noqa: F811
+def queued(stack: Stack, recordings):
     """Seven items on the queue: five recordings that screen, one that is not audio, one missing key."""
     names = ["child0.wav", "child1.wav", "child2.wav", "child0.m4a", "silent.wav", "corrupt.wav"]
     urls = [stack.put(f"m/{n}", recordings[n]) for n in names] + [f"s3://{stack.bucket}/m/gone.wav"]

@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from anomaly_cli import synth
 from anomaly_cli.audio.formats import encode
-from anomaly_cli.cli.app import app
 from anomaly_cli.cli import exit_codes
+from anomaly_cli.cli.app import app
 from tests.discovery.conftest import assessment, student_doc, subject
 from tests.e2e.conftest import TEST_DATE, Stack
 from tests.faults.crashkit import AllWritten, CountingScreen

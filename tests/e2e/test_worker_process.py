@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from anomaly_cli.cli import exit_codes
-from tests.faults.crashkit import make_recordings
 from tests.conftest import queue_counts
+from tests.faults.crashkit import make_recordings
 from tests.worker.conftest import audio_server, wait_until  # noqa: F401
 from tests.worker.test_signals import events
 

@@ -1,7 +1,8 @@
 """A worker killed at each stage boundary (a ``BaseException`` it cannot catch, every later call
 of it dead too), then a new worker takes over; the invariants of :mod:`tests.faults.crashkit` hold.
 
-CI runs 60 items per crash point (seed 1 everywhere, seed 2 too after the write and mid-delete); the full matrix (20 seeds x 300 items) is
+CI runs 60 items per crash point (seed 1 everywhere, seed 2 too after the write and mid-delete); the full
+matrix (20 seeds x 300 items) is
 ``bench/bench_crash_matrix.py`` (and the ``slow`` test below)."""
 
 from __future__ import annotations

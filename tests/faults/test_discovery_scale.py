@@ -16,8 +16,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.discovery.conftest import DAY, FakeClock, bodies
-from tests.discovery.conftest import make_service, queue_url, seed_bulk, source  # noqa: F401 - fixtures
+from tests.discovery.conftest import DAY, FakeClock, bodies, make_service, queue_url, seed_bulk, source  # noqa: F401 - fixtures
 from tests.faults.sqsfaults import FaultySqs
 
 IDLE_CURSOR_TIMEOUT = dt.timedelta(minutes=10)  # MongoDB's default cursorTimeoutMillis

@@ -9,8 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from anomaly_cli import errors
-from anomaly_cli import synth
+from anomaly_cli import errors, synth
 from anomaly_cli.audio.formats import encode
 from anomaly_cli.model import engine
 from anomaly_cli.screening import REASON_CODES

@@ -7,7 +7,6 @@ import pytest
 
 from anomaly_cli.errors import ConfigError
 from anomaly_cli.model import engine, evaluate, train
-from tests.model.conftest import MODELS
 
 #: Reproduction tolerance: the outlier threshold within 1e-6 relative (same seed, same library
 #: versions give bit-identical forests; the slack only absorbs float summation order).

@@ -12,7 +12,7 @@ from tests.ops.conftest import cli, db, make_item, put_result, screening  # noqa
 A, B, C, BAD = "27251200104", "27251200211", "27261400412", "12345"
 
 
-def fill(db: Any) -> dict[str, Any]:  # noqa: F811  (db here is the argument, not the fixture)
+def fill(db: Any) -> dict[str, Any]:  # db here is the argument, not the fixture
     """Results of 2025-12-20 (plus 2025-11-20 before it and 2025-12-21 after it).
 
     school     ok  anomalies (reasons)                         failed
@@ -59,5 +59,5 @@ def fill(db: Any) -> dict[str, Any]:  # noqa: F811  (db here is the argument, no
 
 
 @pytest.fixture
-def filled(db: Any) -> dict[str, Any]:  # noqa: F811  (the ops kit's db fixture)
+def filled(db: Any) -> dict[str, Any]:  # the ops kit's db fixture
     return fill(db)

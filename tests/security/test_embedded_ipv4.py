@@ -58,7 +58,7 @@ def test_public_addresses_still_pass(name: str) -> None:
     assert safe_addresses("audio.example.org", 443, V6Resolver(ACCEPTED[name]), allow_private=False)
 
 
-def test_the_fetcher_never_connects_to_a_nat64_loopback(fetcher: Callable, servers: tuple) -> None:  # noqa: F811
+def test_the_fetcher_never_connects_to_a_nat64_loopback(fetcher: Callable, servers: tuple) -> None:
     allowed, target = servers
     resolver = V6Resolver("64:ff9b::7f00:1")
     with pytest.raises(errors.UrlNotAllowed):
@@ -69,7 +69,7 @@ def test_the_fetcher_never_connects_to_a_nat64_loopback(fetcher: Callable, serve
 @pytest.mark.parametrize(
     "url", ["https://.cdn.example/x.wav", "https://" + "a" * 70 + ".cdn.example/x.wav", "https://a..cdn.example/x.wav"]
 )
-def test_hosts_the_idna_codec_rejects_are_invalid_urls(url: str, fetcher: Callable) -> None:  # noqa: F811
+def test_hosts_the_idna_codec_rejects_are_invalid_urls(url: str, fetcher: Callable) -> None:
     with pytest.raises(errors.InvalidUrl):
         parse_audio_url(url)
 

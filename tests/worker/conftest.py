@@ -9,15 +9,14 @@ import threading
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.conftest import queue_counts
-
 from anomaly_cli.contract import WorkItem
+from tests.conftest import queue_counts
 
 TEST_DATE = "2025-12-20"
 

@@ -76,7 +76,7 @@ def test_downloads_wait_for_a_place_in_the_cpu_stage_when_it_falls_behind(wav):
     assert pool.cpu_backlog == 2
     # count recordings handed to the processes and not yet screened
     lock, outstanding, peak = threading.Lock(), [0], [0]
-    real_submit = pool._cpu.submit  # noqa: SLF001 - watching the hand-over under test
+    real_submit = pool._cpu.submit
 
     def submit(fn, *args):
         with lock:
@@ -91,14 +91,14 @@ def test_downloads_wait_for_a_place_in_the_cpu_stage_when_it_falls_behind(wav):
         fut.add_done_callback(done)
         return fut
 
-    pool._cpu.submit = submit  # noqa: SLF001
+    pool._cpu.submit = submit
     try:
         futs = [pool.submit(f"https://audio.example/{i}.wav") for i in range(8)]
         assert all(f.result(timeout=120).screening is not None for f in futs)
         # all 8 downloads finish at once; without the bound all 8 would be handed over together
         assert len(fetcher.started) == 8
         assert peak[0] == pool.cpu_backlog
-        assert pool._cpu_slots._value == pool.cpu_backlog  # noqa: SLF001 - every place given back
+        assert pool._cpu_slots._value == pool.cpu_backlog
     finally:
         pool.close()
 

@@ -3,14 +3,12 @@ stops with its own exit code and releases what it holds, instead of acking the q
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from bson import ObjectId
 
 from anomaly_cli import errors
 from anomaly_cli.cli import exit_codes
-from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown, MaxMessages
+from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown
 from anomaly_cli.worker.source_guard import SourceGoneBreaker, ensure_source
 from tests.worker.conftest import make_item
 

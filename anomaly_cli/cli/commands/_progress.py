@@ -1,4 +1,5 @@
-"""A small rich progress helper for the operator commands (stderr; drawn only when :func:`~anomaly_cli.cli.output.interactive`)."""
+"""A small rich progress helper for the operator commands (stderr; drawn only when
+:func:`~anomaly_cli.cli.output.interactive`)."""
 
 from __future__ import annotations
 

@@ -89,7 +89,7 @@ def command(
         from anomaly_cli.discovery.service import build_service
 
         queue = None if dry_run else cli.queue(queue_url)
-        with _Signals() as signals, _progress(settings.max_records, enabled=o.progress_enabled) as on_page:
+        with _Signals() as signals, _Progress(settings.max_records, enabled=o.progress_enabled) as on_page:
             service = build_service(settings, cli.db, queue, stop=signals.stop, on_page=on_page)
             report = service.run(settings.mongo_to_sqs_mode, dry_run=dry_run)
     o.result(report.to_dict(), lambda: _render(report))
@@ -106,7 +106,7 @@ def command(
         raise typer.Exit(exit_codes.RET_INTERRUPTED)
 
 
-class _progress:
+class _Progress:
     """A rich progress bar on stderr (pages, rows of the cap, rate); a no-op under --json."""
 
     def __init__(self, cap: int | None, *, enabled: bool):

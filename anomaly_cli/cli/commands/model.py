@@ -116,6 +116,7 @@ def evaluate_cmd(
             if data is not None:
                 rep = ev.evaluate_dir(data, model, progress=step)
             else:
+                assert synthetic is not None  # exactly one of --data / --synthetic (checked above)
                 try:
                     rep = ev.evaluate_synthetic(synthetic, seed, model, source=source, progress=step)
                 except RuntimeError as e:  # optional source not installed

@@ -34,7 +34,8 @@ def command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Peek and summarise the DLQ; consume nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:
-    """Replay the DLQ: peek with --dry-run, move with body, attributes and FIFO group kept, delete only after a successful send.
+    """Replay the DLQ: peek with --dry-run, move with body, attributes and FIFO group kept, delete only after
+    a successful send.
 
     Exit codes: 0 done, 3 config (no DLQ), 4 connection, 5 some messages could not be moved.
     """

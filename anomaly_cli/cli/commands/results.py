@@ -313,9 +313,9 @@ def dedupe(
         "test_date": report.test_date,
         "scanned": report.scanned,
         "clusters": [c.to_dict() for c in report.clusters],
-        "links": [_link(l) for l in report.links],
+        "links": [_link(k) for k in report.links],
         "reuse_clusters": [c.to_dict() for c in report.reuse_clusters],
-        "reuse_links": [_link(l) for l in report.reuse_links],
+        "reuse_links": [_link(k) for k in report.reuse_links],
         "would_flag": report.would_flag,
         "newly_flagged": report.newly_flagged,
         "dry_run": report.dry_run,
@@ -340,12 +340,12 @@ def dedupe(
         out().print(f"  {link.later} re-uses {link.earlier} of the same student ({_how(link)})")
 
 
-def _link(l: Any) -> dict[str, Any]:
-    return {"later": l.later, "earlier": l.earlier, "how": l.how, "ber": l.ber, "offset_s": l.offset_s}
+def _link(link: Any) -> dict[str, Any]:
+    return {"later": link.later, "earlier": link.earlier, "how": link.how, "ber": link.ber, "offset_s": link.offset_s}
 
 
-def _how(l: Any) -> str:
-    extra = f", BER {l.ber:.2f}" if l.ber is not None else ""
-    if l.offset_s:
-        extra += f", at {l.offset_s:+.1f} s"
-    return l.how + extra
+def _how(link: Any) -> str:
+    extra = f", BER {link.ber:.2f}" if link.ber is not None else ""
+    if link.offset_s:
+        extra += f", at {link.offset_s:+.1f} s"
+    return link.how + extra

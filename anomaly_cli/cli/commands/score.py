@@ -13,6 +13,7 @@ from typing import Annotated, Any, Iterator
 
 import typer
 
+from anomaly_cli.adapters.protocols import AudioFetcher
 from anomaly_cli.cli import context, exit_codes, output
 
 #: Extensions picked up when a folder is given (a file named explicitly is always screened).
@@ -100,7 +101,7 @@ def _fetcher(cli: context.CliContext) -> Any:
     return Fetcher(settings, s3_client=cli.s3_client)
 
 
-def score_one(item: str, model: Any, settings: Any, fetcher: Any) -> dict[str, Any]:
+def score_one(item: str, model: Any, settings: Any, fetcher: AudioFetcher | None) -> dict[str, Any]:
     """Fetch or read one input and screen it; the JSON row of ``anomaly score --json``."""
     from anomaly_cli.adapters import storage
     from anomaly_cli.errors import FetchError
@@ -109,7 +110,11 @@ def score_one(item: str, model: Any, settings: Any, fetcher: Any) -> dict[str, A
 
     shown = redact_url(item) if _is_remote(item) else item
     try:
-        got = fetcher.fetch(item) if _is_remote(item) else storage.read_local(item, max_bytes=settings.max_audio_bytes)
+        if _is_remote(item):
+            assert fetcher is not None  # the caller makes one when any item is remote
+            got = fetcher.fetch(item)
+        else:
+            got = storage.read_local(item, max_bytes=settings.max_audio_bytes)
     except FetchError as e:
         s = screen_fetch_error(e, model.version)
     else:

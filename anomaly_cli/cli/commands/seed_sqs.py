@@ -83,6 +83,7 @@ def command(
 
             items, total = seed.items_only(seed.read_items("stdin.jsonl", stream=sys.stdin)), None
         else:
+            assert from_file is not None  # exactly one of --from-file / --synthetic (checked above)
             items, total = seed.items_only(seed.read_items(from_file)), None
         with progress("seed-sqs", total=total, enabled=not json_out) as update:
             report = seed.send_items(
