@@ -5,7 +5,6 @@ in the input appears in any output. ``make test`` runs the quick profile; ``make
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import time
 from functools import lru_cache
@@ -63,9 +62,9 @@ def test_every_source_row_is_normalised_or_rejected_and_discoverys_items_parse(d
 
 @given(bson_values())
 def test_doc_ids_of_any_type_round_trip(value) -> None:
-    from anomaly_cli.contract import doc_id_text, doc_id_values
-
     import bson
+
+    from anomaly_cli.contract import doc_id_text, doc_id_values
 
     assume(not isinstance(value, (list, type(None))))
     try:
