@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from anomaly_cli.config import load_settings
+from anomaly_cli.config import _convert, load_settings
 from anomaly_cli.errors import ConfigError
 
 
@@ -62,53 +62,19 @@ def test_metrics_port_must_be_a_tcp_port():
         load_settings(environ={"METRICS_PORT": "70000"}, env_file=None)
 
 
-def test_values_are_parsed_by_the_field_type():
-    # GIVEN text values for an int, an optional int, a float, a tuple and a bool field
-    s = load_settings(
-        environ={
-            "BATCH_SIZE": " 7 ",
-            "METRICS_PORT": "9100",
-            "FLUSH_SECONDS": "1.5",
-            "AUDIO_URL_ALLOWLIST": "s3://a",
-            "ENABLE_SOURCE_BACKLINK_UPDATE": "off",
-        },
-        env_file=None,
-    )
-    # THEN each holds a value of its type
-    assert (s.batch_size, s.metrics_port, s.flush_seconds) == (7, 9100, 1.5)
-    assert s.audio_url_allowlist == ("s3://a",) and s.enable_source_backlink_update is False
-    # and an int given to a float field as a flag becomes a float
-    assert isinstance(load_settings({"flush_seconds": 3}, environ={}, env_file=None).flush_seconds, float)
-
-
-def _float_settings() -> list:
-    from anomaly_cli.config import setting_fields
-
-    return [f for f in setting_fields() if f.type == "float"]
-
-
-FLOAT_SETTINGS = _float_settings()
-
-
-@pytest.mark.parametrize("raw", ["nan", "NaN", "inf", "-inf", "Infinity", "1e400"])
-@pytest.mark.parametrize("field", FLOAT_SETTINGS, ids=lambda f: f.metadata["env"])
-def test_every_float_setting_rejects_non_finite_values_naming_the_variable(field, raw):
-    env = field.metadata["env"]
-    with pytest.raises(ConfigError) as e:
-        load_settings(environ={env: raw}, env_file=None)
-    assert env in str(e.value) and e.value.field == env
-
-
-@pytest.mark.parametrize("name", ["flush_seconds", "max_duration_seconds", "discovery_lease_seconds"])
-def test_flags_reject_nan_too(name):
-    with pytest.raises(ConfigError) as e:
-        load_settings({name: float("nan")}, environ={}, env_file=None)
-    from anomaly_cli.config import env_name
-
-    assert e.value.field == env_name(name) and env_name(name) in str(e.value)
-
-
-def test_durations_beyond_what_a_wait_can_hold_are_refused():
-    with pytest.raises(ConfigError) as e:
-        load_settings(environ={"DISCOVERY_LEASE_SECONDS": "1e300"}, env_file=None)
-    assert "DISCOVERY_LEASE_SECONDS" in str(e.value)
+@pytest.mark.parametrize(
+    ("name", "raw", "parsed"),
+    [
+        ("batch_size", " 7 ", 7),
+        ("metrics_port", "9100", 9100),
+        ("metrics_port", "", None),
+        ("flush_seconds", "1.5", 1.5),
+        ("flush_seconds", 3, 3.0),
+        ("audio_url_allowlist", "s3://a, cdn.example.org", ("s3://a", "cdn.example.org")),
+        ("enable_source_backlink_update", "off", False),
+    ],
+)
+def test_values_are_parsed_by_the_field_type(name, raw, parsed):
+    # GIVEN a text (or flag) value for a field, THEN it becomes a value of the field's type
+    got = _convert(name, raw)
+    assert got == parsed and type(got) is type(parsed)

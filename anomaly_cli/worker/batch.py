@@ -165,16 +165,7 @@ class BatchProcessor:
         for h in batch:
             gone = not h.item.is_adhoc and not present.get(h.item.result_id, False)
             if not h.item.is_adhoc and self.source_gone.observe(gone):
-                out.append(
-                    O.Outcome(
-                        h.message_id,
-                        O.RELEASED,
-                        h.item.result_id,
-                        stage="source",
-                        error_code="source_gone_drain",
-                        detail="source-gone breaker open",
-                    )
-                )
+                out.append(_released(h, "source", "source_gone_drain", "source-gone breaker open"))
             elif gone:
                 out.append(O.Outcome(h.message_id, O.SOURCE_GONE, h.item.result_id, stage="source"))
                 log.debug("item_skipped", message_id=h.message_id, result_id=h.item.result_id, reason="source_gone")
@@ -260,14 +251,7 @@ class BatchProcessor:
         if res.fetch_error is not None or res.fetched:
             denied = isinstance(res.fetch_error, errors.AccessDenied)
             if self.breaker.observe(denied):
-                return O.Outcome(
-                    h.message_id,
-                    O.RELEASED,
-                    h.item.result_id,
-                    stage="fetch",
-                    error_code="access_denied",
-                    detail="access-denied breaker open",
-                ), None
+                return _released(h, "fetch", "access_denied", "access-denied breaker open"), None
         if res.screening is None:
             err = res.error
             if isinstance(err, BrokenExecutor):
@@ -400,6 +384,12 @@ class BatchProcessor:
             except errors.AnomalyError as e:
                 log.warning("visibility_change_failed", batch=batch_no, error=e.code, reason=str(e)[:200])
         self.held.discard([h.message_id for h in batch])
+
+
+def _released(h: Held, stage: str, code: str, detail: str) -> O.Outcome:
+    """``h`` handed back to the queue unscreened (a breaker is open: another worker, or this one
+    later, screens it)."""
+    return O.Outcome(h.message_id, O.RELEASED, h.item.result_id, stage=stage, error_code=code, detail=detail)
 
 
 def _failed(h: Held, stage: str, e: BaseException) -> O.Outcome:
