@@ -78,3 +78,36 @@ def test_values_are_parsed_by_the_field_type(name, raw, parsed):
     # GIVEN a text (or flag) value for a field, THEN it becomes a value of the field's type
     got = _convert(name, raw)
     assert got == parsed and type(got) is type(parsed)
+
+
+def _float_settings() -> list:
+    from anomaly_cli.config import setting_fields
+
+    return [f for f in setting_fields() if f.type == "float"]
+
+
+FLOAT_SETTINGS = _float_settings()
+
+
+@pytest.mark.parametrize("raw", ["nan", "NaN", "inf", "-inf", "Infinity", "1e400"])
+@pytest.mark.parametrize("field", FLOAT_SETTINGS, ids=lambda f: f.metadata["env"])
+def test_every_float_setting_rejects_non_finite_values_naming_the_variable(field, raw):
+    env = field.metadata["env"]
+    with pytest.raises(ConfigError) as e:
+        load_settings(environ={env: raw}, env_file=None)
+    assert env in str(e.value) and e.value.field == env
+
+
+@pytest.mark.parametrize("name", ["flush_seconds", "max_duration_seconds", "discovery_lease_seconds"])
+def test_flags_reject_nan_too(name):
+    with pytest.raises(ConfigError) as e:
+        load_settings({name: float("nan")}, environ={}, env_file=None)
+    from anomaly_cli.config import env_name
+
+    assert e.value.field == env_name(name) and env_name(name) in str(e.value)
+
+
+def test_durations_beyond_what_a_wait_can_hold_are_refused():
+    with pytest.raises(ConfigError) as e:
+        load_settings(environ={"DISCOVERY_LEASE_SECONDS": "1e300"}, env_file=None)
+    assert "DISCOVERY_LEASE_SECONDS" in str(e.value)
