@@ -423,7 +423,7 @@ def run_demo(
             tmp.cleanup()
 
 
-def _write_report(settings: Settings, db: Any, path: Path, lang: str) -> str:
+def _write_report(settings: Settings, db: Database, path: Path, lang: str) -> str:
     """The HTML report of the demo's test date (``anomaly results report`` on its world)."""
     from anomaly_cli.ops.report import build_report
     from anomaly_cli.report.page import write

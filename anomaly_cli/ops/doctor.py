@@ -424,7 +424,7 @@ def plan_stages(explain: Any) -> list[tuple[str, str | None]]:
     return found
 
 
-def check_discovery_plan(s: Settings, db: Any, test_date: str | None = None) -> Check:
+def check_discovery_plan(s: Settings, db: Database, test_date: str | None = None) -> Check:
     """How the server runs discovery's first ``$match`` (``explain``, queryPlanner verbosity:
     it plans the query and reads no document). An index scan is what the spec's indexes give;
     a collection scan reads every assessment record of every date for each page of a run."""

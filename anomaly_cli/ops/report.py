@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anomaly_cli.adapters.mongo import mongo_errors
+from anomaly_cli.adapters.protocols import Collection, Database
 from anomaly_cli.config import Settings, validate_test_date
 from anomaly_cli.contract import test_date_datetime
 from anomaly_cli.errors import ConfigError
@@ -238,7 +239,7 @@ def _date_str(value: Any) -> str:
 
 
 def fold_results(
-    collection: Any, date_from: str, date_to: str, *, on_progress: Callable[[int], None] | None = None
+    collection: Collection, date_from: str, date_to: str, *, on_progress: Callable[[int], None] | None = None
 ) -> Fold:
     """One streamed, index-served pass over the results of ``date_from``..``date_to`` (inclusive)."""
     fold = Fold()
@@ -254,7 +255,7 @@ def fold_results(
     return fold
 
 
-def previous_test_date(collection: Any, before: str) -> str | None:
+def previous_test_date(collection: Collection, before: str) -> str | None:
     """The latest test date with results before ``before`` (indexed sort, one document)."""
     with mongo_errors("report previous date"):
         docs = list(
@@ -372,7 +373,7 @@ def date_range(date_from: str, date_to: str | None) -> tuple[str, str]:
 
 def build_report(
     settings: Settings,
-    db: Any,
+    db: Database,
     date_from: str,
     date_to: str | None = None,
     *,
@@ -461,7 +462,7 @@ def _days(date_from: str, date_to: str, fold: Fold) -> list[str]:
 
 
 def _coverage(
-    settings: Settings, db: Any, test_date: str, on_progress: Callable[[str, int], None] | None
+    settings: Settings, db: Database, test_date: str, on_progress: Callable[[str, int], None] | None
 ) -> CoverageRow:
     from anomaly_cli.ops.coverage import coverage
 

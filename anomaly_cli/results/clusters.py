@@ -230,7 +230,7 @@ def load_clusters(collection: Collection, test_date: str, *, kind: str = KIND_DU
     return build_clusters(links, docs, kind=kind)
 
 
-def fill_members(collection: Any, links: Iterable[tuple[str, str]], docs: dict[str, Mapping[str, Any]]) -> None:
+def fill_members(collection: Collection, links: Iterable[tuple[str, str]], docs: dict[str, Mapping[str, Any]]) -> None:
     """Read (by ``_id``, in chunks) the linked results missing from ``docs``, into ``docs``."""
     missing = sorted({i for pair in links for i in pair} - set(docs))
     with mongo_errors("duplicate clusters read"):
