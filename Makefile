@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install browser lint test test-slow test-container demo bench completions readme docs docs-serve wheel-check clean
+.PHONY: install browser lint test test-slow test-container demo bench completions readme docs docs-serve wheel-check clean voices voices-eval peer
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# Real recorded voices for the evaluation sets (Debian codec2-examples + alsa-utils, the pyannote.audio
+# wheel's sample), fetched with apt-get download / pip download into ~/.cache/anomaly/voices and checked
+# by SHA-256. `make test` tries it first; without apt/PyPI the tests that need it skip and say why.
+voices: $(STAMP)
+	$(PY) -m anomaly_cli.synth.voices fetch
+
 # Headless Chromium + a Devanagari font for the report's browser test (Debian packages; needs root).
 # Without root or apt it says so and the browser test skips with that reason.
 browser:
@@ -35,6 +41,7 @@ browser:
 	else echo "make browser: not root or no apt-get: install chromium + fonts-lohit-deva-marathi to run the browser test"; fi
 
 test: $(STAMP) browser
+	-$(PY) -m anomaly_cli.synth.voices fetch
 	$(PY) -m pytest -q
 
 # The fuzz suite's long profile: FUZZ_EXAMPLES a property (default 15 000 x 7 properties >= 100 000).
@@ -54,9 +61,20 @@ test-container: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/anomaly demo
 
-bench: $(STAMP)
+# The off-the-shelf peer (Silero VAD + DNSMOS): their wheels declare torch/librosa, which the ONNX
+# models do not need, so they are installed without dependencies (onnxruntime runs them).
+peer: $(STAMP)
+	$(PIP) install -q -c constraints.txt onnxruntime
+	$(PIP) install -q -c constraints.txt --no-deps silero-vad speechmos
+
+bench: $(STAMP) peer
 	$(PIP) install -q -c constraints.txt -e '.[dev,demo,bench]'
 	$(PY) bench/run_all.py
+
+# Model quality on the real-voice held-out split (and the peer on the same files): see MODEL_CARD.md
+voices-eval: voices peer
+	$(PY) -m anomaly_cli.synth.voices build $(or $(VOICES_SET),/tmp/anomaly-voices-heldout) --split heldout
+	$(VENV)/bin/anomaly model evaluate --data $(or $(VOICES_SET),/tmp/anomaly-voices-heldout)
 
 completions: $(STAMP)
 	$(PY) -m anomaly_cli.cli.completions --write completions
