@@ -186,6 +186,28 @@ class Settings:
         "MODEL_DIR", "folder of model versions (empty: the model shipped in the package)", default=""
     )
     model_version: str = _spec("MODEL_VERSION", "model version to load (default: newest)", default="")
+    # --- programme thresholds (model/thresholds.py; applied to the model's rules, no retraining) ---
+    min_duration_seconds: float = _spec(
+        "MIN_DURATION_SECONDS", "screening: a recording shorter than this is too_short", default=2.0
+    )
+    max_reading_seconds: float = _spec(
+        "MAX_READING_SECONDS", "screening: a recording longer than this is too_long (one reading)", default=240.0
+    )
+    silent_dbfs: float = _spec(
+        "SILENT_DBFS",
+        "screening: 95th percentile frame level under this (loudest 1 % under it + 4) is silent",
+        default=-60.0,
+    )
+    low_volume_dbfs: float = _spec(
+        "LOW_VOLUME_DBFS",
+        "screening: 95th percentile frame level under this (loudest 1 % under it + 4) is low_volume",
+        default=-42.0,
+    )
+    noise_margin_db: float = _spec(
+        "NOISE_MARGIN_DB",
+        "screening: the loudest voice must rise this far above what is behind it, else noisy",
+        default=15.0,
+    )
     # --- output ---
     log_level: str = _spec("LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", default="INFO")
     log_format: str = _spec(
@@ -362,6 +384,10 @@ def _validate(s: Settings) -> None:
     ):
         if getattr(s, name) <= 0:
             raise bad(name, f"must be > 0, got {getattr(s, name)}")
+    from anomaly_cli.model.thresholds import ProgrammeThresholds
+
+    for name, why in ProgrammeThresholds.from_settings(s).problems():
+        raise bad(name, why)
     if s.cpu_workers < 0:
         raise bad("cpu_workers", "must be >= 0")
     if s.discovery_send_patience_seconds < 0:

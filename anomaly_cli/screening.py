@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-#: Every reason code, in the order they are reported when several apply (most basic first).
+#: Every reason code, in the order they are reported when several apply (most basic first): plain
+#: measurements of the delivered file (length, level, clipping) before content judgements (no_speech, noisy).
 REASON_CODES = (
     "unavailable",
     "corrupt",
@@ -20,9 +21,9 @@ REASON_CODES = (
     "too_long",
     "silent",
     "low_volume",
+    "clipped",
     "no_speech",
     "noisy",
-    "clipped",
     "dc_offset",
     "duplicate",
     "outlier",
@@ -57,6 +58,8 @@ class Screening:
     threshold: float | None = None
     error: dict[str, str] | None = None  # {"code", "message", "stage"} when status == "failed"
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: programme thresholds the rules used (``model/thresholds.py``); empty when not screened
+    thresholds: dict[str, float] = field(default_factory=dict)
 
     @property
     def reason_codes(self) -> list[str]:

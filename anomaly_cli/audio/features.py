@@ -44,6 +44,7 @@ _BASE_DOCS: dict[str, str] = {
     "level_p5_dbfs": "5th percentile of 25 ms frame level: the quiet parts / noise floor (dBFS)",
     "level_p50_dbfs": "median 25 ms frame level (dBFS)",
     "level_p95_dbfs": "95th percentile of 25 ms frame level: the active speech level (dBFS)",
+    "level_p99_dbfs": "99th percentile of 25 ms frame level: the loudest 1 %, speech level of a sparse reading (dBFS)",
     "dynamic_range_db": "level_p95 - level_p5: speech with pauses is wide, steady noise/hum narrow (dB)",
     "silence_ratio": "fraction of frames below -60 dBFS (0-1)",
     "low_energy_ratio": "fraction of frames with RMS under half the mean frame RMS; speech has many (0-1)",
@@ -73,6 +74,15 @@ _BASE_DOCS: dict[str, str] = {
     "periodicity_mean": "mean normalised autocorrelation peak at 80-400 Hz pitch lags, active frames (0-1)",
     "pitch_std_semitones": "spread of the pitch-like period over periodic frames; speech glides, tones "
     "and notes do not (semitones)",
+    "voiced_speech_s": "seconds of speech-like voicing: runs of >= 40 ms of active frames with a clear pitch "
+    "(80-500 Hz, window-corrected autocorrelation >= 0.6) whose pitch glides (median change >= 0.05 "
+    "semitone per 10 ms), as in any spoken syllable; held notes, tones, chimes and noise give ~0 (s)",
+    "voiced_speech_ratio": "voiced_speech_s over the duration (0-1)",
+    "steady_pitch_s": "seconds of held pitch: voiced runs of >= 100 ms whose pitch stays put (median change "
+    "< 0.05 semitone per 10 ms): musical notes, chimes, beeps (s)",
+    "dominance_db": "median over the loudest 1 s windows of the 90th-10th percentile spread of the "
+    "300-3400 Hz level: how far one voice rises above what is behind it; a reader over quiet babble "
+    "is >= ~19 dB, speech buried in babble or broadband noise <= ~16 dB (dB)",
 }
 _MFCC_DOCS = {
     f"mfcc{i}_{s}": f"{'mean' if s == 'mean' else 'standard deviation'} of mel-cepstral "
@@ -148,6 +158,9 @@ def extract(samples: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
     rhythm = float(np.clip((out["modulation_2_8hz"] - 0.2) / 0.2, 0.0, 1.0))
     out["speech_ratio"] = float(np.mean(active & ~stationary)) * rhythm
     out.update(_timing(edb, active, fps, n / sr))
+    out.update(_voiced_runs(spec["voicing"], spec["pitch_lag"], active, fps))
+    out["voiced_speech_ratio"] = out["voiced_speech_s"] / max(n / sr, 1e-9)
+    out["dominance_db"] = _dominance(bdb, fps)
     out.update(_mfcc(mel, sr))
     # Finite by construction; the guard turns any numerical surprise into 0, never NaN downstream.
     return {k: (float(out[k]) if np.isfinite(out[k]) else 0.0) for k in FEATURE_NAMES}
@@ -210,6 +223,10 @@ def _spectral_frames(x: np.ndarray, sounding: np.ndarray, sr: int) -> dict[str, 
     }
     out["peak_bin"] = np.zeros(n, dtype=np.int64)
     out["period_lag"] = np.zeros(n, dtype=np.int64)
+    out["voicing"] = np.zeros(n, dtype=np.float32)
+    out["pitch_lag"] = np.zeros(n, dtype=np.float32)
+    vlo, vhi = int(sr / 500), min(int(sr / 80), N_FFT // 2 - 2)
+    wcorr = _window_ac(FRAME)[: vhi + 2]
     out["mel"] = np.zeros((n, fb.shape[1]), dtype=np.float32)
     buf = np.zeros((min(_CHUNK, n), N_FFT), dtype=np.float32)
     for a in range(0, n, _CHUNK):
@@ -232,7 +249,91 @@ def _spectral_frames(x: np.ndarray, sounding: np.ndarray, sr: int) -> dict[str, 
             best = np.argmax(seg, axis=1)
             out["period_strength"][a + snd] = np.clip(seg[np.arange(snd.size), best], 0.0, 1.0)
             out["period_lag"][a + snd] = best + lo
+            v, lag = _voicing(ac[:, : vhi + 2], wcorr, vlo, vhi)
+            out["voicing"][a + snd], out["pitch_lag"][a + snd] = v, lag
     return out
+
+
+@lru_cache(maxsize=4)
+def _window_ac(length: int) -> np.ndarray:
+    """Normalised autocorrelation of the analysis window (Boersma's correction of a windowed frame's)."""
+    w = _window(length).astype(np.float64)
+    ac = np.correlate(w, w, "full")[length - 1 :]
+    return np.maximum(ac / ac[0], 1e-3).astype(np.float32)
+
+
+def _voicing(ac: np.ndarray, wcorr: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: pitch strength (0-1) and pitch lag (samples, parabolic sub-sample) in ``lo..hi``.
+
+    The frame's autocorrelation is divided by the window's (a windowed frame's autocorrelation
+    falls with lag even for a perfectly periodic signal), and the peak is searched only past the
+    first zero crossing: low-passed noise (brown noise, rumble) has a high autocorrelation at short
+    lags that slopes down without ever being a pitch peak.
+    """
+    r = ac / (ac[:, :1] + _EPS) / wcorr
+    neg = r[:, 1:] < 0.0
+    first = np.where(neg.any(axis=1), neg.argmax(axis=1) + 1, hi + 1)
+    seg = r[:, lo - 1 : hi + 2].copy()
+    lags = np.arange(lo - 1, hi + 2)
+    seg[lags[None, :] < first[:, None]] = -1.0
+    rows = np.arange(seg.shape[0])
+    inner = seg[:, 1:-1]
+    top = inner.max(axis=1)
+    # octave errors: a periodic frame also peaks at 2x, 3x its period; take the shortest lag whose
+    # local peak is within 10 % of the best (pitch doubling splits one syllable into pieces otherwise)
+    peak = (inner >= seg[:, :-2]) & (inner >= seg[:, 2:]) & (inner >= 0.9 * top[:, None])
+    best = np.where(peak.any(axis=1), peak.argmax(axis=1), inner.argmax(axis=1)) + 1
+    y0, y1, y2 = seg[rows, best - 1], seg[rows, best], seg[rows, best + 1]
+    den = y0 - 2.0 * y1 + y2
+    safe = np.abs(den) > 1e-9
+    off = np.clip(np.where(safe, 0.5 * (y0 - y2) / np.where(safe, den, 1.0), 0.0), -0.5, 0.5)
+    return np.clip(y1, 0.0, 1.0), (best + lo - 1 + off).astype(np.float32)
+
+
+_VOICED = 0.6  # window-corrected pitch strength of a voiced frame (speech vowels 0.8-1.0, noise < 0.5)
+_MIN_RUN = 4  # frames (40 ms): shortest voiced stretch counted
+_GLIDE = 0.05  # semitones per 10 ms: below this median change a voiced run is a held note
+
+
+def _voiced_runs(voicing: np.ndarray, lag: np.ndarray, active: np.ndarray, fps: float) -> dict[str, float]:
+    """Speech-like voicing vs held pitch, from runs of voiced frames (split where the pitch jumps).
+
+    Decision: speech is told by what every spoken syllable has, whatever the reading pace: a
+    voiced stretch with a pitch that glides. Held notes, chimes, beeps and tones have a pitch
+    that stays within a few hundredths of a semitone; noise has no pitch. Nothing here depends
+    on how many syllables come per second, so one isolated letter a second counts as much as
+    fluent reading does per syllable.
+    """
+    voiced = active & (voicing >= _VOICED)
+    semis = 12.0 * np.log2(np.maximum(lag, 1.0))
+    jump = np.ones(voiced.size, dtype=bool)
+    jump[1:] = np.abs(np.diff(semis)) > 2.0
+    starts = voiced & (jump | ~np.concatenate(([False], voiced[:-1])))
+    speech = steady = 0
+    for a in np.flatnonzero(starts):
+        b = a + 1
+        while b < voiced.size and voiced[b] and not jump[b]:
+            b += 1
+        if b - a < _MIN_RUN:
+            continue
+        med = float(np.median(np.abs(np.diff(semis[a:b]))))
+        if med >= _GLIDE:
+            speech += b - a
+        elif b - a >= 10:
+            steady += b - a
+    return {"voiced_speech_s": speech / fps, "steady_pitch_s": steady / fps}
+
+
+def _dominance(bdb: np.ndarray, fps: float) -> float:
+    """Median 90th-10th percentile level spread of the loudest 1 s windows (see FEATURE_DOCS)."""
+    w = int(fps)
+    k = bdb.size // w
+    if k == 0:
+        return float(np.percentile(bdb, 90) - np.percentile(bdb, 10)) if bdb.size else 0.0
+    win = bdb[: k * w].reshape(k, w)
+    p10, p90 = np.percentile(win, [10, 90], axis=1)
+    loud = p90 >= float(np.percentile(bdb, 99)) - 15.0  # p99: a reading that is mostly pauses still has loud windows
+    return float(np.median((p90 - p10)[loud])) if loud.any() else 0.0
 
 
 def _peak(power: np.ndarray, total_no_dc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -246,12 +347,13 @@ def _peak(power: np.ndarray, total_no_dc: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _levels(edb: np.ndarray, energy: np.ndarray) -> dict[str, float]:
-    p5, p50, p95 = np.percentile(edb, [5, 50, 95])
+    p5, p50, p95, p99 = np.percentile(edb, [5, 50, 95, 99])
     rms = np.sqrt(energy)
     return {
         "level_p5_dbfs": p5,
         "level_p50_dbfs": p50,
         "level_p95_dbfs": p95,
+        "level_p99_dbfs": p99,
         "dynamic_range_db": p95 - p5,
         "silence_ratio": float(np.mean(edb < -60.0)),
         "low_energy_ratio": float(np.mean(rms < 0.5 * rms.mean())) if rms.mean() > 0 else 0.0,

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from anomaly_cli.audio.decode import DecodedAudio
     from anomaly_cli.model.outlier import OutlierModel
     from anomaly_cli.model.rules import RuleSet
+    from anomaly_cli.model.thresholds import ProgrammeThresholds
 
 
 @dataclass
@@ -39,10 +40,12 @@ class LoadedModel:
     """A model version ready to screen: rules, outlier model and metadata."""
 
     version: str
-    rules: "RuleSet"
-    outlier: "OutlierModel"
+    rules: RuleSet
+    outlier: OutlierModel
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    #: The programme thresholds written into ``rules`` (``model/thresholds.py``), recorded per result.
+    thresholds: dict[str, float] = field(default_factory=dict)
 
 
 def feature_names() -> tuple[str, ...]:
@@ -63,10 +66,17 @@ def compute_features(samples: Any, sample_rate: int) -> dict[str, float]:
     return feats
 
 
-def load_model(model_dir: str | Path, version: str | None = None) -> LoadedModel:
-    """Load ``version`` (newest when None) from ``model_dir``; :class:`errors.ModelError` if unusable."""
+def load_model(
+    model_dir: str | Path | None, version: str | None = None, thresholds: ProgrammeThresholds | None = None
+) -> LoadedModel:
+    """Load ``version`` (newest when None) from ``model_dir``; :class:`errors.ModelError` if unusable.
+
+    ``thresholds`` (default: the documented defaults, as the settings have them) are written into
+    the rules: callers pass ``ProgrammeThresholds.from_settings(settings)``.
+    """
     from anomaly_cli.model import artifacts
     from anomaly_cli.model.rules import RuleSet
+    from anomaly_cli.model.thresholds import ProgrammeThresholds
 
     path = artifacts.resolve(model_dir, version)
     outlier, meta = artifacts.load(path, feature_names())
@@ -74,8 +84,14 @@ def load_model(model_dir: str | Path, version: str | None = None) -> LoadedModel
         rules = RuleSet.from_list(meta["rules"])
     except (KeyError, TypeError, ValueError) as e:
         raise errors.ModelError(f"{path}: metadata.json has no valid 'rules': {e}") from e
+    t = thresholds or ProgrammeThresholds()
     return LoadedModel(
-        version=str(meta.get("version") or path.name), rules=rules, outlier=outlier, metadata=meta, path=path
+        version=str(meta.get("version") or path.name),
+        rules=t.apply(rules),
+        outlier=outlier,
+        metadata=meta,
+        path=path,
+        thresholds=t.to_dict(),
     )
 
 
@@ -124,7 +140,7 @@ def screen_bytes(data: bytes, model: LoadedModel, *, max_duration_s: float = 600
     return result
 
 
-def screen_decoded(decoded: "DecodedAudio", model: LoadedModel, *, raw: bytes) -> Screening:
+def screen_decoded(decoded: DecodedAudio, model: LoadedModel, *, raw: bytes) -> Screening:
     """Screen audio that is already decoded (``raw`` are the file's bytes, for hashes and size)."""
     t0 = time.perf_counter()
     feats = compute_features(decoded.samples, decoded.sample_rate)
@@ -168,10 +184,11 @@ def screen_decoded(decoded: "DecodedAudio", model: LoadedModel, *, raw: bytes) -
         audio=audio,
         threshold=round(model.outlier.threshold, 6),
         timings_ms={"features": features_ms, "inference": _ms(t1)},
+        thresholds=dict(model.thresholds),
     )
 
 
-def _audio_facts(decoded: "DecodedAudio", raw: bytes, *, fingerprint: bool) -> dict[str, Any]:
+def _audio_facts(decoded: DecodedAudio, raw: bytes, *, fingerprint: bool) -> dict[str, Any]:
     from anomaly_cli.audio import fingerprint as fpmod
 
     facts: dict[str, Any] = {
@@ -202,10 +219,12 @@ def _ms(t0: float) -> float:
 _PROCESS_MODEL: LoadedModel | None = None
 
 
-def init_process(model_dir: str, version: str | None) -> None:
+def init_process(model_dir: str, version: str | None, thresholds: dict[str, float] | None = None) -> None:
     """``ProcessPoolExecutor`` initializer: load the model once per worker process."""
+    from anomaly_cli.model.thresholds import ProgrammeThresholds
+
     global _PROCESS_MODEL
-    _PROCESS_MODEL = load_model(model_dir, version)
+    _PROCESS_MODEL = load_model(model_dir, version, ProgrammeThresholds(**thresholds) if thresholds else None)
 
 
 def screen_over_budget(data: bytes, cpu_seconds: float) -> Screening:

@@ -11,15 +11,19 @@ Definitions (decisions):
   plain level measurement of the delivered file (the same one that defines the generator's
   ``low_volume`` label), not a guess, so it is a right first reason when the label follows it.
   Such items are counted apart (``level_first``) so the strict figure stays visible;
-- confusion: label -> first reason (``none`` when not flagged) -> count.
+- confusion: label -> first reason (``none`` when not flagged) -> count;
+- per style: false alarms on the normals of each ``variant`` of the manifest (reading styles:
+  letter, syllable, word, fluent, stops_early, teacher_prompt ...), so no style hides in the
+  overall rate; the bar holds for each style as for the whole (``false_alarm:<style>``).
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from anomaly_cli.model.engine import LoadedModel, screen_bytes
 
@@ -56,9 +60,15 @@ class Report:
     first_right: int = 0
     level_first: int = 0
     misses: list[dict[str, Any]] = field(default_factory=list)
+    #: normals per variant (reading style) -> [count, flagged]
+    styles: dict[str, list[int]] = field(default_factory=dict)
 
-    def add(self, name: str, label: str, codes: list[str]) -> None:
+    def add(self, name: str, label: str, codes: list[str], variant: str = "") -> None:
         self.total[label] = self.total.get(label, 0) + 1
+        if label == "normal" and variant:
+            row_s = self.styles.setdefault(variant, [0, 0])
+            row_s[0] += 1
+            row_s[1] += int(bool(codes))
         first = codes[0] if codes else "none"
         row = self.confusion.setdefault(label, {})
         row[first] = row.get(first, 0) + 1
@@ -87,6 +97,11 @@ class Report:
         return self.hits.get("normal", 0) / n if n else None
 
     @property
+    def style_false_alarms(self) -> dict[str, float]:
+        """False-alarm rate of the normals of each variant (reading style)."""
+        return {k: v[1] / v[0] for k, v in sorted(self.styles.items()) if v[0]}
+
+    @property
     def reason_accuracy(self) -> float | None:
         return self.first_right / self.flagged_anomalies if self.flagged_anomalies else None
 
@@ -95,6 +110,8 @@ class Report:
         out = {f"recall:{k}": self.recall[k] >= v for k, v in QUALITY_BAR["recall"].items() if k in self.recall}
         if self.false_alarm_rate is not None:
             out["false_alarm"] = self.false_alarm_rate <= QUALITY_BAR["false_alarm_max"]
+        for k, v in self.style_false_alarms.items():
+            out[f"false_alarm:{k}"] = v <= QUALITY_BAR["false_alarm_max"]
         if self.reason_accuracy is not None:
             out["reason_accuracy"] = self.reason_accuracy >= QUALITY_BAR["reason_accuracy_min"]
         return out
@@ -105,6 +122,8 @@ class Report:
             "counts": dict(sorted(self.total.items())),
             "recall": self.recall,
             "false_alarm_rate": self.false_alarm_rate,
+            "style_false_alarms": self.style_false_alarms,
+            "style_counts": {k: v[0] for k, v in sorted(self.styles.items())},
             "reason_accuracy": self.reason_accuracy,
             "level_first": self.level_first,
             "confusion": self.confusion,
@@ -114,13 +133,17 @@ class Report:
 
 
 def evaluate_items(
-    items: Iterable[tuple[str, str, bytes]], model: LoadedModel, *, progress: Callable[[int], None] | None = None
+    items: Iterable[tuple[str, str, bytes] | tuple[str, str, bytes, str]],
+    model: LoadedModel,
+    *,
+    progress: Callable[[int], None] | None = None,
 ) -> Report:
-    """Screen ``(name, label, bytes)`` items and tally the report."""
+    """Screen ``(name, label, bytes[, variant])`` items and tally the report."""
     rep = Report(model.version)
-    for i, (name, label, data) in enumerate(items):
+    for i, item in enumerate(items):
+        name, label, data = item[0], item[1], item[2]
         s = screen_bytes(data, model)
-        rep.add(name, label, s.reason_codes)
+        rep.add(name, label, s.reason_codes, item[3] if len(item) > 3 else "")
         if progress:
             progress(i + 1)
     return rep
@@ -133,10 +156,10 @@ def evaluate_dir(data_dir: str | Path, model: LoadedModel, *, progress: Callable
     root = Path(data_dir)
     rows = [r for r in manifest_rows(root) if not r.get("duplicate_of")]
 
-    def items() -> Iterable[tuple[str, str, bytes]]:
+    def items() -> Iterable[tuple[str, str, bytes, str]]:
         for r in rows:
             p = root / r["file"]
-            yield r["file"], r["label"], p.read_bytes() if p.is_file() else b""
+            yield r["file"], r["label"], p.read_bytes() if p.is_file() else b"", r.get("variant") or ""
 
     return evaluate_items(items(), model, progress=progress)
 

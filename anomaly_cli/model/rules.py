@@ -24,8 +24,9 @@ Decisions:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from anomaly_cli.screening import REASON_CODES, Reason
 
@@ -95,7 +96,7 @@ class Rule:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Rule":
+    def from_dict(cls, d: Mapping[str, Any]) -> Rule:
         when = tuple(tuple(Condition(**c) for c in g) for g in d["when"])
         return cls(d["code"], when, tuple(d.get("suppresses", ())), d.get("doc", ""))
 
@@ -138,7 +139,7 @@ class RuleSet:
         return [r.to_dict() for r in self.rules]
 
     @classmethod
-    def from_list(cls, items: list[Mapping[str, Any]]) -> "RuleSet":
+    def from_list(cls, items: list[Mapping[str, Any]]) -> RuleSet:
         return cls(tuple(Rule.from_dict(d) for d in items))
 
 
@@ -169,48 +170,54 @@ DEFAULT_RULES = RuleSet(
         ),
         _r(
             "silent",
-            [("level_p95_dbfs", "<", -60.0, 10.0)],
+            [("level_p95_dbfs", "<", -60.0, 10.0), ("level_p99_dbfs", "<", -56.0, 10.0)],
             suppresses=_QUIET,
-            doc="95th percentile of 25 ms frame level below -60 dBFS: nothing audible",
+            doc="95th percentile of 25 ms frame level below -60 dBFS and the loudest 1 % below -56: nothing audible",
         ),
         # does not hide no_speech: speech activity and rhythm are relative measures and hold at low levels
         _r(
             "low_volume",
-            [("level_p95_dbfs", "<", -42.0, 6.0)],
+            [("level_p95_dbfs", "<", -42.0, 6.0), ("level_p99_dbfs", "<", -38.0, 6.0)],
             suppresses=("noisy",),
-            doc="loudest frames below -42 dBFS: too quiet to assess (quiet but usable children sit at -38..-30)",
+            doc="95th percentile of frame level below -42 dBFS and the loudest 1 % below -38: too quiet to assess "
+            "(quiet but usable children sit at -38..-30; a child who reads a few words and stops keeps the loudest 1 %)",
         ),
         _r(
             "no_speech",
-            # steady sound: no speech activity and no syllable rhythm even hidden in the speech band
-            [("speech_ratio", "<", 0.1, 0.1), ("band_rhythm_db", "<", 3.2, 1.5)],
-            # a clean, clearly audible sound that is not speech (chimes, beeps, a tone in silence)
-            [("speech_ratio", "<", 0.1, 0.1), ("band_snr_db", ">", 12.0, 6.0)],
-            # music-like: audible, steady timbre (centroid barely moves), not one periodic voice, and a
-            # beat rather than a syllable rhythm (speech, even in babble, is above 14 dB)
+            # no voice and no syllable rhythm even hidden in the speech band: steady noise, hum, tones
+            [("voiced_speech_s", "<", 0.1, 0.1), ("band_rhythm_db", "<", 3.2, 1.5)],
+            # no voice and a regular beat (spectral flux repeats at 0.2-1 s lags): music, repeated chimes
+            [("voiced_speech_s", "<", 0.1, 0.1), ("flux_periodicity", ">", 0.45, 0.2)],
+            # no voice, a steady timbre (the centroid barely moves: chords, drums) and onsets: music at any level
             [
-                ("speech_ratio", "<", 0.1, 0.1),
-                ("band_snr_db", ">", 5.5, 3.0),
+                ("voiced_speech_s", "<", 0.1, 0.1),
                 ("centroid_hz_std", "<", 250.0, 100.0),
-                ("periodicity_mean", "<", 0.6, 0.2),
-                ("band_rhythm_db", "<", 13.0, 3.0),
+                ("flux_periodicity", ">", 0.25, 0.2),
             ],
-            # a regular beat (spectral flux repeats at 0.2-1 s lags), as in music and repeated chimes
-            [("speech_ratio", "<", 0.1, 0.1), ("flux_periodicity", ">", 0.35, 0.2)],
-            # a strong beat with little speech activity (repeated chimes can look half-active)
-            [("flux_periodicity", ">", 0.5, 0.2), ("speech_ratio", "<", 0.3, 0.1)],
-            # a perfectly steady level in the speech band: continuous tones (even two beating ones) vary by
-            # < 1 dB, noise by ~2 dB from frame to frame, speech (even buried in noise) by more
-            [("speech_ratio", "<", 0.1, 0.1), ("band_snr_db", "<", 1.0, 0.5)],
-            # one steady tone holds its frequency bin through the active frames (test tone, dial tone, whistle)
-            [("speech_ratio", "<", 0.1, 0.1), ("stationary_tone_ratio", ">", 0.8, 0.2)],
+            # ...or with note onsets at syllable rate far stronger than speech whose voicing noise hides
+            # keeps (<= ~9 dB): a tune over a steady accompaniment
+            [
+                ("voiced_speech_s", "<", 0.1, 0.1),
+                ("centroid_hz_std", "<", 250.0, 100.0),
+                ("band_rhythm_db", ">", 12.0, 3.0),
+            ],
+            # no voice in a clean, clearly audible sound (beeps, chimes, drums): speech buried in noise,
+            # whose voicing the noise hides, never sits this far above its floor
+            [("voiced_speech_s", "<", 0.1, 0.1), ("band_snr_db", ">", 18.0, 6.0)],
+            # one steady tone holds its frequency bin through the sounding frames (test tone, whistle)
+            [("voiced_speech_s", "<", 0.1, 0.1), ("stationary_tone_ratio", ">", 0.8, 0.2)],
+            # a perfectly steady level in the speech band: continuous tones vary by < 1 dB
+            [("voiced_speech_s", "<", 0.1, 0.1), ("band_snr_db", "<", 1.0, 0.5)],
+            # held notes outweigh speech-like voicing: melodies, ringtones, chimes over any beat
+            [("steady_pitch_s", ">", 1.0, 1.0), ("voiced_speech_ratio", "<", 0.02, 0.01)],
             suppresses=("noisy",),
-            doc="audible, but no speech: noise, hum, tones, music, notification sounds",
+            doc="audible, but no voice: noise, hum, tones, music, notification sounds (speech-like voicing < 0.1 s)",
         ),
         _r(
             "noisy",
-            [("band_snr_db", "<", 12.0, 4.0)],
-            doc="speech present but the 300-3400 Hz band sits less than 12 dB above the noise (speech at <= ~5 dB SNR)",
+            [("dominance_db", "<", 15.0, 4.0)],
+            doc="the loudest voice rises less than 15 dB above what is behind it (1 s windows): "
+            "speech buried in babble or broadband noise at <= ~0 dB SNR",
         ),
         _r(
             "clipped",

@@ -19,8 +19,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import platform
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -30,14 +31,17 @@ DEFAULT_SEED = 1234
 DEFAULT_N = 100
 MIN_NORMALS = 10  # below this a 99.5 % quantile is just the maximum of a handful of scores
 TARGET_FALSE_ALARM = 0.005
-THRESHOLD_MARGIN = 1.05
+# 1.10 since v2 (v1: 1.05): fitted on the formant voice only, the forest puts real voices nearer its
+# edge (quiet real readings of the dev split scored up to 1.04x the 99.5th percentile); a rule, not the
+# outlier model, is what names a real anomaly, so the margin buys false alarms down at no recall.
+THRESHOLD_MARGIN = 1.10
 #: Features the outlier model reads (those present in FEATURE_NAMES); see outlier.py for why.
 OUTLIER_FEATURES = (
     "level_p95_dbfs",
     "dynamic_range_db",
     "silence_ratio",
-    "speech_ratio",
-    "modulation_2_8hz",
+    "voiced_speech_ratio",
+    "dominance_db",
     "low_energy_ratio",
     "snr_db",
     "clip_ratio",
@@ -145,7 +149,7 @@ def train(
     version = version or Path(out).name
     meta = {
         "version": version,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "feature_names": list(all_names),
         "outlier": {
             "features": list(names),

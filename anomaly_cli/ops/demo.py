@@ -303,9 +303,10 @@ def _model(settings: Settings, workdir: Path, on_phase: Phase | None) -> tuple[s
     """(model_dir, version, trained here)."""
     from anomaly_cli.errors import ModelError
     from anomaly_cli.model.engine import load_model
+    from anomaly_cli.model.thresholds import ProgrammeThresholds
 
     try:
-        m = load_model(settings.model_dir, settings.model_version or None)
+        m = load_model(settings.model_dir, settings.model_version or None, ProgrammeThresholds.from_settings(settings))
         return settings.model_dir, m.version, False
     except ModelError as e:
         log.warning("demo_model_missing", reason=str(e)[:200])

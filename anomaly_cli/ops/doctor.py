@@ -390,9 +390,10 @@ def check_sample_audio(s: Settings, s3_client: Any, db: Database | None, sample_
 def check_model(s: Settings) -> Check:
     """The configured model version loads (the worker refuses to start otherwise)."""
     from anomaly_cli.model.engine import load_model
+    from anomaly_cli.model.thresholds import ProgrammeThresholds
 
     try:
-        m = load_model(s.model_dir, s.model_version or None)
+        m = load_model(s.model_dir, s.model_version or None, ProgrammeThresholds.from_settings(s))
     except AnomalyError as e:
         return Check("model", "model loads", FAIL, str(e), "anomaly model train, or set MODEL_DIR / MODEL_VERSION")
     return Check("model", "model loads", OK, f"version {m.version} from {m.path}")

@@ -126,6 +126,7 @@ def build_result(
             "reasons": reasons,
             "reason_codes": [r["code"] for r in reasons],
             "threshold": screening.threshold,
+            "thresholds": dict(screening.thresholds) or None,
             "duplicate_of": [],
             "reuse_of": [],
         },

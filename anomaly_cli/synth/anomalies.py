@@ -28,6 +28,7 @@ from anomaly_cli.synth.signals import (
     tone,
 )
 from anomaly_cli.synth.sources import speech
+from anomaly_cli.synth.formant import formant_speech, paced_reading
 
 #: Labels of the generator; ``normal`` plus one per per-recording anomaly reason code.
 LABELS: tuple[str, ...] = (
@@ -45,7 +46,23 @@ LABELS: tuple[str, ...] = (
 )
 #: Variants of each label (hard-but-fine normals, anomalies that fool simple rules).
 VARIANTS: dict[str, tuple[str, ...]] = {
-    "normal": ("plain", "quiet", "babble", "classroom", "hesitation", "late_start", "bumps", "telephone", "mic"),
+    "normal": (
+        "plain",
+        "quiet",
+        "babble",
+        "classroom",
+        "hesitation",
+        "late_start",
+        "bumps",
+        "telephone",
+        "mic",
+        # reading styles of beginners: first-class normals (see formant.paced_reading)
+        "letter",
+        "syllable",
+        "word",
+        "stops_early",
+        "teacher_prompt",
+    ),
     "silent": ("zero", "hiss"),
     "low_volume": ("far",),
     "no_speech": ("white", "pink", "brown", "hum", "tone", "music", "chime"),
@@ -120,6 +137,27 @@ def make_clip(
             x = set_level(mix_at_snr(s, noise, rng.uniform(10, 20)), sr, level)
         elif variant == "hesitation":
             x = set_level(sp(hes=0.35), sr, level)
+        elif variant in ("letter", "syllable", "word"):
+            x = set_level(mic_colour(rng, paced_reading(rng, dur, sr, style=variant), sr), sr, level)
+        elif variant == "stops_early":
+            # a few words, then the recording runs on: still a reading when over the duration floor
+            spoken = rng.uniform(2.0, 5.0)
+            s = set_level(sp(spoken), sr, level)
+            x = np.concatenate([s, np.zeros(int(rng.uniform(1.0, 10.0) * sr), np.float32)])
+        elif variant == "teacher_prompt":
+            # an adult's short prompt, a wait, then the child reads slowly
+            prompt = set_level(
+                mic_colour(rng, formant_speech(rng, rng.uniform(1.0, 3.0), sr, child=False), sr),
+                sr,
+                level + rng.uniform(-6, 3),
+            )
+            wait = np.zeros(int(rng.uniform(0.5, 2.5) * sr), np.float32)
+            child = set_level(
+                mic_colour(rng, paced_reading(rng, dur, sr, style=str(rng.choice(["letter", "syllable", "word"]))), sr),
+                sr,
+                level,
+            )
+            x = np.concatenate([prompt, wait, child])
         elif variant == "late_start":
             lead = rng.uniform(2, 5)
             s = sp(dur - lead)

@@ -37,6 +37,7 @@ def formant_speech(
     child: bool = True,
     hesitations: float = 0.1,
     lead_s: float | None = None,
+    base_f0: float | None = None,
 ) -> np.ndarray:
     """Reading-like speech: words of 1-4 syllables at 2-6 syllables/s, pauses, hesitations.
 
@@ -45,7 +46,7 @@ def formant_speech(
     """
     n = int(duration_s * sr)
     out = np.zeros(n)
-    base_f0 = rng.uniform(180, 320) if child else rng.uniform(90, 220)
+    base_f0 = base_f0 or (rng.uniform(180, 320) if child else rng.uniform(90, 220))
     scale = rng.uniform(1.15, 1.35) if child else rng.uniform(0.9, 1.1)
     rate = rng.uniform(2.0, 6.0)
     t = rng.uniform(0.05, 0.4) if lead_s is None else lead_s
@@ -105,3 +106,32 @@ def babble(rng: np.random.Generator, n: int, sr: int, voices: int | None = None)
     voices_ = (np.resize(formant_speech(rng, dur, sr, child=rng.random() < 0.6, hesitations=0.0), n) for _ in range(k))
     y = sum(voices_, start=np.zeros(n, dtype=np.float32))
     return (y / max(rms(y), 1e-12)).astype(np.float32)
+
+
+def paced_reading(rng: np.random.Generator, duration_s: float, sr: int = SR, *, style: str = "syllable") -> np.ndarray:
+    """A beginner's reading: isolated units with pauses, ``duration_s`` long, unit-ish peak.
+
+    ``letter``: one syllable at a time, 0.4-1 units a second, pauses 0.5-2 s; ``syllable``: 1-3
+    syllables sounded out together, then a 0.3-2 s pause (0.5-1.5 units a second); ``word``: one
+    word of 1-3 syllables, then a 0.3-1.5 s pause. Each unit is one child's voice (same pitch range).
+    """
+    n = int(duration_s * sr)
+    out = np.zeros(n, np.float32)
+    t = float(rng.uniform(0.2, 1.5))
+    f0 = float(rng.uniform(180, 320))
+    while t < duration_s - 0.3:
+        if style == "letter":
+            unit, pause = rng.uniform(0.2, 0.5), rng.uniform(0.5, 2.0)
+        elif style == "word":
+            unit, pause = rng.uniform(0.4, 1.0), rng.uniform(0.3, 1.5)
+        else:
+            unit, pause = rng.uniform(0.2, 0.7), rng.uniform(0.3, 2.0)
+        u = formant_speech(rng, float(unit) + 0.1, sr, lead_s=0.02, hesitations=0.0, base_f0=f0)
+        i = int(t * sr)
+        m = min(u.size, n - i)
+        if m <= 0:
+            break
+        out[i : i + m] += u[:m] * np.float32(rng.uniform(0.7, 1.0))
+        t += u.size / sr + float(pause)
+    peak = float(np.max(np.abs(out)))
+    return out / peak if peak > 0 else out

@@ -105,7 +105,9 @@ def native_stderr_as_events() -> None:
     threading.Thread(target=pump, name="native-stderr", daemon=True).start()
 
 
-def initialize(model_dir: str, version: str | None, worker_pid: int | None = None) -> None:
+def initialize(
+    model_dir: str, version: str | None, worker_pid: int | None = None, thresholds: dict[str, float] | None = None
+) -> None:
     """Screening process start-up: ignore stop signals, one BLAS thread, load the model once.
 
     ``worker_pid`` (the worker's pool passes it): exit with that process, and log native
@@ -130,7 +132,7 @@ def initialize(model_dir: str, version: str | None, worker_pid: int | None = Non
     threadpool_limits(1)
     from anomaly_cli.model import engine
 
-    engine.init_process(model_dir, version)
+    engine.init_process(model_dir, version, thresholds)
 
 
 #: CPU seconds one item may cost in a screening process. The decoder's caps keep every input of

@@ -110,6 +110,7 @@ def build_worker(
     indexed. ``screen`` replaces the process pool with an in-thread function.
     """
     from anomaly_cli.adapters.sqs import SqsQueue
+    from anomaly_cli.model.thresholds import ProgrammeThresholds
     from anomaly_cli.adapters.storage import Fetcher, ensure_allowlist
 
     ensure_allowlist(settings)
@@ -130,6 +131,7 @@ def build_worker(
         model_dir=settings.model_dir,
         model_ref=settings.model_version or None,
         screen=screen,
+        thresholds=ProgrammeThresholds.from_settings(settings).to_dict(),
     )
     pool.warm_up()
     source = db[settings.mongo_source_collection]

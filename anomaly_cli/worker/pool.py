@@ -75,6 +75,7 @@ class ScreenPool:
         model_dir: str | None = None,
         model_ref: str | None = None,
         screen: ScreenFn | None = None,
+        thresholds: dict[str, float] | None = None,
     ):
         self.fetcher = fetcher
         self.model_version = model_version
@@ -84,7 +85,7 @@ class ScreenPool:
         self._closed = False
         self._cpu: Executor | None = None
         self.cpu_workers = 0 if screen is not None else (cpu_workers or os.cpu_count() or 1)
-        self._child_args = (str(model_dir or ""), model_ref or None, os.getpid())
+        self._child_args = (str(model_dir or ""), model_ref or None, os.getpid(), thresholds)
         #: Called once per rebuild of the process pool (the worker's metrics count restarts).
         self.on_restart: Callable[[], None] | None = None
         self.restarts: list[float] = []  # monotonic times of recent rebuilds (the crash-loop limit)

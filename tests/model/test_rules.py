@@ -62,7 +62,8 @@ def test_shipped_rules_judge_speech_content_of_a_quiet_recording_but_not_its_snr
     quiet_noise = {
         "duration_s": 20.0,
         "level_p95_dbfs": -55.4,
-        "speech_ratio": 0.0,
+        "level_p99_dbfs": -53.0,
+        "voiced_speech_s": 0.0,
         "band_rhythm_db": 2.98,
         "band_snr_db": 3.6,
         "flux_periodicity": 0.07,
@@ -71,9 +72,44 @@ def test_shipped_rules_judge_speech_content_of_a_quiet_recording_but_not_its_snr
     quiet_speech = {
         "duration_s": 20.0,
         "level_p95_dbfs": -51.4,
-        "speech_ratio": 0.25,
+        "level_p99_dbfs": -48.0,
+        "voiced_speech_s": 2.5,
         "band_rhythm_db": 15.8,
         "band_snr_db": 8.0,
+        "dominance_db": 8.0,
         "flux_periodicity": 0.1,
-    }  # low SNR: not judged `noisy` when quiet
+    }  # little dominance: not judged `noisy` when quiet
     assert [r.code for r, _ in DEFAULT_RULES.evaluate(quiet_speech)] == ["low_volume"]
+
+
+def test_shipped_rules_a_slow_reader_with_little_voicing_is_speech_and_a_sparse_reading_is_not_quiet():
+    """One isolated syllable every 2 s: little voicing in all, no fluent rhythm, mostly pauses."""
+    from anomaly_cli.model.rules import DEFAULT_RULES
+
+    slow = {
+        "duration_s": 30.0,
+        "level_p95_dbfs": -47.0,  # 95 % of the frames are pauses...
+        "level_p99_dbfs": -20.0,  # ...but the syllables are loud
+        "voiced_speech_s": 1.2,
+        "speech_ratio": 0.02,  # the old rhythm-weighted measure: "no speech"
+        "band_rhythm_db": 14.0,
+        "band_snr_db": 30.0,
+        "dominance_db": 45.0,
+        "flux_periodicity": 0.05,
+        "centroid_hz_std": 600.0,
+    }
+    assert DEFAULT_RULES.evaluate(slow) == []
+
+
+def test_shipped_rules_clipped_comes_before_content_judgements():
+    from anomaly_cli.model.rules import DEFAULT_RULES
+
+    clipped_music = {
+        "duration_s": 20.0,
+        "level_p95_dbfs": -8.0,
+        "level_p99_dbfs": -3.0,
+        "clip_hard_ratio": 0.03,
+        "voiced_speech_s": 0.0,
+        "band_rhythm_db": 2.0,
+    }
+    assert [r.code for r, _ in DEFAULT_RULES.evaluate(clipped_music)] == ["clipped", "no_speech"]

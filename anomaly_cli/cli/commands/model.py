@@ -18,10 +18,11 @@ _EVAL_SEED = 98765  # a held-out seed, different from training's
 def _load(cli: context.CliContext, version: str | None, json_out: bool) -> Any:
     from anomaly_cli.errors import ModelError
     from anomaly_cli.model.engine import load_model
+    from anomaly_cli.model.thresholds import ProgrammeThresholds
 
     s = cli.settings()
     try:
-        return load_model(s.model_dir, version or s.model_version or None)
+        return load_model(s.model_dir, version or s.model_version or None, ProgrammeThresholds.from_settings(s))
     except ModelError as e:
         output.fail(e.code, str(e), hint=e.hint, exit_code=exit_codes.for_exception(e), json_mode=json_out)
 
@@ -140,6 +141,10 @@ def _render_report(r: dict[str, Any]) -> None:
             t.add_row("normal (false alarms)", str(n), f"{fa:.3f}", _ok(bar.get("false_alarm")))
         else:
             t.add_row(cls, str(n), f"{r['recall'][cls]:.3f}", _ok(bar.get(f"recall:{cls}")))
+    for style, fa in r.get("style_false_alarms", {}).items():
+        t.add_row(
+            f"  normal: {style}", str(r["style_counts"][style]), f"{fa:.3f}", _ok(bar.get(f"false_alarm:{style}"))
+        )
     ra = r["reason_accuracy"]
     t.add_row("first reason right", "", "-" if ra is None else f"{ra:.3f}", _ok(bar.get("reason_accuracy")))
     output.out().print(t)
@@ -168,8 +173,14 @@ def info_cmd(
     with output.handle_errors(json_out):
         model = _load(cli, model_version, json_out)
         meta = model.metadata
+        from anomaly_cli.config import env_name
+        from anomaly_cli.model.thresholds import SETTING_OF
+
+        programme = {env_name(SETTING_OF[k]): v for k, v in model.thresholds.items()}
         if json_out:
-            output.emit_json({**meta, "path": str(model.path)})
+            output.emit_json(
+                {**meta, "rules": model.rules.to_list(), "programme_thresholds": programme, "path": str(model.path)}
+            )
             return
         from rich.table import Table
 
@@ -184,7 +195,11 @@ def info_cmd(
         t = Table(title="rules (reason code: measurement and threshold)", title_justify="left")
         for col in ("code", "fires when", "meaning"):
             t.add_column(col)
-        for rule in meta["rules"]:
+        o.print(
+            "programme thresholds (settings, written into the rules below): "
+            + ", ".join(f"{k}={v:g}" for k, v in programme.items())
+        )
+        for rule in model.rules.to_list():
             cond = "\nor ".join(
                 " and ".join(f"{c['feature']} {c['op']} {c['threshold']:g}" for c in group) for group in rule["when"]
             )

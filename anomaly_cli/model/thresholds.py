@@ -1,0 +1,100 @@
+"""Programme thresholds: the floors a programme may set without retraining.
+
+The model's rules carry physical thresholds (``rules.DEFAULT_RULES``); five of them depend on
+the programme rather than on physics, and are settings (``config.Settings``, environment names
+below): how short and how long a reading may be, how quiet is silent and too quiet, and how far
+the reader must rise above what is behind them. :meth:`ProgrammeThresholds.apply` writes them
+into a model's rules when it is loaded, so every screening process, ``anomaly score`` and the
+evaluation judge with the same values, and every result records them (``inference.thresholds``):
+a change of them is visible per result.
+
+Decisions:
+- The level floors move both conditions of their rule: the 95th percentile at the floor and the
+  loudest 1 % at the floor + 4 dB (a reading that is mostly pauses keeps its loud frames).
+- Defaults are model v2's values; the settings are validated (ordered, finite) when loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from anomaly_cli.model.rules import RuleSet
+
+P99_ABOVE_P95_DB = 4.0
+
+
+@dataclass(frozen=True)
+class ProgrammeThresholds:
+    """The programme-tunable floors (field -> setting: see ``SETTING_OF``)."""
+
+    min_duration_s: float = 2.0
+    max_duration_s: float = 240.0
+    silent_dbfs: float = -60.0
+    low_volume_dbfs: float = -42.0
+    noise_margin_db: float = 15.0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ProgrammeThresholds:
+        return cls(**{f: float(getattr(settings, s)) for f, s in SETTING_OF.items()})
+
+    def to_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """``(setting, why)`` for values that cannot be right (empty: all usable)."""
+        out = [(SETTING_OF[k], "must be a finite number") for k, v in self.to_dict().items() if not math.isfinite(v)]
+        if out:
+            return out
+        if self.min_duration_s < 0:
+            out.append((SETTING_OF["min_duration_s"], "must be >= 0"))
+        if self.max_duration_s <= self.min_duration_s:
+            out.append((SETTING_OF["max_duration_s"], "must be greater than the minimum duration"))
+        if self.low_volume_dbfs <= self.silent_dbfs:
+            out.append((SETTING_OF["low_volume_dbfs"], "must be above the silent floor"))
+        if self.low_volume_dbfs > 0 or self.silent_dbfs > 0:
+            out.append((SETTING_OF["low_volume_dbfs"], "levels are dBFS: <= 0"))
+        if self.noise_margin_db < 0:
+            out.append((SETTING_OF["noise_margin_db"], "must be >= 0"))
+        return out
+
+    def apply(self, rules: RuleSet) -> RuleSet:
+        """``rules`` with these thresholds written into the conditions they govern."""
+        from anomaly_cli.model.rules import Rule, RuleSet
+
+        targets: Mapping[tuple[str, str], float] = {
+            ("too_short", "duration_s"): self.min_duration_s,
+            ("too_long", "duration_s"): self.max_duration_s,
+            ("silent", "level_p95_dbfs"): self.silent_dbfs,
+            ("silent", "level_p99_dbfs"): self.silent_dbfs + P99_ABOVE_P95_DB,
+            ("low_volume", "level_p95_dbfs"): self.low_volume_dbfs,
+            ("low_volume", "level_p99_dbfs"): self.low_volume_dbfs + P99_ABOVE_P95_DB,
+            ("noisy", "dominance_db"): self.noise_margin_db,
+        }
+        out = []
+        for r in rules.rules:
+            when = tuple(
+                tuple(
+                    dataclasses.replace(c, threshold=targets[(r.code, c.feature)])
+                    if (r.code, c.feature) in targets
+                    else c
+                    for c in g
+                )
+                for g in r.when
+            )
+            out.append(Rule(r.code, when, r.suppresses, r.doc))
+        return RuleSet(tuple(out))
+
+
+#: Field -> ``Settings`` attribute (its environment name is the upper-case form).
+SETTING_OF = {
+    "min_duration_s": "min_duration_seconds",
+    "max_duration_s": "max_reading_seconds",
+    "silent_dbfs": "silent_dbfs",
+    "low_volume_dbfs": "low_volume_dbfs",
+    "noise_margin_db": "noise_margin_db",
+}
