@@ -180,7 +180,8 @@ DEFAULT_RULES = RuleSet(
             [("level_p95_dbfs", "<", -42.0, 6.0), ("level_p99_dbfs", "<", -38.0, 6.0)],
             suppresses=("noisy",),
             doc="95th percentile of frame level below -42 dBFS and the loudest 1 % below -38: too quiet to assess "
-            "(quiet but usable children sit at -38..-30; a child who reads a few words and stops keeps the loudest 1 %)",
+            "(quiet but usable children sit at -38..-30; a child who reads a few words and stops keeps "
+            "the loudest 1 %)",
         ),
         _r(
             "no_speech",

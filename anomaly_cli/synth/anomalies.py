@@ -14,7 +14,7 @@ import numpy as np
 from scipy import signal
 
 from anomaly_cli.audio.resample import resample
-from anomaly_cli.synth.formant import babble, formant_speech
+from anomaly_cli.synth.formant import babble, formant_speech, paced_reading
 from anomaly_cli.synth.signals import (
     SR,
     bumps,
@@ -28,7 +28,6 @@ from anomaly_cli.synth.signals import (
     tone,
 )
 from anomaly_cli.synth.sources import speech
-from anomaly_cli.synth.formant import formant_speech, paced_reading
 
 #: Labels of the generator; ``normal`` plus one per per-recording anomaly reason code.
 LABELS: tuple[str, ...] = (

@@ -110,8 +110,8 @@ def build_worker(
     indexed. ``screen`` replaces the process pool with an in-thread function.
     """
     from anomaly_cli.adapters.sqs import SqsQueue
-    from anomaly_cli.model.thresholds import ProgrammeThresholds
     from anomaly_cli.adapters.storage import Fetcher, ensure_allowlist
+    from anomaly_cli.model.thresholds import ProgrammeThresholds
 
     ensure_allowlist(settings)
     settings.require("sqs_queue_url")
