@@ -297,12 +297,13 @@ wheelhouse in {r["build_s"]} s (the base: {r["base_s"]} s, 0 when already built)
 
 The cold start counts container creation, Python start-up, the forkserver and one screening process
 loading the model, measured once on the shared machine above (not re-measured idle).
-Where the size goes (du in the image, before this run's trims were measured): base ~129 MB (debootstrap
-minbase with Python, apt lists / docs / locales removed); in the virtual environment scipy ~145 MB
-(with its libraries), PyAV ~105 MB (FFmpeg), numpy ~74 MB, scikit-learn with narwhals / pydantic / joblib
-~65 MB (used only by `anomaly model train`), botocore ~32 MB. The worker needs scipy.fft, PyAV and numpy;
-getting under 400 MB would take moving the training (and report) dependencies to optional extras and a
-separate worker image, a packaging decision left open here.
+Where the size goes (du in the image of commit 3020c5c): base 129 MB (debootstrap minbase with Python;
+apt lists, docs and locales removed), virtual environment 486 MB: scipy 113 MB (with its libraries), PyAV
+105 MB (FFmpeg), matplotlib with Pillow / fontTools / kiwisolver / contourpy 90 MB (`results report` only),
+numpy 56 MB, scikit-learn with narwhals / pydantic / joblib 54 MB (`anomaly model train` only), botocore
+32 MB; the packages' own test suites (65 MB) are removed. The worker needs scipy.fft, PyAV and numpy:
+under 400 MB would take the training and report dependencies as optional extras and a worker image
+without them (~470 MB by these figures) and more (a smaller scipy), a packaging decision left open here.
 """
     root = kit.ROOT
     (root / "bench" / "sections" / "container.md").write_text(section, encoding="utf-8")
