@@ -391,10 +391,26 @@ def doc_id_values(doc_ids: Sequence[str]) -> list[Any]:
             values.append(ObjectId(d))
         elif d[:1] == "{" or d in ("true", "false", "null"):
             try:
-                values.append(json_util.loads(d, json_options=_canonical_json()))
+                value = json_util.loads(d, json_options=_canonical_json())
             except Exception:  # noqa: BLE001 - not Extended JSON: the string alone is the id
-                pass
+                continue
+            # inside $in a regular expression MATCHES instead of comparing: a hostile message naming
+            # {"$regularExpression": ...} would make the re-check read the whole collection
+            if not _holds_regex(value):
+                values.append(value)
     return values
+
+
+def _holds_regex(value: Any) -> bool:
+    from bson.regex import Regex
+
+    if isinstance(value, (Regex, re.Pattern)):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_regex(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_regex(v) for v in value)
+    return False
 
 
 def _canonical_json() -> Any:

@@ -88,3 +88,12 @@ def test_backlink_finds_the_row_of_any_id_type(source: Any, name: str) -> None:
     assert landed
     doc = source.find_one({"_id": IDS[name]})
     assert doc["assessments"][0]["teacher_record"]["subjects"][0]["anomaly"]["result_id"] == item.result_id
+
+
+def test_a_hostile_mongo_doc_id_naming_a_regex_never_becomes_a_pattern_match(source: Any) -> None:
+    # inside $in a regex matches: '{"$regularExpression": ".*"}' would make one message read the collection
+    source.insert_many([{"_id": f"doc-{i}"} for i in range(5)])
+    hostile = '{"$regularExpression":{"pattern":".*","options":""}}'
+    values = doc_id_values([hostile])
+    assert values == [hostile]
+    assert list(source.find({"_id": {"$in": values}})) == []
