@@ -16,9 +16,9 @@ def test_acking_before_the_write_is_reported(monkeypatch, moto_aws, sqs_client, 
 
     original = batch.BatchProcessor._write
 
-    def ack_then_write(self, docs, batch_no, out):  # the bug: ack first, write second
+    def ack_then_write(self, docs, batch_no, out, *rest):  # the bug: ack first, write second
         batch.ack_messages(self.queue, [(h.message_id, h.receipt) for h, _, _ in docs], self.stats, batch_no)
-        return original(self, docs, batch_no, out)
+        return original(self, docs, batch_no, out, *rest)
 
     monkeypatch.setattr(batch.BatchProcessor, "_write", ack_then_write)
     v = run_scenario(
