@@ -160,6 +160,18 @@ def mongo_errors(what: str) -> Iterator[None]:
         raise MongoWriteFailed(f"MongoDB refused {what}: {e.code} {str(e)[:200]}") from e
 
 
+@contextlib.contextmanager
+def duplicate_key_as(exc: type[Exception]) -> Iterator[None]:
+    """Raise ``exc`` (chained to pymongo's error) when a write in the block hits an existing
+    document's unique key (E11000), for callers that expect it: an upsert that lost a race."""
+    from pymongo.errors import DuplicateKeyError
+
+    try:
+        yield
+    except DuplicateKeyError as e:
+        raise exc() from e
+
+
 def unordered_write(write: Callable[[], object], *, what: str) -> set[int]:
     """Run one unordered bulk write (``bulk_write`` / ``insert_many`` with ``ordered=False``) and
     return the indexes of its operations refused as duplicate keys: another writer got there first,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Callable, Mapping
 
-from anomaly_cli.adapters.mongo import mongo_errors
+from anomaly_cli.adapters.mongo import duplicate_key_as, mongo_errors
 from anomaly_cli.adapters.protocols import Collection
 from anomaly_cli.contract import utc
 from anomaly_cli.errors import LeaseHeld
@@ -139,7 +139,6 @@ class StateRepository:
         Raises :class:`LeaseHeld` when another holder's lease is still live.
         """
         from pymongo import ReturnDocument
-        from pymongo.errors import DuplicateKeyError
 
         now = self.clock()
         lease = {
@@ -168,13 +167,10 @@ class StateRepository:
             },
         }
         try:
-            with mongo_errors("lease acquire"):
-                try:
-                    return self.collection.find_one_and_update(
-                        filt, update, upsert=True, return_document=ReturnDocument.AFTER
-                    )
-                except DuplicateKeyError as e:
-                    raise _Taken() from e
+            with mongo_errors("lease acquire"), duplicate_key_as(_Taken):
+                return self.collection.find_one_and_update(
+                    filt, update, upsert=True, return_document=ReturnDocument.AFTER
+                )
         except _Taken as e:
             # the document exists but the filter did not match: someone else's live lease
             doc = self.get(test_date) or {}
