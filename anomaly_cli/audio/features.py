@@ -318,9 +318,9 @@ def _voiced_runs(voicing: np.ndarray, lag: np.ndarray, active: np.ndarray, fps: 
             continue
         med = float(np.median(np.abs(np.diff(semis[a:b]))))
         if med >= _GLIDE:
-            speech += b - a
+            speech += int(b - a)
         elif b - a >= 10:
-            steady += b - a
+            steady += int(b - a)
     return {"voiced_speech_s": speech / fps, "steady_pitch_s": steady / fps}
 
 

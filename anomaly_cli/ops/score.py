@@ -114,7 +114,7 @@ def score(items: list[str], settings: Any, model: Any, *, remote: Any = None) ->
     try:
         pool.warm_up()
         window = max(2, 2 * pool.cpu_workers + 2)
-        pending: deque = deque()
+        pending: deque[tuple[str, Any]] = deque()
         it = iter(items)
         for item in it:
             pending.append((item, pool.submit(item)))
