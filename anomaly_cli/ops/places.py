@@ -13,6 +13,9 @@ What this module relies on, and nothing more: an 11-digit code's first 2 digits 
 the first 4 the district and the first 6 the block (district and block numbers are only unique
 within their parent, so the keys are prefixes, never the 2-digit parts alone). It carries no table
 of names: the page shows codes (``27-25``, ``27-25-12``), which is what state staff use in UDISE+.
+Checked against public descriptions of the code, not the UDISE+ master list; a code names the
+district the school was registered in and is kept when a district is split, so the page's
+district is the code's district.
 
 A code that does not parse (missing, not 11 digits after stripping spaces and dashes, a leading
 zero state, an old 10-digit DISE code...) is never dropped or guessed at: its school key is the
