@@ -8,7 +8,7 @@ import typer
 
 from anomaly_cli.cli import context
 from anomaly_cli.cli.commands._progress import progress
-from anomaly_cli.cli.output import emit_json, err, handle_errors, out
+from anomaly_cli.cli.output import Output, out
 
 
 def command(
@@ -34,7 +34,8 @@ def command(
     Exit codes: 0, 3 bad date / language, 4 MongoDB unreachable.
     """
     cli = context.get(ctx)
-    with handle_errors(json_out):
+    o = Output(json_out)
+    with o.errors():
         from anomaly_cli.errors import ConfigError
         from anomaly_cli.ops.report import build_report
         from anomaly_cli.report.i18n import LANGS
@@ -43,7 +44,7 @@ def command(
         if lang not in LANGS:
             raise ConfigError(f"--lang {lang!r}: choose one of {', '.join(LANGS)}", field="--lang")
         settings = cli.settings()
-        with progress("report", enabled=not json_out) as update:
+        with progress("report", enabled=o.progress_enabled) as update:
             data = build_report(
                 settings,
                 cli.db,
@@ -55,27 +56,23 @@ def command(
             )
         path = out_path or default_name(data.date_from, data.date_to, lang)
         size = write(data, path, lang)
-    if json_out:
-        emit_json(
-            {
-                "path": str(path),
-                "bytes": size,
-                "lang": lang,
-                "date_from": data.date_from,
-                "date_to": data.date_to,
-                "results": data.overall.total,
-                "anomalies": data.overall.anomalies,
-                "failed": data.overall.failed,
-            }
-        )
-        return
-    o = data.overall
-    err().print(
-        f"{o.total} result(s): {o.anomalies} anomalies ({o.rate:.1%} of {o.ok} screened), {o.failed} failed; "
-        f"{len(data.clusters)} duplicate cluster(s); page {size / 1024:.0f} kB",
-        highlight=False,
+    c = data.overall
+    payload = {
+        "path": str(path),
+        "bytes": size,
+        "lang": lang,
+        "date_from": data.date_from,
+        "date_to": data.date_to,
+        "results": c.total,
+        "anomalies": c.anomalies,
+        "failed": c.failed,
+    }
+    o.note(
+        f"{c.total} result(s): {c.anomalies} anomalies ({c.rate:.1%} of {c.ok} screened), {c.failed} failed; "
+        f"{len(data.clusters)} duplicate cluster(s); page {size / 1024:.0f} kB"
     )
-    out().print(str(path), highlight=False, markup=False, soft_wrap=True)
+    # the path alone on stdout: `xdg-open "$(anomaly results report DATE)"` works
+    o.result(payload, lambda: out().print(str(path), highlight=False, markup=False, soft_wrap=True))
 
 
 def default_name(date_from: str, date_to: str, lang: str) -> str:
