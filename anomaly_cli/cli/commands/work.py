@@ -157,7 +157,7 @@ def _run(
         )
     except ConfigError as e:
         if embedded_alone(settings.mongo_uri):  # the fix is not a collection name: it is one process
-            e.hint = EMBEDDED_ALONE_HINT
+            e.hint = EMBEDDED_ALONE_HINT + " A worker that screens push-urls items only sets WORKER_ADHOC_ONLY=true."
         raise
     shutdown = ShutdownController(drain_seconds=drain_seconds)
     live = _LiveView() if output.interactive() else None
