@@ -321,6 +321,7 @@ REJECT_REASONS = (
     "subject_created_at_in_future",
     "field_too_long",
     "field_not_unicode",
+    "empty_doc_id",
     "body_too_large",
 )
 #: Rejections that mean the row is not a *matching row* of the spec's selection (a non-empty string
@@ -451,6 +452,8 @@ def normalize_subject_row(
     raising, so one bad row never stops a run.
     """
     doc_id = doc_id_text(mongo_doc_id)
+    if not doc_id.strip():  # an _id of "" is legal in MongoDB; the parser refuses an empty mongo_doc_id
+        return RejectedRow(doc_id, record_type, None, "empty_doc_id")
     subject_id = _id_str(raw.get("subject_id"))
     if subject_id is None:
         return RejectedRow(doc_id, record_type, None, "missing_subject_id")

@@ -96,6 +96,8 @@ def redact_url(url: str) -> str:
         # parsed path does; a pattern list over the query would always miss one secret's name
         head, q, _ = redact_uri(url.split("#", 1)[0]).partition("?")
         return head + ("?***" if q else "")
+    if not parts.netloc and "@" in parts.path:  # no scheme ("u:pw@host/a.wav"): the user info is in the path
+        parts = parts._replace(path="***@" + parts.path.rsplit("@", 1)[1])
     netloc = parts.netloc.rsplit("@", 1)[-1]
     query = "***" if parts.query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
