@@ -12,7 +12,17 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["features", "decode", "pipeline", "worker", "worker_memory", "discover", "startup", "crash_matrix"]
+ORDER = [
+    "features",
+    "decode",
+    "pipeline",
+    "worker",
+    "worker_memory",
+    "discover",
+    "discover_scale",
+    "startup",
+    "crash_matrix",
+]
 
 
 def main() -> int:
