@@ -349,12 +349,17 @@ def load_thresholds(model_dir: str, versions: Iterable[str]) -> tuple[dict[str, 
     from anomaly_cli.errors import ModelError
     from anomaly_cli.model.artifacts import read_metadata, resolve
 
-    for version in versions:
+    wanted = list(versions)
+    for version in wanted:
         try:
             return reason_thresholds(read_metadata(resolve(model_dir, version))), f"model {version}"
         except ModelError:
             continue
-    return {}, "no model metadata found under MODEL_DIR"
+    try:  # none of the results' versions is installed: the installed default, said so
+        meta = read_metadata(resolve(model_dir, None))
+        return reason_thresholds(meta), f"model {meta.get('version')} (the results' {', '.join(wanted)} not installed)"
+    except ModelError:
+        return {}, "no model metadata found under MODEL_DIR"
 
 
 # --- the report -------------------------------------------------------------------------------
