@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator, Mapping
 
 from anomaly_cli.adapters.mongo import mongo_errors
-from anomaly_cli.discovery.state import WatermarkKey
+from anomaly_cli.discovery.state import WatermarkKey, watermark_doc
 from anomaly_cli.errors import CursorLost, MongoUnavailable
 from anomaly_cli.log import get_logger
 
@@ -97,7 +97,7 @@ class ResumableRows:
                 log.warning(
                     "discovery_cursor_reopened",
                     reason=type(e.__cause__ or e).__name__,
-                    after=_key_doc(self.position),
+                    after=watermark_doc(self.position) if self.position else None,
                     attempt=deaths,
                     **self.context,
                 )
@@ -130,10 +130,3 @@ def _skip(it: Iterator[Any], n: int) -> Iterator[Any]:
     for i, c in enumerate(it):
         if i >= n:
             yield c
-
-
-def _key_doc(key: WatermarkKey | None) -> Mapping[str, Any] | None:
-    if key is None:
-        return None
-    ts, doc_id, record_type, subject_id = key
-    return {"timestamp": ts.isoformat(), "doc_id": doc_id, "record_type": record_type, "subject_id": subject_id}
