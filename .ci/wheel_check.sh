@@ -31,7 +31,8 @@ import pathlib
 shipped = {p.as_posix() for p in pathlib.Path("anomaly_cli/models").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
 assert shipped <= names, f"files of anomaly_cli/models missing from the wheel: {sorted(shipped - names)}"
 members = tarfile.open(sdist).getnames()
-assert any(m.endswith("anomaly_cli/models/v1/model.npz") for m in members), "the sdist lacks the model"
+for v in sorted(versions):
+    assert any(m.endswith(f"anomaly_cli/models/{v}/model.npz") for m in members), f"the sdist lacks model {v}"
 print(f"model versions in the wheel: {', '.join(sorted(versions))}")
 PYEOF
 
