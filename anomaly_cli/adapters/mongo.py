@@ -78,6 +78,9 @@ def connect(uri: str, *, timeout_ms: int = 10000, app_name: str = "anomaly") -> 
                         field="MONGO_URI",
                         hint=DEMO_HINT,
                     ) from e
+                from anomaly_cli.adapters.embedded import install_fast_in
+
+                install_fast_in()
                 _embedded[name] = mongomock_ng.MongoClient(tz_aware=True)
             return _embedded[name]
     scheme, sep, _ = uri.partition("://")
