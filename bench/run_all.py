@@ -16,6 +16,7 @@ ORDER = [
     "features",
     "decode",
     "pipeline",
+    "pipeline_speech",
     "worker",
     "worker_memory",
     "discover",
