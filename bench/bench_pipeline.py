@@ -93,6 +93,7 @@ def main() -> None:
         if peer_rows
         else ""
     )
+    load = os.getloadavg()[0]
     md = f"""## Screening per item (decode + features + fingerprint + inference)
 
 Machine: {machine()}. Command: `.venv/bin/python bench/bench_pipeline.py{" --quick" if quick else ""}`
@@ -105,8 +106,8 @@ model `{model.version}`). Baseline in the same run: `decode_bytes` alone on the 
 
 Goal: the issue sets no number for the whole item; it asks for the figures. Features (with the
 fingerprint and the model's speech-band measurements) cost about the same for every format; the decode
-share varies by codec (whole / decode column). Load average during the run: {os.getloadavg()[0]:.1f}
-(other jobs shared the machine: rerun on an idle one for clean figures).{peer_md}
+share varies by codec (whole / decode column). Load average during the run: {load:.1f}
+{"(an idle machine)" if load < 1.5 else "(other jobs shared the machine: rerun on an idle one for clean figures)"}.{peer_md}
 """
     write_section("pipeline", md)
 
