@@ -19,6 +19,9 @@ from anomaly_cli.errors import ConfigError, CursorLost, MongoUnavailable, MongoW
 from anomaly_cli.redact import redact_text, redact_uri
 
 EMBEDDED_SCHEME = "mongomock://"
+#: ``return_document`` of ``find_one_and_update`` for the document after the update
+#: (pymongo's ``ReturnDocument.AFTER`` is this boolean).
+RETURN_AFTER = True
 #: MongoDB's duplicate key error (E11000):
 #: https://www.mongodb.com/docs/manual/reference/error-codes/
 DUPLICATE_KEY = 11000
@@ -203,6 +206,43 @@ def insert_many_new(collection: Collection, docs: Sequence[Mapping[str, Any]], *
     docs = list(docs)
     taken = unordered_write(lambda: collection.insert_many(docs, ordered=False), what=what)
     return {docs[i]["_id"] for i in taken}
+
+
+def upsert_absent(collection: Collection, docs: Sequence[Mapping[str, Any]], *, what: str) -> set[str]:
+    """One unordered bulk write of ``UpdateOne({_id}, {$setOnInsert: doc}, upsert=True)`` per document:
+    the stored document of an existing ``_id`` is never touched. Returns the ids (as text) inserted
+    now. Any refused operation raises :class:`MongoWriteFailed` ("<what> refused: ..."), network
+    trouble :class:`MongoUnavailable`."""
+    from pymongo import UpdateOne
+    from pymongo.errors import BulkWriteError
+
+    ops = [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": dict(d)}, upsert=True) for d in docs]
+    try:
+        with mongo_errors(what):
+            res = collection.bulk_write(ops, ordered=False)
+    except BulkWriteError as e:
+        raise MongoWriteFailed(f"{what} refused: {str(e.details.get('writeErrors', ''))[:300]}") from e
+    return {str(v) for v in (res.upserted_ids or {}).values()}
+
+
+def upsert_where(
+    collection: Collection, ops: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], *, what: str
+) -> set[int]:
+    """One unordered bulk write of ``UpdateOne(filter, update, upsert=True)`` per ``(filter, update)``;
+    returns the indexes refused as duplicate keys (a filter that did not match an existing ``_id``:
+    the conditional upsert lost to the stored document), see :func:`unordered_write`."""
+    from pymongo import UpdateOne
+
+    requests = [UpdateOne(dict(f), dict(u), upsert=True) for f, u in ops]
+    return unordered_write(lambda: collection.bulk_write(requests, ordered=False), what=what)
+
+
+def replace_each(collection: Collection, docs: Sequence[Mapping[str, Any]], *, what: str) -> None:
+    """One unordered bulk write of ``ReplaceOne({_id}, doc, upsert=True)`` per document."""
+    from pymongo import ReplaceOne
+
+    with mongo_errors(what):
+        collection.bulk_write([ReplaceOne({"_id": d["_id"]}, dict(d), upsert=True) for d in docs], ordered=False)
 
 
 def _cause(e: Exception) -> str:

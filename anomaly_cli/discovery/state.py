@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Callable, Mapping
 
-from anomaly_cli.adapters.mongo import duplicate_key_as, mongo_errors
+from anomaly_cli.adapters.mongo import RETURN_AFTER, duplicate_key_as, mongo_errors
 from anomaly_cli.adapters.protocols import Collection
 from anomaly_cli.contract import utc
 from anomaly_cli.errors import LeaseHeld
@@ -138,8 +138,6 @@ class StateRepository:
 
         Raises :class:`LeaseHeld` when another holder's lease is still live.
         """
-        from pymongo import ReturnDocument
-
         now = self.clock()
         lease = {
             "holder": holder,
@@ -168,9 +166,7 @@ class StateRepository:
         }
         try:
             with mongo_errors("lease acquire"), duplicate_key_as(_Taken):
-                return self.collection.find_one_and_update(
-                    filt, update, upsert=True, return_document=ReturnDocument.AFTER
-                )
+                return self.collection.find_one_and_update(filt, update, upsert=True, return_document=RETURN_AFTER)
         except _Taken as e:
             # the document exists but the filter did not match: someone else's live lease
             doc = self.get(test_date) or {}

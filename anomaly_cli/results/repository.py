@@ -30,10 +30,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from anomaly_cli.adapters.mongo import mongo_errors
+from anomaly_cli.adapters.mongo import mongo_errors, replace_each, upsert_absent
 from anomaly_cli.adapters.protocols import Collection
 from anomaly_cli.contract import test_date_datetime
-from anomaly_cli.errors import MongoWriteFailed
 from anomaly_cli.log import get_logger
 from anomaly_cli.results import document as D
 from anomaly_cli.results.clusters import (
@@ -152,16 +151,7 @@ class ResultRepository:
         """One bulk write; the first result of an ``_id`` wins. Raises MongoUnavailable/MongoWriteFailed."""
         if not docs:
             return WriteReport()
-        from pymongo import UpdateOne
-        from pymongo.errors import BulkWriteError
-
-        ops = [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": dict(d)}, upsert=True) for d in docs]
-        try:
-            with mongo_errors("result upsert"):
-                res = self.collection.bulk_write(ops, ordered=False)
-        except BulkWriteError as e:
-            raise MongoWriteFailed(f"result upsert refused: {str(e.details.get('writeErrors', ''))[:300]}") from e
-        new_ids = {str(v) for v in (res.upserted_ids or {}).values()}
+        new_ids = upsert_absent(self.collection, docs, what="result upsert")
         ids = [d["_id"] for d in docs]
         return WriteReport(
             inserted=tuple(i for i in ids if i in new_ids), existed=tuple(i for i in ids if i not in new_ids)
@@ -171,15 +161,13 @@ class ResultRepository:
         """Re-screen: overwrite (or create) each result, keeping its ``created_at`` and counting screens."""
         if not docs:
             return WriteReport()
-        from pymongo import ReplaceOne
-
         ids = [d["_id"] for d in docs]
         with mongo_errors("result rescreen lookup"):
             old = {
                 d["_id"]: d
                 for d in self.collection.find({"_id": {"$in": ids}}, {"created_at": 1, "processing.screen_count": 1})
             }
-        ops = []
+        new_docs = []
         for d in docs:
             new = dict(d)
             prev = old.get(d["_id"])
@@ -188,9 +176,8 @@ class ResultRepository:
                 proc = dict(new["processing"])
                 proc["screen_count"] = int((prev.get("processing") or {}).get("screen_count") or 1) + 1
                 new["processing"] = proc
-            ops.append(ReplaceOne({"_id": d["_id"]}, new, upsert=True))
-        with mongo_errors("result rescreen replace"):
-            self.collection.bulk_write(ops, ordered=False)
+            new_docs.append(new)
+        replace_each(self.collection, new_docs, what="result rescreen replace")
         return WriteReport(inserted=tuple(i for i in ids if i not in old), replaced=tuple(i for i in ids if i in old))
 
     # ----- duplicates: the live check ----------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Sequence
 
-from anomaly_cli.adapters.mongo import mongo_errors, unordered_write
+from anomaly_cli.adapters.mongo import mongo_errors, upsert_where
 from anomaly_cli.adapters.protocols import Collection
 
 
@@ -40,23 +40,20 @@ class Claims:
 
     def claim(self, result_ids: Sequence[str]) -> set[str]:
         """Claim ``result_ids``; returns those this worker now holds (others hold the rest)."""
-        from pymongo import UpdateOne
-
         ids = list(dict.fromkeys(result_ids))
         if not ids:
             return set()
         now = dt.datetime.now(dt.timezone.utc)
         # only an expired claim can be taken over, also our own: two batches of this worker compete too
         ops = [
-            UpdateOne(
+            (
                 {"_id": rid, "expires_at": {"$lt": now}},
                 {"$set": {"worker_id": self.worker_id, "expires_at": now + self.ttl, "claimed_at": now}},
-                upsert=True,
             )
             for rid in ids
         ]
         # a duplicate key is a live claim held elsewhere: the filter did not match, the upsert collided
-        taken = unordered_write(lambda: self.collection.bulk_write(ops, ordered=False), what="claim results")
+        taken = upsert_where(self.collection, ops, what="claim results")
         return set(ids) - {ids[i] for i in taken}
 
     def release(self, result_ids: Sequence[str]) -> None:
