@@ -19,7 +19,7 @@ from tests.faults.crashkit import RESULTS, CountingScreen, Crash, make_recording
 
 
 def test_crash_between_send_and_watermark_save_rerun_resends_results_stay_single(
-    mongo, make_settings, sqs_client, make_queue, audio_server, loaded_model, monkeypatch
+    mongo, make_settings, fault_worker_settings, sqs_client, make_queue, audio_server, loaded_model, monkeypatch
 ):
     db = mongo["nipun"]
     n_docs = 12  # 24 rows, pages of 10
@@ -72,18 +72,7 @@ def test_crash_between_send_and_watermark_save_rerun_resends_results_stay_single
     assert report.failed == 0 and in_queue >= 24
 
     screen = CountingScreen(loaded_model)
-    wsettings = make_settings(
-        sqs_queue_url=url,
-        audio_url_allowlist=(audio_server.base,),
-        batch_size=5,
-        max_concurrency=4,
-        flush_seconds=0.2,
-        sqs_wait_seconds=0,
-        visibility_timeout_seconds=30,
-        fetch_retries=1,
-        throughput_log_seconds=60,
-        mongo_uri="mongomock://unused",
-    )
+    wsettings = fault_worker_settings(url)
     w = build_worker(
         wsettings,
         sqs_client=sqs_client,

@@ -50,7 +50,7 @@ class FlakyDb:
 
 
 def test_mongo_outage_window_no_ack_without_write_recovers_without_flooding(
-    make_settings, sqs_client, make_queue, mongo, audio_server, loaded_model, events, monkeypatch
+    fault_worker_settings, sqs_client, make_queue, mongo, audio_server, loaded_model, events, monkeypatch
 ):
     from anomaly_cli.worker import outcome
 
@@ -65,18 +65,7 @@ def test_mongo_outage_window_no_ack_without_write_recovers_without_flooding(
     for it in items:
         sqs_client.send_message(QueueUrl=url, MessageBody=it.to_body())
     outage, ledger, screen = Outage(), Ledger(db[RESULTS]), CountingScreen(loaded_model)
-    settings = make_settings(
-        sqs_queue_url=url,
-        audio_url_allowlist=(audio_server.base,),
-        batch_size=5,
-        max_concurrency=4,
-        flush_seconds=0.2,
-        sqs_wait_seconds=0,
-        visibility_timeout_seconds=30,
-        fetch_retries=1,
-        throughput_log_seconds=60,
-        mongo_uri="mongomock://unused",
-    )
+    settings = fault_worker_settings(url)
     from anomaly_cli.worker.factory import build_worker
 
     worker = build_worker(

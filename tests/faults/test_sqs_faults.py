@@ -129,7 +129,7 @@ def _unsent_rows(db: Any, subject_ids: set[str], sent: list[dict[str, Any]]) -> 
 
 
 def test_worker_under_receive_delete_faults_screens_each_item_once(
-    make_settings, sqs_client, make_queue, mongo, audio_server, loaded_model, events, monkeypatch
+    fault_worker_settings, sqs_client, make_queue, mongo, audio_server, loaded_model, events, monkeypatch
 ):
     from anomaly_cli.worker import batch as batch_mod
 
@@ -161,18 +161,7 @@ def test_worker_under_receive_delete_faults_screens_each_item_once(
         sqs_client, 21, ops=("ReceiveMessage", "DeleteMessageBatch"), rate=0.25, partial=0.1, entry_fault=entry_fault
     )
     screen = CountingScreen(loaded_model)
-    settings = make_settings(
-        sqs_queue_url=url,
-        audio_url_allowlist=(audio_server.base,),
-        batch_size=5,
-        max_concurrency=4,
-        flush_seconds=0.2,
-        sqs_wait_seconds=0,
-        visibility_timeout_seconds=2,
-        fetch_retries=1,
-        throughput_log_seconds=60,
-        mongo_uri="mongomock://unused",
-    )
+    settings = fault_worker_settings(url, visibility_timeout_seconds=2)
     worker = build_worker(
         settings,
         sqs_client=recorded(faulty, ledger),
