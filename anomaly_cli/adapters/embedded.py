@@ -9,13 +9,13 @@ over 200 results took 9-12 s (measured on an idle machine: 200 documents of 300 
 went from 40 s to more than 10 minutes (``bench/bench_demo.py``). A real MongoDB answers the same
 query from the multikey index.
 
-:func:`install_fast_in` replaces the double's ``$in`` / ``$nin`` with a set lookup **where the
+:func:`speed_up_double` replaces the double's ``$in`` / ``$nin`` with a set lookup **where the
 answer is the same by construction**: every listed value is a plain ``int`` or ``str`` (not
 ``bool``, whose BSON type differs from int's though Python hashes them alike) and so is every
 value of the document's field. Anything else (floats, ``None``, documents, regexes, a missing
 field) goes to the double's own operator unchanged.
 
-:func:`install_fast_in` also makes the double's ``aggregate`` read only the documents its leading
+It also makes the double's ``aggregate`` read only the documents its leading
 ``$match`` selects (the double copies the *whole collection* into every pipeline first: the
 ranking aggregation cost O(results) copies per lookup, 40 % of the demo's screening). The
 ``$match`` stays in the pipeline, so the answer is the double's own; only what it reads shrinks.
@@ -66,8 +66,9 @@ def fast_in(original: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
     return _in
 
 
-def install_fast_in() -> None:
-    """Install :func:`fast_in` into the double's query filterer (idempotent)."""
+def speed_up_double() -> None:
+    """Install :func:`fast_in` into the double's query filterer and :func:`_prefiltered` as its
+    ``aggregate`` (idempotent; called under the adapter's lock when the first embedded client is made)."""
     global _installed
     if _installed:
         return

@@ -81,9 +81,9 @@ def connect(uri: str, *, timeout_ms: int = 10000, app_name: str = "anomaly") -> 
                         field="MONGO_URI",
                         hint=DEMO_HINT,
                     ) from e
-                from anomaly_cli.adapters.embedded import install_fast_in
+                from anomaly_cli.adapters.embedded import speed_up_double
 
-                install_fast_in()
+                speed_up_double()
                 _embedded[name] = mongomock_ng.MongoClient(tz_aware=True)
             return _embedded[name]
     scheme, sep, _ = uri.partition("://")
