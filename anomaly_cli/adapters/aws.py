@@ -5,8 +5,9 @@ batch retries, the worker loop).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
+from anomaly_cli.adapters.protocols import S3Client, SqsClient
 from anomaly_cli.config import Settings
 
 
@@ -23,11 +24,23 @@ def boto_config(settings: Settings | None = None, *, connect_timeout: float = 5.
     )
 
 
-def make_client(service: str, settings: Settings, **config_kw: Any) -> Any:
+@overload
+def make_client(
+    service: Literal["sqs"], settings: Settings, *, connect_timeout: float = ..., read_timeout: float = ...
+) -> SqsClient: ...
+@overload
+def make_client(
+    service: Literal["s3"], settings: Settings, *, connect_timeout: float = ..., read_timeout: float = ...
+) -> S3Client: ...
+def make_client(
+    service: Literal["sqs", "s3"], settings: Settings, *, connect_timeout: float = 5.0, read_timeout: float = 30.0
+) -> SqsClient | S3Client:
     """A boto3 client for ``service`` honouring ``AWS_REGION`` and ``AWS_ENDPOINT_URL``."""
     import boto3
 
-    kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": boto_config(settings, **config_kw)}
+    config = boto_config(settings, connect_timeout=connect_timeout, read_timeout=read_timeout)
+    kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": config}
     if settings.aws_endpoint_url:
         kwargs["endpoint_url"] = settings.aws_endpoint_url
-    return boto3.session.Session().client(service, **kwargs)
+    client: SqsClient | S3Client = boto3.session.Session().client(service, **kwargs)
+    return client

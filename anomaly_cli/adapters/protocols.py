@@ -4,13 +4,15 @@ The services take their clients as constructor or function arguments (CONVENTION
 never created at import time). These protocols say what each service calls on them, and the real
 clients (pymongo, :class:`~anomaly_cli.adapters.sqs.SqsQueue`, the storage fetcher) and the test
 doubles (mongomock-ng, moto-backed clients) all fit: nothing is checked at run time, mypy checks
-the calls. boto3 clients stay ``Any``: botocore builds their methods at run time from the service
-models, so without stub packages there is nothing to check against.
+the calls. The boto3 clients (:class:`SqsClient`, :class:`S3Client`) are described the same way:
+botocore builds their methods at run time from the service models, so these protocols name the
+calls this package makes, with boto3's own keyword names, and nothing more. A new call on a client
+is added here first, which is where a reader sees everything the package asks of AWS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -48,6 +50,48 @@ class Database(Protocol):
     def list_collection_names(self, *args: Any, **kwargs: Any) -> list[str]: ...
 
 
+class SqsClient(Protocol):
+    """A boto3 SQS client, as far as this package uses it: the queue adapter's batch calls and
+    receive (:class:`~anomaly_cli.adapters.sqs.SqsQueue`), queue attributes and URLs (doctor,
+    metrics, replay), the DLQ move task (``replay-dlq --native``) and the demo/sandbox set-up."""
+
+    def send_message_batch(self, *, QueueUrl: str, Entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]: ...
+    def delete_message_batch(self, *, QueueUrl: str, Entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]: ...
+    def change_message_visibility_batch(
+        self, *, QueueUrl: str, Entries: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]: ...
+    def receive_message(
+        self,
+        *,
+        QueueUrl: str,
+        MaxNumberOfMessages: int = ...,
+        WaitTimeSeconds: int = ...,
+        VisibilityTimeout: int = ...,
+        MessageSystemAttributeNames: Sequence[str] = ...,
+        MessageAttributeNames: Sequence[str] = ...,
+    ) -> dict[str, Any]: ...
+    def get_queue_attributes(self, *, QueueUrl: str, AttributeNames: Sequence[str]) -> dict[str, Any]: ...
+    def get_queue_url(self, *, QueueName: str, QueueOwnerAWSAccountId: str = ...) -> dict[str, Any]: ...
+    def create_queue(self, *, QueueName: str, Attributes: Mapping[str, str] = ...) -> dict[str, Any]: ...
+    def start_message_move_task(
+        self, *, SourceArn: str, DestinationArn: str = ..., MaxNumberOfMessagesPerSecond: int = ...
+    ) -> dict[str, Any]: ...
+    def list_message_move_tasks(self, *, SourceArn: str, MaxResults: int = ...) -> dict[str, Any]: ...
+
+
+class S3Client(Protocol):
+    """A boto3 S3 client, as far as this package uses it: the fetcher's download
+    (:class:`~anomaly_cli.adapters.storage.Fetcher`), doctor's sample check, the listen links of
+    ``results show`` and the demo/sandbox uploads."""
+
+    def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]: ...
+    def head_object(self, *, Bucket: str, Key: str) -> dict[str, Any]: ...
+    def generate_presigned_url(self, ClientMethod: str, Params: Mapping[str, Any], ExpiresIn: int = ...) -> str: ...
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes) -> dict[str, Any]: ...
+    def create_bucket(self, *, Bucket: str, CreateBucketConfiguration: Mapping[str, Any] = ...) -> dict[str, Any]: ...
+    def upload_file(self, Filename: str, Bucket: str, Key: str) -> None: ...
+
+
 class WorkQueue(Protocol):
     """The work queue as discovery, the worker and the operator tools use it
     (:class:`~anomaly_cli.adapters.sqs.SqsQueue`): batch calls that report per-entry failures."""
@@ -72,4 +116,4 @@ class AudioFetcher(Protocol):
     def fetch(self, url: str) -> FetchedAudio: ...
 
 
-__all__ = ["AudioFetcher", "Collection", "Database", "Document", "WorkQueue"]
+__all__ = ["AudioFetcher", "Collection", "Database", "Document", "S3Client", "SqsClient", "WorkQueue"]

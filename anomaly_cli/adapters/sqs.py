@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from anomaly_cli.errors import ConfigError, QueueError, QueueUnavailable
 from anomaly_cli.sqs_quotas import (
@@ -17,6 +17,9 @@ from anomaly_cli.sqs_quotas import (
     MAX_RECEIVE_MESSAGES,
     MAX_VISIBILITY_TIMEOUT_SECONDS,
 )
+
+if TYPE_CHECKING:
+    from anomaly_cli.adapters.protocols import SqsClient
 
 _TRANSIENT_CODES = {
     "Throttling",
@@ -85,7 +88,7 @@ class SqsQueue:
 
     def __init__(
         self,
-        client: Any,
+        client: SqsClient,
         url: str,
         *,
         retries: int = 4,
@@ -228,7 +231,7 @@ def receive_count(message: dict[str, Any]) -> int:
         return 1
 
 
-def queue_url_from_arn(client: Any, arn: str) -> str:
+def queue_url_from_arn(client: SqsClient, arn: str) -> str:
     """The queue URL for a queue ARN (``arn:aws:sqs:region:account:name``)."""
     parts = arn.split(":")
     if len(parts) < 6:

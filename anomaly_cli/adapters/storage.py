@@ -17,7 +17,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urljoin
 
 from anomaly_cli import errors as E
@@ -25,6 +25,9 @@ from anomaly_cli.adapters.urls import Allowlist, AudioUrl, ensure_allowlist, par
 from anomaly_cli.config import Settings
 from anomaly_cli.log import get_logger
 from anomaly_cli.redact import redact_text, redact_url
+
+if TYPE_CHECKING:
+    from anomaly_cli.adapters.protocols import S3Client
 
 __all__ = ["Fetcher", "FetchedAudio", "parse_audio_url", "ensure_allowlist", "read_local", "presign"]
 
@@ -77,7 +80,7 @@ class Fetcher:
     def __init__(
         self,
         settings: Settings,
-        s3_client: Any = None,
+        s3_client: S3Client | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
         resolve: Callable[..., Any] = socket.getaddrinfo,
@@ -157,7 +160,7 @@ class Fetcher:
         return self._http_get(target, deadline)
 
     # ----- S3 ------------------------------------------------------------------------------
-    def _client(self) -> Any:
+    def _client(self) -> S3Client:
         if self._s3 is None:
             from anomaly_cli.adapters.aws import make_client
 
@@ -170,6 +173,7 @@ class Fetcher:
         return self._s3
 
     def _s3_get(self, t: AudioUrl, deadline: float) -> tuple[bytes, str | None]:
+        assert t.bucket is not None and t.key is not None  # parse_audio_url sets both for kind "s3"
         try:
             resp = self._client().get_object(Bucket=t.bucket, Key=t.key)
             size = resp.get("ContentLength")
@@ -389,7 +393,7 @@ def read_local(path: str | Path, max_bytes: int) -> FetchedAudio:
     return FetchedAudio(b"".join(chunks), str(p), "file", 1, (time.monotonic() - started) * 1000, None)
 
 
-def presign(s3_client: Any, url: str, expires_s: int = 300) -> str:
+def presign(s3_client: S3Client, url: str, expires_s: int = 300) -> str:
     """A presigned GET URL for an S3 recording (``results show``); unsigned https URLs come back
     as they are (they are already fetchable); a signed https URL is presigned afresh when it is an
     S3 object and refused otherwise. Raises :class:`InvalidUrl` for anything else."""

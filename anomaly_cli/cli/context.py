@@ -7,11 +7,15 @@ pymongo, numpy) is imported until a command asks for it.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from anomaly_cli.config import Settings, load_settings, with_overrides
+
+if TYPE_CHECKING:
+    from anomaly_cli.adapters.protocols import S3Client, SqsClient
+    from anomaly_cli.adapters.sqs import SqsQueue
 
 
 class CliContext:
@@ -47,13 +51,13 @@ class CliContext:
         return self.mongo_client[self.settings().mongo_db_name]
 
     @cached_property
-    def sqs_client(self) -> Any:
+    def sqs_client(self) -> SqsClient:
         from anomaly_cli.adapters.aws import make_client
 
         return make_client("sqs", self.settings())
 
     @cached_property
-    def s3_client(self) -> Any:
+    def s3_client(self) -> S3Client:
         from anomaly_cli.adapters.aws import make_client
 
         s = self.settings()
@@ -61,7 +65,7 @@ class CliContext:
             "s3", s, connect_timeout=s.fetch_connect_timeout_seconds, read_timeout=s.fetch_read_timeout_seconds
         )
 
-    def queue(self, url: str | None = None) -> Any:
+    def queue(self, url: str | None = None) -> SqsQueue:
         from anomaly_cli.adapters.sqs import SqsQueue
 
         s = self.settings()

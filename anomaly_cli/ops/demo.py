@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from anomaly_cli.adapters.protocols import Collection, Database
+from anomaly_cli.adapters.protocols import Collection, Database, S3Client, SqsClient
 from anomaly_cli.config import Settings, load_settings
 from anomaly_cli.log import get_logger
 
@@ -457,7 +457,7 @@ def _settings(base: Settings, endpoint: str, mongo_uri: str, **extra: Any) -> Se
     return with_overrides(base, **values)
 
 
-def _clients(settings: Settings) -> tuple[Any, Any]:
+def _clients(settings: Settings) -> tuple[SqsClient, S3Client]:
     import boto3
 
     from anomaly_cli.adapters.aws import boto_config
@@ -472,7 +472,7 @@ def _clients(settings: Settings) -> tuple[Any, Any]:
     return sqs, s3
 
 
-def _make_queues(sqs: Any) -> str:
+def _make_queues(sqs: SqsClient) -> str:
     dlq = sqs.create_queue(QueueName="anomaly-demo-dlq", Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return sqs.create_queue(
@@ -484,7 +484,7 @@ def _make_queues(sqs: Any) -> str:
     )["QueueUrl"]
 
 
-def upload(s3: Any, blobs: dict[str, bytes], on_phase: Phase | None) -> None:
+def upload(s3: S3Client, blobs: dict[str, bytes], on_phase: Phase | None) -> None:
     done = 0
     with ThreadPoolExecutor(max_workers=8) as pool:
         for _ in pool.map(lambda kv: s3.put_object(Bucket=BUCKET, Key=kv[0], Body=kv[1]), blobs.items()):
@@ -495,7 +495,9 @@ def upload(s3: Any, blobs: dict[str, bytes], on_phase: Phase | None) -> None:
         on_phase("upload to S3", len(blobs), len(blobs))
 
 
-def _discover(settings: Settings, db: Database, sqs: Any, expected: int, on_phase: Phase | None) -> dict[str, Any]:
+def _discover(
+    settings: Settings, db: Database, sqs: SqsClient, expected: int, on_phase: Phase | None
+) -> dict[str, Any]:
     from anomaly_cli.adapters.sqs import SqsQueue
     from anomaly_cli.discovery.service import build_service
 
@@ -514,7 +516,7 @@ def _discover(settings: Settings, db: Database, sqs: Any, expected: int, on_phas
 
 
 def _work(
-    settings: Settings, db: Database, sqs: Any, s3: Any, version: str, expected: int, on_phase: Phase | None
+    settings: Settings, db: Database, sqs: SqsClient, s3: S3Client, version: str, expected: int, on_phase: Phase | None
 ) -> dict[str, Any]:
     from anomaly_cli.worker.factory import build_worker
     from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown, MaxMessages

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from anomaly_cli.adapters.protocols import Collection, Database
+from anomaly_cli.adapters.protocols import Collection, Database, S3Client, SqsClient
 from anomaly_cli.config import Settings
 from anomaly_cli.errors import AnomalyError
 from anomaly_cli.redact import redact_uri, redact_url
@@ -216,7 +216,7 @@ def check_result_ids(collection: Collection) -> Check:
     return Check("mongo", "result id recipe", OK, f"{len(docs)} sampled result ids recompute")
 
 
-def check_queue(s: Settings, sqs_client: Any) -> list[Check]:
+def check_queue(s: Settings, sqs_client: SqsClient) -> list[Check]:
     """The queue exists; visibility, redrive policy, maxReceiveCount, DLQ retention and backlog."""
     from anomaly_cli.adapters.sqs import SqsQueue, queue_url_from_arn
 
@@ -329,7 +329,7 @@ def check_queue(s: Settings, sqs_client: Any) -> list[Check]:
     return out
 
 
-def check_sample_audio(s: Settings, s3_client: Any, db: Database | None, sample_url: str | None) -> Check:
+def check_sample_audio(s: Settings, s3_client: S3Client, db: Database | None, sample_url: str | None) -> Check:
     """Read access to one recording (HEAD on S3; the allowlist for https)."""
     from anomaly_cli.adapters.urls import ensure_allowlist, parse_audio_url
 
@@ -355,6 +355,7 @@ def check_sample_audio(s: Settings, s3_client: Any, db: Database | None, sample_
         if s.audio_url_allowlist:
             ensure_allowlist(s).check(target)  # raises UrlNotAllowed
         if target.kind == "s3":
+            assert target.bucket is not None and target.key is not None  # parse_audio_url sets both for "s3"
             head = s3_client.head_object(Bucket=target.bucket, Key=target.key)
             return Check(
                 "audio", "sample recording", OK, f"{redact_url(url)} readable ({head.get('ContentLength')} bytes)"
@@ -473,8 +474,8 @@ def run_checks(
     s: Settings,
     *,
     db: Callable[[], Any] | None,
-    sqs_client: Callable[[], Any] | None,
-    s3_client: Callable[[], Any] | None,
+    sqs_client: Callable[[], SqsClient] | None,
+    s3_client: Callable[[], S3Client] | None,
     sample_url: str | None = None,
     model: bool = True,
     explain: bool = False,

@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from anomaly_cli.adapters.protocols import SqsClient
 from anomaly_cli.adapters.sqs import SqsQueue, queue_url_from_arn, receive_count, translate
 from anomaly_cli.contract import parse_message
 from anomaly_cli.errors import ConfigError, ContractError, QueueError
@@ -53,7 +54,7 @@ def parse_filters(raw: list[str] | None) -> dict[str, str]:
     return out
 
 
-def resolve_dlq(sqs_client: Any, queue_url: str, dlq_url: str = "") -> str:
+def resolve_dlq(sqs_client: SqsClient, queue_url: str, dlq_url: str = "") -> str:
     """The DLQ URL: ``dlq_url`` when given, else the main queue's ``RedrivePolicy`` target."""
     if dlq_url:
         return dlq_url
@@ -280,7 +281,7 @@ def queue_arn(q: SqsQueue) -> str:
 
 
 def move_native(
-    sqs_client: Any,
+    sqs_client: SqsClient,
     dlq: SqsQueue,
     target: SqsQueue,
     *,

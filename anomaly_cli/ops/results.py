@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from anomaly_cli.adapters.mongo import mongo_errors
-from anomaly_cli.adapters.protocols import Collection
+from anomaly_cli.adapters.protocols import Collection, S3Client
 from anomaly_cli.config import validate_test_date
 from anomaly_cli.contract import test_date_datetime
 from anomaly_cli.errors import ConfigError, ExportFailed
@@ -366,7 +366,7 @@ def explain(doc: Mapping[str, Any], *, listen_url: str | None = None) -> dict[st
     }
 
 
-def listen_link(s3_client: Any, doc: Mapping[str, Any], expires_s: int = 300) -> tuple[str | None, str | None]:
+def listen_link(s3_client: S3Client, doc: Mapping[str, Any], expires_s: int = 300) -> tuple[str | None, str | None]:
     """(presigned URL, None) or (None, why not): a short-lived link to the recording.
 
     No link when the worker found no recording there (``not_found``) or the URL is not one to

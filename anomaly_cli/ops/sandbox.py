@@ -22,11 +22,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from anomaly_cli.config import Settings
 from anomaly_cli.errors import ConfigError
 from anomaly_cli.log import get_logger
+
+if TYPE_CHECKING:
+    from anomaly_cli.adapters.protocols import S3Client, SqsClient
 
 log = get_logger("sandbox")
 BUCKET = "anomaly-sandbox"
@@ -134,10 +137,15 @@ class Sandbox:
             self._server.stop()
             self._server = None
 
-    def client(self, service: str, endpoint: str | None = None) -> Any:
+    @overload
+    def client(self, service: Literal["sqs"], endpoint: str | None = None) -> SqsClient: ...
+    @overload
+    def client(self, service: Literal["s3"], endpoint: str | None = None) -> S3Client: ...
+    def client(self, service: Literal["sqs", "s3"], endpoint: str | None = None) -> SqsClient | S3Client:
         """A boto3 client of the sandbox (its endpoint, its throwaway credentials)."""
         assert self._session is not None, "start() first"
-        return self._session.client(service, endpoint_url=endpoint or self._require().endpoint)
+        client: SqsClient | S3Client = self._session.client(service, endpoint_url=endpoint or self._require().endpoint)
+        return client
 
     def _require(self) -> SandboxInfo:
         if self.info is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
-from anomaly_cli.adapters.protocols import AudioFetcher, Collection, Database, WorkQueue
+from anomaly_cli.adapters.protocols import AudioFetcher, Collection, Database, S3Client, SqsClient, WorkQueue
 from anomaly_cli.config import Settings
 from anomaly_cli.contract import WorkItem
 from anomaly_cli.log import get_logger
@@ -88,10 +88,10 @@ def _metrics(settings: Settings, model_version: str) -> Any:
 def build_worker(
     settings: Settings,
     *,
-    sqs_client: Any,
+    sqs_client: SqsClient | None,
     db: Database,
     model_version: str,
-    s3_client: Any = None,
+    s3_client: S3Client | None = None,
     screen: ScreenFn | None = None,
     fetcher: AudioFetcher | None = None,
     queue: WorkQueue | None = None,
@@ -107,7 +107,8 @@ def build_worker(
     """A ready-to-run worker: indexes ensured, pools started, nothing polled yet.
 
     Raises ``ConfigError`` on an empty allowlist and ``MongoUnavailable`` when results cannot be
-    indexed. ``screen`` replaces the process pool with an in-thread function.
+    indexed. ``screen`` replaces the process pool with an in-thread function; ``queue`` replaces
+    the queue built on ``sqs_client`` (which then only feeds the queue-depth metrics, if any).
     """
     from anomaly_cli.adapters.sqs import SqsQueue
     from anomaly_cli.adapters.storage import Fetcher, ensure_allowlist
@@ -120,7 +121,10 @@ def build_worker(
         db[settings.mongo_result_collection], reuse_is_anomaly=settings.reuse_within_student_is_anomaly
     )
     repo.ensure_indexes()
-    queue = queue if queue is not None else SqsQueue(sqs_client, settings.sqs_queue_url)
+    if queue is None:
+        if sqs_client is None:
+            raise ValueError("build_worker needs sqs_client or queue")
+        queue = SqsQueue(sqs_client, settings.sqs_queue_url)
     metrics = _metrics(settings, model_version)
     pool = ScreenPool(
         fetcher if fetcher is not None else Fetcher(settings, s3_client),

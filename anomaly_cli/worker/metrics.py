@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 from anomaly_cli.worker import outcome as O
 
 if TYPE_CHECKING:
+    from anomaly_cli.adapters.protocols import SqsClient
     from anomaly_cli.worker.pool import ItemScreening
 
 PREFIX = "anomaly_worker_"
@@ -180,7 +181,7 @@ class WorkerMetrics:
         """One batch's result write (insert + replace), in seconds."""
         self.stage_seconds.labels("write").observe(seconds)
 
-    def watch_queues(self, sqs_client: Any, queue_url: str, dlq_url: str = "") -> None:
+    def watch_queues(self, sqs_client: SqsClient, queue_url: str, dlq_url: str = "") -> None:
         """Report the depth of the work queue and its DLQ (:class:`QueueDepth`)."""
         self.registry.register(QueueDepth(sqs_client, queue_url, dlq_url, clock=self._clock))
 
@@ -234,7 +235,7 @@ class QueueDepth:
 
     def __init__(
         self,
-        sqs_client: Any,
+        sqs_client: SqsClient,
         queue_url: str,
         dlq_url: str = "",
         *,
