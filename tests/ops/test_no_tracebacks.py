@@ -19,8 +19,14 @@ MISSING_KEY = "mongodb://u:hunter2-pw@127.0.0.1:1/?tls=true&tlsCertificateKeyFil
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    tree = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}  # a worktree first
     return {
         "PATH": os.environ.get("PATH", ""),
+        **tree,
+        # A child under _full_disk's 64-byte file limit would write every stale .pyc it compiles
+        # cut at 64 bytes (CPython does not retry a short write), breaking that module's import
+        # for every later process using the tree ("EOFError: marshal data too short").
+        "PYTHONDONTWRITEBYTECODE": "1",
         "HOME": str(tmp_path),
         "LANG": "C.UTF-8",
         "ANOMALY_ENV_FILE": str(tmp_path / "none.env"),
