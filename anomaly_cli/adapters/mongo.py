@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from anomaly_cli.adapters.protocols import Collection, Database
+from anomaly_cli.adapters.protocols import Collection, Database, MongoClient
 from anomaly_cli.config import Settings
 from anomaly_cli.errors import ConfigError, CursorLost, MongoUnavailable, MongoWriteFailed
 from anomaly_cli.redact import redact_text, redact_uri
@@ -35,7 +35,7 @@ DUPLICATE_KEY = 11000
 CURSOR_LOST_CODES = frozenset({43, 237, 175, 11601, 11600, 11602, 91, 189, 10107, 13435, 13436, 6, 7, 89, 9001})
 
 VALID_SCHEMES = ("mongodb", "mongodb+srv", "mongomock")
-_embedded: dict[str, Any] = {}
+_embedded: dict[str, MongoClient] = {}
 _embedded_lock = threading.Lock()
 _held: set[str] = set()  # embedded servers a long-lived process (the sandbox) keeps for its commands
 #: What to tell someone whose data "vanished" between two commands on the embedded double.
@@ -61,7 +61,7 @@ def embedded_alone(uri: str) -> bool:
     return uri.startswith(EMBEDDED_SCHEME) and _embedded_name(uri) not in _held
 
 
-def connect(uri: str, *, timeout_ms: int = 10000, app_name: str = "anomaly") -> Any:
+def connect(uri: str, *, timeout_ms: int = 10000, app_name: str = "anomaly") -> MongoClient:
     """A ``MongoClient`` for ``uri`` (or the embedded double for ``mongomock://``)."""
     if uri.startswith(EMBEDDED_SCHEME):
         import warnings
@@ -117,7 +117,7 @@ def connect(uri: str, *, timeout_ms: int = 10000, app_name: str = "anomaly") -> 
         ) from e
 
 
-def database(settings: Settings, client: Any | None = None) -> Any:
+def database(settings: Settings, client: MongoClient | None = None) -> Database:
     """The configured database (``MONGO_DB_NAME``) on ``client`` or a new client."""
     client = client if client is not None else connect(settings.mongo_uri, timeout_ms=settings.mongo_timeout_ms)
     return client[settings.mongo_db_name]
@@ -200,7 +200,7 @@ def unordered_write(write: Callable[[], object], *, what: str) -> set[int]:
     return set()
 
 
-def insert_many_new(collection: Collection, docs: Sequence[Mapping[str, Any]], *, what: str) -> set[Any]:
+def insert_many_new(collection: Collection, docs: Sequence[dict[str, Any]], *, what: str) -> set[Any]:
     """Insert ``docs`` unordered, keeping the stored document where an ``_id`` exists already;
     returns the ``_id`` values that existed (see :func:`unordered_write`)."""
     docs = list(docs)

@@ -14,7 +14,7 @@ import typer
 from anomaly_cli.config import Settings, load_settings, with_overrides
 
 if TYPE_CHECKING:
-    from anomaly_cli.adapters.protocols import S3Client, SqsClient
+    from anomaly_cli.adapters.protocols import Database, MongoClient, S3Client, SqsClient
     from anomaly_cli.adapters.sqs import SqsQueue
 
 
@@ -40,14 +40,14 @@ class CliContext:
         return self._settings
 
     @cached_property
-    def mongo_client(self) -> Any:
+    def mongo_client(self) -> MongoClient:
         from anomaly_cli.adapters import mongo
 
         s = self.settings()
         return mongo.connect(s.mongo_uri, timeout_ms=s.mongo_timeout_ms)
 
     @property
-    def db(self) -> Any:
+    def db(self) -> Database:
         return self.mongo_client[self.settings().mongo_db_name]
 
     @cached_property

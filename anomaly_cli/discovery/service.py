@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from anomaly_cli.adapters.mongo import mongo_errors
-from anomaly_cli.adapters.protocols import Collection, Database
+from anomaly_cli.adapters.protocols import Database, ReadCollection
 from anomaly_cli.adapters.sqs import BatchFailure, BatchOutcome, SqsQueue, chunks
 from anomaly_cli.config import MODES, Settings
 from anomaly_cli.contract import (
@@ -292,9 +292,9 @@ class DiscoveryService:
         self,
         settings: Settings,
         *,
-        source: Collection,
+        source: ReadCollection,
         state: StateRepository,
-        results: Collection,
+        results: ReadCollection,
         enqueue_log: EnqueueLog,
         queue: SqsQueue | None,
         stop: StopFlag | None = None,

@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any, Iterator, Mapping, Sequence
 
 from anomaly_cli.adapters.mongo import mongo_errors
-from anomaly_cli.adapters.protocols import Collection
+from anomaly_cli.adapters.protocols import ReadCollection
 from anomaly_cli.contract import (
     RECORD_PATHS,
     RejectedRow,
@@ -67,7 +67,7 @@ def iter_subject_rows(
 
 
 def existing_source_rows(
-    collection: Collection,
+    collection: ReadCollection,
     items: Sequence[WorkItem],
     *,
     subject_name: str,
@@ -97,7 +97,8 @@ def existing_source_rows(
     for doc in docs:
         key = doc_id_text(doc["_id"])
         bucket = rows.setdefault(key, set())
-        assessments = doc.get("assessments") if isinstance(doc.get("assessments"), list) else []
+        listed = doc.get("assessments")
+        assessments = listed if isinstance(listed, list) else []
         for assessment in assessments:
             day = None
             if isinstance(assessment, Mapping):

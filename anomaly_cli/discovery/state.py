@@ -166,7 +166,9 @@ class StateRepository:
         }
         try:
             with mongo_errors("lease acquire"), duplicate_key_as(_Taken):
-                return self.collection.find_one_and_update(filt, update, upsert=True, return_document=RETURN_AFTER)
+                doc = self.collection.find_one_and_update(filt, update, upsert=True, return_document=RETURN_AFTER)
+            assert doc is not None  # an upsert answering the document after it is never empty
+            return doc
         except _Taken as e:
             # the document exists but the filter did not match: someone else's live lease
             doc = self.get(test_date) or {}

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from anomaly_cli.adapters.mongo import mongo_errors, read_preference
-from anomaly_cli.adapters.protocols import Collection, Database, WorkQueue
+from anomaly_cli.adapters.protocols import Database, ReadCollection, WorkQueue
 from anomaly_cli.config import Settings, validate_test_date
 from anomaly_cli.contract import SubjectRow, test_date_datetime
 from anomaly_cli.discovery.enqueue_log import EnqueueLog
@@ -157,7 +157,7 @@ def _settle_chunk(
     chunk: list[tuple[SubjectRow, str]],
     settings: Settings,
     db: Database,
-    results: Collection,
+    results: ReadCollection,
     test_date: str,
     wm: Any,
     limit: int,

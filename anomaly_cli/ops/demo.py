@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from anomaly_cli.adapters.protocols import Collection, Database, S3Client, SqsClient
+from anomaly_cli.adapters.protocols import Database, ReadCollection, S3Client, SqsClient
 from anomaly_cli.config import Settings, load_settings
 from anomaly_cli.log import get_logger
 
@@ -553,7 +553,7 @@ def _work(
     return {k: report.stats.get(k) for k in keys}
 
 
-def _score(report: DemoReport, planted: list[Planted], results: Collection, source_collection: str) -> None:
+def _score(report: DemoReport, planted: list[Planted], results: ReadCollection, source_collection: str) -> None:
     """Per-kind recall (flagged at all, and with the planted kind as a reason) and false alarms."""
     from anomaly_cli.contract import result_id
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from anomaly_cli.adapters.protocols import Collection, Database, S3Client, SqsClient
+from anomaly_cli.adapters.protocols import Database, ReadCollection, S3Client, SqsClient
 from anomaly_cli.config import Settings
 from anomaly_cli.errors import AnomalyError
 from anomaly_cli.redact import redact_uri, redact_url
@@ -57,7 +57,7 @@ def create_index_command(collection: str, fields: Iterable[str]) -> str:
     return f"db.{collection}.createIndex({{{spec}}})"
 
 
-def _index_keys(collection: Collection) -> list[tuple[str, ...]]:
+def _index_keys(collection: ReadCollection) -> list[tuple[str, ...]]:
     return [tuple(k for k, _ in info["key"]) for info in collection.index_information().values()]
 
 
@@ -187,7 +187,7 @@ def check_mongo(s: Settings, db: Database) -> list[Check]:
     return out
 
 
-def check_result_ids(collection: Collection) -> Check:
+def check_result_ids(collection: ReadCollection) -> Check:
     """Recompute the ``_id`` of a few recent results; warn when they were made another way."""
     from anomaly_cli.results.document import work_item_of
 

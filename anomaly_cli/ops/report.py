@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anomaly_cli.adapters.mongo import mongo_errors
-from anomaly_cli.adapters.protocols import Collection, Database
+from anomaly_cli.adapters.protocols import Database, ReadCollection
 from anomaly_cli.config import Settings, validate_test_date
 from anomaly_cli.contract import test_date_datetime
 from anomaly_cli.errors import ConfigError
@@ -239,7 +239,7 @@ def _date_str(value: Any) -> str:
 
 
 def fold_results(
-    collection: Collection, date_from: str, date_to: str, *, on_progress: Callable[[int], None] | None = None
+    collection: ReadCollection, date_from: str, date_to: str, *, on_progress: Callable[[int], None] | None = None
 ) -> Fold:
     """One streamed, index-served pass over the results of ``date_from``..``date_to`` (inclusive)."""
     fold = Fold()
@@ -255,7 +255,7 @@ def fold_results(
     return fold
 
 
-def previous_test_date(collection: Collection, before: str) -> str | None:
+def previous_test_date(collection: ReadCollection, before: str) -> str | None:
     """The latest test date with results before ``before`` (indexed sort, one document)."""
     with mongo_errors("report previous date"):
         docs = list(

@@ -13,7 +13,7 @@ import re
 import uuid
 from typing import Any, Callable, Iterator
 
-from anomaly_cli.adapters.protocols import Collection, WorkQueue
+from anomaly_cli.adapters.protocols import ReadCollection, WorkQueue
 from anomaly_cli.contract import WorkItem
 from anomaly_cli.errors import ConfigError
 from anomaly_cli.ops.results import Filters, _agg, iter_docs
@@ -34,7 +34,7 @@ def build_match(
     status: str | None = None,
     reason: str | None = None,
     model_older_than: str | None = None,
-    collection: Collection | None = None,
+    collection: ReadCollection | None = None,
 ) -> dict[str, Any]:
     """The ``$match`` of the results to rescreen."""
     if status is not None and status not in STATUSES:
@@ -56,7 +56,7 @@ def build_match(
 
 
 def items_to_rescreen(
-    collection: Collection, match: dict[str, Any], *, now: dt.datetime | None = None
+    collection: ReadCollection, match: dict[str, Any], *, now: dt.datetime | None = None
 ) -> Iterator[WorkItem | BadRow]:
     """Stream the work items of the matching results (a result missing source fields is a BadRow)."""
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -70,7 +70,7 @@ def items_to_rescreen(
 
 
 def rescreen(
-    collection: Collection,
+    collection: ReadCollection,
     queue: WorkQueue | None,
     test_date: str,
     *,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from anomaly_cli.adapters.mongo import mongo_errors
-from anomaly_cli.adapters.protocols import Collection, S3Client
+from anomaly_cli.adapters.protocols import ReadCollection, S3Client
 from anomaly_cli.config import validate_test_date
 from anomaly_cli.contract import test_date_datetime
 from anomaly_cli.errors import ConfigError, ExportFailed
@@ -106,13 +106,13 @@ class InspectReport:
         return d
 
 
-def _agg(collection: Collection, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _agg(collection: ReadCollection, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
     with mongo_errors("results aggregation"):
         return list(collection.aggregate(pipeline))
 
 
 def inspect(
-    collection: Collection, filters: Filters, *, limit: int = 10, min_school_count: int = DEFAULT_MIN_SCHOOL_COUNT
+    collection: ReadCollection, filters: Filters, *, limit: int = 10, min_school_count: int = DEFAULT_MIN_SCHOOL_COUNT
 ) -> InspectReport:
     """Summarise one test date with a handful of aggregations."""
     match = filters.match()
@@ -269,7 +269,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def export(
-    collection: Collection, filters: Filters, path: str | Path, *, on_progress: Callable[[int], None] | None = None
+    collection: ReadCollection, filters: Filters, path: str | Path, *, on_progress: Callable[[int], None] | None = None
 ) -> int:
     """Stream every matching result to ``path`` (.csv flat columns, .jsonl whole documents
     minus the fingerprint); returns the number of rows. Memory stays flat at any size."""
@@ -295,7 +295,7 @@ def export(
 
 
 def _export_to(
-    collection: Collection, match: dict[str, Any], suffix: str, tmp: Path, on_progress: Callable[[int], None] | None
+    collection: ReadCollection, match: dict[str, Any], suffix: str, tmp: Path, on_progress: Callable[[int], None] | None
 ) -> int:
     n = 0
     with mongo_errors("results export"), tmp.open("w", encoding="utf-8", newline="") as fh:
@@ -321,7 +321,7 @@ MIN_ID_PREFIX = 8
 _HEX = frozenset("0123456789abcdef")
 
 
-def find_for_show(collection: Collection, key: str) -> list[dict[str, Any]]:
+def find_for_show(collection: ReadCollection, key: str) -> list[dict[str, Any]]:
     """The result with ``_id == key``, else every result of the source document ``key``, else the
     results whose ``_id`` starts with ``key`` (at least :data:`MIN_ID_PREFIX` hex characters)."""
     import re
@@ -388,7 +388,7 @@ def listen_link(s3_client: S3Client, doc: Mapping[str, Any], expires_s: int = 30
 
 
 def iter_docs(
-    collection: Collection, match: Mapping[str, Any], projection: Mapping[str, Any]
+    collection: ReadCollection, match: Mapping[str, Any], projection: Mapping[str, Any]
 ) -> Iterator[dict[str, Any]]:
     """A streamed cursor (the driver fetches it in batches) under the Mongo error translation."""
     with mongo_errors("results read"):

@@ -29,7 +29,7 @@ from anomaly_cli.errors import ConfigError
 from anomaly_cli.log import get_logger
 
 if TYPE_CHECKING:
-    from anomaly_cli.adapters.protocols import S3Client, SqsClient
+    from anomaly_cli.adapters.protocols import Database, S3Client, SqsClient
 
 log = get_logger("sandbox")
 BUCKET = "anomaly-sandbox"
@@ -152,7 +152,7 @@ class Sandbox:
             raise RuntimeError("the sandbox is not started")
         return self.info
 
-    def db(self) -> Any:
+    def db(self) -> Database:
         """The sandbox's database (the same in-process double every command in it uses)."""
         from anomaly_cli.adapters.mongo import connect
 

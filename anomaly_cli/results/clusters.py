@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from anomaly_cli.adapters.mongo import mongo_errors
-from anomaly_cli.adapters.protocols import Collection
+from anomaly_cli.adapters.protocols import ReadCollection
 from anomaly_cli.contract import test_date_datetime
 from anomaly_cli.results import document as D
 
@@ -199,7 +199,7 @@ def build_clusters(
 
 
 def stored_links(
-    collection: Collection, test_date: str, *, kind: str = KIND_DUPLICATE
+    collection: ReadCollection, test_date: str, *, kind: str = KIND_DUPLICATE
 ) -> tuple[list[tuple[str, str]], dict]:
     """The links the flags of ``test_date`` hold, and the flagged results (by id).
 
@@ -223,14 +223,16 @@ def stored_links(
     return links, docs
 
 
-def load_clusters(collection: Collection, test_date: str, *, kind: str = KIND_DUPLICATE) -> list[DuplicateCluster]:
+def load_clusters(collection: ReadCollection, test_date: str, *, kind: str = KIND_DUPLICATE) -> list[DuplicateCluster]:
     """The clusters of ``test_date`` as the stored flags say (what dashboards and the report show)."""
     links, docs = stored_links(collection, test_date, kind=kind)
     fill_members(collection, links, docs)
     return build_clusters(links, docs, kind=kind)
 
 
-def fill_members(collection: Collection, links: Iterable[tuple[str, str]], docs: dict[str, Mapping[str, Any]]) -> None:
+def fill_members(
+    collection: ReadCollection, links: Iterable[tuple[str, str]], docs: dict[str, Mapping[str, Any]]
+) -> None:
     """Read (by ``_id``, in chunks) the linked results missing from ``docs``, into ``docs``."""
     missing = sorted({i for pair in links for i in pair} - set(docs))
     with mongo_errors("duplicate clusters read"):

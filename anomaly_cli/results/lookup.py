@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any, Iterable, Sequence
 
 from anomaly_cli.adapters.mongo import mongo_errors
-from anomaly_cli.adapters.protocols import Collection
+from anomaly_cli.adapters.protocols import ReadCollection
 from anomaly_cli.contract import test_date_datetime
 
 NaturalKey = tuple[str, str, str, str]  # (mongo_doc_id, test_date YYYY-MM-DD, record_type, subject_id)
@@ -27,7 +27,7 @@ def _natural_clause(key: NaturalKey) -> dict[str, Any]:
     }
 
 
-def existing_results(collection: Collection, keys: Sequence[tuple[str, NaturalKey]]) -> set[str]:
+def existing_results(collection: ReadCollection, keys: Sequence[tuple[str, NaturalKey]]) -> set[str]:
     """Of ``(result_id, natural_key)`` pairs, the result ids that already have a result.
 
     A pair counts as existing when a document has its ``_id`` or its natural key.
@@ -57,7 +57,7 @@ def existing_results(collection: Collection, keys: Sequence[tuple[str, NaturalKe
     return {rid for rid, key in keys if rid in found_ids or key in found_keys}
 
 
-def existing_ids_for(collection: Collection, pairs: Iterable[tuple[str, NaturalKey]], chunk: int = 200) -> set[str]:
+def existing_ids_for(collection: ReadCollection, pairs: Iterable[tuple[str, NaturalKey]], chunk: int = 200) -> set[str]:
     """:func:`existing_results` over any number of pairs, ``chunk`` at a time."""
     out: set[str] = set()
     batch: list[tuple[str, NaturalKey]] = []

@@ -206,8 +206,8 @@ class ResultRepository:
                 for cand in self.collection.aggregate(_ranked_candidates(base, keys)):
                     candidates.setdefault(str(cand["_id"]), cand)
         links = []
-        for cand in candidates.values():
-            link = match(doc, cand)
+        for found in candidates.values():
+            link = match(doc, found)
             if link is not None:
                 links.append(link)
         return links

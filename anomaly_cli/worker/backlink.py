@@ -65,7 +65,7 @@ class Backlinker:
         for _ in range(MAX_RESOLVE_ATTEMPTS):
             doc = self.collection.find_one({"_id": {"$in": doc_id_values([item.mongo_doc_id])}}, {"assessments": 1})
             found = locate(doc, item, self.tz) if doc else None
-            if found is None:
+            if doc is None or found is None:
                 log.info("backlink_skipped", result_id=item.result_id, reason="row_gone")
                 return False
             path, stored_id = found

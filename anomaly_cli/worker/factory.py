@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
-from anomaly_cli.adapters.protocols import AudioFetcher, Collection, Database, S3Client, SqsClient, WorkQueue
+from anomaly_cli.adapters.protocols import AudioFetcher, Database, ReadCollection, S3Client, SqsClient, WorkQueue
 from anomaly_cli.config import Settings
 from anomaly_cli.contract import WorkItem
 from anomaly_cli.log import get_logger
@@ -51,7 +51,7 @@ STARTED_FIELDS = (
 )
 
 
-def source_checker(collection: Collection, subject_name: str) -> Callable[[Sequence[WorkItem]], Mapping[str, bool]]:
+def source_checker(collection: ReadCollection, subject_name: str) -> Callable[[Sequence[WorkItem]], Mapping[str, bool]]:
     """The batch's one-query source re-check (discovery's ``existing_source_rows``)."""
 
     def check(items: Sequence[WorkItem]) -> Mapping[str, bool]:
