@@ -1,14 +1,15 @@
 """Output helpers: stdout carries data (tables, JSON), stderr carries logs, progress and errors.
 
 :class:`Output` is the one place that knows ``--json``: a command makes one
-(``o = Output(json_out)``), hands its result to ``o.result(payload, render)`` and ends errors
-through ``o.fail(...)`` or ``with o.errors():``. Under ``--json`` an error is
-``{"error": {"code", "message", "hint"}}`` on stdout; otherwise a human line on stderr. Both
-raise ``typer.Exit`` with a named exit code.
+(``o = Output(json_out)``), hands its result to ``o.result(payload, render)`` (or its rows to
+``o.stream(rows, render)``) and ends errors through ``o.fail(...)`` or ``with o.errors():``.
+Under ``--json`` an error is ``{"error": {"code", "message", "hint"}}`` on stdout; otherwise a
+human line on stderr. Both raise ``typer.Exit`` with a named exit code. No command passes a
+``json_mode`` flag around or writes JSON itself (``tests/cli/test_output.py`` checks it).
 
 Progress bars and the worker's live panel are for a person: they are drawn only when stderr
 is a terminal and the events there are human lines (:func:`interactive`), never under ``--json``
-or ``LOG_FORMAT=json``, where every stderr line must be JSON.
+or ``LOG_FORMAT=json``, where every stderr line must be JSON (``Output.progress_enabled``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import contextlib
 import datetime as dt
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NoReturn
 
 import typer
@@ -88,10 +89,8 @@ def emit_json(payload: Any) -> None:
     sys.stdout.flush()
 
 
-def fail(
-    code: str, message: str, *, hint: str | None = None, exit_code: int = exit_codes.RET_ERROR, json_mode: bool = False
-) -> NoReturn:
-    """End the command with an error, machine-readable under ``--json``."""
+def _print_error(code: str, message: str, hint: str | None, json_mode: bool) -> None:
+    """An error in the CLI's one shape: ``{"error": ...}`` on stdout under ``--json``, else human lines on stderr."""
     from anomaly_cli.redact import redact_text
 
     message = redact_text(message)
@@ -104,7 +103,6 @@ def fail(
         err().print(f"[bold red]error[/] [dim]({code})[/]: {escape(message)}", markup=True, highlight=False)
         if hint:
             err().print(f"[yellow]hint[/]: {escape(hint)}", highlight=False)
-    raise typer.Exit(exit_code)
 
 
 def _with_flag(e: Any) -> str | None:
@@ -130,8 +128,8 @@ def _with_flag(e: Any) -> str | None:
 
 
 @contextlib.contextmanager
-def handle_errors(json_mode: bool = False) -> Iterator[None]:
-    """Turn project errors escaping a command into :func:`fail` with the right exit code."""
+def _handle_errors(json_mode: bool) -> Iterator[None]:
+    """Turn project errors escaping a command into an error and an exit code chosen by their type."""
     from anomaly_cli.errors import AnomalyError
 
     try:
@@ -139,17 +137,20 @@ def handle_errors(json_mode: bool = False) -> Iterator[None]:
     except typer.Exit:
         raise
     except AnomalyError as e:
-        fail(e.code, str(e), hint=_with_flag(e), exit_code=exit_codes.for_exception(e), json_mode=json_mode)
+        _print_error(e.code, str(e), _with_flag(e), json_mode)
+        raise typer.Exit(exit_codes.for_exception(e)) from None
     except KeyboardInterrupt:
-        fail("interrupted", "interrupted", exit_code=exit_codes.RET_INTERRUPTED, json_mode=json_mode)
+        _print_error("interrupted", "interrupted", None, json_mode)
+        raise typer.Exit(exit_codes.RET_INTERRUPTED) from None
 
 
 class Output:
     """What a command prints, in one place: JSON on stdout under ``--json``, tables otherwise.
 
-    ``result`` prints the payload (or calls ``render``), ``fail`` ends the command with an error
-    in the same voice, ``errors()`` turns project errors escaping a block into ``fail`` with the
-    exit code of their type, and ``progress_enabled`` says whether progress may be drawn.
+    ``result`` prints the payload (or calls ``render``), ``stream`` prints rows as they come,
+    ``fail`` ends the command with an error in the same voice (``error`` only prints one),
+    ``errors()`` turns project errors escaping a block into ``fail`` with the exit code of their
+    type, ``note`` is a human remark, and ``progress_enabled`` says whether progress may be drawn.
     """
 
     def __init__(self, json_mode: bool = False):
@@ -159,22 +160,40 @@ class Output:
     def progress_enabled(self) -> bool:
         return not self.json and interactive()
 
-    def result(self, payload: Any, render: Any | None = None) -> None:
+    def result(self, payload: Any, render: Callable[[], object] | None = None) -> None:
         """Print ``payload`` as JSON under ``--json``, else call ``render()`` (tables on stdout)."""
         if self.json or render is None:
             emit_json(payload)
         else:
             render()
 
+    def stream(self, rows: Iterable[Any], render: Callable[[list[Any]], object]) -> list[Any]:
+        """Under ``--json`` print each row as it comes (one JSON document a line); else collect them
+        and call ``render(rows)`` at the end. Returns the rows seen."""
+        seen = []
+        for row in rows:
+            seen.append(row)
+            if self.json:
+                emit_json(row)
+        if not self.json:
+            render(seen)
+        return seen
+
+    def error(self, code: str, message: str, *, hint: str | None = None) -> None:
+        """Print an error in the command's voice without ending it (the caller chooses the exit)."""
+        _print_error(code, message, hint, self.json)
+
     def fail(
         self, code: str, message: str, *, hint: str | None = None, exit_code: int = exit_codes.RET_ERROR
     ) -> NoReturn:
-        fail(code, message, hint=hint, exit_code=exit_code, json_mode=self.json)
+        """End the command with an error, machine-readable under ``--json``."""
+        _print_error(code, message, hint, self.json)
+        raise typer.Exit(exit_code)
 
     def note(self, text: str) -> None:
         """A human remark on stderr (hints, 'exported N rows'); silent under ``--json``."""
         if not self.json:
             err().print(text, highlight=False)
 
-    def errors(self) -> Any:
-        return handle_errors(self.json)
+    def errors(self) -> contextlib.AbstractContextManager[None]:
+        return _handle_errors(self.json)

@@ -156,14 +156,14 @@ class AnomalyGroup(typer.core.TyperGroup):
         from typer._click.exceptions import ClickException, UsageError
 
         from anomaly_cli.cli import exit_codes
-        from anomaly_cli.cli.output import emit_json
+        from anomaly_cli.cli.output import Output
 
         try:
             rv = super().main(argv, prog_name, complete_var, False, **extra)
         except UsageError as e:
             command = " ".join(["anomaly", *[a for a in argv if not a.startswith("-")][:2]])
             code = "invalid_value" if isinstance(e, typer.BadParameter) else "usage"
-            emit_json({"error": {"code": code, "message": e.format_message(), "hint": f"{command} --help"}})
+            Output(json_mode=True).error(code, e.format_message(), hint=f"{command} --help")
             sys.exit(e.exit_code)
         except ClickException as e:
             e.show()

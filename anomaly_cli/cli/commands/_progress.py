@@ -12,7 +12,8 @@ from anomaly_cli.cli.output import err
 
 @contextlib.contextmanager
 def progress(label: str, *, total: int | None = None, enabled: bool = True) -> Iterator[Callable[..., None]]:
-    """Yield ``update(completed, **fields)``; a no-op when not ``enabled`` or stderr is not for a person."""
+    """Yield ``update(completed, description="", total=None)``; a no-op when not ``enabled`` (pass
+    ``Output.progress_enabled``) or stderr is not for a person."""
     from anomaly_cli.cli.output import interactive
 
     if not (enabled and interactive()):
@@ -31,7 +32,9 @@ def progress(label: str, *, total: int | None = None, enabled: bool = True) -> I
     ) as bar:
         task = bar.add_task("", total=total)
 
-        def update(completed: int, description: str = "", **_: Any) -> None:
+        def update(completed: int, description: str = "", total: int | None = None, **_: Any) -> None:
+            if total is not None:
+                bar.update(task, total=total)
             bar.update(task, completed=completed, description=description)
 
         yield update

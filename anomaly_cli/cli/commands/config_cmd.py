@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from anomaly_cli.cli import context
-from anomaly_cli.cli.output import emit_json, handle_errors, out
+from anomaly_cli.cli.output import Output, out
 
 app = typer.Typer(no_args_is_help=True, help="Inspect the effective configuration.")
 
@@ -21,7 +21,8 @@ def show(
 
     Exit codes: 0, or 3 when a setting is invalid (the message names it).
     """
-    with handle_errors(json_out):
+    o = Output(json_out)
+    with o.errors():
         from anomaly_cli.config import env_name, setting_fields
 
         settings = context.get(ctx).settings()
@@ -36,9 +37,10 @@ def show(
             }
             for f in setting_fields()
         ]
-    if json_out:
-        emit_json({"settings": rows})
-        return
+    o.result({"settings": rows}, lambda: _render(rows))
+
+
+def _render(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(title="effective settings (defaults < .env < environment < flags)")

@@ -8,7 +8,7 @@ import typer
 
 from anomaly_cli.cli import context
 from anomaly_cli.cli.commands._progress import progress
-from anomaly_cli.cli.output import emit_json, err, fact_table, handle_errors, out
+from anomaly_cli.cli.output import Output, err, fact_table, out
 from anomaly_cli.cli.params import DateArgument
 
 
@@ -25,7 +25,8 @@ def command(
     Exit codes: 0, 3 config, 4 connection.
     """
     cli = context.get(ctx)
-    with handle_errors(json_out):
+    o = Output(json_out)
+    with o.errors():
         from anomaly_cli.adapters.sqs import SqsQueue
         from anomaly_cli.ops.coverage import coverage
 
@@ -42,7 +43,7 @@ def command(
                 )
             except ConfigError:
                 dlq = None  # no redrive policy: doctor reports that; coverage shows what exists
-        with progress("coverage", enabled=not json_out) as update:
+        with progress("coverage", enabled=o.progress_enabled) as update:
             report = coverage(
                 settings,
                 cli.db,
@@ -52,10 +53,7 @@ def command(
                 limit=limit,
                 on_progress=lambda n: update(n, "source rows read"),
             )
-    if json_out:
-        emit_json(report.to_dict())
-        return
-    _render(report)
+    o.result(report.to_dict(), lambda: _render(report))
 
 
 def _render(r: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from anomaly_cli.cli import context
-from anomaly_cli.cli.output import emit_json, err, handle_errors, out
+from anomaly_cli.cli.output import Output, err, out
 
 #: The demo's page (``/demo-output/`` is git-ignored).
 DEFAULT_REPORT = "demo-output/report-2025-12-20.html"
@@ -31,16 +31,14 @@ def command(
     Exit codes: 0, or the code of the error that stopped a stage (e.g. 4 connection, 1 unexpected).
     """
     cli = context.get(ctx)
-    with handle_errors(json_out):
+    o = Output(json_out)
+    with o.errors():
         from anomaly_cli.ops.demo import run_demo
 
         base = cli.settings()
-        with _Phases(enabled=not json_out) as on_phase:
+        with _Phases(enabled=o.progress_enabled) as on_phase:
             result = run_demo(students, seed, base=base, on_phase=on_phase, report_path=report or None)
-    if json_out:
-        emit_json(result.to_dict())
-        return
-    _render(result)
+    o.result(result.to_dict(), lambda: _render(result))
 
 
 class _Phases:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from anomaly_cli.cli import context, exit_codes
-from anomaly_cli.cli.output import emit_json, handle_errors, out
+from anomaly_cli.cli.output import Output, out
 
 _STYLE = {"ok": "[green]  ok[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]FAIL[/]"}
 
@@ -34,7 +34,8 @@ def command(
     Exit codes: 0 healthy (warnings allowed), 7 something is broken, 3 settings invalid.
     """
     cli = context.get(ctx)
-    with handle_errors(json_out):
+    o = Output(json_out)
+    with o.errors():
         from anomaly_cli.ops.doctor import FAIL, run_checks, to_dicts
 
         settings = cli.settings()
@@ -48,10 +49,7 @@ def command(
             explain=explain,
         )
     broken = [c for c in checks if c.status == FAIL]
-    if json_out:
-        emit_json({"healthy": not broken, "checks": to_dicts(checks)})
-    else:
-        _render(checks)
+    o.result({"healthy": not broken, "checks": to_dicts(checks)}, lambda: _render(checks))
     if broken:
         raise typer.Exit(exit_codes.RET_UNHEALTHY)
 

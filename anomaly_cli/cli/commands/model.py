@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from anomaly_cli.cli import context, exit_codes, output
+from anomaly_cli.cli.commands._progress import progress
 
 app = typer.Typer(no_args_is_help=True, help="Train, evaluate and describe the screening model.")
 
@@ -15,27 +16,19 @@ _DEFAULT_SEED = 1234  # mirrors model.train.DEFAULT_SEED (not imported: keeps --
 _EVAL_SEED = 98765  # a held-out seed, different from training's
 
 
-def _load(cli: context.CliContext, version: str | None, json_out: bool) -> Any:
-    from anomaly_cli.errors import ModelError
+def _load(cli: context.CliContext, version: str | None) -> Any:
+    """The model (a missing or unreadable one is a ModelError: exit 3 through ``Output.errors``)."""
     from anomaly_cli.model.engine import load_model
     from anomaly_cli.model.thresholds import ProgrammeThresholds
 
     s = cli.settings()
-    try:
-        return load_model(s.model_dir, version or s.model_version or None, ProgrammeThresholds.from_settings(s))
-    except ModelError as e:
-        output.fail(e.code, str(e), hint=e.hint, exit_code=exit_codes.for_exception(e), json_mode=json_out)
+    return load_model(s.model_dir, version or s.model_version or None, ProgrammeThresholds.from_settings(s))
 
 
-def _one_source(data: Optional[Path], synthetic: Optional[int], json_out: bool) -> None:
+def _one_source(data: Optional[Path], synthetic: Optional[int], o: output.Output) -> None:
     """Fail with a usage error unless exactly one of ``--data`` / ``--synthetic`` is given."""
     if (data is None) == (synthetic is None):
-        output.fail(
-            "usage",
-            "give exactly one of --data DIR or --synthetic N",
-            exit_code=exit_codes.RET_USAGE,
-            json_mode=json_out,
-        )
+        o.fail("usage", "give exactly one of --data DIR or --synthetic N", exit_code=exit_codes.RET_USAGE)
 
 
 @app.command("train")
@@ -55,31 +48,30 @@ def train_cmd(
 ) -> None:
     """Fit the outlier model on normal recordings and write model.npz + metadata.json."""
     cli = context.get(ctx)
-    with output.handle_errors(json_out):
+    o = output.Output(json_out)
+    with o.errors():
         cli.settings()
-        _one_source(data, synthetic, json_out)
-        from rich.progress import Progress
-
+        _one_source(data, synthetic, o)
         from anomaly_cli.model.train import train
 
-        with Progress(console=output.err(), transient=True) as prog:
-            task = prog.add_task("extracting features", total=None)
+        with progress("train", enabled=o.progress_enabled) as update:
             meta = train(
                 out,
                 synthetic=synthetic,
                 data_dir=data,
                 seed=seed,
-                progress=lambda i, n: prog.update(task, completed=i, total=n),
+                progress=lambda i, n: update(i, "extracting features", total=n),
             )
-        if json_out:
-            output.emit_json(meta)
-        else:
-            o = meta["outlier"]
-            output.out().print(
-                f"model [bold]{meta['version']}[/] written to {out}: {meta['training']['normals']} normal "
-                f"recordings, outlier threshold {o['threshold']:.4f} "
-                f"(train false alarms {meta['training']['train_false_alarm']:.2%})"
-            )
+    o.result(meta, lambda: _render_trained(meta, out))
+
+
+def _render_trained(meta: dict[str, Any], out: Path) -> None:
+    outlier = meta["outlier"]
+    output.out().print(
+        f"model [bold]{meta['version']}[/] written to {out}: {meta['training']['normals']} normal "
+        f"recordings, outlier threshold {outlier['threshold']:.4f} "
+        f"(train false alarms {meta['training']['train_false_alarm']:.2%})"
+    )
 
 
 @app.command("evaluate")
@@ -96,24 +88,17 @@ def evaluate_cmd(
 ) -> None:
     """Per-class recall, false alarms on normals, first-reason accuracy and the confusion table."""
     cli = context.get(ctx)
-    with output.handle_errors(json_out):
+    o = output.Output(json_out)
+    with o.errors():
         cli.settings()
-        _one_source(data, synthetic, json_out)
+        _one_source(data, synthetic, o)
         if source not in ("formant", "espeak", "alsa"):
-            output.fail(
-                "usage",
-                f"--source must be formant, espeak or alsa, not {source!r}",
-                exit_code=exit_codes.RET_USAGE,
-                json_mode=json_out,
-            )
-        model = _load(cli, model_version, json_out)
-        from rich.progress import Progress
-
+            o.fail("usage", f"--source must be formant, espeak or alsa, not {source!r}", exit_code=exit_codes.RET_USAGE)
+        model = _load(cli, model_version)
         from anomaly_cli.model import evaluate as ev
 
-        with Progress(console=output.err(), transient=True) as prog:
-            task = prog.add_task("screening", total=synthetic)
-            step = lambda i: prog.update(task, completed=i)  # noqa: E731
+        with progress("evaluate", total=synthetic, enabled=o.progress_enabled) as update:
+            step = lambda i: update(i, "screening")  # noqa: E731
             if data is not None:
                 rep = ev.evaluate_dir(data, model, progress=step)
             else:
@@ -121,11 +106,9 @@ def evaluate_cmd(
                 try:
                     rep = ev.evaluate_synthetic(synthetic, seed, model, source=source, progress=step)
                 except RuntimeError as e:  # optional source not installed
-                    output.fail("source_unavailable", str(e), exit_code=exit_codes.for_exception(e), json_mode=json_out)
-        if json_out:
-            output.emit_json(rep.to_dict())
-        else:
-            _render_report(rep.to_dict())
+                    o.fail("source_unavailable", str(e), exit_code=exit_codes.for_exception(e))
+    report = rep.to_dict()
+    o.result(report, lambda: _render_report(report))
 
 
 def _render_report(r: dict[str, Any]) -> None:
@@ -170,45 +153,51 @@ def info_cmd(
 ) -> None:
     """Version, features, thresholds and training summary of a model version."""
     cli = context.get(ctx)
-    with output.handle_errors(json_out):
-        model = _load(cli, model_version, json_out)
-        meta = model.metadata
+    o = output.Output(json_out)
+    with o.errors():
+        model = _load(cli, model_version)
         from anomaly_cli.config import env_name
         from anomaly_cli.model.thresholds import SETTING_OF
 
         programme = {env_name(SETTING_OF[k]): v for k, v in model.thresholds.items()}
-        if json_out:
-            output.emit_json(
-                {**meta, "rules": model.rules.to_list(), "programme_thresholds": programme, "path": str(model.path)}
-            )
-            return
-        from rich.table import Table
+    payload = {
+        **model.metadata,
+        "rules": model.rules.to_list(),
+        "programme_thresholds": programme,
+        "path": str(model.path),
+    }
+    o.result(payload, lambda: _render_info(model, programme))
 
-        o = output.out()
-        o.print(f"model [bold]{model.version}[/] at {model.path} (created {meta.get('created_at')})")
-        tr = meta.get("training", {})
-        o.print(
-            f"trained on {tr.get('normals')} normal recordings ({tr.get('source')}, seed {tr.get('seed')}); "
-            f"outlier threshold {meta['outlier']['threshold']:.4f} at target false alarms "
-            f"{meta['outlier']['target_false_alarm']:.1%}"
+
+def _render_info(model: Any, programme: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    meta = model.metadata
+    o = output.out()
+    o.print(f"model [bold]{model.version}[/] at {model.path} (created {meta.get('created_at')})")
+    tr = meta.get("training", {})
+    o.print(
+        f"trained on {tr.get('normals')} normal recordings ({tr.get('source')}, seed {tr.get('seed')}); "
+        f"outlier threshold {meta['outlier']['threshold']:.4f} at target false alarms "
+        f"{meta['outlier']['target_false_alarm']:.1%}"
+    )
+    t = Table(title="rules (reason code: measurement and threshold)", title_justify="left")
+    for col in ("code", "fires when", "meaning"):
+        t.add_column(col)
+    o.print(
+        "programme thresholds (settings, written into the rules below): "
+        + ", ".join(f"{k}={v:g}" for k, v in programme.items())
+    )
+    for rule in model.rules.to_list():
+        cond = "\nor ".join(
+            " and ".join(f"{c['feature']} {c['op']} {c['threshold']:g}" for c in group) for group in rule["when"]
         )
-        t = Table(title="rules (reason code: measurement and threshold)", title_justify="left")
-        for col in ("code", "fires when", "meaning"):
-            t.add_column(col)
-        o.print(
-            "programme thresholds (settings, written into the rules below): "
-            + ", ".join(f"{k}={v:g}" for k, v in programme.items())
-        )
-        for rule in model.rules.to_list():
-            cond = "\nor ".join(
-                " and ".join(f"{c['feature']} {c['op']} {c['threshold']:g}" for c in group) for group in rule["when"]
-            )
-            t.add_row(rule["code"], cond, rule.get("doc", ""))
-        t.add_row(
-            "outlier",
-            f"isolation forest score > {meta['outlier']['threshold']:.4f}",
-            "unusual for the model, no rule explains it",
-        )
-        o.print(t)
-        o.print(f"features ({len(meta['feature_names'])}): {', '.join(meta['feature_names'])}")
-        o.print("libraries: " + ", ".join(f"{k} {v}" for k, v in meta.get("libraries", {}).items()))
+        t.add_row(rule["code"], cond, rule.get("doc", ""))
+    t.add_row(
+        "outlier",
+        f"isolation forest score > {meta['outlier']['threshold']:.4f}",
+        "unusual for the model, no rule explains it",
+    )
+    o.print(t)
+    o.print(f"features ({len(meta['feature_names'])}): {', '.join(meta['feature_names'])}")
+    o.print("libraries: " + ", ".join(f"{k} {v}" for k, v in meta.get("libraries", {}).items()))

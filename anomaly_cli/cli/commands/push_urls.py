@@ -12,7 +12,7 @@ import typer
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.commands._progress import progress
 from anomaly_cli.cli.commands.seed_sqs import render
-from anomaly_cli.cli.output import fail, handle_errors
+from anomaly_cli.cli.output import Output
 
 
 def command(
@@ -38,7 +38,8 @@ def command(
     Exit codes: 0 all sent, 3 config, 4 connection, 5 some lines bad or refused by SQS.
     """
     cli = context.get(ctx)
-    with handle_errors(json_out):
+    o = Output(json_out)
+    with o.errors():
         from anomaly_cli.config import validate_test_date
         from anomaly_cli.ops import push_urls, seed
 
@@ -49,30 +50,24 @@ def command(
         queue = None if dry_run else cli.queue()
         if source == "-":
             if sys.stdin.isatty():
-                fail(
+                o.fail(
                     "usage",
                     "push-urls reads URLs from a file or stdin",
                     hint="anomaly push-urls urls.txt  |  cat urls.txt | anomaly push-urls -",
                     exit_code=exit_codes.RET_USAGE,
-                    json_mode=json_out,
                 )
             fh, label = sys.stdin, name or "stdin"
         else:
             try:
                 fh = open(source, encoding="utf-8-sig", newline="")
             except OSError as e:
-                fail(
-                    "config_invalid",
-                    f"cannot read {source}: {e.strerror}",
-                    exit_code=exit_codes.RET_CONFIG,
-                    json_mode=json_out,
-                )
+                o.fail("config_invalid", f"cannot read {source}: {e.strerror}", exit_code=exit_codes.RET_CONFIG)
             label = name or Path(source).name
         try:
             items = push_urls.read_urls(
                 fh, source_name=label, default_test_date=day, subject_name=settings.subject_name
             )
-            with progress("push-urls", enabled=not json_out) as update:
+            with progress("push-urls", enabled=o.progress_enabled) as update:
                 report = seed.send_items(
                     queue,
                     items,
@@ -82,16 +77,15 @@ def command(
                     on_progress=lambda r: update(r.read, f"sent {r.sent}"),
                 )
         except UnicodeDecodeError as e:
-            fail(
+            o.fail(
                 "config_invalid",
                 f"{label}: not UTF-8 text ({e.reason})",
                 hint="save the list as UTF-8",
                 exit_code=exit_codes.RET_CONFIG,
-                json_mode=json_out,
             )
         finally:
             if fh is not sys.stdin:
                 fh.close()
-    render(report, json_out, title=f"push-urls (source_collection adhoc:{label})")
+    render(report, o, title=f"push-urls (source_collection adhoc:{label})")
     if report.bad_count or report.failed:
         raise typer.Exit(exit_codes.RET_PARTIAL)

@@ -8,7 +8,7 @@ import typer
 
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.commands._progress import progress
-from anomaly_cli.cli.output import emit_json, err, fact_table, fail, handle_errors, out
+from anomaly_cli.cli.output import Output, err, fact_table, out
 
 
 def command(
@@ -41,22 +41,22 @@ def command(
     """
     max_messages = limit or max_messages  # --max: the old spelling, still accepted
     cli = context.get(ctx)
-    with handle_errors(json_out):
+    o = Output(json_out)
+    with o.errors():
         from anomaly_cli.adapters.sqs import SqsQueue
         from anomaly_cli.ops import replay
 
         settings = cli.settings(sqs_queue_url=queue_url, sqs_dlq_url=dlq_url)
         wanted = replay.parse_filters(filters)
         if native and (wanted or max_messages or include_invalid or dry_run):
-            fail(
+            o.fail(
                 "usage",
                 "--native moves every message: it takes no --filter, --max, --include-invalid or --dry-run",
                 exit_code=exit_codes.RET_USAGE,
-                json_mode=json_out,
             )
         dlq = SqsQueue(cli.sqs_client, replay.resolve_dlq(cli.sqs_client, settings.sqs_queue_url, settings.sqs_dlq_url))
         wait = min(1, settings.sqs_wait_seconds)  # a short long-poll: see ops.replay (SQS_WAIT_SECONDS=0 for none)
-        with progress("replay-dlq", total=max_messages, enabled=not json_out) as update:
+        with progress("replay-dlq", total=max_messages, enabled=o.progress_enabled) as update:
             if dry_run:
                 report: Any = replay.peek(
                     dlq,
@@ -84,10 +84,7 @@ def command(
                     wait_seconds=wait,
                     on_progress=lambda r: update(r.moved, f"moved {r.moved}, failed {r.failed}"),
                 )
-    if json_out:
-        emit_json(report.to_dict())
-    else:
-        _render_peek(report) if dry_run else _render_move(report)
+    o.result(report.to_dict(), lambda: _render_peek(report) if dry_run else _render_move(report))
     if not dry_run and report.partial:
         raise typer.Exit(exit_codes.RET_PARTIAL)
 

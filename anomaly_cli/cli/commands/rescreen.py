@@ -9,7 +9,7 @@ import typer
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.commands._progress import progress
 from anomaly_cli.cli.commands.seed_sqs import render
-from anomaly_cli.cli.output import handle_errors
+from anomaly_cli.cli.output import Output
 from anomaly_cli.cli.params import DateArgument
 
 
@@ -32,12 +32,13 @@ def command(
     4 connection, 5 some items refused by SQS.
     """
     cli = context.get(ctx)
-    with handle_errors(json_out):
+    o = Output(json_out)
+    with o.errors():
         from anomaly_cli.ops.rescreen import rescreen
 
         settings = cli.settings(sqs_queue_url=queue_url)
         queue = None if dry_run else cli.queue()
-        with progress("rescreen", enabled=not json_out) as update:
+        with progress("rescreen", enabled=o.progress_enabled) as update:
             report = rescreen(
                 cli.db[settings.mongo_result_collection],
                 queue,
@@ -49,6 +50,6 @@ def command(
                 dry_run=dry_run,
                 on_progress=lambda r: update(r.read, f"sent {r.sent}"),
             )
-    render(report, json_out, title=f"rescreen {test_date}")
+    render(report, o, title=f"rescreen {test_date}")
     if report.bad_count or report.failed:
         raise typer.Exit(exit_codes.RET_PARTIAL)

@@ -320,9 +320,10 @@ def dedupe(
         "newly_flagged": report.newly_flagged,
         "dry_run": report.dry_run,
     }
-    if o.json:
-        o.result(payload)
-        return
+    o.result(payload, lambda: _render_dedupe(report, test_date, dry_run))
+
+
+def _render_dedupe(report: Any, test_date: str, dry_run: bool) -> None:
     t = fact_table(f"duplicate sweep {test_date}" + (" (dry run: nothing flagged)" if dry_run else ""), numbers=True)
     t.add_row("results scanned", str(report.scanned))
     t.add_row("clusters", str(len(report.clusters)))

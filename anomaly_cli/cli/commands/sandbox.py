@@ -142,7 +142,7 @@ def _run_lines(ctx: typer.Context, lines: list[str], keep_going: bool) -> int:
 def invoke(ctx: typer.Context, args: list[str]) -> int:
     """Run one ``anomaly`` command line exactly as the shell would (its own exit code, errors and help)."""
     if args[0] == "sandbox":
-        err().print("[red]error[/]: already in the sandbox (its commands run here)", highlight=False)
+        Output().error("usage", "already in the sandbox (its commands run here)")
         return exit_codes.RET_USAGE
     root = ctx.find_root().command
     try:
@@ -189,7 +189,7 @@ def _prompt(ctx: typer.Context) -> int:
         try:
             args = _args(line)
         except ValueError as e:  # an unclosed quote
-            err().print(f"[red]error[/]: {e}", highlight=False)
+            Output().error("usage", str(e))
             continue
         if args:
             code = invoke(ctx, args)

@@ -29,41 +29,26 @@ def command(
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="descend into sub-folders")] = False,
 ) -> None:
     """Screen recordings and explain each verdict (reasons with measured value and threshold)."""
-    from anomaly_cli.errors import ModelError
-
     cli = context.get(ctx)
-    with output.handle_errors(json_out):
+    o = output.Output(json_out)
+    with o.errors():
         settings = cli.settings()
         from anomaly_cli.model.engine import load_model
         from anomaly_cli.model.thresholds import ProgrammeThresholds
 
-        try:
-            model = load_model(
-                settings.model_dir,
-                model_version or settings.model_version or None,
-                ProgrammeThresholds.from_settings(settings),
-            )
-        except ModelError as e:
-            output.fail(e.code, str(e), hint=e.hint, exit_code=exit_codes.for_exception(e), json_mode=json_out)
+        model = load_model(
+            settings.model_dir,
+            model_version or settings.model_version or None,
+            ProgrammeThresholds.from_settings(settings),
+        )
         from anomaly_cli.ops import score as scoring
 
         items = list(scoring.expand_inputs(inputs, recursive=recursive))
         if not items:
-            output.fail(
-                "no_inputs",
-                "no audio files found in the given folders",
-                exit_code=exit_codes.RET_USAGE,
-                json_mode=json_out,
-            )
+            o.fail("no_inputs", "no audio files found in the given folders", exit_code=exit_codes.RET_USAGE)
         remote = _fetcher(cli) if any(scoring.is_remote(i) for i in items) else None
-        rows = []
-        for row in scoring.score(items, settings, model, remote=remote):
-            if json_out:
-                output.emit_json(row)
-            else:
-                rows.append(row)
-        if not json_out:
-            _render(rows, model.version)
+        # --json: one object per input as it is screened; else one table at the end
+        o.stream(scoring.score(items, settings, model, remote=remote), lambda rows: _render(rows, model.version))
 
 
 def _fetcher(cli: context.CliContext) -> Any:

@@ -9,7 +9,7 @@ import typer
 
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.commands._progress import progress
-from anomaly_cli.cli.output import emit_json, err, fact_table, fail, handle_errors, out
+from anomaly_cli.cli.output import Output, err, fact_table, out
 
 USAGE_HINT = (
     "give --from FILE (.jsonl: one 13-field message per line; .csv: a header of the 13 field names) "
@@ -44,18 +44,13 @@ def command(
     Exit codes: 0 all sent, 2 nothing to do (no --from / --synthetic), 3 config, 4 connection,
     5 some rows bad or refused by SQS.
     """
+    o = Output(json_out)
     if not from_file and not synthetic:
-        fail(
-            "usage",
-            "seed-sqs needs a source of work items",
-            hint=USAGE_HINT,
-            exit_code=exit_codes.RET_USAGE,
-            json_mode=json_out,
-        )
+        o.fail("usage", "seed-sqs needs a source of work items", hint=USAGE_HINT, exit_code=exit_codes.RET_USAGE)
     if from_file and synthetic:
-        fail("usage", "--from and --synthetic exclude each other", exit_code=exit_codes.RET_USAGE, json_mode=json_out)
+        o.fail("usage", "--from and --synthetic exclude each other", exit_code=exit_codes.RET_USAGE)
     cli = context.get(ctx)
-    with handle_errors(json_out):
+    with o.errors():
         from anomaly_cli.config import validate_test_date
         from anomaly_cli.ops import seed
 
@@ -63,13 +58,7 @@ def command(
         queue = None if dry_run else cli.queue()
         if synthetic:
             if not bucket:
-                fail(
-                    "usage",
-                    "--synthetic needs --bucket",
-                    hint=USAGE_HINT,
-                    exit_code=exit_codes.RET_USAGE,
-                    json_mode=json_out,
-                )
+                o.fail("usage", "--synthetic needs --bucket", hint=USAGE_HINT, exit_code=exit_codes.RET_USAGE)
             day = validate_test_date(
                 test_date or settings.test_date or dt.datetime.now(dt.timezone.utc).date().isoformat(),
                 field_name="--test-date",
@@ -85,7 +74,7 @@ def command(
         else:
             assert from_file is not None  # exactly one of --from-file / --synthetic (checked above)
             items, total = seed.items_only(seed.read_items(from_file)), None
-        with progress("seed-sqs", total=total, enabled=not json_out) as update:
+        with progress("seed-sqs", total=total, enabled=o.progress_enabled) as update:
             report = seed.send_items(
                 queue,
                 items,
@@ -94,17 +83,17 @@ def command(
                 dry_run=dry_run,
                 on_progress=lambda r: update(r.read, f"sent {r.sent}"),
             )
-    render(report, json_out, title="seed-sqs")
+    render(report, o, title="seed-sqs")
     if report.bad_count or report.failed:
         raise typer.Exit(exit_codes.RET_PARTIAL)
 
 
-def render(report: Any, json_out: bool, *, title: str) -> None:
+def render(report: Any, o: Output, *, title: str) -> None:
     """Print a :class:`~anomaly_cli.ops.seed.SendReport` (shared with push-urls and rescreen)."""
-    if json_out:
-        emit_json(report.to_dict())
-        return
+    o.result(report.to_dict(), lambda: _render_table(report, title))
 
+
+def _render_table(report: Any, title: str) -> None:
     table = fact_table(title + (" (dry run: nothing sent)" if report.dry_run else ""), numbers=True)
     table.add_row("rows read", str(report.read))
     table.add_row("would send" if report.dry_run else "sent", str(report.sent))

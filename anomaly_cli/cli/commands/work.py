@@ -94,7 +94,8 @@ def command(
     the rest, exit 0. A second signal releases and exits 130 at once.
     """
     cli = context.get(ctx)
-    with output.handle_errors():
+    o = output.Output()  # no --json: the worker's report is its events and exit code
+    with o.errors():
         settings = cli.settings(
             max_concurrency=concurrency,
             batch_size=batch_size,
@@ -108,6 +109,7 @@ def command(
         code = _run(
             cli,
             settings,
+            o,
             max_messages=limit or max_messages,  # --max-messages: the old spelling, still accepted
             idle_exit=idle_exit,
             health_file=health_file,
@@ -120,6 +122,7 @@ def command(
 def _run(
     cli: context.CliContext,
     settings: Any,
+    o: output.Output,
     *,
     max_messages: int | None,
     idle_exit: float | None,
@@ -201,9 +204,7 @@ def _run(
         code = exit_codes.RET_INTERRUPTED
     elif report.error is not None:
         code = exit_codes.for_exception(report.error)
-        output.err().print(f"[bold red]error[/] [dim]({report.error.code})[/]: {report.error}", highlight=False)
-        if report.error.hint:
-            output.err().print(f"[yellow]hint[/]: {report.error.hint}", highlight=False)
+        o.error(report.error.code, str(report.error), hint=report.error.hint)
     if report.lingering or code == exit_codes.RET_INTERRUPTED:
         # threads stuck in downloads must not hold the exit: everything held was released already
         sys.stdout.flush()
