@@ -29,6 +29,8 @@ from anomaly_cli import errors
 from anomaly_cli.screening import Reason, Screening
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from anomaly_cli.audio.decode import DecodedAudio
     from anomaly_cli.model.outlier import OutlierModel
     from anomaly_cli.model.rules import RuleSet
@@ -56,7 +58,7 @@ def feature_names() -> tuple[str, ...]:
     return tuple(FEATURE_NAMES) + speechband.NAMES
 
 
-def compute_features(samples: Any, sample_rate: int) -> dict[str, float]:
+def compute_features(samples: np.ndarray, sample_rate: int) -> dict[str, float]:
     """The feature dict of decoded audio (names: :func:`feature_names`)."""
     from anomaly_cli.audio.features import extract
     from anomaly_cli.model import speechband

@@ -20,9 +20,10 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from anomaly_cli.config import Settings
     from anomaly_cli.model.rules import RuleSet
 
 P99_ABOVE_P95_DB = 4.0
@@ -39,7 +40,7 @@ class ProgrammeThresholds:
     noise_margin_db: float = 15.0
 
     @classmethod
-    def from_settings(cls, settings: Any) -> ProgrammeThresholds:
+    def from_settings(cls, settings: Settings) -> ProgrammeThresholds:
         return cls(**{f: float(getattr(settings, s)) for f, s in SETTING_OF.items()})
 
     def to_dict(self) -> dict[str, float]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from anomaly_cli.adapters.mongo import mongo_errors, read_preference
 from anomaly_cli.adapters.protocols import Database, ReadCollection, WorkQueue
@@ -24,6 +24,9 @@ from anomaly_cli.config import Settings, validate_test_date
 from anomaly_cli.contract import SubjectRow, test_date_datetime
 from anomaly_cli.discovery.enqueue_log import EnqueueLog
 from anomaly_cli.redact import redact_url
+
+if TYPE_CHECKING:
+    from anomaly_cli.discovery.state import WatermarkKey
 from anomaly_cli.results import document as D
 from anomaly_cli.results.lookup import existing_ids_for
 
@@ -64,7 +67,7 @@ def coverage(
     test_date: str,
     *,
     queue: WorkQueue | None = None,
-    dlq: Any = None,
+    dlq: WorkQueue | None = None,
     limit: int = 20,
     now: dt.datetime | None = None,
     on_progress: Callable[[int], None] | None = None,
@@ -159,7 +162,7 @@ def _settle_chunk(
     db: Database,
     results: ReadCollection,
     test_date: str,
-    wm: Any,
+    wm: WatermarkKey | None,
     limit: int,
 ) -> None:
     """Count the rows of ``chunk`` without a result and say where each one is."""

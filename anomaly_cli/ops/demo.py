@@ -24,11 +24,17 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from anomaly_cli.adapters.protocols import Database, ReadCollection, S3Client, SqsClient
 from anomaly_cli.config import Settings, load_settings
 from anomaly_cli.log import get_logger
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from anomaly_cli.ops.results import InspectReport
+    from anomaly_cli.worker.stats import WorkerStats
 
 log = get_logger("demo")
 TEST_DATE = "2025-12-20"
@@ -80,7 +86,7 @@ class DemoReport:
     model_trained_here: bool
     discovery: dict[str, Any]
     worker: dict[str, Any]
-    inspect: Any
+    inspect: InspectReport
     per_kind: dict[str, dict[str, Any]] = field(default_factory=dict)
     false_alarms: int = 0
     normals: int = 0
@@ -112,7 +118,7 @@ class DemoReport:
 
 
 # --- the plan -----------------------------------------------------------------------------------
-def plan_kinds(n_recordings: int, rng: Any) -> list[str]:
+def plan_kinds(n_recordings: int, rng: np.random.Generator) -> list[str]:
     """~15 % anomalies with every kind at least twice (too_long once: it is 4 minutes of audio)."""
     kinds: list[str] = []
     for k in ANOMALY_KINDS:
@@ -124,7 +130,7 @@ def plan_kinds(n_recordings: int, rng: Any) -> list[str]:
     return kinds
 
 
-def _recording(kind: str, rng: Any) -> tuple[Any, int, str]:
+def _recording(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, int, str]:
     """(samples, rate, format) of one planted recording (file damage applied later)."""
     from anomaly_cli import synth
 
@@ -143,7 +149,7 @@ def _recording(kind: str, rng: Any) -> tuple[Any, int, str]:
     return clip.samples, clip.sr, fmt
 
 
-def _encode(kind: str, samples: Any, sr: int, fmt: str, rng: Any) -> bytes:
+def _encode(kind: str, samples: np.ndarray, sr: int, fmt: str, rng: np.random.Generator) -> bytes:
     from anomaly_cli import synth
     from anomaly_cli.audio.formats import encode
 
@@ -521,7 +527,7 @@ def _work(
     from anomaly_cli.worker.factory import build_worker
     from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown, MaxMessages
 
-    def tick(stats: Any) -> None:
+    def tick(stats: WorkerStats) -> None:
         snap = stats.snapshot()
         if on_phase:
             on_phase("screen", snap["succeeded"] + snap["failed_terminal"], expected)

@@ -18,7 +18,17 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from anomaly_cli.adapters.protocols import AudioFetcher
+    from anomaly_cli.adapters.storage import FetchedAudio
+    from anomaly_cli.config import Settings
+    from anomaly_cli.model.engine import LoadedModel
+    from anomaly_cli.screening import Screening
+    from anomaly_cli.worker.pool import ItemScreening
 
 #: Extensions picked up when a folder is given (a file named explicitly is always screened).
 AUDIO_EXTENSIONS = {
@@ -56,11 +66,11 @@ def expand_inputs(items: Iterable[str], *, recursive: bool) -> Iterator[str]:
 class LocalOrRemote:
     """A fetcher for the pool: local paths read under the byte cap, URLs through ``remote``."""
 
-    def __init__(self, max_bytes: int, remote: Any = None):
+    def __init__(self, max_bytes: int, remote: AudioFetcher | None = None):
         self.max_bytes = max_bytes
         self.remote = remote
 
-    def fetch(self, item: str) -> Any:
+    def fetch(self, item: str) -> FetchedAudio:
         from anomaly_cli.adapters import storage
 
         if is_remote(item):
@@ -72,7 +82,7 @@ class LocalOrRemote:
         return storage.read_local(item, max_bytes=self.max_bytes)
 
 
-def row_of(item: str, s: Any) -> dict[str, Any]:
+def row_of(item: str, s: Screening) -> dict[str, Any]:
     """The JSON row of ``anomaly score --json`` for one screening."""
     from anomaly_cli.redact import redact_url
 
@@ -92,13 +102,13 @@ def row_of(item: str, s: Any) -> dict[str, Any]:
     return row
 
 
-def score(items: list[str], settings: Any, model: Any, *, remote: Any = None) -> Iterator[dict[str, Any]]:
+def score(
+    items: list[str], settings: Settings, model: LoadedModel, *, remote: AudioFetcher | None = None
+) -> Iterator[dict[str, Any]]:
     """Screen ``items`` in the worker's pool; one row per item, in order.
 
     ``model`` is the loaded model (its version and thresholds are what the processes load).
     """
-    from anomaly_cli import errors
-    from anomaly_cli.model import engine
     from anomaly_cli.worker.pool import ScreenPool
 
     pool = ScreenPool(
@@ -114,19 +124,22 @@ def score(items: list[str], settings: Any, model: Any, *, remote: Any = None) ->
     try:
         pool.warm_up()
         window = max(2, 2 * pool.cpu_workers + 2)
-        pending: deque[tuple[str, Any]] = deque()
+        pending: deque[tuple[str, Future[ItemScreening]]] = deque()
         it = iter(items)
         for item in it:
             pending.append((item, pool.submit(item)))
             if len(pending) >= window:
-                yield _row(*pending.popleft(), model.version, engine, errors)
+                yield _row(*pending.popleft(), model.version)
         while pending:
-            yield _row(*pending.popleft(), model.version, engine, errors)
+            yield _row(*pending.popleft(), model.version)
     finally:
         pool.close()
 
 
-def _row(item: str, fut: Any, version: str, engine: Any, errors: Any) -> dict[str, Any]:
+def _row(item: str, fut: Future[ItemScreening], version: str) -> dict[str, Any]:
+    from anomaly_cli import errors
+    from anomaly_cli.model import engine
+
     done = fut.result()
     if done.screening is not None:
         return row_of(item, done.screening)

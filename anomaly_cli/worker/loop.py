@@ -26,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anomaly_cli import errors
 from anomaly_cli.adapters.protocols import WorkQueue
@@ -38,6 +38,9 @@ from anomaly_cli.sqs_quotas import MAX_RECEIVE_MESSAGES
 from anomaly_cli.worker import outcome as O
 from anomaly_cli.worker.batch import BatchProcessor, BatchReport
 from anomaly_cli.worker.heap import trim_heap
+
+if TYPE_CHECKING:
+    from anomaly_cli.worker.pool import ScreenPool
 from anomaly_cli.worker.heartbeat import Heartbeat, Held, HeldMessages
 from anomaly_cli.worker.shutdown import ForcedStop, NeverStop, ShutdownController, StopPolicy, seconds_left
 from anomaly_cli.worker.stats import WorkerStats
@@ -89,7 +92,7 @@ class Worker:
         policy: StopPolicy | None = None,
         health_file: str | Path | None = None,
         on_tick: Callable[[WorkerStats], None] | None = None,
-        pool: Any = None,
+        pool: ScreenPool | None = None,
     ):
         self.s = settings
         self.pool = pool

@@ -59,7 +59,9 @@ from anomaly_cli.worker import outcome as O
 
 if TYPE_CHECKING:
     from anomaly_cli.adapters.protocols import SqsClient
+    from anomaly_cli.worker.batch import AccessDeniedBreaker
     from anomaly_cli.worker.pool import ItemScreening
+    from anomaly_cli.worker.stats import WorkerStats
 
 PREFIX = "anomaly_worker_"
 #: Stages of ``anomaly_worker_stage_seconds`` (fetch and write in the parent, the rest measured
@@ -155,7 +157,7 @@ class WorkerMetrics:
                 if o.latency_s > 0:
                     self.item_seconds.observe(o.latency_s)
 
-    def bind(self, *, stats: Any, breaker: Any) -> None:
+    def bind(self, *, stats: WorkerStats, breaker: AccessDeniedBreaker) -> None:
         """Gauges read at scrape time from the live objects (nothing to keep in sync)."""
         self.in_flight.set_function(lambda: stats.in_flight)
         self.held.set_function(lambda: stats.held)

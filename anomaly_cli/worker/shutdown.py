@@ -14,7 +14,8 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from types import FrameType
+from typing import Protocol
 
 DEFAULT_DRAIN_SECONDS = 30.0
 
@@ -46,7 +47,7 @@ class ShutdownController:
         """Sleep up to ``seconds``, waking early on a stop request; True when stop was requested."""
         return self._event.wait(max(0.0, seconds))
 
-    def handle(self, signum: int, _frame: Any = None) -> None:
+    def handle(self, signum: int, _frame: FrameType | None = None) -> None:
         """Signal handler: first call requests a warm stop, second raises :class:`ForcedStop`."""
         self.signals += 1
         name = signal.Signals(signum).name
@@ -79,7 +80,7 @@ class StopPolicy(Protocol):
     # on idleness; the loop never long-polls past it (see :func:`seconds_left`).
 
 
-def seconds_left(policy: Any, idle_seconds: float) -> float | None:
+def seconds_left(policy: StopPolicy, idle_seconds: float) -> float | None:
     """Seconds until ``policy`` stops for idleness (``None``: it never does, or it does not say)."""
     fn = getattr(policy, "seconds_left", None)
     return fn(idle_seconds) if fn is not None else None
@@ -118,7 +119,7 @@ class IdleShutdown:
 class AnyOf:
     """Stop when any of ``policies`` says so."""
 
-    policies: tuple[Any, ...]
+    policies: tuple[StopPolicy, ...]
 
     def should_stop(self, received: int, idle_seconds: float) -> bool:
         return any(p.should_stop(received, idle_seconds) for p in self.policies)

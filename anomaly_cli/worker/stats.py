@@ -5,9 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from typing import Any, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from anomaly_cli.worker import outcome as O
+
+if TYPE_CHECKING:
+    from anomaly_cli.worker.metrics import WorkerMetrics
+    from anomaly_cli.worker.pool import ItemScreening
 
 LATENCY_WINDOW = 4096  # recent items kept for p50 / p95: bounded memory over any run length
 
@@ -24,7 +29,7 @@ def percentile(values: list[float], q: float) -> float | None:
 class WorkerStats:
     """Thread-safe counters shared by the loop, the batch threads and the live view."""
 
-    def __init__(self, clock: Any = time.monotonic, metrics: Any = None):
+    def __init__(self, clock: Callable[[], float] = time.monotonic, metrics: WorkerMetrics | None = None):
         self._lock = threading.Lock()
         #: :class:`~anomaly_cli.worker.metrics.WorkerMetrics` (``--metrics-port``), fed every count
         self.metrics = metrics
@@ -61,7 +66,7 @@ class WorkerStats:
         if self.metrics is not None:
             self.metrics.outcomes(outcomes)
 
-    def observe_item(self, res: Any) -> None:
+    def observe_item(self, res: ItemScreening) -> None:
         """An item back from the screening pool (an ``ItemScreening``): stage times, bytes (metrics only)."""
         if self.metrics is not None:
             self.metrics.item(res)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -10,6 +10,9 @@ from anomaly_cli.cli import context
 from anomaly_cli.cli.commands._progress import progress
 from anomaly_cli.cli.output import Output, err, fact_table, out
 from anomaly_cli.cli.params import DateArgument
+
+if TYPE_CHECKING:
+    from anomaly_cli.ops.coverage import CoverageReport
 
 
 def command(
@@ -56,7 +59,7 @@ def command(
     o.result(report.to_dict(), lambda: _render(report))
 
 
-def _render(r: Any) -> None:
+def _render(r: CoverageReport) -> None:
     from rich.table import Table
 
     t = fact_table(f"coverage {r.test_date} ({r.source_collection})", numbers=True)

@@ -3,12 +3,15 @@ embedded Mongo double, generated recordings, the real discover and work code pat
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from anomaly_cli.cli import context
 from anomaly_cli.cli.output import Output, err, out
+
+if TYPE_CHECKING:
+    from anomaly_cli.ops.demo import DemoReport
 
 #: The demo's page (``/demo-output/`` is git-ignored).
 DEFAULT_REPORT = "demo-output/report-2025-12-20.html"
@@ -77,7 +80,7 @@ class _Phases:
             self.progress.stop()
 
 
-def _render(r: Any) -> None:
+def _render(r: DemoReport) -> None:
     from rich.table import Table
 
     from anomaly_cli.cli.commands.results import render_inspect

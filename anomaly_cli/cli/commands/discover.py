@@ -5,13 +5,17 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.output import Output, err, fact_table, out
 from anomaly_cli.cli.params import DateOption
+
+if TYPE_CHECKING:
+    from anomaly_cli.discovery.service import DiscoveryReport
 
 
 class _Signals:
@@ -21,7 +25,7 @@ class _Signals:
         self.stop = threading.Event()
         self._previous: dict[int, Any] = {}
 
-    def _handle(self, signum: int, frame: Any) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.stop.is_set():
             raise KeyboardInterrupt
         self.stop.set()
@@ -152,7 +156,7 @@ class _Progress:
             self._progress.stop()
 
 
-def _render(report: Any) -> None:
+def _render(report: DiscoveryReport) -> None:
     from rich.table import Table
 
     title = f"discover {report.mode} {report.test_date}" + (" (dry run)" if report.dry_run else "")

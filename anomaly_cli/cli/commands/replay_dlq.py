@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.commands._progress import progress
 from anomaly_cli.cli.output import Output, err, fact_table, out
+
+if TYPE_CHECKING:
+    from anomaly_cli.ops.replay import MoveReport, PeekReport
 
 
 def command(
@@ -58,7 +61,7 @@ def command(
         wait = min(1, settings.sqs_wait_seconds)  # a short long-poll: see ops.replay (SQS_WAIT_SECONDS=0 for none)
         with progress("replay-dlq", total=max_messages, enabled=o.progress_enabled) as update:
             if dry_run:
-                report: Any = replay.peek(
+                report: PeekReport | MoveReport = replay.peek(
                     dlq,
                     max_messages=max_messages,
                     filters=wanted,
@@ -84,12 +87,15 @@ def command(
                     wait_seconds=wait,
                     on_progress=lambda r: update(r.moved, f"moved {r.moved}, failed {r.failed}"),
                 )
-    o.result(report.to_dict(), lambda: _render_peek(report) if dry_run else _render_move(report))
-    if not dry_run and report.partial:
+    o.result(
+        report.to_dict(),
+        lambda: _render_peek(report) if isinstance(report, replay.PeekReport) else _render_move(report),
+    )
+    if isinstance(report, replay.MoveReport) and report.partial:  # a dry run only peeked
         raise typer.Exit(exit_codes.RET_PARTIAL)
 
 
-def _render_peek(r: Any) -> None:
+def _render_peek(r: PeekReport) -> None:
     t = fact_table("DLQ contents (dry run: nothing consumed)")
     t.add_row("approximate messages", str(r.approximate))
     t.add_row("seen", str(r.seen))
@@ -103,7 +109,7 @@ def _render_peek(r: Any) -> None:
         err().print(f"[yellow]unparseable[/]: {sample!r}", highlight=False)
 
 
-def _render_move(r: Any) -> None:
+def _render_move(r: MoveReport) -> None:
     t = fact_table("replay-dlq" + (" (native move task)" if r.native else ""), numbers=True)
     t.add_row("moved", str(r.moved))
     if r.native:

@@ -3,7 +3,7 @@ the order-independent duplicate sweep, and the HTML report (``report.py``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,6 +12,10 @@ from anomaly_cli.cli.commands import report as report_cmd
 from anomaly_cli.cli.commands._progress import progress
 from anomaly_cli.cli.output import Output, fact_table, out
 from anomaly_cli.cli.params import DateArgument
+
+if TYPE_CHECKING:
+    from anomaly_cli.ops.results import InspectReport
+    from anomaly_cli.results.repository import DuplicateLink
 
 app = typer.Typer(no_args_is_help=True, help="Inspect, explain, de-duplicate and report screening results.")
 app.command("report")(report_cmd.command)
@@ -59,7 +63,7 @@ def inspect(
         o.note(f"exported {exported} result(s) to {export}")
 
 
-def render_inspect(r: Any) -> None:
+def render_inspect(r: InspectReport) -> None:
     """The human summary of an :class:`~anomaly_cli.ops.results.InspectReport` (the demo prints it too)."""
     filt = ", ".join(f"{k}={v}" for k, v in r.filters.items() if v)
     head = fact_table(f"results {r.test_date}" + (f" ({filt})" if filt else ""))
@@ -341,11 +345,11 @@ def _render_dedupe(report: Any, test_date: str, dry_run: bool) -> None:
         out().print(f"  {link.later} re-uses {link.earlier} of the same student ({_how(link)})")
 
 
-def _link(link: Any) -> dict[str, Any]:
+def _link(link: DuplicateLink) -> dict[str, Any]:
     return {"later": link.later, "earlier": link.earlier, "how": link.how, "ber": link.ber, "offset_s": link.offset_s}
 
 
-def _how(link: Any) -> str:
+def _how(link: DuplicateLink) -> str:
     extra = f", BER {link.ber:.2f}" if link.ber is not None else ""
     if link.offset_s:
         extra += f", at {link.offset_s:+.1f} s"

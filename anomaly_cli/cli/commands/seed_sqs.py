@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Optional
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.commands._progress import progress
 from anomaly_cli.cli.output import Output, err, fact_table, out
+
+if TYPE_CHECKING:
+    from anomaly_cli.contract import WorkItem
+    from anomaly_cli.ops.seed import BadRow, SendReport
 
 USAGE_HINT = (
     "give --from FILE (.jsonl: one 13-field message per line; .csv: a header of the 13 field names) "
@@ -63,7 +68,7 @@ def command(
                 test_date or settings.test_date or dt.datetime.now(dt.timezone.utc).date().isoformat(),
                 field_name="--test-date",
             )
-            items: Any = seed.synthetic_items(
+            items: Iterable[WorkItem | BadRow] = seed.synthetic_items(
                 synthetic, bucket=bucket, prefix=prefix, test_date=day, ext=ext, subject_name=settings.subject_name
             )
             total: int | None = synthetic
@@ -88,12 +93,12 @@ def command(
         raise typer.Exit(exit_codes.RET_PARTIAL)
 
 
-def render(report: Any, o: Output, *, title: str) -> None:
+def render(report: SendReport, o: Output, *, title: str) -> None:
     """Print a :class:`~anomaly_cli.ops.seed.SendReport` (shared with push-urls and rescreen)."""
     o.result(report.to_dict(), lambda: _render_table(report, title))
 
 
-def _render_table(report: Any, title: str) -> None:
+def _render_table(report: SendReport, title: str) -> None:
     table = fact_table(title + (" (dry run: nothing sent)" if report.dry_run else ""), numbers=True)
     table.add_row("rows read", str(report.read))
     table.add_row("would send" if report.dry_run else "sent", str(report.sent))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.output import Output, err, out
 from anomaly_cli.cli.params import DateArgument
+
+if TYPE_CHECKING:
+    from anomaly_cli.config import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Show, list or reset the discovery state of a test date.")
 
@@ -35,7 +38,7 @@ def cli_settings(ctx: typer.Context) -> Any:
     return context.get(ctx).settings()
 
 
-def _not_found_hint(settings: Any, test_date: str) -> str:
+def _not_found_hint(settings: Settings, test_date: str) -> str:
     from anomaly_cli.adapters.mongo import EMBEDDED_ALONE_HINT, embedded_alone
 
     if embedded_alone(settings.mongo_uri):
@@ -121,7 +124,7 @@ def _render_show(doc: Mapping[str, Any], live: bool) -> None:
     out().print(Panel(t, title=str(doc["_id"]), expand=False))
 
 
-def _progress_text(p: Mapping[str, Any], now: Any) -> str:
+def _progress_text(p: Mapping[str, Any], now: dt.datetime) -> str:
     """An incremental run's progress: polls, the last poll, rows behind, rate, last heartbeat."""
     behind = p.get("rows_behind")
     behind_text = (

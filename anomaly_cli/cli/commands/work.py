@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from anomaly_cli.cli import context, exit_codes, output
 from anomaly_cli.sqs_quotas import MAX_LONG_POLL_SECONDS, MAX_VISIBILITY_TIMEOUT_SECONDS
+
+if TYPE_CHECKING:
+    from anomaly_cli.config import Settings
+    from anomaly_cli.worker.stats import WorkerStats
 
 #: After the access-denied breaker stopped the worker, /metrics stays up this long (one scrape
 #: interval of docs/deployment: 15 s) so the open breaker is scraped before the process exits.
@@ -121,7 +125,7 @@ def command(
 
 def _run(
     cli: context.CliContext,
-    settings: Any,
+    settings: Settings,
     o: output.Output,
     *,
     max_messages: int | None,
@@ -246,7 +250,7 @@ class _LiveView:
     def stop(self) -> None:
         self._live.stop()
 
-    def update(self, stats: Any) -> None:
+    def update(self, stats: WorkerStats) -> None:
         now = time.monotonic()
         if now - self._last < 0.25:
             return
