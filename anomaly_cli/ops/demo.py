@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from anomaly_cli import synth
 from anomaly_cli.adapters.protocols import Database, ReadCollection, S3Client, SqsClient
 from anomaly_cli.config import Settings, load_settings
 from anomaly_cli.log import get_logger
@@ -42,19 +43,8 @@ BUCKET = "nipun-audio-demo"
 READING = "वाचन"
 SCHOOLS = ("27251200104", "27251200211", "27251300307", "27251400412", "27251500519", "27251600626")
 NOISY_SCHOOL = SCHOOLS[3]
-#: Kinds planted besides normal readings: every anomaly kind of the generator, and duplicates.
-ANOMALY_KINDS = (
-    "silent",
-    "low_volume",
-    "no_speech",
-    "noisy",
-    "clipped",
-    "dc_offset",
-    "too_short",
-    "too_long",
-    "truncated",
-    "corrupt",
-)
+#: Kinds planted besides normal readings: every anomaly kind of the generator (in its order), and duplicates.
+ANOMALY_KINDS = tuple(label for label in synth.LABELS if label != "normal")
 DUPLICATE = "duplicate"
 #: Field phones upload m4a mostly; MP3 is left out only because libmpg123 prints decoder chatter on stderr.
 FORMATS = ("m4a", "m4a", "wav", "ogg", "flac")
@@ -132,8 +122,6 @@ def plan_kinds(n_recordings: int, rng: np.random.Generator) -> list[str]:
 
 def _recording(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, int, str]:
     """(samples, rate, format) of one planted recording (file damage applied later)."""
-    from anomaly_cli import synth
-
     dur = float(rng.uniform(4.0, 5.0))
     if kind == "too_long":
         base = synth.make_clip("normal", rng, variant="plain", duration_s=5.0)
@@ -150,7 +138,6 @@ def _recording(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, int, st
 
 
 def _encode(kind: str, samples: np.ndarray, sr: int, fmt: str, rng: np.random.Generator) -> bytes:
-    from anomaly_cli import synth
     from anomaly_cli.audio.formats import encode
 
     if kind == "corrupt":
