@@ -10,6 +10,8 @@ import numpy as np
 
 from anomaly_cli.synth.anomalies import LABELS, make_item
 
+#: The columns of a labelled folder's ``manifest.csv``.
+MANIFEST_FIELDS = ("file", "label", "variant", "format", "source", "duplicate_of")
 DEFAULT_FORMATS: tuple[str, ...] = ("wav", "flac", "ogg", "mp3", "m4a", "3gp", "webm", "opus")
 #: Relative frequency of each label in :func:`make_dataset` (normals are half the set).
 WEIGHTS: dict[str, float] = {
@@ -93,9 +95,14 @@ def make_dataset(
         name = f"dup{j:04d}_of_{Path(orig['file']).stem}.{fmt}"
         (out / name).write_bytes(encode(x * rng.uniform(0.6, 1.0), rate, fmt))
         rows.append({**orig, "file": name, "format": fmt, "duplicate_of": orig["file"]})
+    return write_manifest(out, rows)
+
+
+def write_manifest(out: Path, rows: Iterable[dict[str, str]]) -> Path:
+    """Write ``out/manifest.csv`` (:data:`MANIFEST_FIELDS`, what ``model train`` / ``evaluate`` read)."""
     manifest = out / "manifest.csv"
     with manifest.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=["file", "label", "variant", "format", "source", "duplicate_of"])
+        w = csv.DictWriter(f, fieldnames=list(MANIFEST_FIELDS))
         w.writeheader()
         w.writerows(rows)
     return manifest

@@ -29,7 +29,6 @@ voices are only ever evaluated on, and their babble is made of held-out voices t
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import shutil
@@ -612,6 +611,7 @@ def make_set(
     """
     from anomaly_cli.audio.formats import encode
     from anomaly_cli.synth.anomalies import _html_page
+    from anomaly_cli.synth.dataset import write_manifest
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
@@ -657,12 +657,7 @@ def make_set(
                 "duplicate_of": "",
             }
         )
-    manifest = out / "manifest.csv"
-    with manifest.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=["file", "label", "variant", "format", "source", "duplicate_of"])
-        w.writeheader()
-        w.writerows(rows)
-    return manifest
+    return write_manifest(out, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
