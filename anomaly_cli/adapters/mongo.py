@@ -123,6 +123,41 @@ def database(settings: Settings, client: MongoClient | None = None) -> Database:
     return client[settings.mongo_db_name]
 
 
+#: How long an operator command lets pymongo's first check of the hosts run before it decides
+#: (docs/configuration.md, "An unreachable MongoDB"); never longer than MONGO_TIMEOUT_MS.
+FIRST_CONTACT_SECONDS = 1.0
+
+
+def first_contact_failures(client: Any, *, within: float = FIRST_CONTACT_SECONDS) -> list[str]:
+    """``["host:port: cause", ...]`` when pymongo's first check of every host failed within ``within``
+    seconds (connection refused, a name that does not resolve, a TLS or protocol failure); empty
+    when a server answered, or when a host has not answered yet (a slow link, a server starting:
+    server selection waits MONGO_TIMEOUT_MS for it). Nothing is sent: it reads the topology
+    pymongo's monitors build from the moment the client exists, so the hosts are pymongo's own
+    (a replica set's seed list, the hosts an SRV record named when the client was built; a load
+    balancer has no monitor and is never judged here).
+    """
+    import time
+
+    from pymongo.server_type import SERVER_TYPE
+
+    deadline = time.monotonic() + within
+    while True:
+        servers = client.topology_description.server_descriptions()
+        if any(sd.server_type != SERVER_TYPE.Unknown for sd in servers.values()):
+            return []
+        if servers and all(sd.error is not None for sd in servers.values()):
+            return [_host_cause(f"{host}:{port}", sd.error) for (host, port), sd in sorted(servers.items())]
+        if time.monotonic() >= deadline:
+            return []
+        time.sleep(0.02)
+
+
+def _host_cause(address: str, error: Exception) -> str:
+    text = redact_text(str(error).split(" (configured timeouts", 1)[0].strip()) or type(error).__name__
+    return text if text.startswith(address) else f"{address}: {text}"
+
+
 def read_preference(name: str) -> Any:
     """A pymongo read preference from its name (``secondaryPreferred`` ...)."""
     from pymongo import read_preferences

@@ -7,11 +7,20 @@ pymongo, numpy) is imported until a command asks for it.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
 from anomaly_cli.config import Settings, load_settings, with_overrides
+from anomaly_cli.log import get_logger
+
+log = get_logger("cli")
+
+#: The fix for a MongoDB whose every host refused or did not resolve (the hosts and causes are in the message).
+UNREACHABLE_HINT = (
+    "check that MongoDB runs at that address, that MONGO_URI names it (host, port, TLS options) and that this "
+    "machine may reach it (firewall, security group, Atlas IP access list)"
+)
 
 if TYPE_CHECKING:
     from anomaly_cli.adapters.protocols import Database, MongoClient, S3Client, SqsClient
@@ -20,6 +29,11 @@ if TYPE_CHECKING:
 
 class CliContext:
     """Per-invocation state shared by the commands (``ctx.obj``)."""
+
+    #: ``work`` and ``discover`` set this: a deployment may start them before their database, so
+    #: they wait up to MONGO_TIMEOUT_MS for it (saying so once); every other command reports a
+    #: MongoDB whose hosts refuse or do not resolve within about a second (docs/configuration.md).
+    waits_for_mongo = False
 
     def __init__(self, env_file: str | None = None, log_level: str | None = None):
         self.env_file = env_file
@@ -44,7 +58,20 @@ class CliContext:
         from anomaly_cli.adapters import mongo
 
         s = self.settings()
-        return mongo.connect(s.mongo_uri, timeout_ms=s.mongo_timeout_ms)
+        client = mongo.connect(s.mongo_uri, timeout_ms=s.mongo_timeout_ms)
+        if s.mongo_uri.startswith(mongo.EMBEDDED_SCHEME):
+            return client
+        failures = mongo.first_contact_failures(
+            client, within=min(mongo.FIRST_CONTACT_SECONDS, s.mongo_timeout_ms / 1000)
+        )
+        if failures and self.waits_for_mongo:
+            log.warning("mongo_unreachable_waiting", hosts=failures, wait_ms=s.mongo_timeout_ms)
+        elif failures:
+            from anomaly_cli.errors import MongoUnavailable
+
+            cast(Any, client).close()  # pymongo's client (not the protocol's): stops its monitors
+            raise MongoUnavailable("MongoDB cannot be reached: " + "; ".join(failures), hint=UNREACHABLE_HINT)
+        return client
 
     @property
     def db(self) -> Database:

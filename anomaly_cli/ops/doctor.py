@@ -490,7 +490,7 @@ def run_checks(
             if explain:
                 checks.append(check_discovery_plan(s, database))
         except AnomalyError as e:
-            checks.append(Check("mongo", "reachable", FAIL, str(e), "check MONGO_URI"))
+            checks.append(Check("mongo", "reachable", FAIL, str(e), e.hint or "check MONGO_URI"))
             database = None
     if sqs_client is not None:
         checks += check_queue(s, sqs_client())

@@ -79,6 +79,7 @@ def command(
     130 a backfill/sweep stopped by a signal before it finished.
     """
     cli = context.get(ctx)
+    cli.waits_for_mongo = True  # may start before its database: waits MONGO_TIMEOUT_MS for it
     o = Output(json_out)
     with o.errors():
         settings = cli.settings(

@@ -98,6 +98,7 @@ def command(
     the rest, exit 0. A second signal releases and exits 130 at once.
     """
     cli = context.get(ctx)
+    cli.waits_for_mongo = True  # may start before its database: waits MONGO_TIMEOUT_MS for it
     o = output.Output()  # no --json: the worker's report is its events and exit code
     with o.errors():
         settings = cli.settings(
