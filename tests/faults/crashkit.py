@@ -35,10 +35,33 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from anomaly_cli.config import Settings
 
 POINTS = ("after_receive", "after_fetch", "after_features", "after_write", "mid_delete")
 RESULTS = "anomaly_detection_results"
+
+
+def worker_settings(url: str, audio_base: str, **overrides: Any) -> Settings:
+    """Worker settings of the fault tests and the crash matrix for the queue ``url`` and the audio
+    server at ``audio_base``: small batches, no long poll, one fetch attempt; ``overrides`` win."""
+    from anomaly_cli.config import load_settings
+
+    values: dict[str, Any] = {
+        "sqs_queue_url": url,
+        "audio_url_allowlist": (audio_base,),
+        "batch_size": 5,
+        "max_concurrency": 4,
+        "flush_seconds": 0.2,
+        "sqs_wait_seconds": 0,
+        "visibility_timeout_seconds": 30,
+        "fetch_retries": 1,
+        "throughput_log_seconds": 60,
+        "mongo_uri": "mongomock://unused",
+    }
+    return load_settings({**values, **overrides}, environ={"AWS_REGION": "ap-south-1"}, env_file=None)
 
 
 class Crash(BaseException):
@@ -317,7 +340,6 @@ def run_scenario(
     with ``put(path, bytes) -> url`` and ``base``.
     """
     from anomaly_cli.adapters.storage import Fetcher
-    from anomaly_cli.config import load_settings
     from anomaly_cli.worker.factory import build_worker
     from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown
     from tests.worker.conftest import make_item
@@ -337,23 +359,13 @@ def run_scenario(
             QueueUrl=url, Entries=[{"Id": str(j), "MessageBody": w.to_body()} for j, w in enumerate(work[i : i + 10])]
         )
     rids = [w.result_id for w in work]
-    settings = load_settings(
-        dict(
-            sqs_queue_url=url,
-            audio_url_allowlist=(server.base,),
-            batch_size=5,
-            max_concurrency=4,
-            flush_seconds=0.2,
-            sqs_wait_seconds=0,
-            visibility_timeout_seconds=visibility,
-            fetch_retries=1,
-            fetch_deadline_seconds=30.0,
-            fetch_read_timeout_seconds=15.0,
-            throughput_log_seconds=30,
-            mongo_uri="mongomock://unused",
-        ),
-        environ={"AWS_REGION": "ap-south-1"},
-        env_file=None,
+    settings = worker_settings(
+        url,
+        server.base,
+        visibility_timeout_seconds=visibility,
+        fetch_deadline_seconds=30.0,
+        fetch_read_timeout_seconds=15.0,
+        throughput_log_seconds=30,
     )
     ledger = Ledger(results)
     # the n-th occurrence crashes: receive/delete/write happen per batch, fetch/features per item

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from anomaly_cli.adapters.storage import Fetcher
+from anomaly_cli.config import Settings
 from anomaly_cli.worker.factory import build_worker
 from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown
 from tests.faults.crashkit import (
@@ -26,6 +27,7 @@ from tests.faults.crashkit import (
     make_recordings,
     recorded,
     shrink_claims,
+    worker_settings,
 )
 from tests.worker.conftest import make_item, wait_until
 
@@ -33,20 +35,16 @@ pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExc
 VISIBILITY = 3
 
 
-def _settings(make_settings: Any, url: str, server: Any) -> Any:
-    return make_settings(
-        sqs_queue_url=url,
-        audio_url_allowlist=(server.base,),
+def _settings(url: str, server: Any) -> Settings:
+    return worker_settings(
+        url,
+        server.base,
         batch_size=1,
         max_concurrency=2,
         flush_seconds=0.1,
-        sqs_wait_seconds=0,
         visibility_timeout_seconds=VISIBILITY,
-        fetch_retries=1,
         fetch_deadline_seconds=60.0,
         fetch_read_timeout_seconds=30.0,
-        throughput_log_seconds=60,
-        mongo_uri="mongomock://unused",
     )
 
 
@@ -65,14 +63,12 @@ class Received:
         return getattr(self.ledger, name)
 
 
-def test_slow_item_is_not_redelivered_while_its_worker_lives(
-    make_settings, sqs_client, make_queue, mongo, audio_server, loaded_model
-):
+def test_slow_item_is_not_redelivered_while_its_worker_lives(sqs_client, make_queue, mongo, audio_server, loaded_model):
     url = make_queue(visibility=VISIBILITY)
     db = mongo["nipun"]
     item = make_item(audio_server.put("/slow.wav", make_recordings(1, 31)[0], delay=2 * VISIBILITY + 1), n=1)
     sqs_client.send_message(QueueUrl=url, MessageBody=item.to_body())
-    settings = _settings(make_settings, url, audio_server)
+    settings = _settings(url, audio_server)
     screen = CountingScreen(loaded_model)
     ledger = Ledger(db[RESULTS])
     seen = [Received(ledger), Received(ledger)]
@@ -105,24 +101,22 @@ def test_slow_item_is_not_redelivered_while_its_worker_lives(
 
 
 def test_after_a_crash_mid_download_the_item_is_redelivered_and_completed(
-    make_settings, sqs_client, make_queue, mongo, audio_server, loaded_model
+    sqs_client, make_queue, mongo, audio_server, loaded_model
 ):
     # claims outlive a short visibility (30 s floor); shrink them like the crash matrix does
     request_undo = shrink_claims(VISIBILITY)
     try:
-        _crash_mid_download(make_settings, sqs_client, make_queue, mongo, audio_server, loaded_model)
+        _crash_mid_download(sqs_client, make_queue, mongo, audio_server, loaded_model)
     finally:
         request_undo()
 
 
-def _crash_mid_download(
-    make_settings: Any, sqs_client: Any, make_queue: Any, mongo: Any, audio_server: Any, loaded_model: Any
-) -> None:
+def _crash_mid_download(sqs_client: Any, make_queue: Any, mongo: Any, audio_server: Any, loaded_model: Any) -> None:
     url = make_queue(visibility=VISIBILITY)
     db = mongo["nipun"]
     item = make_item(audio_server.put("/slow.wav", make_recordings(1, 32)[0], delay=VISIBILITY + 1), n=1)
     sqs_client.send_message(QueueUrl=url, MessageBody=item.to_body())
-    settings = _settings(make_settings, url, audio_server)
+    settings = _settings(url, audio_server)
     ledger = Ledger(db[RESULTS])
     switch = KillSwitch("never", 0)
     doomed_screen = CountingScreen(loaded_model, switch)
