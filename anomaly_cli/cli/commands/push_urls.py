@@ -10,8 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from anomaly_cli.cli import context, exit_codes
-from anomaly_cli.cli.commands._progress import progress
-from anomaly_cli.cli.commands.seed_sqs import render
+from anomaly_cli.cli.commands.seed_sqs import render, send
 from anomaly_cli.cli.output import Output
 
 
@@ -41,7 +40,7 @@ def command(
     o = Output(json_out)
     with o.errors():
         from anomaly_cli.config import validate_test_date
-        from anomaly_cli.ops import push_urls, seed
+        from anomaly_cli.ops import push_urls
 
         settings = cli.settings(sqs_queue_url=queue_url)
         day = validate_test_date(
@@ -67,15 +66,7 @@ def command(
             items = push_urls.read_urls(
                 fh, source_name=label, default_test_date=day, subject_name=settings.subject_name
             )
-            with progress("push-urls", enabled=o.progress_enabled) as update:
-                report = seed.send_items(
-                    queue,
-                    items,
-                    group_id=settings.sqs_fifo_group_id,
-                    rescreen=rescreen,
-                    dry_run=dry_run,
-                    on_progress=lambda r: update(r.read, f"sent {r.sent}"),
-                )
+            report = send(o, "push-urls", queue, items, settings, rescreen=rescreen, dry_run=dry_run)
         except UnicodeDecodeError as e:
             o.fail(
                 "config_invalid",

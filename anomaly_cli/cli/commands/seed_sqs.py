@@ -13,6 +13,8 @@ from anomaly_cli.cli.commands._progress import progress
 from anomaly_cli.cli.output import Output, err, fact_table, out
 
 if TYPE_CHECKING:
+    from anomaly_cli.adapters.protocols import WorkQueue
+    from anomaly_cli.config import Settings
     from anomaly_cli.contract import WorkItem
     from anomaly_cli.ops.seed import BadRow, SendReport
 
@@ -79,18 +81,35 @@ def command(
         else:
             assert from_file is not None  # exactly one of --from-file / --synthetic (checked above)
             items, total = seed.items_only(seed.read_items(from_file)), None
-        with progress("seed-sqs", total=total, enabled=o.progress_enabled) as update:
-            report = seed.send_items(
-                queue,
-                items,
-                group_id=settings.sqs_fifo_group_id,
-                rescreen=rescreen,
-                dry_run=dry_run,
-                on_progress=lambda r: update(r.read, f"sent {r.sent}"),
-            )
+        report = send(o, "seed-sqs", queue, items, settings, rescreen=rescreen, dry_run=dry_run, total=total)
     render(report, o, title="seed-sqs")
     if report.bad_count or report.failed:
         raise typer.Exit(exit_codes.RET_PARTIAL)
+
+
+def send(
+    o: Output,
+    name: str,
+    queue: WorkQueue | None,
+    items: Iterable[WorkItem | BadRow],
+    settings: Settings,
+    *,
+    rescreen: bool,
+    dry_run: bool,
+    total: int | None = None,
+) -> SendReport:
+    """``seed.send_items`` behind the command's progress bar (shared with push-urls)."""
+    from anomaly_cli.ops import seed
+
+    with progress(name, total=total, enabled=o.progress_enabled) as update:
+        return seed.send_items(
+            queue,
+            items,
+            group_id=settings.sqs_fifo_group_id,
+            rescreen=rescreen,
+            dry_run=dry_run,
+            on_progress=lambda r: update(r.read, f"sent {r.sent}"),
+        )
 
 
 def render(report: SendReport, o: Output, *, title: str) -> None:
