@@ -30,6 +30,7 @@ from anomaly_cli.log import get_logger
 
 if TYPE_CHECKING:
     from anomaly_cli.adapters.protocols import Database, S3Client, SqsClient
+    from anomaly_cli.ops.demo import Phase  # the demo's progress callback: the sandbox hands it on
 
 log = get_logger("sandbox")
 BUCKET = "anomaly-sandbox"
@@ -40,8 +41,6 @@ ACCESS_KEY = "sandbox"
 SECRET_KEY = "sandbox-secret"
 #: the redrive limit of the sandbox's queue (as a production queue would have one)
 MAX_RECEIVE_COUNT = 5
-
-Phase = Callable[[str, int, "int | None"], None]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import base64
 import csv
 import html
 import io
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -587,7 +588,7 @@ def counts_line(c: Counts) -> str:
     return f"{c.anomalies} of {c.ok} ({_pct(c.rate)})"
 
 
-def write(data: ReportData, path: Any, lang: str = "en") -> int:
+def write(data: ReportData, path: str | os.PathLike[str], lang: str = "en") -> int:
     """Write the page to ``path`` atomically (a ``.part`` file renamed); returns its size in bytes."""
     from pathlib import Path
 
