@@ -1,12 +1,15 @@
 """An acoustic fingerprint for duplicate search, robust to re-encoding and gain.
 
 Haitsma-Kalker style (Haitsma & Kalker, "A Highly Robust Audio Fingerprinting System", 2002):
-the audio is decimated to 8 kHz, cut into 128 ms Hann frames every 32 ms, and each frame's power
-spectrum is summed into 33 log-spaced bands from 300 to 3000 Hz (the speech band, where lossy
-codecs keep the most). Bit m of frame n is 1 when the energy difference between bands m and m+1
-grew since frame n-1: ``(E[n,m]-E[n,m+1]) - (E[n-1,m]-E[n-1,m+1]) > 0``. Signs of differences do
-not change with gain and survive MP3/AAC/Opus coding. One 32-bit word per 32 ms: ~7.5 KB a minute
-raw, ~10 KB as text.
+128 ms Hann frames every 32 ms, each frame's power spectrum summed into 33 log-spaced bands from
+300 to 3000 Hz (the speech band, where lossy codecs keep the most). Bit m of frame n is 1 when the
+energy difference between bands m and m+1 grew since frame n-1:
+``(E[n,m]-E[n,m+1]) - (E[n-1,m]-E[n-1,m+1]) > 0``. Signs of differences do not change with gain
+and survive MP3/AAC/Opus coding. One 32-bit word per 32 ms: ~7.5 KB a minute raw, ~10 KB as text.
+The spectrum is taken at 16 kHz (2048-point frames, the decoder's analysis rate, so no resampling
+for decoded audio); below 3 kHz that is the same spectrum as 1024 points at 8 kHz, which the
+first format used (measured: the two give words at BER 0.0004 of each other on real speech), so
+fingerprints stored before stay comparable.
 
 Quiet frames (more than 45 dB under the recording's loud frames, or digital silence) carry no
 information and would *agree* between any two recordings with pauses; they are stored as the word
@@ -14,17 +17,17 @@ information and would *agree* between any two recordings with pauses; they are s
 
 Decisions:
 - :data:`MATCH_BER` = 0.35. Measured (FACTS.md, tests and ``bench/bench_duplicates.py`` on real
-  recorded speech): re-encoded, resampled, gain-changed, trimmed and noisy copies sit at 0.00-0.30,
-  different recordings at >= 0.43 (independent bits give 0.5). 0.35 is Haitsma-Kalker's own
+  recorded speech): re-encoded, resampled, gain-changed, trimmed and noisy copies sit at 0.00-0.36,
+  different recordings at >= 0.42 (independent bits give 0.5). 0.35 is Haitsma-Kalker's own
   threshold; over >= 1 s of overlap (>= 1000 bits) chance agreement of unrelated audio is many
   standard deviations away (the bench writes the estimate down for 10^6 recordings).
 - :func:`align` compares two fingerprints at *every* relative offset (one FFT cross-correlation of
   the +-1 bit planes, a few ms a pair): leading or trailing silence, trims of seconds at either end,
-  codec delays and a 10 s cut out of a longer recording all line up, which a small shift window
-  (the old +-8 frames) could not.
-- :func:`band_keys` gives shift-invariant keys for a Mongo multikey index (see its docstring);
-  :func:`fingerprint_and_query_keys` adds the keys of the same audio at sub-frame offsets, so a copy
-  trimmed by a fraction of the 32 ms hop still shares keys with its original.
+  codec delays and a 10 s cut out of a longer recording all line up.
+- Candidate keys (:data:`KEY_FORMAT` 2, see :func:`fingerprint_and_query_keys`): 48-bit keys from
+  band energies pooled over 256 ms (selective: a lookup among 10^5 results meets a few hundred, not
+  most of them), looked up with the 4 least reliable bits flipped; recordings whose pooled
+  energies barely change (stationary noise, HF radio) also store coarser keys from the words.
 """
 
 from __future__ import annotations
@@ -32,17 +35,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import scipy.fft
 
 from anomaly_cli.audio.resample import resample_poly
 
-RATE = 8000
-FRAME = 1024  # 128 ms at 8 kHz
-HOP = 256  # 32 ms
+RATE = 16000
+FRAME = 2048  # 128 ms at 16 kHz
+HOP = 512  # 32 ms
 N_BANDS = 33  # -> 32 bits
 F_LO, F_HI = 300.0, 3000.0
 QUIET_DB = 45.0
@@ -52,38 +57,113 @@ MAX_SHIFT = 8
 MIN_FRAMES = 32
 #: Bit-error rate at or under which two fingerprints are the same recording (see module docstring).
 MATCH_BER = 0.35
-#: band_keys: frames pooled per key (256 ms), bits per key, bit subsets, 1 in KEY_SAMPLING kept, cap.
+
+#: The stored key format (``audio.fp_bands``); each key carries its family in bits 56+ (below).
+KEY_FORMAT = 2
+#: Format-2 energy keys: frames pooled per block (256 ms), gap between compared blocks (frames),
+#: bits per key (of the 64 two block differences give), least reliable bits flipped on lookup.
 KEY_WINDOW = 8
-KEY_BITS = 20
-KEY_SUBSETS = 2
+KEY_GAP = 8
+KEY_BITS = 48
+QUERY_FLIPS = 4
+#: 1 in KEY_SAMPLING key values kept (from 40 s of sound, fewer below: :func:`key_sampling`); cap.
 KEY_SAMPLING = 8
 MAX_KEYS = 1024
-#: Sub-hop offsets (of HOP / QUERY_PHASES samples each) whose keys a new recording looks up with.
+#: Median relative change of the pooled energies under which a recording is *steady* (stationary
+#: noise, HF radio: its energy keys do not survive a codec) and also stores :func:`word_keys`.
+STEADY_RELIABILITY = 0.12
+#: Word keys (steady recordings): bits voted over 8 frames, bits per key, bit subsets.
+WORD_KEY_BITS = 18
+WORD_KEY_SUBSETS = 4
+#: Sub-hop offsets (HOP / QUERY_PHASES samples each) a *steady* recording's word keys are
+#: looked up with (a copy trimmed by a fraction of 32 ms straddles frames).
 QUERY_PHASES = 4
+#: Key families (bits 56-58 of a key): format-2 energy keys, format-2 word keys. Format-1 keys
+#: (stored before format 2, :func:`legacy_keys`) are < 2**21 and carry no family.
+FAMILY_ENERGY = 2
+FAMILY_WORDS = 3
+_FAMILY_SHIFT = 56
 
 
-def compute(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+class Fingerprint(np.ndarray):
+    """The fingerprint words (uint32, one per 32 ms) of audio analysed here, carrying the stored
+    keys computed from its band energies (:func:`band_keys` returns them). Words read back from
+    storage (:func:`from_text`) are a plain array: their energy keys cannot be recomputed."""
+
+    keys: list[int] | None
+    steady: bool
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.keys = None  # views and copies do not inherit the keys of the whole
+        self.steady = False
+
+
+def compute(samples: np.ndarray, sample_rate: int = 16000) -> Fingerprint:
     """The fingerprint of ``samples`` (mono float): one uint32 word per 32 ms frame, 0 = quiet."""
-    return _words(_at_rate(samples, sample_rate))
+    return fingerprint_and_query_keys(samples, sample_rate, query=False)[0]
 
 
-def fingerprint_and_query_keys(samples: np.ndarray, sample_rate: int = 16000) -> tuple[np.ndarray, list[int]]:
-    """The fingerprint and the keys to look its copies up with: :func:`band_keys` of the audio
-    started at each of :data:`QUERY_PHASES` sub-hop offsets (0, 8, 16, 24 ms), merged.
+def fingerprint_and_query_keys(
+    samples: np.ndarray, sample_rate: int = 16000, *, query: bool = True
+) -> tuple[Fingerprint, list[int]]:
+    """The fingerprint (with its stored keys, :func:`band_keys`) and the keys to look copies up with.
 
-    A copy trimmed by a whole number of frames shares the stored keys as they are; one trimmed by
-    a fraction of a hop has every frame straddling two of the original's, and ~4 in 5 of its keys
-    change (measured: trims at random offsets shared >= 2 keys in 79 % of real-speech cases with
-    phase 0 alone, 100 % with four phases). Only the stored fingerprint and its phase-0 keys are
-    kept; the query keys cost ~3 more frame passes (the 8 kHz resample is shared).
+    Stored keys (format 2): the band energies of each 256 ms block (8 frames summed) are compared
+    with the block 256 ms earlier, HK style (sign of the change of the difference of adjacent
+    bands), which gives 32 bits per frame position; two such comparisons 256 ms apart give 64, of
+    which a fixed (seeded) choice of :data:`KEY_BITS` is the key. Pooling energies, not bits, is
+    what makes them survive: measured on real speech, a pooled-energy bit differs between a codec
+    copy and its original 1-7 % of the time against 8-22 % for a vote of 8 word bits, and an error
+    falls among the 4 least reliable bits of its key (smallest relative change) 55-87 % of the time.
+    Keys carry no frame position (shift-invariant), and a sub-hop shift hardly moves a 256 ms sum,
+    so the lookup needs no sub-frame phases. A key is kept when a hash of its value falls in 1 of
+    :func:`key_sampling` buckets, so both sides of a copy keep the same values.
+
+    Query keys: the stored ones plus each key with every combination of its :data:`QUERY_FLIPS`
+    least reliable bits flipped (16 variants, each kept by the same value rule), plus the
+    :func:`word_keys` of the audio (at :data:`QUERY_PHASES` sub-hop offsets when the recording is
+    steady, else at offset 0 only), which meet only the word keys that steady recordings store.
+    ``query=False`` skips them (:func:`compute`).
     """
     x = _at_rate(samples, sample_rate)
-    fp = _words(x)
-    keys = set(band_keys(fp))
-    step = HOP // QUERY_PHASES
-    for p in range(1, QUERY_PHASES):
-        keys.update(band_keys(_words(x[p * step :]), sampling=key_sampling(sound_frames(fp))))
+    words, bands, sound = _analyse(x)
+    fp = words.view(Fingerprint)
+    m = key_sampling(sound_frames(words))
+    bits, rel = _energy_bits(bands, sound)
+    steady = _is_steady(bands, sound)
+    fp.steady = steady
+    stored = _energy_keys(bits, rel, m, flips=0)
+    if steady:
+        stored += word_keys(words)
+    fp.keys = _unique(stored)[:MAX_KEYS]
+    if not query:
+        return fp, []
+    keys = set(fp.keys) | set(_energy_keys(bits, rel, m, flips=QUERY_FLIPS)) | set(word_keys(words))
+    if steady:
+        step = HOP // QUERY_PHASES
+        for p in range(1, QUERY_PHASES):
+            keys.update(word_keys(_analyse(x[p * step :])[0], sampling=m))
     return fp, sorted(keys)
+
+
+def band_keys(fp: np.ndarray) -> list[int]:
+    """The stored candidate keys (``audio.fp_bands``) of a fingerprint computed here.
+
+    ``TypeError`` for plain words (read back from storage): format-2 energy keys need the audio.
+    The duplicate sweep looks stored results up with their stored keys plus :func:`lookup_keys_of_words`.
+    """
+    keys = getattr(fp, "keys", None)
+    if keys is None:
+        raise TypeError("band_keys needs a fingerprint computed by fingerprint.compute (it carries the keys)")
+    return list(keys)
+
+
+def lookup_keys_of_words(fp: np.ndarray) -> list[int]:
+    """Keys the stored words alone give, for looking up without the audio (``results dedupe``):
+    :func:`word_keys` (they meet steady recordings) and :func:`legacy_keys` (they meet results
+    stored in format 1, before format 2, whose ``fp_bands`` hold format-1 keys)."""
+    w = np.asarray(fp, dtype=np.uint32)
+    return sorted(set(word_keys(w)) | set(legacy_keys(w)))
 
 
 def _at_rate(samples: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -99,9 +179,10 @@ def _at_rate(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     return x
 
 
-def _words(x: np.ndarray) -> np.ndarray:
+def _analyse(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(words (n-1,) uint32 with 0 for quiet, band energies (n, 33), sound mask (n,) of frames)."""
     if x.size == 0:
-        return np.zeros(0, dtype=np.uint32)
+        return np.zeros(0, dtype=np.uint32), np.zeros((0, N_BANDS), np.float32), np.zeros(0, bool)
     if x.size < FRAME:
         x = np.pad(x, (0, FRAME - x.size))
     bands = _band_energies(x)  # (n, 33)
@@ -113,27 +194,30 @@ def _words(x: np.ndarray) -> np.ndarray:
     loud = np.percentile(db, 95)
     quiet = (db < loud - QUIET_DB) | (total <= 1e-12)
     words[quiet[1:] | quiet[:-1]] = 0
-    return words
+    return words, bands, ~quiet
 
 
-_CHUNK = 256  # frames per FFT block (~1 MB of spectrum): working memory stays flat in the duration
+def _words(x: np.ndarray) -> np.ndarray:
+    return _analyse(x)[0]
+
+
+_CHUNK = 256  # frames per FFT block (~2 MB of spectrum): working memory stays flat in the duration
 
 
 def _band_energies(x: np.ndarray) -> np.ndarray:
     """Energy of each 128 ms frame in the 33 bands, computed block by block.
 
-    A whole minute framed at once is ~8 MB of frames plus ~8 MB of spectrum per screening
-    process; blocks of :data:`_CHUNK` frames keep it near 1 MB with the same numbers (each
-    frame's FFT and band sums do not depend on its neighbours).
+    Only the FFT bins from 300 to 3000 Hz are summed (one matrix product per block of
+    :data:`_CHUNK` frames); blocks keep the working memory near 2 MB at any duration.
     """
     view = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP]
     n = view.shape[0]
-    win, bm = _window(), _band_matrix()
+    win, (lo, hi, bm) = _window(), _band_matrix()
     bands = np.empty((n, N_BANDS), dtype=np.float32)
     for a in range(0, n, _CHUNK):
         b = min(n, a + _CHUNK)
-        power = np.abs(scipy.fft.rfft(view[a:b] * win, axis=1, workers=1)) ** 2
-        bands[a:b] = power @ bm
+        spec = scipy.fft.rfft(view[a:b] * win, axis=1, workers=1)[:, lo:hi]
+        bands[a:b] = (spec.real**2 + spec.imag**2) @ bm
     return bands
 
 
@@ -143,14 +227,101 @@ def _window() -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _band_matrix() -> np.ndarray:
-    """(FRAME//2+1, 33) 0/1 matrix summing FFT bins into log-spaced bands 300-3000 Hz."""
+def _band_matrix() -> tuple[int, int, np.ndarray]:
+    """(first bin, end bin, (bins, 33) 0/1 matrix summing FFT bins into log-spaced bands 300-3000 Hz)."""
     edges = np.geomspace(F_LO, F_HI, N_BANDS + 1)
     freqs = np.fft.rfftfreq(FRAME, 1.0 / RATE)
-    m = np.zeros((freqs.size, N_BANDS), dtype=np.float32)
+    lo, hi = int(np.searchsorted(freqs, edges[0])), int(np.searchsorted(freqs, edges[-1]))
+    m = np.zeros((hi - lo, N_BANDS), dtype=np.float32)
     for b in range(N_BANDS):
-        m[(freqs >= edges[b]) & (freqs < edges[b + 1]), b] = 1.0
-    return m
+        m[(freqs[lo:hi] >= edges[b]) & (freqs[lo:hi] < edges[b + 1]), b] = 1.0
+    return lo, hi, m
+
+
+def _block_changes(bands: np.ndarray, sound: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame position i: the HK change between the 256 ms block at i + KEY_GAP and the one at
+    i ((i, 32) float), its size relative to the blocks' energy, and whether both blocks have sound
+    in >= 6 of their 8 frames."""
+    w, g = KEY_WINDOW, KEY_GAP
+    e = bands.astype(np.float64)
+    if e.shape[0] < w + g:
+        z = np.zeros((0, N_BANDS - 1))
+        return z, z, np.zeros(0, bool)
+    c = np.cumsum(np.vstack([np.zeros((1, N_BANDS)), e]), axis=0)
+    p = c[w:] - c[:-w]  # (n-w+1, 33): block sums
+    cs = np.cumsum(np.concatenate([[0], sound.astype(np.int64)]))
+    s = cs[w:] - cs[:-w]
+    dd = p[:, :-1] - p[:, 1:]
+    d = dd[g:] - dd[:-g]
+    rel = np.abs(d) / (p[g:, :-1] + p[g:, 1:] + p[:-g, :-1] + p[:-g, 1:] + 1e-20)
+    ok = (s[g:] >= (3 * w) // 4) & (s[:-g] >= (3 * w) // 4)
+    return d, rel, ok
+
+
+def _is_steady(bands: np.ndarray, sound: np.ndarray) -> bool:
+    """Energies that barely change block to block (median relative change < STEADY_RELIABILITY):
+    measured, an HF-radio recording at 0.064 against 0.21-0.38 for every other real and 0.36-0.49
+    for synthetic speech; its energy keys did not survive a single codec."""
+    _, rel, ok = _block_changes(bands, sound)
+    return (not ok.any()) or float(np.median(rel[ok])) < STEADY_RELIABILITY
+
+
+def _energy_bits(bands: np.ndarray, sound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, KEY_BITS) key bits and their reliabilities, at every position with sound."""
+    d, rel, ok = _block_changes(bands, sound)
+    g = KEY_GAP
+    n = d.shape[0] - g
+    if n <= 0:
+        return np.zeros((0, KEY_BITS), bool), np.zeros((0, KEY_BITS))
+    both = ok[:n] & ok[g : g + n]
+    cols = _energy_bit_set()
+    bits = np.concatenate([d[:n] > 0, d[g : g + n] > 0], axis=1)[both][:, cols]
+    r = np.concatenate([rel[:n], rel[g : g + n]], axis=1)[both][:, cols]
+    return bits, r
+
+
+@lru_cache(maxsize=1)
+def _energy_bit_set() -> np.ndarray:
+    """Fixed (seeded) choice of KEY_BITS of the 64 bits: part of the key format."""
+    return np.sort(np.random.default_rng(20261202).choice(64, size=KEY_BITS, replace=False))
+
+
+_U = np.uint64
+
+
+def _weights(nbits: int) -> np.ndarray:
+    return _U(1) << np.arange(nbits - 1, -1, -1, dtype=np.uint64)
+
+
+def _kept(values: np.ndarray, m: int) -> np.ndarray:
+    """The values whose hash falls in bucket 0 of ``m`` (the same rule for stored and query keys)."""
+    if m <= 1:
+        return values
+    h = (values * _U(0x9E3779B97F4A7C15)) >> _U(40)  # wraps mod 2**64
+    return values[(h % _U(m)) == 0]
+
+
+def _energy_keys(bits: np.ndarray, rel: np.ndarray, m: int, flips: int) -> list[int]:
+    """Energy keys in time order (``FAMILY_ENERGY << 56 | 48 bits``); with ``flips``, also every
+    combination of each key's ``flips`` least reliable bits flipped."""
+    if bits.shape[0] == 0:
+        return []
+    w = _weights(KEY_BITS)
+    base = (bits.astype(np.uint64) * w).sum(axis=1, dtype=np.uint64) | (_U(FAMILY_ENERGY) << _U(_FAMILY_SHIFT))
+    out = [base]
+    if flips:
+        idx = np.argsort(rel, axis=1, kind="stable")[:, :flips]
+        wsel = w[idx]
+        for r in range(1, flips + 1):
+            for combo in itertools.combinations(range(flips), r):
+                out.append(base ^ np.bitwise_or.reduce(wsel[:, list(combo)], axis=1))
+    vals = np.stack(out, axis=1).ravel() if flips else base
+    return [int(v) for v in _kept(vals, m).tolist()]
+
+
+def _unique(keys: list[int]) -> list[int]:
+    """``keys`` without repeats, in first-seen order."""
+    return list(dict.fromkeys(keys))
 
 
 def to_text(fp: np.ndarray) -> str:
@@ -246,67 +417,64 @@ def key_sampling(sound: int) -> int:
     return KEY_SAMPLING if seconds >= 40 else 4 if seconds >= 20 else 2 if seconds >= 10 else 1
 
 
-@lru_cache(maxsize=1)
-def _key_bit_sets() -> np.ndarray:
-    """Fixed (seeded) choice of KEY_BITS bit positions per subset: part of the key format."""
-    rng = np.random.default_rng(20261202)
-    return np.stack([np.sort(rng.choice(32, size=KEY_BITS, replace=False)) for _ in range(KEY_SUBSETS)])
+@lru_cache(maxsize=4)
+def _vote_bit_sets(seed: int, nbits: int, subsets: int) -> np.ndarray:
+    """Fixed (seeded) choice of ``nbits`` bit positions per subset: part of the key format."""
+    rng = np.random.default_rng(seed)
+    return np.stack([np.sort(rng.choice(32, size=nbits, replace=False)) for _ in range(subsets)])
 
 
-def band_keys(fp: np.ndarray, sampling: int | None = None) -> list[int]:
-    """Shift-invariant sub-hashes for candidate lookup (a Mongo multikey index), at most :data:`MAX_KEYS`.
-
-    Single 32-bit words rarely survive a re-encode intact (at BER 0.2, 0.8**32 < 0.1 %), so keys
-    come from time-pooled bits: at *every* frame position, each of the 32 bit positions gets the
-    majority vote of the next 8 frames (256 ms; >= 6 of them sound). A key is one of two fixed
-    pseudo-random sets of 20 voted bits, as ``subset << 20 | bits``. Keys carry no frame index, so
-    a copy that starts earlier or later (silence added, seconds trimmed, a cut of a longer
-    recording) has the same keys at shifted positions. To keep the index small, a key is kept only
-    when a hash of its *value* falls in 1 of :func:`key_sampling` buckets (1 in 8 for 40 s of sound
-    and more; every value for under 10 s): the choice depends on the value alone, so whenever a
-    copy has the value, both sides keep it (~6 keys a second of sound for long readings, a few
-    hundred at most for short ones).
-    Unrelated recordings collide on a key with probability ~2**-20 per pair of keys; a lookup
-    ranks candidates by keys shared and :func:`is_match` decides.
-    Measured while choosing (``bench/bench_duplicates.py``, real speech of 15-35 s, pooling 8/16,
-    bits 12-32, sampling 1/2-1/32): every transform of the bench shared >= 2 keys with 20 bits, 2
-    subsets, 1/8 and four query phases; 22+ bits lost AMR-NB copies, 16 bits or fewer multiplied
-    the candidates of unrelated recordings.
-    """
+def _vote_keys(fp: np.ndarray, sets: np.ndarray, family: int | None, sampling: int | None) -> list[int]:
+    """Keys of bits voted over 8 frames (256 ms; >= 6 sound), ``subset << nbits | bits``, in the
+    given family (``None``: format 1's untagged keys), kept by value, at most MAX_KEYS."""
     w = np.asarray(fp, dtype=np.uint32)
-    if w.size < KEY_WINDOW:
+    win = KEY_WINDOW
+    if w.size < win:
         return []
+    nbits = sets.shape[1]
     valid = w != 0
     bits = np.unpackbits(w.astype(">u4").view(np.uint8).reshape(-1, 4), axis=1, bitorder="big").astype(np.int32)
     bits[~valid] = 0
     ones = np.cumsum(np.vstack([np.zeros((1, 32), np.int32), bits]), axis=0)
-    ones = ones[KEY_WINDOW:] - ones[:-KEY_WINDOW]
+    ones = ones[win:] - ones[:-win]
     cnt = np.cumsum(np.concatenate([[0], valid.astype(np.int32)]))
-    cnt = cnt[KEY_WINDOW:] - cnt[:-KEY_WINDOW]
-    ok = cnt >= (3 * KEY_WINDOW) // 4
+    cnt = cnt[win:] - cnt[:-win]
+    ok = cnt >= (3 * win) // 4
     # a tie (4 of 8) takes the middle frame's bit: "2 * ones > cnt" alone would make every tie a 0,
-    # biasing keys towards mostly-zero values that unrelated recordings share (measured: the most
-    # common keys of 26 recordings were all or nearly all zeros)
-    middle = bits[KEY_WINDOW // 2 : KEY_WINDOW // 2 + ones.shape[0]]
-    votes = ((2 * ones > cnt[:, None]) | ((2 * ones == cnt[:, None]) & (middle > 0)))[ok]  # (positions, 32)
+    # biasing keys towards mostly-zero values that unrelated recordings share
+    middle = bits[win // 2 : win // 2 + ones.shape[0]]
+    votes = ((2 * ones > cnt[:, None]) | ((2 * ones == cnt[:, None]) & (middle > 0)))[ok]
     if votes.shape[0] == 0:
         return []
-    weights = (1 << np.arange(KEY_BITS - 1, -1, -1)).astype(np.int64)
-    keys: list[int] = []
-    seen: set[int] = set()
-    per_subset = [
-        (t << KEY_BITS) | (votes[:, cols].astype(np.int64) @ weights) for t, cols in enumerate(_key_bit_sets())
-    ]
+    weights = (1 << np.arange(nbits - 1, -1, -1)).astype(np.int64)
+    tag = 0 if family is None else family << _FAMILY_SHIFT
+    per_subset = [tag | (t << nbits) | (votes[:, cols].astype(np.int64) @ weights) for t, cols in enumerate(sets)]
     stacked = np.stack(per_subset, axis=1).ravel()  # time order, subsets interleaved
-    h = (stacked * 0x9E3779B1) & 0xFFFFFFFF
     m = sampling if sampling is not None else key_sampling(int(valid.sum()))
-    for k in stacked[(h >> 16) % m == 0].tolist():
-        if k not in seen:
-            seen.add(k)
-            keys.append(int(k))
-            if len(keys) == MAX_KEYS:
-                break
-    return keys
+    if family is None:  # format 1's own value rule
+        h = (stacked * 0x9E3779B1) & 0xFFFFFFFF
+        kept = stacked[(h >> 16) % m == 0]
+    else:
+        kept = _kept(stacked.astype(np.uint64), m)
+    return _unique([int(k) for k in kept.tolist()])[:MAX_KEYS]
+
+
+def word_keys(fp: np.ndarray, sampling: int | None = None) -> list[int]:
+    """Coarse keys from the words (format 2, family :data:`FAMILY_WORDS`): 4 fixed sets of 18 bits
+    voted over 8 frames. Stored only by *steady* recordings (whose energy keys do not survive a
+    codec, measured); every lookup asks them, and they meet only those recordings' keys."""
+    return _vote_keys(fp, _vote_bit_sets(20261203, WORD_KEY_BITS, WORD_KEY_SUBSETS), FAMILY_WORDS, sampling)
+
+
+def legacy_keys(fp: np.ndarray) -> list[int]:
+    """Format-1 keys (stored before format 2): 2 fixed sets of 20 voted bits, ``subset << 20 | bits``.
+    Only ``results dedupe`` asks them, to reach results stored in format 1 (see docs/fingerprint.md)."""
+    return _vote_keys(fp, _vote_bit_sets(20261202, 20, 2), None, None)
+
+
+def is_legacy_key(key: int) -> bool:
+    """A format-1 key (no family bits)."""
+    return 0 <= key < (1 << _FAMILY_SHIFT)
 
 
 def pcm_sha256(samples: np.ndarray) -> str | None:

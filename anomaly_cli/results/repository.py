@@ -9,8 +9,12 @@ Decisions:
   ``{source.test_date, audio.pcm_sha256}`` give exact candidates; the multikey
   ``{source.test_date, audio.fp_bands}`` gives fingerprint candidates, ranked by keys shared in
   one aggregation (at most :data:`MAX_FP_CANDIDATES` are verified, so a popular key cannot make
-  a lookup scan the date). Candidates are verified (exact hash, or the fingerprint aligned at
-  every offset, ``fingerprint.is_match``).
+  a lookup verify the date). Candidates are verified (exact hash, or the fingerprint aligned at
+  every offset, ``fingerprint.is_match``). Keys are 48-bit (key format 2, docs/fingerprint.md):
+  measured, a lookup among 10^5 results of a date meets a few hundred of them, not most.
+- Results stored with format-1 keys (before format 2) are reached by the sweep
+  (``results dedupe``), which also asks format-1 keys computed from each result's stored words;
+  the live check asks format 2 only. Exact hashes need no keys and match across formats.
 - Every screening outcome takes part (issue 17): an exact byte copy or a PCM-identical copy of a
   recording that was no_speech, silent, truncated or corrupt is still a copy filed under another
   child. Only what is identical by construction is left out: empty files (the SHA-256 of no
@@ -185,8 +189,8 @@ class ResultRepository:
         """Indexed candidates for ``doc`` within its test date, verified; each link names the later one.
 
         ``query_keys`` are the keys to look fingerprint candidates up with (the screening's
-        ``fp_query``: its stored keys plus those of sub-frame offsets); without them, the stored
-        ``audio.fp_bands``.
+        ``fp_query``: its stored keys and their variants with the least reliable bits flipped);
+        without them (``results dedupe``), :func:`fp_lookup_keys` of the stored result.
         """
         audio = doc.get("audio") or {}
         base = {D.F_TEST_DATE: test_date_datetime(D.test_date_of(doc)), "_id": {"$ne": doc["_id"]}}
@@ -200,8 +204,7 @@ class ResultRepository:
             if ors:
                 for cand in self.collection.find({**base, "$or": ors}, _MATCH_PROJECTION).limit(MAX_HASH_CANDIDATES):
                     candidates[str(cand["_id"])] = cand
-            keys = [int(k) for k in (audio.get("fp_bands") or [])] if query_keys is None else list(query_keys)
-            keys = [k for k in keys if isinstance(k, int)]
+            keys = fp_lookup_keys(audio) if query_keys is None else to_int_keys(query_keys)
             if keys and audio.get("fingerprint"):
                 for cand in self.collection.aggregate(_ranked_candidates(base, keys)):
                     candidates.setdefault(str(cand["_id"]), cand)
@@ -377,6 +380,26 @@ class ResultRepository:
 
 
 # --- matching ---------------------------------------------------------------------------------
+def fp_lookup_keys(audio: Mapping[str, Any]) -> list[int]:
+    """Keys to look a *stored* result up with (no audio at hand): its stored ``audio.fp_bands``
+    plus what its stored words give (:func:`fingerprint.lookup_keys_of_words`: the word keys that
+    steady recordings store, and format-1 keys, which reach results stored before key format 2)."""
+    from anomaly_cli.audio import fingerprint as fp
+
+    keys = set(to_int_keys(audio.get("fp_bands")))
+    if audio.get("fingerprint"):
+        try:
+            keys.update(fp.lookup_keys_of_words(fp.from_text(audio["fingerprint"])))
+        except (ValueError, TypeError):
+            pass  # a damaged stored fingerprint is no evidence either way
+    return sorted(keys)
+
+
+def to_int_keys(keys: Any) -> list[int]:
+    """Keys as plain ints (anything else, a bool included, dropped)."""
+    return [int(k) for k in (keys or []) if isinstance(k, int) and not isinstance(k, bool)]
+
+
 def _hash_usable(sha: Any) -> bool:
     return bool(sha) and sha != EMPTY_SHA256
 

@@ -140,3 +140,59 @@ def test_edge_inputs_give_empty_or_valid_fingerprints(readings) -> None:
     stereo = fp.compute(np.stack([x, x], axis=1))  # (n, channels) is downmixed, not interleaved
     assert fp.bit_error_rate(stereo, fp.compute(x)) < 0.01
     assert fp.from_text("").size == 0
+
+
+def test_lookup_keys_meet_no_stranger_but_the_copies(readings, copies) -> None:
+    """Key format 2 is selective: a reading's lookup keys (flipped variants included) meet none of
+    another reading's stored keys, while its codec copies share several (format 1's 20-bit keys
+    with four query phases met ~14 % of unrelated recordings, most of a 10^5-result date)."""
+    prints = [fp.fingerprint_and_query_keys(x) for x in readings]
+    for i, (f, query) in enumerate(prints):
+        assert f.keys and all(k >> 56 == fp.FAMILY_ENERGY for k in f.keys), "stored keys carry their family"
+        assert not f.steady
+        for fmt in ("mp3", "m4a"):
+            assert len(set(fp.band_keys(copies[(i, fmt)])) & set(query)) >= 3, (i, fmt)
+        for j, (g, _) in enumerate(prints):
+            if j != i:
+                assert not set(query) & set(fp.band_keys(g)), (i, j)
+
+
+def test_steady_recording_stores_word_keys_and_its_copy_meets_them() -> None:
+    """Speech under stationary noise (here white noise at 0 dB SNR) barely changes block to block:
+    its energy keys are fragile, so it also stores word keys, which every lookup asks."""
+    x = _reading(21)
+    rng = np.random.default_rng(3)
+    noisy = (x + rng.standard_normal(x.size).astype(np.float32) * np.sqrt(float(np.mean(x**2)))).astype(np.float32)
+    f = fp.compute(noisy)
+    assert f.steady and not fp.compute(x).steady
+    words = set(fp.word_keys(f))
+    assert words and words <= set(fp.band_keys(f))
+    copy, query = fp.fingerprint_and_query_keys(_reencode(noisy, "opus", 0.7))
+    assert fp.is_match(f, copy)
+    assert set(query) & words
+
+
+def test_plain_words_give_format_1_and_word_keys_but_not_energy_keys(readings, copies) -> None:
+    """Read back from storage (no audio), a fingerprint gives the keys its words allow: format-1
+    keys (< 2**21, as stored before key format 2, still shared with a copy's) and word keys."""
+    f = fp.compute(readings[0])
+    words = fp.from_text(fp.to_text(f))
+    with pytest.raises(TypeError):
+        fp.band_keys(words)
+    legacy = fp.legacy_keys(words)
+    assert legacy and all(fp.is_legacy_key(k) and k < 2**21 for k in legacy)
+    assert set(legacy) & set(fp.legacy_keys(copies[(0, "m4a")]))
+    assert set(fp.lookup_keys_of_words(words)) == set(legacy) | set(fp.word_keys(words))
+
+
+def test_words_do_not_depend_on_the_input_rate(readings) -> None:
+    """The spectrum is taken at 16 kHz; the same audio given at 8 kHz gives the same words (the
+    bands end at 3 kHz), as fingerprints stored by the first format (8 kHz analysis) do."""
+    x = readings[1]
+    assert fp.align(fp.compute(x), fp.compute(_decimate(x), 8000), max_shift=0).ber < 0.02
+
+
+def _decimate(x: np.ndarray) -> np.ndarray:
+    from anomaly_cli.audio.resample import resample_poly
+
+    return resample_poly(x, 1, 2).astype(np.float32)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+import numpy as np
 import pytest
 
+from anomaly_cli import synth
+from anomaly_cli.audio import fingerprint as fp
+from anomaly_cli.audio.decode import decode_bytes
+from anomaly_cli.audio.formats import encode
 from anomaly_cli.contract import WorkItem
 from anomaly_cli.results import document as D
 from anomaly_cli.results.repository import EMPTY_SHA256, ResultRepository
@@ -185,3 +190,19 @@ def test_sweep_is_order_independent_and_dry_run_writes_nothing(repo, mongo):
     assert other.dedupe_sweep("2025-12-20").newly_flagged == real.newly_flagged
     assert repo.dedupe_sweep("2025-12-20").newly_flagged == []
     assert repo.dedupe_sweep("2025-12-20", dry_run=True).would_flag == []  # all flagged already: 0 new flags
+
+
+def test_sweep_reaches_results_stored_with_format_1_keys(repo):
+    """A result stored before key format 2 holds format-1 keys (20-bit, untagged) in fp_bands; the
+    sweep asks format-1 keys computed from each result's stored words too, so a copy screened
+    after the upgrade is still linked to it (and a live lookup with format-2 keys meets nothing)."""
+    x = synth.set_level(synth.formant_speech(np.random.default_rng(31), 15.0), 16000, -20.0)
+    orig = fp.compute(x)
+    copy, query = fp.fingerprint_and_query_keys(decode_bytes(encode(x, 16000, "mp3")).samples)
+    old = result(minute=1, fingerprint=fp.to_text(orig), bands=fp.legacy_keys(orig))
+    new = result(minute=2, fingerprint=fp.to_text(copy), bands=fp.band_keys(copy))
+    repo.insert_if_absent([old, new])
+    assert repo.find_matches(new, query) == []  # the live check asks format 2 only
+    report = repo.dedupe_sweep("2025-12-20")
+    assert report.newly_flagged == [new["_id"]]
+    assert [(link.later, link.earlier, link.how) for link in report.links] == [(new["_id"], old["_id"], "fingerprint")]
