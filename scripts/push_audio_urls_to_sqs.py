@@ -4,7 +4,7 @@
     python3 scripts/push_audio_urls_to_sqs.py --input urls.txt --test-date 2025-12-20
     cat urls.txt | python3 scripts/push_audio_urls_to_sqs.py
 
-The old script's flags are not known (PIPELINE.md); ``--input`` / ``--file`` (or a positional
+The old script's flags are not recorded anywhere this repository can cite; ``--input`` / ``--file`` (or a positional
 file) name the input, default stdin. Settings come from the same loader; exit codes are the CLI's.
 """
 

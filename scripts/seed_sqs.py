@@ -4,7 +4,7 @@
     python3 scripts/seed_sqs.py --file items.jsonl
     python3 scripts/seed_sqs.py --count 50 --bucket nipun-audio --prefix samples/ --test-date 2025-12-20
 
-The old script's flags are not known (PIPELINE.md); these are chosen to be obvious, and the
+The old script's flags are not recorded anywhere this repository can cite; these are chosen to be obvious, and the
 ``anomaly seed-sqs`` names (``--from``, ``--synthetic``) are accepted too. Settings come from the
 same loader (.env, environment), and exit codes are the CLI's.
 """

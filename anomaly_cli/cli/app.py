@@ -80,5 +80,5 @@ app.add_typer(config_cmd.app, name="config")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (``anomaly``, or ``python -m anomaly_cli``: help says ``anomaly`` either way)."""
+    app(prog_name="anomaly")

@@ -25,10 +25,14 @@ import typer
 from rich.console import Console
 
 from anomaly_cli.cli import exit_codes
+from anomaly_cli.log import get_logger
+
+log = get_logger("cli")
 
 _out: Console | None = None
 _err: Console | None = None
 _log_format = "json"  # what configure_logging chose for this process (see set_log_format)
+_log_stream: Any = None  # the stderr it chose it for
 
 
 def out() -> Console:
@@ -48,9 +52,23 @@ def err() -> Console:
 
 
 def set_log_format(chosen: str) -> None:
-    """Record the stderr format logging chose (``console`` or ``json``)."""
-    global _log_format
-    _log_format = chosen
+    """Record the stderr format logging chose (``console`` or ``json``) for the current stderr."""
+    global _log_format, _log_stream
+    _log_format, _log_stream = chosen, sys.stderr
+
+
+def stderr_is_json() -> bool:
+    """Whether this command's stderr carries JSON lines: what logging chose for it, or, before the
+    settings are loaded (a usage error, an invalid setting), what it would choose (``LOG_FORMAT``,
+    a terminal or not)."""
+    if _log_stream is sys.stderr:
+        return _log_format == "json"
+    import os
+
+    from anomaly_cli.log import LOG_FORMATS, resolve_format
+
+    fmt = os.environ.get("LOG_FORMAT", "auto").strip().lower()
+    return resolve_format(fmt if fmt in LOG_FORMATS else "auto", sys.stderr) == "json"
 
 
 def interactive() -> bool:
@@ -89,13 +107,27 @@ def emit_json(payload: Any) -> None:
     sys.stdout.flush()
 
 
-def _print_error(code: str, message: str, hint: str | None, json_mode: bool) -> None:
-    """An error in the CLI's one shape: ``{"error": ...}`` on stdout under ``--json``, else human lines on stderr."""
+def _print_error(code: str, message: str, hint: str | None, json_mode: bool, exit_code: int | None = None) -> None:
+    """An error in the CLI's one shape: ``{"error": ...}`` on stdout under ``--json``; else on stderr
+    human lines, or, where stderr carries JSON lines, one ``command_failed`` event like every other line."""
     from anomaly_cli.redact import redact_text
 
     message = redact_text(message)
     if json_mode:
         emit_json({"error": {"code": code, "message": message, "hint": hint}})
+    elif stderr_is_json():
+        fields = {"code": code, "message": message, "hint": hint, "exit_code": exit_code}
+        if _log_stream is sys.stderr:  # logging is set up for this stderr: the event goes through it
+            log.error("command_failed", **fields)
+        else:  # before the settings loaded: the same JSON line, written here
+            import logging
+
+            from anomaly_cli.log import JsonFormatter
+
+            record = logging.LogRecord("anomaly.cli", logging.ERROR, __file__, 0, "command_failed", None, None)
+            record.event, record.fields = "command_failed", fields
+            sys.stderr.write(JsonFormatter().format(record) + "\n")
+            sys.stderr.flush()
     else:
         from rich.markup import escape
 
@@ -137,10 +169,11 @@ def _handle_errors(json_mode: bool) -> Iterator[None]:
     except typer.Exit:
         raise
     except AnomalyError as e:
-        _print_error(e.code, str(e), _with_flag(e), json_mode)
-        raise typer.Exit(exit_codes.for_exception(e)) from None
+        code = exit_codes.for_exception(e)
+        _print_error(e.code, str(e), _with_flag(e), json_mode, code)
+        raise typer.Exit(code) from None
     except KeyboardInterrupt:
-        _print_error("interrupted", "interrupted", None, json_mode)
+        _print_error("interrupted", "interrupted", None, json_mode, exit_codes.RET_INTERRUPTED)
         raise typer.Exit(exit_codes.RET_INTERRUPTED) from None
 
 
@@ -179,15 +212,15 @@ class Output:
             render(seen)
         return seen
 
-    def error(self, code: str, message: str, *, hint: str | None = None) -> None:
+    def error(self, code: str, message: str, *, hint: str | None = None, exit_code: int | None = None) -> None:
         """Print an error in the command's voice without ending it (the caller chooses the exit)."""
-        _print_error(code, message, hint, self.json)
+        _print_error(code, message, hint, self.json, exit_code)
 
     def fail(
         self, code: str, message: str, *, hint: str | None = None, exit_code: int = exit_codes.RET_ERROR
     ) -> NoReturn:
         """End the command with an error, machine-readable under ``--json``."""
-        _print_error(code, message, hint, self.json)
+        _print_error(code, message, hint, self.json, exit_code)
         raise typer.Exit(exit_code)
 
     def note(self, text: str) -> None:

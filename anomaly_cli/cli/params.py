@@ -28,8 +28,14 @@ def parse_date(value: str) -> str:
     try:
         return validate_test_date(value, field_name="date")
     except ConfigError as e:
-        cause = e.__cause__
-        why = f"is not a real date ({cause})" if cause is not None else "is not a date YYYY-MM-DD"
+        import datetime as dt
+
+        why = "is not a date"
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):  # the shape is right: say what is wrong with the day
+            try:
+                dt.date.fromisoformat(value)
+            except ValueError as bad:
+                why = f"is not a real date ({bad})"
         raise typer.BadParameter(f"{value!r} {why}; expected YYYY-MM-DD, e.g. 2025-12-20") from e
 
 
@@ -127,7 +133,8 @@ DateOption = Annotated[
 class AnomalyGroup(typer.core.TyperGroup):
     """The root group: the whole tree gets :func:`tidy_help` once it is built, and a usage error
     (bad flag value, bad date, missing argument: exit 2) is ``{"error": ...}`` on stdout under
-    ``--json`` like every other failure."""
+    ``--json`` like every other failure, and a ``command_failed`` event where stderr carries JSON
+    lines (not a terminal, or ``LOG_FORMAT=json``); on a terminal it is Click's own message."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -149,21 +156,24 @@ class AnomalyGroup(typer.core.TyperGroup):
     ) -> Any:
         import sys
 
+        from anomaly_cli.cli.output import Output, stderr_is_json
+
         argv = sys.argv[1:] if args is None else list(args)
-        if not standalone_mode or "--json" not in argv:
+        json_out = "--json" in argv
+        if not standalone_mode or not (json_out or stderr_is_json()):
             return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
         from typer import Abort
         from typer._click.exceptions import ClickException, UsageError
 
         from anomaly_cli.cli import exit_codes
-        from anomaly_cli.cli.output import Output
 
         try:
             rv = super().main(argv, prog_name, complete_var, False, **extra)
         except UsageError as e:
+            # under --json the error document on stdout; else, where stderr is JSON lines, a command_failed event
             command = " ".join(["anomaly", *[a for a in argv if not a.startswith("-")][:2]])
             code = "invalid_value" if isinstance(e, typer.BadParameter) else "usage"
-            Output(json_mode=True).error(code, e.format_message(), hint=f"{command} --help")
+            Output(json_mode=json_out).error(code, e.format_message(), hint=f"{command} --help", exit_code=e.exit_code)
             sys.exit(e.exit_code)
         except ClickException as e:
             e.show()

@@ -2,7 +2,8 @@
 
 Every command prints through :class:`~anomaly_cli.cli.output.Output`: under ``--json`` a failure
 is exactly one ``{"error": {...}}`` document on stdout, without it a human ``error (code): ...``
-line on stderr and nothing on stdout; the exit code is the same either way. No command module
+line on stderr (a ``command_failed`` JSON event where stderr carries JSON lines) and nothing on
+stdout; the exit code is the same either way. No command module
 passes a ``json_mode`` flag by hand or writes JSON itself.
 """
 
@@ -63,10 +64,17 @@ def test_a_failure_is_one_json_document_under_json_and_a_human_line_without(
     error = json.loads(lines[0])["error"]
     assert error["code"] == code and error["message"]
     # AND without --json: the same exit code, nothing on stdout, the same code on stderr for a person
-    r = _run(args, env, tmp_path, json_out=False)
+    r = _run(args, env | {"LOG_FORMAT": "console"}, tmp_path, json_out=False)
     assert r.exit_code == exit_code, r.output
     assert r.stdout == ""
     assert f"error ({code}): " in r.stderr
+    # AND where stderr carries JSON lines (not a terminal): the error is one event like the others
+    r = _run(args, env, tmp_path, json_out=False)
+    assert r.exit_code == exit_code and r.stdout == ""
+    failed = [json.loads(line) for line in r.stderr.splitlines() if '"command_failed"' in line]
+    assert [(e["level"], e["code"], e["exit_code"]) for e in failed] == [("ERROR", code, exit_code)], r.stderr
+    for line in r.stderr.splitlines():
+        json.loads(line)
 
 
 def test_no_command_passes_json_mode_by_hand_or_writes_json_itself() -> None:

@@ -76,3 +76,27 @@ def test_log_format_chooses_the_renderer(tmp_path: Path) -> None:
             assert json.loads(r.stderr)["event"] == "hello"
         else:
             assert "hello" in r.stderr and not r.stderr.startswith("{")
+
+
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (["state", "show", "2025-13-01"], "invalid_value", ["argument DATE", "month must be in 1..12"]),
+        (["discover", "--no-such-flag"], "usage", ["--no-such-flag"]),
+        (["state", "show", "2025-12-20"], "state_not_found", ["2025-12-20", "anomaly sandbox"]),
+        (["seed-sqs"], "usage", ["seed-sqs needs a source"]),
+    ],
+    ids=["bad-date", "bad-flag", "not-found", "no-source"],
+)
+def test_a_failing_command_s_error_is_a_json_event_too(
+    args: list[str], code: str, words: list[str], tmp_path: Path
+) -> None:
+    # GIVEN stderr is not a terminal WHEN a command fails (usage errors included) THEN its error is
+    # one command_failed event among JSON lines, not a human line in the JSON stream
+    r = run(["-m", "anomaly_cli", *args], tmp_path)
+    assert r.returncode in (1, 2), r.stderr
+    events = assert_json_lines(r.stderr)
+    failed = [e for e in events if e["event"] == "command_failed"]
+    assert len(failed) == 1 and failed[0]["code"] == code and failed[0]["exit_code"] == r.returncode
+    assert all(w in failed[0]["message"] + (failed[0]["hint"] or "") for w in words), failed[0]
+    assert r.stdout == ""

@@ -90,6 +90,15 @@ def test_work_shows_its_live_panel_and_human_lines_not_json(tmp_path: Path) -> N
     assert not any("message_buffered" in line or "batch_dispatched" in line for line in lines)
 
 
+def test_an_error_on_a_terminal_is_for_a_person(tmp_path: Path) -> None:
+    rc, lines = on_terminal(["state", "show", "2025-13-01"], tmp_path, timeout=120)
+    assert rc == 2
+    assert any("Invalid value for argument DATE" in line for line in lines), lines
+    rc, lines = on_terminal(["seed-sqs"], tmp_path, timeout=120)
+    assert rc == 2 and any(line.startswith("error (usage): seed-sqs needs a source") for line in lines), lines
+    assert_no_json(lines)
+
+
 @pytest.mark.slow
 def test_demo_shows_progress_bars_not_json(tmp_path: Path) -> None:
     rc, lines = on_terminal(["demo", "--students", "5"], tmp_path)

@@ -209,7 +209,7 @@ def _run(
         code = exit_codes.RET_INTERRUPTED
     elif report.error is not None:
         code = exit_codes.for_exception(report.error)
-        o.error(report.error.code, str(report.error), hint=report.error.hint)
+        o.error(report.error.code, str(report.error), hint=report.error.hint, exit_code=code)
     if report.lingering or code == exit_codes.RET_INTERRUPTED:
         # threads stuck in downloads must not hold the exit: everything held was released already
         sys.stdout.flush()
