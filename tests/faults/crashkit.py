@@ -290,6 +290,28 @@ class Verdict:
         )
 
 
+def doomed_worker(
+    settings: Settings, *, sqs: Any, db: Any, model: Any, switch: KillSwitch, ledger: Ledger, **kwargs: Any
+) -> tuple[Any, CountingScreen]:
+    """A real worker whose every outside call (SQS, Mongo, downloads, the screening) goes through
+    ``switch``: once it trips, the worker reaches nothing more, as if its process died. Returns the
+    worker and its screen; ``kwargs`` go to ``build_worker`` (policy, worker_id ...)."""
+    from anomaly_cli.adapters.storage import Fetcher
+    from anomaly_cli.worker.factory import build_worker
+
+    screen = CountingScreen(model, switch)
+    worker = build_worker(
+        settings,
+        sqs_client=SqsProxy(sqs, switch, ledger),
+        db=DbProxy(db, switch),
+        model_version=model.version,
+        screen=screen,
+        fetcher=FetcherProxy(Fetcher(settings), switch),
+        **kwargs,
+    )
+    return worker, screen
+
+
 def make_recordings(n: int, seed: int) -> list[bytes]:
     """``n`` distinct short WAV recordings (different synthetic children, so no two are duplicates)."""
     import numpy as np
@@ -339,7 +361,6 @@ def run_scenario(
     ``sqs`` is a boto3 client (moto), ``mongo`` a Mongo double client, ``server`` an audio HTTP server
     with ``put(path, bytes) -> url`` and ``base``.
     """
-    from anomaly_cli.adapters.storage import Fetcher
     from anomaly_cli.worker.factory import build_worker
     from anomaly_cli.worker.shutdown import AnyOf, IdleShutdown
     from tests.worker.conftest import make_item
@@ -373,14 +394,13 @@ def run_scenario(
     switch = KillSwitch(point, rng.randint(1, max(2, items // 2) if per_item else max(2, items // 10)))
     undo = shrink_claims(visibility)
     try:
-        doomed = CountingScreen(model, switch)
-        w1 = build_worker(
+        w1, doomed = doomed_worker(
             settings,
-            sqs_client=SqsProxy(sqs, switch, ledger),
-            db=DbProxy(db, switch),
-            model_version=model.version,
-            screen=doomed,
-            fetcher=FetcherProxy(Fetcher(settings), switch),
+            sqs=sqs,
+            db=db,
+            model=model,
+            switch=switch,
+            ledger=ledger,
             policy=AnyOf((IdleShutdown(3.0),)),
             worker_id="doomed",
             defer_seconds=1,

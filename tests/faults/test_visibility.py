@@ -19,11 +19,9 @@ from tests.faults.crashkit import (
     AllWritten,
     CountingScreen,
     Crash,
-    DbProxy,
-    FetcherProxy,
     KillSwitch,
     Ledger,
-    SqsProxy,
+    doomed_worker,
     make_recordings,
     recorded,
     shrink_claims,
@@ -119,14 +117,13 @@ def _crash_mid_download(sqs_client: Any, make_queue: Any, mongo: Any, audio_serv
     settings = _settings(url, audio_server)
     ledger = Ledger(db[RESULTS])
     switch = KillSwitch("never", 0)
-    doomed_screen = CountingScreen(loaded_model, switch)
-    doomed = build_worker(
+    doomed, doomed_screen = doomed_worker(
         settings,
-        sqs_client=SqsProxy(sqs_client, switch, ledger),
-        db=DbProxy(db, switch),
-        model_version=loaded_model.version,
-        screen=doomed_screen,
-        fetcher=FetcherProxy(Fetcher(settings), switch),
+        sqs=sqs_client,
+        db=db,
+        model=loaded_model,
+        switch=switch,
+        ledger=ledger,
         worker_id="doomed",
         policy=AnyOf((IdleShutdown(30.0),)),
     )
