@@ -24,7 +24,7 @@ from anomaly_cli.cli import exit_codes
 from tests.conftest import queue_counts
 from tests.faults.crashkit import make_recordings
 from tests.worker.conftest import audio_server, wait_until  # noqa: F401
-from tests.worker.test_signals import events
+from tests.worker.test_signals import events, spawn_work
 
 
 @pytest.fixture
@@ -74,18 +74,6 @@ def push(tmp_path: Path, env: dict[str, str], urls: list[str]) -> None:
     assert done.returncode == exit_codes.RET_OK, done.stderr[-2000:]
 
 
-def work(tmp_path: Path, env: dict[str, str], name: str, *extra: str) -> tuple[subprocess.Popen, Path]:
-    log = tmp_path / f"{name}.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "anomaly_cli", "work", *extra],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-    )
-    return proc, log
-
-
 def inserted(log: Path) -> int:
     return sum(e.get("inserted", 0) for e in events(log) if e.get("event") == "results_upserted")
 
@@ -130,7 +118,7 @@ def test_sigkill_messages_come_back_and_the_next_worker_completes_each_once(
     urls = [audio_server.put(f"/k{i}.wav", recs[i], delay=60.0) for i in range(n)]
     env = env_for(moto_server, url, audio_server.base, model_dir)
     push(tmp_path, env, urls)
-    first, first_log = work(tmp_path, env, "first")
+    first, first_log = spawn_work(tmp_path, env, "first")
     try:
         wait_until(lambda: audio_server.active >= 2, timeout=120)  # downloads really are in flight
         tree = descendants(first.pid)
@@ -148,7 +136,7 @@ def test_sigkill_messages_come_back_and_the_next_worker_completes_each_once(
     wait_until(lambda: queue_counts(sqs, url)["visible"] == n, timeout=60, interval=0.2)
     for path in audio_server.delay:
         audio_server.delay[path] = 0.0
-    second, second_log = work(tmp_path, env, "second", "--idle-exit", "3")
+    second, second_log = spawn_work(tmp_path, env, "second", "--idle-exit", "3")
     try:
         rc = second.wait(timeout=180)
     finally:
@@ -170,7 +158,7 @@ def test_sigterm_finishes_in_flight_items_within_the_drain_deadline(
     urls = [audio_server.put(f"/t{i}.wav", recs[i], delay=3.0) for i in range(n)]
     env = env_for(moto_server, url, audio_server.base, model_dir)
     push(tmp_path, env, urls)
-    proc, log = work(tmp_path, env, "term", "--drain-seconds", "120")
+    proc, log = spawn_work(tmp_path, env, "term", "--drain-seconds", "120")
     try:
         wait_until(lambda: audio_server.active >= 1, timeout=120)
         in_flight = audio_server.active  # items were in flight when the signal came

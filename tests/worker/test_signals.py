@@ -50,7 +50,12 @@ def start_worker(
             "LOG_LEVEL": "INFO",
         }
     )
-    log = tmp_path / "worker.log"
+    return spawn_work(tmp_path, env, "worker", *extra)
+
+
+def spawn_work(tmp_path: Path, env: dict[str, str], name: str, *extra: str) -> tuple[subprocess.Popen, Path]:
+    """``anomaly work`` as a real process with ``env``; its stderr (the JSON events) in ``<name>.log``."""
+    log = tmp_path / f"{name}.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "anomaly_cli", "work", *extra],
         env=env,
