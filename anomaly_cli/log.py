@@ -24,9 +24,12 @@ import json
 import logging
 import sys
 import warnings
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from anomaly_cli.redact import redact_text, redact_url
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 LOGGER_NAME = "anomaly"
 _URL_KEYS = {"audio_url", "audio_s3_url", "url", "input"}
@@ -125,12 +128,12 @@ class _ConsoleHandler:
     only imported here)."""
 
     @staticmethod
-    def make(console: Any) -> logging.Handler:
+    def make(console: Console | None) -> logging.Handler:
         from rich.logging import RichHandler
         from rich.text import Text
 
         class Handler(RichHandler):
-            def render_message(self, record: logging.LogRecord, message: str) -> Any:
+            def render_message(self, record: logging.LogRecord, message: str) -> Text:
                 style = {logging.WARNING: "yellow", logging.ERROR: "bold red"}.get(record.levelno, "")
                 if record.levelno >= logging.ERROR:
                     style = "bold red"
@@ -160,7 +163,7 @@ def resolve_format(fmt: str, stream: TextIO) -> str:
 
 
 def configure_logging(
-    level: str = "INFO", stream: TextIO | None = None, *, fmt: str = "json", console: Any = None
+    level: str = "INFO", stream: TextIO | None = None, *, fmt: str = "json", console: Console | None = None
 ) -> str:
     """Send the ``anomaly`` loggers (and Python warnings) to ``stream`` (stderr) at ``level``.
 

@@ -9,6 +9,7 @@ indexes. Recording URLs are printed through :func:`~anomaly_cli.redact.redact_ur
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -89,8 +90,8 @@ class InspectReport:
     duplicates_flagged: int = 0  # = duplicates.copies
     duplicates: C.ClusterSummary = field(default_factory=C.ClusterSummary)
     reuse: C.ClusterSummary = field(default_factory=C.ClusterSummary)
-    processed_from: Any = None
-    processed_to: Any = None
+    processed_from: dt.datetime | None = None
+    processed_to: dt.datetime | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -255,8 +256,6 @@ def flat_row(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
-    import datetime as dt
-
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from anomaly_cli.cli import context, exit_codes, output
 from anomaly_cli.cli.commands._progress import progress
+
+if TYPE_CHECKING:
+    from anomaly_cli.model.engine import LoadedModel
 
 app = typer.Typer(no_args_is_help=True, help="Train, evaluate and describe the screening model.")
 
@@ -169,7 +172,7 @@ def info_cmd(
     o.result(payload, lambda: _render_info(model, programme))
 
 
-def _render_info(model: Any, programme: dict[str, Any]) -> None:
+def _render_info(model: LoadedModel, programme: dict[str, Any]) -> None:
     from rich.table import Table
 
     meta = model.metadata

@@ -15,7 +15,7 @@ from anomaly_cli.cli.params import DateArgument
 
 if TYPE_CHECKING:
     from anomaly_cli.ops.results import InspectReport
-    from anomaly_cli.results.repository import DuplicateLink
+    from anomaly_cli.results.repository import DuplicateLink, SweepReport
 
 app = typer.Typer(no_args_is_help=True, help="Inspect, explain, de-duplicate and report screening results.")
 app.command("report")(report_cmd.command)
@@ -327,7 +327,7 @@ def dedupe(
     o.result(payload, lambda: _render_dedupe(report, test_date, dry_run))
 
 
-def _render_dedupe(report: Any, test_date: str, dry_run: bool) -> None:
+def _render_dedupe(report: SweepReport, test_date: str, dry_run: bool) -> None:
     t = fact_table(f"duplicate sweep {test_date}" + (" (dry run: nothing flagged)" if dry_run else ""), numbers=True)
     t.add_row("results scanned", str(report.scanned))
     t.add_row("clusters", str(len(report.clusters)))

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.output import Output, err, interactive, out
 from anomaly_cli.log import get_logger
+
+if TYPE_CHECKING:
+    from anomaly_cli.config import Settings
+    from anomaly_cli.ops.sandbox import Sandbox
 
 log = get_logger("sandbox")
 
@@ -226,9 +230,10 @@ def _completer(root: Any) -> Any:
     return TyperCompleter()
 
 
-def _banner(sandbox: Any, base: Any, *, interactive: bool) -> None:
+def _banner(sandbox: Sandbox, base: Settings, *, interactive: bool) -> None:
     """Where everything is (stdout: it is the data of this command), and how to reach it from elsewhere."""
     i = sandbox.info
+    assert i is not None  # the banner is shown once the sandbox has started
     loaded = ", ".join(f"{v} {k}" for k, v in sandbox.loaded.items()) or "nothing (empty source collection)"
     o = out()
     o.print("[bold]anomaly sandbox[/]: commands run here share one MongoDB double and one moto server", highlight=False)
