@@ -13,6 +13,8 @@ Placeholders (an HTML comment alone on its line):
   ``(env NAME ...)``, e.g. ``--concurrency`` "Downloads in flight (env MAX_CONCURRENCY)";
 - ``<!-- EXIT_CODES -->``: ``anomaly_cli.cli.exit_codes`` with each constant's ``#:`` comment;
 - ``<!-- LOG_EVENTS -->``: every ``log.<level>("event", ...)`` call in ``anomaly_cli/`` (read with ``ast``);
+- ``<!-- RETRY_TABLE -->`` / ``<!-- RETRY_TABLE_SHORT -->``: the retry policies of ``anomaly_cli.retry``
+  (``retry.table()``), in full or compact (the README's);
 - site only: ``<!-- README -->`` (the README's fragments, for the home page) and
   ``<!-- INCLUDE path -->`` (a file of the repository, e.g. BENCHMARKS.md, without its title).
 
@@ -35,6 +37,7 @@ DOCS = ROOT / "docs"
 FRAGMENTS = DOCS / "readme"
 sys.path.insert(0, str(ROOT))
 
+from anomaly_cli import retry  # noqa: E402 - after the sys.path line: runs from a clone without an install
 from anomaly_cli.cli import exit_codes  # noqa: E402 - after the sys.path line: runs from a clone without an install
 from anomaly_cli.cli.completions import PROG, click_tree  # noqa: E402 - after the sys.path line: runs from a clone without an install
 from anomaly_cli.config import setting_fields  # noqa: E402 - after the sys.path line: runs from a clone without an install
@@ -191,6 +194,10 @@ def fill(text: str, *, site: bool = False) -> str:
             return exit_table()
         if name == "LOG_EVENTS":
             return events_table()
+        if name == "RETRY_TABLE":
+            return retry.table()
+        if name == "RETRY_TABLE_SHORT":
+            return retry.table(compact=True)
         if site and name == "README":
             return readme_body()
         if site and name == "INCLUDE" and arg:

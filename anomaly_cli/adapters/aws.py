@@ -1,6 +1,6 @@
 """AWS clients (SQS, S3) built one way: the configured region and endpoint override, and botocore's
-own retries turned down, because the callers' retries decide (tenacity in storage, the SQS adapter's
-batch retries, the worker loop).
+own retries turned down, because the callers' retries decide (the policies of :mod:`anomaly_cli.retry`:
+storage's downloads, the SQS adapter's calls and batches, the worker loop's pauses).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from anomaly_cli.config import Settings
 
 
 def boto_config(settings: Settings | None = None, *, connect_timeout: float = 5.0, read_timeout: float = 30.0) -> Any:
-    """botocore config with its own retries turned down: our tenacity / loop retries decide."""
+    """botocore config with its own retries turned down: :mod:`anomaly_cli.retry`'s policies decide."""
     from botocore.config import Config
 
     return Config(

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
+from anomaly_cli import retry
 from anomaly_cli.errors import ConfigError, QueueError, QueueUnavailable
 from anomaly_cli.sqs_quotas import (
     MAX_BATCH_ENTRIES,
@@ -77,6 +78,17 @@ class BatchOutcome:
     failed: list[BatchFailure] = field(default_factory=list)
 
 
+class Unsent(QueueUnavailable):
+    """Raised inside a batch call's retries when SQS answered but left entries unsent (``Failed[]``
+    without a sender fault): transient, so the policy sends those entries again."""
+
+    code = "batch_entries_unsent"
+
+    def __init__(self, failures: list[BatchFailure]):
+        super().__init__(f"{len(failures)} entries unsent: " + ", ".join(sorted({f.code for f in failures})))
+        self.failures = failures
+
+
 def chunks(seq: Sequence[Any], size: int = MAX_BATCH_ENTRIES) -> Iterable[Sequence[Any]]:
     for i in range(0, len(seq), size):
         yield seq[i : i + size]
@@ -84,72 +96,145 @@ def chunks(seq: Sequence[Any], size: int = MAX_BATCH_ENTRIES) -> Iterable[Sequen
 
 class SqsQueue:
     """One queue. Every batch call checks ``Failed[]`` and retries only the entries that can
-    succeed (``SenderFault == false``) with exponential backoff and jitter."""
+    succeed (``SenderFault == false``), under the one budget of :data:`anomaly_cli.retry.SQS_BATCH`:
+    a throttled call and a partly failed one each spend one of its calls, so a chunk of 10 entries
+    costs at most ``attempts`` calls. Other calls follow :data:`~anomaly_cli.retry.SQS_CALL`;
+    ``ReceiveMessage`` is tried once (the worker loop pauses and polls again).
+
+    ``retries`` (when given) makes every policy ``retries + 1`` calls (``doctor`` and the metrics
+    probe ask once more at most); ``sleep`` and ``rng`` are injectable for tests.
+    """
 
     def __init__(
         self,
         client: SqsClient,
         url: str,
         *,
-        retries: int = 4,
-        base_delay: float = 0.2,
+        retries: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
     ):
         if not url:
             raise ConfigError("SQS_QUEUE_URL is not set: no queue to use", field="SQS_QUEUE_URL")
         self.client = client
         self.url = url
-        self.retries = retries
-        self.base_delay = base_delay
+        self.call_policy = retry.SQS_CALL if retries is None else retry.SQS_CALL.with_attempts(retries + 1)
+        self.batch_policy = retry.SQS_BATCH if retries is None else retry.SQS_BATCH.with_attempts(retries + 1)
         self._sleep = sleep
+        self._rng = rng
 
     @property
     def is_fifo(self) -> bool:
         return self.url.endswith(".fifo")
 
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        """Call ``fn`` retrying transient failures a few times with backoff."""
-        attempt = 0
-        while True:
-            try:
-                return fn(**kwargs)
-            except Exception as e:  # translated below
-                err = translate(e, what)
-                attempt += 1
-                if not isinstance(err, QueueUnavailable) or attempt > self.retries:
-                    raise err from e
-                self._sleep(self._backoff(attempt))
+        """Call ``fn`` retrying transient failures (:data:`~anomaly_cli.retry.SQS_CALL`)."""
+        for attempt in self.call_policy.retrying(sleep=self._sleep, rng=self._rng):
+            with attempt:
+                try:
+                    return fn(**kwargs)
+                except Exception as e:  # translated: QueueUnavailable is retried, QueueError raised
+                    raise translate(e, what) from e
+        raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
 
-    def _backoff(self, attempt: int) -> float:
-        return float(min(5.0, self.base_delay * (2 ** (attempt - 1))) * (0.5 + random.random()))
+    def _batch(
+        self,
+        what: str,
+        fn: Callable[..., Any],
+        entries: list[dict[str, Any]],
+        *,
+        policy: retry.Policy | None = None,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
+        deadline: float | None = None,
+        on_retry: Callable[[int, float, BaseException], None] | None = None,
+    ) -> BatchOutcome:
+        """Send ``entries`` (<= 10, each with ``Id``) until every one succeeded or failed for good.
 
-    def _batch(self, what: str, fn: Callable[..., Any], entries: list[dict[str, Any]]) -> BatchOutcome:
-        """Send ``entries`` (<= 10, each with ``Id``) retrying per-entry non-sender failures."""
+        One budget of calls (``policy``, :data:`~anomaly_cli.retry.SQS_BATCH` by default) covers a
+        whole call that failed transiently and the entries ``Failed[]`` names without a sender
+        fault. What is still unsent when it runs out (or when an interruptible ``sleep`` is
+        interrupted) is reported failed; when no entry was ever answered, the last transient
+        error is raised instead. A permanent error (no queue, no access) is raised at once.
+        ``deadline`` is on ``clock`` (a patience: :meth:`~anomaly_cli.retry.Policy.retrying`).
+        """
         outcome = BatchOutcome()
-        pending = list(entries)
-        attempt = 0
-        while pending:
-            resp = self._call(what, fn, QueueUrl=self.url, Entries=pending)
-            outcome.succeeded.extend(s["Id"] for s in resp.get("Successful", []))
-            retry: list[dict[str, Any]] = []
-            by_id = {e["Id"]: e for e in pending}
-            for f in resp.get("Failed", []) or []:
-                failure = BatchFailure(f["Id"], f.get("Code", ""), f.get("Message", ""), bool(f.get("SenderFault")))
-                if not failure.sender_fault and attempt < self.retries and f["Id"] in by_id:
-                    retry.append(by_id[f["Id"]])
-                else:
-                    outcome.failed.append(failure)
-            pending = retry
-            if pending:
-                attempt += 1
-                self._sleep(self._backoff(attempt))
+        pending = {e["Id"]: e for e in entries}
+        last: dict[str, BatchFailure] = {}
+        answered = False
+        p = policy or self.batch_policy
+        retrying = p.retrying(
+            sleep=sleep or self._sleep,
+            rng=self._rng,
+            clock=clock or time.monotonic,
+            deadline=deadline,
+            deadline_is_patience=deadline is not None,
+            before_sleep=on_retry,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    try:
+                        resp = fn(QueueUrl=self.url, Entries=list(pending.values()))
+                    except Exception as e:  # translated: QueueUnavailable is retried, QueueError raised
+                        error = translate(e, what)
+                        if isinstance(error, QueueUnavailable):
+                            for i in pending:
+                                last[i] = BatchFailure(i, error.code, str(error), False)
+                        raise error from e
+                    answered = True
+                    for s in resp.get("Successful", []) or []:
+                        if pending.pop(s["Id"], None) is not None:
+                            outcome.succeeded.append(s["Id"])
+                    for f in resp.get("Failed", []) or []:
+                        failure = BatchFailure(
+                            f["Id"], f.get("Code", ""), f.get("Message", ""), bool(f.get("SenderFault"))
+                        )
+                        if failure.sender_fault:
+                            if pending.pop(f["Id"], None) is not None:
+                                outcome.failed.append(failure)
+                        else:
+                            last[f["Id"]] = failure
+                    if pending:
+                        raise Unsent([last.get(i) or BatchFailure(i, "unanswered", "", False) for i in pending])
+        except Unsent:
+            pass  # the budget ran out with entries SQS kept refusing: reported below
+        except QueueUnavailable:
+            if not answered:  # SQS never answered this chunk: its error is the caller's to handle
+                raise
+        except retry.Interrupted:
+            pass  # a stop signal during a wait: what is unsent is reported below
+        outcome.failed += [last.get(i) or BatchFailure(i, "unanswered", "", False) for i in pending]
         return outcome
 
-    def send_batch(self, entries: list[dict[str, Any]]) -> BatchOutcome:
-        """``SendMessageBatch`` in chunks of 10; entries are dicts with ``Id``, ``MessageBody`` ..."""
+    def send_batch(
+        self,
+        entries: list[dict[str, Any]],
+        *,
+        policy: retry.Policy | None = None,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
+        deadline: float | None = None,
+        on_retry: Callable[[int, float, BaseException], None] | None = None,
+    ) -> BatchOutcome:
+        """``SendMessageBatch`` in chunks of 10; entries are dicts with ``Id``, ``MessageBody`` ...
+
+        A caller with more patience than :data:`~anomaly_cli.retry.SQS_BATCH` passes its own
+        ``policy`` (and ``sleep``, ``clock``, ``deadline``, ``on_retry``) instead of retrying
+        around this call (discovery: :data:`~anomaly_cli.retry.DISCOVERY_SEND`).
+        """
         out = BatchOutcome()
         for chunk in chunks(entries):
-            res = self._batch("SendMessageBatch", self.client.send_message_batch, list(chunk))
+            res = self._batch(
+                "SendMessageBatch",
+                self.client.send_message_batch,
+                list(chunk),
+                policy=policy,
+                sleep=sleep,
+                clock=clock,
+                deadline=deadline,
+                on_retry=on_retry,
+            )
             out.succeeded += res.succeeded
             out.failed += res.failed
         return out
@@ -193,7 +278,7 @@ class SqsQueue:
         }
         if visibility_timeout is not None:
             kwargs["VisibilityTimeout"] = max(0, min(visibility_timeout, MAX_VISIBILITY_TIMEOUT_SECONDS))
-        # One attempt: the worker loop owns the backoff for receive failures.
+        # One call (retry.SQS_RECEIVE): the worker loop pauses and polls again (retry.RECEIVE_PAUSE).
         try:
             resp = self.client.receive_message(**kwargs)
         except Exception as e:

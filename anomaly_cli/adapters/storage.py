@@ -2,9 +2,10 @@
 
 - Separate connect and read timeouts per attempt, and an overall deadline per download that
   spans attempts and is checked while streaming, so a server dripping a byte a second is cut off.
-- Retries (tenacity, exponential backoff with jitter) only for transient failures: timeouts,
-  resets, 5xx, 429/throttling/SlowDown. botocore's own retries are off (``adapters.aws.make_client``)
-  so the two never multiply. 404/NoSuchKey -> :class:`NotFound`, 401/403 -> :class:`AccessDenied`.
+- Retries (:data:`anomaly_cli.retry.S3_GET`: ``FETCH_RETRIES`` calls, backoff with jitter, none
+  started after the deadline) only for transient failures: timeouts, resets, 5xx,
+  429/throttling/SlowDown. botocore's own retries are off (``adapters.aws.make_client``) so the
+  two never multiply. 404/NoSuchKey -> :class:`NotFound`, 401/403 -> :class:`AccessDenied`.
 - The byte cap is enforced while streaming (and up front from Content-Length).
 - http(s): every hop (the first request and each redirect, followed by hand) passes the
   allowlist and the address check; the connection goes to the address that was checked (TLS
@@ -25,6 +26,7 @@ from anomaly_cli.adapters.urls import Allowlist, AudioUrl, ensure_allowlist, par
 from anomaly_cli.config import Settings
 from anomaly_cli.log import get_logger
 from anomaly_cli.redact import redact_text, redact_url
+from anomaly_cli.retry import S3_GET
 
 if TYPE_CHECKING:
     from anomaly_cli.adapters.protocols import S3Client
@@ -97,40 +99,21 @@ class Fetcher:
     # ----- public ------------------------------------------------------------------------
     def fetch(self, url: str) -> FetchedAudio:
         """Fetch ``url`` (s3:// or https) with retries; raises a :class:`errors.FetchError` subclass."""
-        from tenacity import (
-            RetryCallState,
-            Retrying,
-            retry_if_exception_type,
-            stop_after_attempt,
-            wait_exponential_jitter,
-        )
-
         started = time.monotonic()
         deadline = started + self.settings.fetch_deadline_seconds
         target = parse_audio_url(url)  # InvalidUrl / UrlNotAllowed are permanent: no retry
         if not self.allowlist:
             raise E.UrlNotAllowed("AUDIO_URL_ALLOWLIST is empty: nothing may be fetched")
 
-        def past_deadline(state: RetryCallState) -> bool:
-            return time.monotonic() + (state.upcoming_sleep or 0) >= deadline
-
-        def before_sleep(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome is not None else None  # set before any sleep
+        def before_sleep(attempt: int, seconds: float, error: BaseException) -> None:
             log.warning(
-                "fetch_retrying",
-                url=url,
-                attempt=state.attempt_number,
-                error=E.error_code(error) if error is not None else "",
-                reason=str(error),
+                "fetch_retrying", url=url, attempt=attempt, error=E.error_code(error), reason=str(error), wait_s=seconds
             )
 
-        retrying = Retrying(
-            retry=retry_if_exception_type(E.FetchTransient),
-            # a plain callable works as a stop condition; tenacity's annotations only name its stop classes
-            stop=stop_after_attempt(self.settings.fetch_retries) | past_deadline,  # type: ignore[operator]
-            wait=wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5),
+        retrying = S3_GET.with_attempts(self.settings.fetch_retries).retrying(
             sleep=self._sleep,
-            reraise=True,
+            retry_on=lambda e: isinstance(e, E.FetchTransient),
+            deadline=deadline,  # no attempt starts after the download deadline
             before_sleep=before_sleep,
         )
         attempts = 0

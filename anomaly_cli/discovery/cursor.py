@@ -18,23 +18,26 @@ the cursor dies (:class:`~anomaly_cli.errors.CursorLost`, or MongoDB unavailable
 - reopening is bounded: after ``max_reopens`` deaths in a row with no page returned between them,
   the last error is raised (the run fails, the watermark stays where the last decided row put it).
   A network error waits (``backoff``, doubling to ``max_backoff``) before reopening, on the stop
-  flag so that a signal still stops the run; an idle-timeout kill reopens at once.
+  flag so that a signal still stops the run; an idle-timeout kill reopens at once. The numbers
+  are the policy :data:`anomaly_cli.retry.CURSOR_REOPEN`, run by tenacity.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Iterator, Mapping
 
 from anomaly_cli.adapters.mongo import mongo_errors
 from anomaly_cli.discovery.state import WatermarkKey, watermark_doc
 from anomaly_cli.errors import CursorLost, MongoUnavailable
 from anomaly_cli.log import get_logger
+from anomaly_cli.retry import CURSOR_REOPEN
 
 log = get_logger("discovery")
 
-MAX_REOPENS = 8
-BACKOFF_SECONDS = 1.0
-MAX_BACKOFF_SECONDS = 30.0
+MAX_REOPENS = CURSOR_REOPEN.attempts - 1 if CURSOR_REOPEN.attempts else 8
+BACKOFF_SECONDS = CURSOR_REOPEN.first
+MAX_BACKOFF_SECONDS = CURSOR_REOPEN.cap
 
 
 class StopRequested(Exception):
@@ -82,38 +85,45 @@ class ResumableRows:
 
     def next_page(self, limit: int) -> list[Any]:
         """The next page (empty at the end), reopening the cursor as often as it dies."""
-        deaths = 0
-        delay = self.backoff
-        while True:
-            try:
-                with mongo_errors("discovery page fetch"):
-                    if self._it is None:
-                        self._start()
-                    page = self._take(self._it, limit)
-            except MongoUnavailable as e:  # CursorLost is one
-                deaths += 1
-                self.reopens += 1
-                self.close()
-                log.warning(
-                    "discovery_cursor_reopened",
-                    reason=type(e.__cause__ or e).__name__,
-                    after=watermark_doc(self.position) if self.position else None,
-                    attempt=deaths,
-                    **self.context,
-                )
-                if deaths > self.max_reopens:
+        policy = replace(CURSOR_REOPEN, attempts=self.max_reopens + 1, first=self.backoff, cap=self.max_backoff)
+        network_waits = 0
+
+        def delay(attempt: int, error: BaseException) -> float:
+            nonlocal network_waits
+            if isinstance(error, CursorLost):  # killed when idle: the server is fine, reopen at once
+                return 0.0
+            network_waits += 1
+            return policy.delay(network_waits)
+
+        def sleep(seconds: float) -> None:
+            if seconds > 0 and self._wait(seconds):
+                raise StopRequested()
+
+        retrying = policy.retrying(sleep=sleep, retry_on=lambda e: isinstance(e, MongoUnavailable), wait=delay)
+        for attempt in retrying:
+            with attempt:
+                try:
+                    with mongo_errors("discovery page fetch"):
+                        if self._it is None:
+                            self._start()
+                        page = self._take(self._it, limit)
+                except MongoUnavailable as e:  # CursorLost is one
+                    self.reopens += 1
+                    self.close()
+                    log.warning(
+                        "discovery_cursor_reopened",
+                        reason=type(e.__cause__ or e).__name__,
+                        after=watermark_doc(self.position) if self.position else None,
+                        attempt=attempt.retry_state.attempt_number,
+                        **self.context,
+                    )
                     raise
-                if not isinstance(e, CursorLost):
-                    if self._wait(delay):
-                        raise StopRequested() from e
-                    delay = min(self.max_backoff, delay * 2)
-                continue
-            for c in page:
-                if c.key is not None:
-                    self.position = c.key
-                elif self.position is None:
-                    self.keyless_out += 1
-            return page
+        for c in page:
+            if c.key is not None:
+                self.position = c.key
+            elif self.position is None:
+                self.keyless_out += 1
+        return page
 
     def close(self) -> None:
         """Close the current cursor (a dead one may refuse: nothing is lost then)."""

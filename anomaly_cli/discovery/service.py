@@ -34,9 +34,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
+from anomaly_cli import errors, retry
 from anomaly_cli.adapters.mongo import mongo_errors
 from anomaly_cli.adapters.protocols import Database, ReadCollection
-from anomaly_cli.adapters.sqs import BatchFailure, BatchOutcome, SqsQueue, chunks
+from anomaly_cli.adapters.sqs import BatchOutcome, SqsQueue, chunks
 from anomaly_cli.config import MODES, Settings
 from anomaly_cli.contract import (
     RejectedRow,
@@ -51,7 +52,6 @@ from anomaly_cli.discovery.cursor import ResumableRows, StopRequested
 from anomaly_cli.discovery.enqueue_log import EnqueueLog
 from anomaly_cli.discovery.pipeline import build_pipeline, first_match
 from anomaly_cli.discovery.state import StateRepository, WatermarkKey, now_utc, watermark_doc, watermark_key
-from anomaly_cli.errors import QueueUnavailable
 from anomaly_cli.log import get_logger
 from anomaly_cli.results.lookup import existing_results
 from anomaly_cli.sqs_quotas import MAX_BATCH_ENTRIES
@@ -734,56 +734,48 @@ class DiscoveryService:
         return sent, failed
 
     def _send_patiently(self, test_date: str, page_no: int, entries: list[dict[str, Any]]) -> BatchOutcome:
-        """``send_batch``, resending what SQS pushed back until it takes it or patience runs out.
+        """``send_batch`` under discovery's patience (:data:`anomaly_cli.retry.DISCOVERY_SEND`).
 
-        The queue adapter retries a call a few times within seconds; an SQS that throttles or
-        answers 5xx for minutes outlasts that. Here the entries still unsent with no sender fault
-        (and a whole call that failed as unavailable) are sent again after a backoff doubling
-        from 1 s to 30 s, for up to ``DISCOVERY_SEND_PATIENCE_SECONDS`` of the run's clock. The
-        lease is renewed at every wait (the run is alive, just waiting), the wait ends early on
-        a stop signal, and the cursor may time out meanwhile (it is reopened after the watermark:
-        :mod:`~anomaly_cli.discovery.cursor`). Only entries SQS did not take are resent, so the
-        duplicates this can make are those of a call that failed after SQS stored part of it,
-        which the result id (and a FIFO queue's deduplication id) absorb. When patience runs out
-        the rows stay unsent: the page fails and the watermark stays before them.
+        The queue adapter's own budget (a few calls within seconds) is outlasted by an SQS that
+        throttles or answers 5xx for minutes, so discovery hands the adapter a more patient policy
+        instead of retrying around it (the two would multiply): the entries still unsent with no
+        sender fault (and a whole call that failed as unavailable) are sent again after a backoff
+        doubling from 0.2 s to 30 s, at least 5 times and then for up to
+        ``DISCOVERY_SEND_PATIENCE_SECONDS`` of the run's clock. The lease is renewed at every wait
+        (the run is alive, just waiting), the wait ends early on a stop signal, and the cursor may
+        time out meanwhile (it is reopened after the watermark: :mod:`~anomaly_cli.discovery.cursor`).
+        Only entries SQS did not take are resent, so the duplicates this can make are those of a
+        call that failed after SQS stored part of it, which the result id (and a FIFO queue's
+        deduplication id) absorb. When patience runs out the rows stay unsent: the page fails and
+        the watermark stays before them (and when SQS never answered at all, its error ends the run).
         """
         assert self.queue is not None
-        deadline = self.clock() + dt.timedelta(seconds=self.s.discovery_send_patience_seconds)
-        pending = list(entries)
-        done = BatchOutcome()
-        delay = 1.0
-        while True:
-            failure: Exception | None = None
-            try:
-                outcome = self.queue.send_batch(pending)
-            except QueueUnavailable as e:
-                failure, outcome = e, BatchOutcome()
-                outcome.failed = [BatchFailure(en["Id"], e.code or "unavailable", str(e), False) for en in pending]
-            done.succeeded += outcome.succeeded
-            retry_ids = {f.id for f in outcome.failed if not f.sender_fault}
-            done.failed += [f for f in outcome.failed if f.sender_fault]
-            if not retry_ids:
-                return done
-            if self.clock() >= deadline or self.stop.is_set():
-                if failure is not None and not done.succeeded and len(retry_ids) == len(entries):
-                    raise failure
-                done.failed += [f for f in outcome.failed if not f.sender_fault]
-                return done
+
+        def clock() -> float:
+            return self.clock().timestamp()
+
+        def on_retry(attempt: int, seconds: float, error: BaseException) -> None:
+            failures = getattr(error, "failures", None)
             log.warning(
                 "enqueue_backoff",
                 test_date=test_date,
                 page=page_no,
-                unsent=len(retry_ids),
-                wait_s=delay,
-                codes=sorted({f.code for f in outcome.failed if not f.sender_fault}),
+                attempt=attempt,
+                unsent=len(failures) if failures is not None else len(entries),
+                wait_s=round(seconds, 3),
+                codes=sorted({f.code for f in failures}) if failures is not None else [errors.error_code(error)],
             )
-            if self.stop.wait(delay):
-                done.failed += [f for f in outcome.failed if not f.sender_fault]
-                return done
-            delay = min(30.0, delay * 2)
             with self._state_lock:
                 self.state.renew(test_date, self.holder)
-            pending = [en for en in pending if en["Id"] in retry_ids]
+
+        return self.queue.send_batch(
+            entries,
+            policy=retry.DISCOVERY_SEND,
+            sleep=retry.interruptible(self.stop.wait),
+            clock=clock,
+            deadline=clock() + self.s.discovery_send_patience_seconds,
+            on_retry=on_retry,
+        )
 
     # ----- dry run: the time-zone trap -----
     def _nearby_documents(self, test_date: str) -> int:

@@ -435,42 +435,30 @@ def ack_messages(
     acks: list[tuple[str, str]],
     stats: WorkerStats,
     batch_no: int = 0,
-    attempts: int = 3,
-    pause: float = 0.5,
 ) -> list[str]:
-    """Delete ``(id, receipt)`` pairs in batches of 10, retrying entries SQS reported in ``Failed[]``.
+    """Delete ``(id, receipt)`` pairs: one ``delete_batch``, retried by the queue adapter only.
 
+    The adapter retries a throttled call and the entries ``Failed[]`` names under one budget
+    (:data:`anomaly_cli.retry.SQS_BATCH`: at most 5 calls per chunk of 10); this layer adds no
+    attempts of its own, so an ack of ``k`` messages costs at most ``5 x ceil(k / 10)`` calls.
     Returns the ids still not deleted (logged as ``ack_failed``; their results are durable, so a
     redelivery is only counted as ``result_exists``).
     """
-    pending = list(acks)
-    deleted = 0
-    for attempt in range(1, attempts + 1):
-        try:
-            res = queue.delete_batch(pending)
-        except errors.AnomalyError as e:
+    try:
+        res = queue.delete_batch(acks)
+    except errors.AnomalyError as e:
+        log.warning("ack_failed", batch=batch_no, count=len(acks), error=e.code, reason=str(e)[:200])
+        failed_ids = [i for i, _ in acks]
+        deleted = 0
+    else:
+        deleted = len(res.succeeded)
+        failed_ids = [f.id for f in res.failed]
+        if res.failed:
             log.warning(
-                "ack_failed", batch=batch_no, count=len(pending), error=e.code, reason=str(e)[:200], attempt=attempt
+                "ack_failed", batch=batch_no, count=len(res.failed), errors=sorted({f.code for f in res.failed})
             )
-            time.sleep(pause * attempt)
-            continue
-        deleted += len(res.succeeded)
-        if not res.failed:
-            pending = []
-            break
-        failed = {f.id for f in res.failed}
-        log.warning(
-            "ack_failed",
-            batch=batch_no,
-            count=len(failed),
-            attempt=attempt,
-            errors=sorted({f.code for f in res.failed}),
-            will_retry=attempt < attempts,
-        )
-        pending = [p for p in pending if p[0] in failed]
-        time.sleep(pause * attempt)
     stats.add("acked", deleted)
-    if pending:
-        stats.add("ack_failed", len(pending))
-    log.info("processed_items_acked", batch=batch_no, acked=deleted, failed=len(pending))
-    return [p[0] for p in pending]
+    if failed_ids:
+        stats.add("ack_failed", len(failed_ids))
+    log.info("processed_items_acked", batch=batch_no, acked=deleted, failed=len(failed_ids))
+    return failed_ids

@@ -13,7 +13,8 @@ Stops:
 - a second signal (:class:`ForcedStop`), a tripped access-denied breaker, a lost queue or a
   broken process pool: release everything held and exit non-zero.
 MongoDB down: the failing batch's messages get a retry visibility and polling pauses with a
-growing backoff (one warning per pause, not one per message).
+growing backoff (:data:`anomaly_cli.retry.MONGO_PAUSE`, one warning per pause, not one per message);
+a failed receive pauses the same way (:data:`anomaly_cli.retry.RECEIVE_PAUSE`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from anomaly_cli import errors
+from anomaly_cli import errors, retry
 from anomaly_cli.adapters.protocols import WorkQueue
 from anomaly_cli.adapters.sqs import receive_count
 from anomaly_cli.config import Settings
@@ -46,9 +47,6 @@ from anomaly_cli.worker.shutdown import ForcedStop, NeverStop, ShutdownControlle
 from anomaly_cli.worker.stats import WorkerStats
 
 log = get_logger("worker")
-MONGO_BACKOFF_START = 1.0
-MONGO_BACKOFF_MAX = 60.0
-QUEUE_BACKOFF_MAX = 30.0
 #: How often the loop returns free heap pages to the OS (:func:`~anomaly_cli.worker.pool.trim_heap`).
 TRIM_SECONDS = 5.0
 
@@ -113,8 +111,8 @@ class Worker:
         self._buffer_since = 0.0
         self._batch_no = 0
         self._pause_until = 0.0
-        self._mongo_backoff = 0.0
-        self._queue_backoff = 0.0
+        self._mongo_failures = 0  # batches in a row that met MongoDB down (retry.MONGO_PAUSE)
+        self._queue_failures = 0  # receives in a row that failed (retry.RECEIVE_PAUSE)
         self._fatal: BaseException | None = None
 
     # ----- public ------------------------------------------------------------------------------
@@ -238,11 +236,12 @@ class Worker:
         try:
             msgs = self.queue.receive(n, wait_s, self.s.visibility_timeout_seconds)
         except errors.QueueUnavailable as e:
-            self._queue_backoff = min(QUEUE_BACKOFF_MAX, max(1.0, self._queue_backoff * 2))
-            log.warning("queue_unavailable", error=e.code, reason=str(e)[:200], retry_in_s=self._queue_backoff)
-            self.shutdown.wait(self._queue_backoff)
+            self._queue_failures += 1
+            pause = retry.RECEIVE_PAUSE.delay(self._queue_failures)
+            log.warning("queue_unavailable", error=e.code, reason=str(e)[:200], retry_in_s=pause)
+            self.shutdown.wait(pause)
             return 0
-        self._queue_backoff = 0.0
+        self._queue_failures = 0
         # an empty poll is not news (a quiet queue, or a partial batch waiting for its flush)
         (log.info if msgs else log.debug)("messages_polled", count=len(msgs), held=len(self.held))
         for m in msgs:
@@ -308,15 +307,16 @@ class Worker:
             if report.fatal is not None:
                 self._fatal = report.fatal
             if report.mongo_unavailable:
-                self._mongo_backoff = min(MONGO_BACKOFF_MAX, max(MONGO_BACKOFF_START, self._mongo_backoff * 2))
-                self._pause_until = time.monotonic() + self._mongo_backoff
+                self._mongo_failures += 1
+                pause = retry.MONGO_PAUSE.delay(self._mongo_failures)
+                self._pause_until = time.monotonic() + pause
                 log.warning(
                     "mongo_unavailable",
-                    pause_s=self._mongo_backoff,
+                    pause_s=pause,
                     messages=sum(o.kind == O.TRANSIENT for o in report.outcomes),
                 )
             elif report.outcomes:
-                self._mongo_backoff = 0.0
+                self._mongo_failures = 0
         self.stats.in_flight = sum(len(b) for b in self._running.values())
         self.stats.held = len(self.held)
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
 
+from anomaly_cli.retry import REDELIVERY
+
 SUCCEEDED = "succeeded"
 FAILED_TERMINAL = "failed_terminal"
 RESULT_EXISTS = "result_exists"
@@ -31,9 +33,10 @@ DEFERRED = "deferred"
 MALFORMED = "malformed"
 ACKED_KINDS = frozenset({SUCCEEDED, FAILED_TERMINAL, RESULT_EXISTS, SOURCE_GONE})
 
-#: Retry delay of a transient failure: BASE * 2**(receive_count - 1), capped (seconds).
-RETRY_BASE_SECONDS = 10
-RETRY_MAX_SECONDS = 15 * 60
+#: Retry delay of a transient failure: BASE * 2**(receive_count - 1), capped (seconds): the
+#: redelivery policy (:data:`anomaly_cli.retry.REDELIVERY`).
+RETRY_BASE_SECONDS = int(REDELIVERY.first)
+RETRY_MAX_SECONDS = int(REDELIVERY.cap)
 
 
 def retry_visibility(receive_count: int) -> int:

@@ -104,16 +104,24 @@ class FakeClock:
 
 
 class StopWhenIdle:
-    """A stop flag that asks an incremental run to stop the first time it would sleep
-    (incremental runs otherwise poll forever, as they should)."""
+    """A stop flag that asks an incremental run to stop the first time it would sleep for its poll
+    interval (incremental runs otherwise poll forever, as they should). The short waits of a retry
+    (a backoff of under :data:`BACKOFF` seconds) pass at once and stop nothing, as a real
+    ``Event.wait`` returns False when no signal came."""
+
+    BACKOFF = 5.0
 
     def __init__(self) -> None:
         self.waits: list[float | None] = []
+        self.backoffs: list[float] = []
 
     def is_set(self) -> bool:
         return bool(self.waits)
 
     def wait(self, timeout: float | None = None) -> bool:
+        if timeout is not None and timeout < self.BACKOFF:
+            self.backoffs.append(timeout)
+            return False
         self.waits.append(timeout)
         return True
 

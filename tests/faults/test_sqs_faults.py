@@ -129,11 +129,8 @@ def _unsent_rows(db: Any, subject_ids: set[str], sent: list[dict[str, Any]]) -> 
 
 
 def test_worker_under_receive_delete_faults_screens_each_item_once(
-    fault_worker_settings, sqs_client, make_queue, mongo, audio_server, loaded_model, events, monkeypatch
+    fault_worker_settings, sqs_client, make_queue, mongo, audio_server, loaded_model, events
 ):
-    from anomaly_cli.worker import batch as batch_mod
-
-    monkeypatch.setattr(batch_mod.time, "sleep", lambda s: None)  # ack retries pause 0.5 s, 1 s: not needed here
     n = 30
     url = make_queue(visibility=2)
     db = mongo["nipun"]
@@ -149,7 +146,8 @@ def test_worker_under_receive_delete_faults_screens_each_item_once(
     delete_failures: Counter[str] = Counter()
 
     def entry_fault(op: str, entry: dict[str, Any]) -> dict[str, Any] | None:
-        # every attempt of the worker's first ack of a stubborn message fails (3 attempts), later ones work
+        # the first 3 acks of a stubborn message fail with a sender fault (never retried: each is one
+        # delivery's ack), later ones work
         rid = ledger.receipt_to_rid.get(entry["ReceiptHandle"])
         if op == "DeleteMessageBatch" and rid in stubborn and delete_failures[rid] < 3:
             delete_failures[rid] += 1

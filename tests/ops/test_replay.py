@@ -124,7 +124,7 @@ def test_failed_send_deletes_nothing(make_queue, sqs_client):
         parsed["Successful"] = [e for e in ok if e["Id"] == "0"]
 
     sqs_client.meta.events.register("after-call.sqs.SendMessageBatch", refuse_second)
-    target = SqsQueue(sqs_client, url, retries=1, base_delay=0.0, sleep=lambda s: None)
+    target = SqsQueue(sqs_client, url, retries=1, sleep=lambda s: None)
     rep = replay.move(SqsQueue(sqs_client, dlq), target, wait_seconds=0)
     sqs_client.meta.events.unregister("after-call.sqs.SendMessageBatch", refuse_second)
 

@@ -133,18 +133,34 @@ class _FailOnceDeletes:
         return getattr(self._inner, name)
 
 
-def test_failed_delete_entry_is_logged_and_retried(rig, recordings, events):
+def test_failed_delete_entry_is_retried_by_the_adapter_alone(rig, recordings, events):
+    """One layer retries an ack: the adapter resends only the entry ``Failed[]`` named, the worker
+    adds no attempts of its own (2 calls for the chunk, not 3 x 2)."""
     for n in range(2):
         rig.send(make_item(rig.server.put(f"/c{n}.wav", recordings[f"child{n}.wav"]), n=n))
     client = _FailOnceDeletes(rig.sqs)
-    queue = SqsQueue(client, rig.queue_url, retries=0, sleep=lambda s: None)
+    sleeps: list[float] = []
+    queue = SqsQueue(client, rig.queue_url, sleep=sleeps.append)
 
     report = rig.run(policy=AnyOf((MaxMessages(2),)), queue=queue)
 
-    assert events.named("ack_failed") and events.named("ack_failed")[0]["will_retry"] is True
-    assert client.calls >= 2
+    assert client.calls == 2 and len(sleeps) == 1 and 0.1 <= sleeps[0] <= 0.2  # SQS_BATCH's first wait
+    assert not events.named("ack_failed")
     assert report.stats["acked"] == 2 and report.stats["ack_failed"] == 0
     assert rig.counts() == {"visible": 0, "in_flight": 0}
+
+
+def test_delete_entry_failing_past_the_budget_is_logged_and_left_to_come_back(rig, recordings, events):
+    rig.send(make_item(rig.server.put("/c0.wav", recordings["child0.wav"]), n=0))
+    client = _FailOnceDeletes(rig.sqs)
+    queue = SqsQueue(client, rig.queue_url, retries=0, sleep=lambda s: None)
+
+    report = rig.run(policy=AnyOf((MaxMessages(1),)), queue=queue)
+
+    assert client.calls == 1  # a budget of one call: the worker does not try again on its own
+    assert events.named("ack_failed")[0]["errors"] == ["InternalError"]
+    assert report.stats["acked"] == 0 and report.stats["ack_failed"] == 1
+    assert rig.counts()["in_flight"] == 1  # its result is durable: the redelivery is a result_exists
 
 
 def test_retry_visibility_grows_with_the_receive_count(rig):
