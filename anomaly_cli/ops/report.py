@@ -14,6 +14,8 @@ How the results are read (decided for the Mongo double *and* a real server):
   minutes and held every document in memory), while its ``find`` filters first and copies only the
   projected fields. On a real server the same query is an index range scan returning ~200 bytes
   per result; the fold costs the client ~5 us per result. BENCHMARKS.md has the figures.
+  ``tests/realmongo`` explains every query the report sends on a real server: each is an index
+  scan (``source.test_date``-prefixed indexes, ``_id`` for cluster members), none a collection scan.
 - The only other reads are small and indexed: the previous test date (``source.test_date`` sorted,
   limit 1, then the same fold over that date) and the duplicate clusters, which come from
   :func:`anomaly_cli.results.clusters.load_clusters` (the one definition ``results inspect`` and

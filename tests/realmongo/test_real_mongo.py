@@ -414,3 +414,77 @@ def test_claims_let_one_worker_of_two_screen_an_item(db: Any) -> None:
     assert got_a == set(ids[:6]) and got_b == set(ids[6:])
     a.release(sorted(got_a))
     assert b.claim(ids[:6]) == set(ids[:6])
+
+
+# ----- the report's reads ---------------------------------------------------------------------------
+class _RecordedCursor:
+    def __init__(self, cursor: Any, call: dict[str, Any]) -> None:
+        self._cursor, self._call = cursor, call
+
+    def sort(self, keys: Any, *args: Any) -> _RecordedCursor:
+        self._call["sort"] = keys
+        self._cursor = self._cursor.sort(keys, *args)
+        return self
+
+    def limit(self, n: int) -> _RecordedCursor:
+        self._cursor = self._cursor.limit(n)
+        return self
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cursor)
+
+
+class _RecordedCollection:
+    """The collection the report reads, every ``find`` it sends recorded (``aggregate`` is refused)."""
+
+    def __init__(self, coll: Any, calls: list[dict[str, Any]]) -> None:
+        self._coll, self._calls, self.name = coll, calls, coll.name
+
+    def find(self, filter: Any = None, projection: Any = None, **kwargs: Any) -> _RecordedCursor:
+        call = {"filter": filter, "projection": projection}
+        self._calls.append(call)
+        return _RecordedCursor(self._coll.find(filter, projection, **kwargs), call)
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the report reads with find(); an aggregate here needs its own explain check")
+
+
+@pytest.mark.skipif(EMBEDDED, reason="explain() needs a real server's query planner")
+def test_every_read_of_the_report_is_an_index_scan(db: Any, make_settings: Callable) -> None:
+    """No full scan per chart on a real server: each query ``build_report`` sends (the fold of the
+    date, the previous date and its fold, the duplicate and re-use clusters, their members by
+    ``_id``) is answered by an index scan, none by a collection scan."""
+    from bson import SON
+
+    from anomaly_cli.ops.report import build_report
+    from anomaly_cli.results import document as D
+    from anomaly_cli.results.repository import ResultRepository
+
+    coll = db["anomaly_detection_results"]
+    ResultRepository(coll).ensure_indexes()
+    docs = [D.build_result(item_for(n), screening(sha256=f"h{n}"), worker_id="w", attempt=1) for n in range(40)]
+    docs[5]["inference"].update(reason_codes=["duplicate"], duplicate_of=[docs[1]["_id"]])
+    docs[6]["inference"].update(reuse_of=[docs[2]["_id"]])
+    for d in docs[30:]:  # the previous test date, a month earlier
+        d["source"]["test_date"] = MIDNIGHT - dt.timedelta(days=30)
+    coll.insert_many(docs)
+    settings = make_settings(mongo_uri=URI, mongo_db_name=db.name)
+    calls: list[dict[str, Any]] = []
+
+    class _Db:
+        def __getitem__(self, name: str) -> Any:
+            return _RecordedCollection(db[name], calls) if name == coll.name else db[name]
+
+    data = build_report(settings, _Db(), DAY, with_coverage=False)
+    assert data.overall.total == 30 and data.previous is not None and data.clusters and data.reuse
+    assert len(calls) >= 6, calls  # fold, previous date, its fold, two cluster kinds, members by _id
+    for call in calls:
+        cmd: dict[str, Any] = {"find": coll.name, "filter": call["filter"]}
+        if call["projection"]:
+            cmd["projection"] = call["projection"]
+        if call.get("sort"):
+            cmd["sort"] = SON(list(call["sort"]))
+        explained = db.command("explain", cmd, verbosity="queryPlanner")
+        stages = list(_plan_stages(explained["queryPlanner"]["winningPlan"]))
+        assert "COLLSCAN" not in stages, (call, stages)
+        assert {"IXSCAN", "IDHACK", "EXPRESS_IXSCAN"} & set(stages), (call, stages)
