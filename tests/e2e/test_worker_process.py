@@ -24,7 +24,7 @@ from anomaly_cli.cli import exit_codes
 from tests.conftest import queue_counts
 from tests.faults.crashkit import make_recordings
 from tests.worker.conftest import audio_server, wait_until  # noqa: F401
-from tests.worker.test_signals import events, spawn_work
+from tests.worker.test_signals import events, spawn_work, worker_env
 
 
 @pytest.fixture
@@ -34,30 +34,6 @@ def queue(moto_server: str) -> tuple[Any, str]:
     sqs = boto3.client("sqs", region_name="ap-south-1", endpoint_url=moto_server)
     url = sqs.create_queue(QueueName=f"proc-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
     return sqs, url
-
-
-def env_for(moto_server: str, url: str, allow: str, model_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)  # a copy for the child (the tests' fake AWS credentials included)
-    env.update(
-        {
-            "MONGO_URI": f"mongomock://proc-{uuid.uuid4().hex[:6]}",
-            "WORKER_ADHOC_ONLY": "true",  # the child's in-memory source is empty; its items are adhoc
-            "AWS_ENDPOINT_URL": moto_server,
-            "SQS_QUEUE_URL": url,
-            "AUDIO_URL_ALLOWLIST": allow,
-            "MODEL_DIR": str(model_dir),
-            "SQS_WAIT_SECONDS": "1",
-            "BATCH_SIZE": "2",
-            "FLUSH_SECONDS": "0.2",
-            "MAX_CONCURRENCY": "4",
-            "CPU_WORKERS": "1",
-            "SQS_VISIBILITY_TIMEOUT": "4",
-            "FETCH_READ_TIMEOUT_SECONDS": "60",
-            "FETCH_DEADLINE_SECONDS": "90",
-            "LOG_LEVEL": "INFO",
-        }
-    )
-    return env
 
 
 def push(tmp_path: Path, env: dict[str, str], urls: list[str]) -> None:
@@ -116,7 +92,7 @@ def test_sigkill_messages_come_back_and_the_next_worker_completes_each_once(
     n = 4
     recs = make_recordings(n, 41)
     urls = [audio_server.put(f"/k{i}.wav", recs[i], delay=60.0) for i in range(n)]
-    env = env_for(moto_server, url, audio_server.base, model_dir)
+    env = worker_env(moto_server, url, audio_server.base, model_dir, SQS_VISIBILITY_TIMEOUT="4")
     push(tmp_path, env, urls)
     first, first_log = spawn_work(tmp_path, env, "first")
     try:
@@ -156,7 +132,7 @@ def test_sigterm_finishes_in_flight_items_within_the_drain_deadline(
     n = 4
     recs = make_recordings(n, 43)
     urls = [audio_server.put(f"/t{i}.wav", recs[i], delay=3.0) for i in range(n)]
-    env = env_for(moto_server, url, audio_server.base, model_dir)
+    env = worker_env(moto_server, url, audio_server.base, model_dir, SQS_VISIBILITY_TIMEOUT="4")
     push(tmp_path, env, urls)
     proc, log = spawn_work(tmp_path, env, "term", "--drain-seconds", "120")
     try:

@@ -31,10 +31,16 @@ def remote_queue(moto_server: str) -> tuple[Any, str]:
 def start_worker(
     tmp_path: Path, model_dir: Path, moto_server: str, queue_url: str, allow: str, *extra: str
 ) -> tuple[subprocess.Popen, Path]:
-    env = dict(os.environ)
+    return spawn_work(tmp_path, worker_env(moto_server, queue_url, allow, model_dir), "worker", *extra)
+
+
+def worker_env(moto_server: str, queue_url: str, allow: str, model_dir: Path, **overrides: str) -> dict[str, str]:
+    """The environment of an ``anomaly work`` child on the moto server: small batches, one screening
+    process, an empty in-memory source (its items are adhoc); ``overrides`` win."""
+    env = dict(os.environ)  # a copy for the child (the tests' fake AWS credentials included)
     env.update(
         {
-            "MONGO_URI": f"mongomock://sig-{uuid.uuid4().hex[:6]}",
+            "MONGO_URI": f"mongomock://work-{uuid.uuid4().hex[:6]}",
             "WORKER_ADHOC_ONLY": "true",  # the child's in-memory source is empty; its items are adhoc
             "AWS_ENDPOINT_URL": moto_server,
             "SQS_QUEUE_URL": queue_url,
@@ -48,9 +54,10 @@ def start_worker(
             "FETCH_READ_TIMEOUT_SECONDS": "60",
             "FETCH_DEADLINE_SECONDS": "90",
             "LOG_LEVEL": "INFO",
+            **overrides,
         }
     )
-    return spawn_work(tmp_path, env, "worker", *extra)
+    return env
 
 
 def spawn_work(tmp_path: Path, env: dict[str, str], name: str, *extra: str) -> tuple[subprocess.Popen, Path]:
