@@ -37,9 +37,12 @@ _anomaly() {
         'state show') words='--help --json' ;;
         'work') words='--batch-size --concurrency --drain-seconds --flush-seconds --health-file --help --idle-exit --limit --metrics-port --model-version --queue-url --ready-file --visibility-timeout --wait-seconds' ;;
     esac
-    case "$prev" in
-        --log-level) COMPREPLY=( $(compgen -W 'DEBUG INFO WARNING ERROR' -- "$cur") ); return 0 ;;
-        --mode) COMPREPLY=( $(compgen -W 'backfill incremental sweep' -- "$cur") ); return 0 ;;
+    case "$path $prev" in
+        ' --log-level') COMPREPLY=( $(compgen -W 'DEBUG INFO WARNING ERROR' -- "$cur") ); return 0 ;;
+        'discover --mode') COMPREPLY=( $(compgen -W 'backfill incremental sweep' -- "$cur") ); return 0 ;;
+        'model evaluate --source') COMPREPLY=( $(compgen -W 'formant espeak alsa' -- "$cur") ); return 0 ;;
+        'rescreen --status') COMPREPLY=( $(compgen -W 'ok failed' -- "$cur") ); return 0 ;;
+        'results report --lang') COMPREPLY=( $(compgen -W 'en mr' -- "$cur") ); return 0 ;;
     esac
     if [[ "$cur" != -* && "$prev" == --* && " $words " == *" $prev "* ]]; then
         COMPREPLY=( $(compgen -f -- "$cur") )  # the value of an option: files are the common case

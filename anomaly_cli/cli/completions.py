@@ -37,12 +37,13 @@ def _choices(p: Any) -> tuple[str, ...]:
 
 
 def all_choices(nodes: list[Node]) -> dict[str, tuple[str, ...]]:
-    """flag -> values over the whole tree (one flag has one set of values everywhere)."""
+    """``"PATH FLAG"`` -> values, per command: a flag may take choices in one command and a file in
+    another (``model evaluate --source formant`` vs ``sandbox --source FILE``). The root's own
+    options are keyed ``" FLAG"`` (an empty path)."""
     out: dict[str, tuple[str, ...]] = {}
     for n in nodes:
         for flag, values in n.choices:
-            assert out.get(flag, values) == values, f"{flag} takes different values in different commands"
-            out[flag] = values
+            out[f"{' '.join(n.path)} {flag}"] = values
     return dict(sorted(out.items()))
 
 
@@ -122,9 +123,9 @@ def bash(nodes: list[Node]) -> str:
     for n in nodes:
         words = [c for c, _ in n.commands] + [o for o, _ in n.options]
         lines.append(f"        {_sq(' '.join(n.path))}) words={_sq(' '.join(words))} ;;")
-    lines += ["    esac", '    case "$prev" in']
-    for flag, values in all_choices(nodes).items():
-        lines.append(f'        {flag}) COMPREPLY=( $(compgen -W {_sq(" ".join(values))} -- "$cur") ); return 0 ;;')
+    lines += ["    esac", '    case "$path $prev" in']
+    for key, values in all_choices(nodes).items():
+        lines.append(f'        {_sq(key)}) COMPREPLY=( $(compgen -W {_sq(" ".join(values))} -- "$cur") ); return 0 ;;')
     lines += [
         "    esac",
         '    if [[ "$cur" != -* && "$prev" == --* && " $words " == *" $prev "* ]]; then',
@@ -167,9 +168,9 @@ def zsh(nodes: list[Node]) -> str:
         cmds = " ".join(_sq(f"{_zesc(c)}:{h}") for c, h in n.commands)
         opts = " ".join(_sq(f"{_zesc(o)}:{h}") for o, h in n.options)
         lines.append(f"        {_sq(' '.join(n.path))}) cmds=({cmds}); opts=({opts}) ;;")
-    lines += ["    esac", "    case $words[CURRENT-1] in"]
-    for flag, values in all_choices(nodes).items():
-        lines.append(f"        {flag}) compadd -- {' '.join(_sq(v) for v in values)}; return ;;")
+    lines += ["    esac", '    case "$path_ $words[CURRENT-1]" in']
+    for key, values in all_choices(nodes).items():
+        lines.append(f"        {_sq(key)}) compadd -- {' '.join(_sq(v) for v in values)}; return ;;")
     lines += [
         "    esac",
         "    if [[ $PREFIX == -* ]]; then",

@@ -38,6 +38,11 @@ def test_a_stale_script_is_detected(tmp_path):
         (["anomaly", "discover", "--mode", ""], {"backfill", "incremental", "sweep"}),
         (["anomaly", "--log-level", ""], {"DEBUG", "INFO", "WARNING", "ERROR"}),
         (["anomaly", "discover", "--mode", "in"], {"incremental"}),
+        (["anomaly", "model", "evaluate", "--source", ""], {"formant", "espeak", "alsa"}),
+        (["anomaly", "rescreen", "2025-12-20", "--status", ""], {"ok", "failed"}),
+        (["anomaly", "results", "report", "2025-12-20", "--lang", ""], {"en", "mr"}),
+        # the same flag name takes a file in another command: files there, not those values
+        (["anomaly", "sandbox", "--source", "/et"], {"/etc"}),
     ],
 )
 def test_bash_script_completes(words, expected):

@@ -29,6 +29,7 @@ BAD_DATES = [
     ("results", "dedupe", "2025-02-30"),
     ("coverage", "2025-13-01"),
     ("rescreen", "20251220"),
+    ("results", "report", "2025-13-01"),
 ]
 
 
@@ -46,6 +47,45 @@ def test_a_bad_date_flag_names_the_flag_and_under_json_is_json() -> None:
     assert r.exit_code == exit_codes.RET_USAGE
     error = json.loads(r.stdout)["error"]
     assert error["code"] == "invalid_value" and "'--test-date'" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("seed-sqs", "--synthetic", "2", "--bucket", "b", "--dry-run", "--test-date", "2025-13-01"),
+        ("push-urls", "-", "--dry-run", "--test-date", "2025-13-01"),
+        ("results", "report", "2025-12-20", "--to", "2025-02-30"),
+    ],
+    ids=lambda a: a[0] if a[0] != "results" else "report --to",
+)
+def test_a_bad_date_flag_is_the_same_usage_error_in_every_command(args: tuple[str, ...]) -> None:
+    r = run(*args, "--json", MONGO_URI="mongomock://voice")
+    assert r.exit_code == exit_codes.RET_USAGE, r.output
+    error = json.loads(r.stdout)["error"]
+    assert error["code"] == "invalid_value" and "is not a real date" in error["message"]
+    assert "expected YYYY-MM-DD" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "command, flag, values",
+    [
+        (("results", "report"), "--lang", "[en|mr]"),
+        (("rescreen",), "--status", "[ok|failed]"),
+        (("model", "evaluate"), "--source", "[formant|espeak|alsa]"),
+    ],
+)
+def test_options_with_a_fixed_set_of_values_show_them_and_refuse_others(
+    command: tuple[str, ...], flag: str, values: str
+) -> None:
+    assert values in run(*command, "--help").output
+    r = run(*command, *(["2025-12-20"] if command[0] != "model" else ["--synthetic", "2"]), flag, "xx", "--json")
+    assert r.exit_code == exit_codes.RET_USAGE and flag in json.loads(r.stdout)["error"]["message"]
+
+
+def test_the_report_offers_every_language_the_page_has() -> None:
+    from anomaly_cli.report.i18n import LANGS
+
+    assert f"[{'|'.join(LANGS)}]" in run("results", "report", "--help").output
 
 
 def test_a_bad_date_in_the_environment_is_a_config_error_naming_the_variable() -> None:

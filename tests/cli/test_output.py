@@ -27,7 +27,7 @@ FAILURES = [
     (["score", "{empty}"], {}, "no_inputs", exit_codes.RET_USAGE),
     (["score", "{empty}"], {"MODEL_DIR": "{empty}/no-models"}, "model_error", exit_codes.RET_CONFIG),
     (["model", "train", "--out", "{empty}/v9"], {}, "usage", exit_codes.RET_USAGE),
-    (["model", "evaluate", "--synthetic", "2", "--source", "piano"], {}, "usage", exit_codes.RET_USAGE),
+    (["model", "evaluate"], {}, "usage", exit_codes.RET_USAGE),
     (["model", "info"], {"MODEL_DIR": "{empty}/no-models"}, "model_error", exit_codes.RET_CONFIG),
     (["seed-sqs"], {}, "usage", exit_codes.RET_USAGE),
     (["seed-sqs", "--synthetic", "2", "--dry-run"], {}, "usage", exit_codes.RET_USAGE),
@@ -41,7 +41,7 @@ FAILURES = [
     (["discover", "--test-date", "2025-12-20"], BAD, "config_invalid", exit_codes.RET_CONFIG),
     (["state", "show", "2025-12-20"], {"MONGO_URI": "mongomock://voice"}, "state_not_found", exit_codes.RET_ERROR),
     (["results", "show", "deadbeefdeadbeef"], {"MONGO_URI": "mongomock://voice"}, "not_found", exit_codes.RET_ERROR),
-    (["results", "report", "2025-12-20", "--lang", "xx"], {}, "config_invalid", exit_codes.RET_CONFIG),
+    (["results", "report", "2025-12-20", "--to", "2025-12-01"], {}, "config_invalid", exit_codes.RET_CONFIG),
 ]
 
 

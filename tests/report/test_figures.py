@@ -127,9 +127,11 @@ def test_cli_writes_one_page_in_both_languages_with_csv_for_every_table(cli, db,
 
 
 def test_cli_refuses_bad_language_and_range(cli, db):
-    assert cli(["results", "report", "2025-12-20", "--lang", "fr"]).exit_code == exit_codes.RET_CONFIG
+    # a value the command line cannot take is a usage error, as in every command (issue 14, problem 5)
+    assert cli(["results", "report", "2025-12-20", "--lang", "fr"]).exit_code == exit_codes.RET_USAGE
+    assert cli(["results", "report", "2025-02-30"]).exit_code == exit_codes.RET_USAGE
+    # two valid dates that make no range: the report's own check, a configuration error naming --to
     assert cli(["results", "report", "2025-12-20", "--to", "2025-12-01"]).exit_code == exit_codes.RET_CONFIG
-    assert cli(["results", "report", "2025-02-30"]).exit_code == exit_codes.RET_CONFIG
 
 
 def test_every_text_has_both_languages_and_every_reason_has_words():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
 
 import typer
 
@@ -84,7 +84,7 @@ def evaluate_cmd(
     synthetic: Annotated[Optional[int], typer.Option("--synthetic", help="evaluate on N generated recordings")] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of the generated held-out set")] = _EVAL_SEED,
     source: Annotated[
-        str, typer.Option("--source", help="speech for --synthetic: formant, espeak or alsa")
+        Literal["formant", "espeak", "alsa"], typer.Option("--source", help="speech for --synthetic")
     ] = "formant",
     model_version: Annotated[Optional[str], typer.Option("--model-version", help="default: newest")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
@@ -95,8 +95,6 @@ def evaluate_cmd(
     with o.errors():
         cli.settings()
         _one_source(data, synthetic, o)
-        if source not in ("formant", "espeak", "alsa"):
-            o.fail("usage", f"--source must be formant, espeak or alsa, not {source!r}", exit_code=exit_codes.RET_USAGE)
         model = _load(cli, model_version)
         from anomaly_cli.model import evaluate as ev
 

@@ -12,6 +12,7 @@ import typer
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.commands.seed_sqs import render, send
 from anomaly_cli.cli.output import Output
+from anomaly_cli.cli.params import parse_date
 
 
 def command(
@@ -21,7 +22,13 @@ def command(
         typer.Argument(help="File of URLs (one a line, or CSV with url[,student_id,udise,test_date]); '-' = stdin."),
     ] = "-",
     test_date: Annotated[
-        Optional[str], typer.Option("--test-date", help="Test date for rows without one (default today UTC).")
+        Optional[str],
+        typer.Option(
+            "--test-date",
+            parser=parse_date,
+            metavar="DATE",
+            help="Test date YYYY-MM-DD for rows without one (default today UTC).",
+        ),
     ] = None,
     name: Annotated[
         Optional[str],

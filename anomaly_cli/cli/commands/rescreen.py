@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -16,7 +16,9 @@ from anomaly_cli.cli.params import DateArgument
 def command(
     ctx: typer.Context,
     test_date: DateArgument,
-    status: Annotated[str | None, typer.Option("--status", help="Only results with this status: ok | failed.")] = None,
+    status: Annotated[
+        Literal["ok", "failed"] | None, typer.Option("--status", help="Only results with this status.")
+    ] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Only results with this reason code.")] = None,
     model_older_than: Annotated[
         str | None,

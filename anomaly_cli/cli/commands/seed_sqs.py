@@ -11,6 +11,7 @@ import typer
 from anomaly_cli.cli import context, exit_codes
 from anomaly_cli.cli.commands._progress import progress
 from anomaly_cli.cli.output import Output, err, fact_table, out
+from anomaly_cli.cli.params import parse_date
 
 if TYPE_CHECKING:
     from anomaly_cli.adapters.protocols import WorkQueue
@@ -37,7 +38,13 @@ def command(
     prefix: Annotated[str, typer.Option("--prefix", help="--synthetic: key prefix of the test audio.")] = "synthetic",
     ext: Annotated[str, typer.Option("--ext", help="--synthetic: file extension of the test audio.")] = "wav",
     test_date: Annotated[
-        Optional[str], typer.Option("--test-date", help="--synthetic: test date (default TEST_DATE, else today UTC).")
+        Optional[str],
+        typer.Option(
+            "--test-date",
+            parser=parse_date,
+            metavar="DATE",
+            help="--synthetic: test date YYYY-MM-DD (default TEST_DATE, else today UTC).",
+        ),
     ] = None,
     queue_url: Annotated[Optional[str], typer.Option("--queue-url", help="Target queue (env SQS_QUEUE_URL).")] = None,
     rescreen: Annotated[
