@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import typer
 from typer.testing import CliRunner
 
 from anomaly_cli.cli import exit_codes
@@ -123,3 +124,20 @@ def test_outside_the_sandbox_the_embedded_backend_is_explained_where_it_bites(mo
     r = runner.invoke(app, ["work", "--idle-exit", "1"])
     assert r.exit_code == exit_codes.RET_CONFIG
     assert "anomaly sandbox" in r.output
+
+
+def test_the_prompt_completes_commands_options_and_choice_values() -> None:
+    from prompt_toolkit.document import Document
+
+    from anomaly_cli.cli.commands.sandbox import _completer
+
+    complete = _completer(typer.main.get_command(app))
+
+    def offered(text: str) -> set[str]:
+        return {c.text for c in complete.get_completions(Document(text), None)}
+
+    assert {"discover", "state"} <= offered("")
+    assert offered("state ") == {"list", "reset", "show"}
+    assert offered("discover --mode ") == {"backfill", "incremental", "sweep"}
+    assert offered("results report 2025-12-20 --lang ") == {"en", "mr"}
+    assert "--dry-run" in offered("discover --dr")

@@ -90,6 +90,68 @@ def test_work_shows_its_live_panel_and_human_lines_not_json(tmp_path: Path) -> N
     assert not any("message_buffered" in line or "batch_dispatched" in line for line in lines)
 
 
+class Terminal:
+    """An interactive session on a 120x40 pseudo-terminal: type keys, wait for text on the screen."""
+
+    def __init__(self, args: list[str], tmp_path: Path):
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MONGO_", "SQS_", "AUDIO_", "LOG_"))}
+        env.update({"HOME": str(tmp_path), "TERM": "xterm-256color", "ANOMALY_ENV_FILE": str(tmp_path / "none.env")})
+        env.pop("COLUMNS", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "anomaly_cli", *args], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT
+        )
+        os.close(slave)
+        self.raw = b""
+
+    def text(self) -> str:
+        return ANSI.sub("", self.raw.decode("utf-8", "replace"))
+
+    def wait_for(self, words: str, timeout: float = 120) -> None:
+        end = time.monotonic() + timeout
+        while words not in self.text():
+            assert time.monotonic() < end and self.proc.poll() is None, self.text()[-3000:]
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if ready:
+                chunk = os.read(self.master, 65536)
+                self.raw += chunk
+                if b"\x1b[6n" in chunk:  # prompt_toolkit asks where the cursor is: answer as a terminal does
+                    os.write(self.master, b"\x1b[1;1R")
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def close(self) -> int:
+        try:
+            return self.proc.wait(timeout=60)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            os.close(self.master)
+
+
+def test_the_sandbox_prompt_completes_runs_and_remembers(tmp_path: Path) -> None:
+    # GIVEN the sandbox's prompt on a terminal
+    term = Terminal(["sandbox"], tmp_path)
+    try:
+        term.wait_for("anomaly>")
+        # WHEN a person types half a command, presses Tab, then Enter
+        term.type(b"state li\t")
+        time.sleep(0.5)
+        term.type(b"\r")
+        # THEN Tab completed it and it ran against the sandbox
+        term.wait_for("no discovery state yet")
+        term.wait_for("anomaly>")
+        term.type(b"exit\r")
+    finally:
+        rc = term.close()
+    assert rc == 0
+    # AND the prompt's history (kept across sessions) has the completed command
+    history = (tmp_path / ".anomaly_sandbox_history").read_text(encoding="utf-8")
+    assert "+state list\n" in history
+
+
 def test_an_error_on_a_terminal_is_for_a_person(tmp_path: Path) -> None:
     rc, lines = on_terminal(["state", "show", "2025-13-01"], tmp_path, timeout=120)
     assert rc == 2
