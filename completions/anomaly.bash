@@ -12,10 +12,10 @@ _anomaly() {
         '') words='config coverage demo discover doctor model push-urls replay-dlq rescreen results sandbox score seed-sqs state work --env-file --help --install-completion --log-level --show-completion --version' ;;
         'config') words='show --help' ;;
         'config show') words='--help --json' ;;
-        'coverage') words='--help --json --limit --no-queue' ;;
+        'coverage') words='--help --json --limit --no-queue --queue-url' ;;
         'demo') words='--help --json --report --seed --students' ;;
         'discover') words='--batch-size --dry-run --help --json --limit --mode --poll-interval --queue-url --subject-name --test-date' ;;
-        'doctor') words='--explain --help --json --no-aws --no-model --sample-url' ;;
+        'doctor') words='--explain --help --json --no-aws --no-model --queue-url --sample-url' ;;
         'model') words='evaluate info train --help' ;;
         'model evaluate') words='--data --help --json --model-version --seed --source --synthetic' ;;
         'model info') words='--help --json --model-version' ;;

@@ -115,7 +115,9 @@ def test_help_shows_defaults_of_settings_and_choices() -> None:
     assert "[DEBUG|INFO|WARNING|ERROR]" in run("--help").output
 
 
-@pytest.mark.parametrize("command", ["discover", "work", "push-urls", "replay-dlq", "rescreen", "seed-sqs"])
+@pytest.mark.parametrize(
+    "command", ["discover", "work", "push-urls", "replay-dlq", "rescreen", "seed-sqs", "coverage", "doctor"]
+)
 def test_every_command_that_uses_a_queue_takes_queue_url(command: str) -> None:
     assert "--queue-url" in run(command, "--help").output
 
@@ -158,3 +160,12 @@ def test_an_unreachable_mongo_names_host_and_cause() -> None:
     assert r.exit_code == exit_codes.RET_CONNECTION
     message = json.loads(r.stdout)["error"]["message"]
     assert "127.0.0.1:1" in message and "refused" in message.lower()
+
+
+def test_doctor_checks_the_queue_given_by_flag() -> None:
+    def queue_check(*flags: str) -> dict:
+        r = run("doctor", "--no-aws", "--no-model", "--json", *flags, MONGO_URI="mongomock://voice", SQS_QUEUE_URL="")
+        return {c["name"]: c for c in json.loads(r.stdout)["checks"]}.get("queue URL", {"status": "ok"})
+
+    assert queue_check()["status"] == "fail"
+    assert queue_check("--queue-url", "https://sqs.ap-south-1.amazonaws.com/123456789012/work")["status"] != "fail"

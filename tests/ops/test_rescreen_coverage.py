@@ -144,6 +144,8 @@ def test_coverage_finds_a_late_synced_row_behind_the_watermark(cli, db, make_que
     behind = [m for m in c["missing_rows"] if m["state"] == "behind_watermark"]
     assert [m["mongo_doc_id"] for m in behind] == [str(late["_id"])]
     assert c["queue"]["visible"] == 1 and c["dlq"]["visible"] == 0
+    by_flag = cli(["coverage", TEST_DATE, "--json", "--queue-url", url], env={"SQS_QUEUE_URL": ""})
+    assert json.loads(by_flag.stdout)["queue"] == c["queue"]  # --queue-url, as in every command that uses a queue
     human = cli(["coverage", TEST_DATE], env={"SQS_QUEUE_URL": url})
     assert "--mode sweep" in human.stderr
 

@@ -20,6 +20,9 @@ def command(
     test_date: DateArgument,
     limit: Annotated[int, typer.Option("--limit", min=0, help="Rows without a result to list.")] = 20,
     no_queue: Annotated[bool, typer.Option("--no-queue", help="Skip the SQS counts (no AWS access needed).")] = False,
+    queue_url: Annotated[
+        str | None, typer.Option("--queue-url", metavar="URL", help="The work queue to count (env SQS_QUEUE_URL).")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:
     """Show how far a test date got: eligible source rows, enqueued, results (ok / anomaly / failed),
@@ -33,7 +36,7 @@ def command(
         from anomaly_cli.adapters.sqs import SqsQueue
         from anomaly_cli.ops.coverage import coverage
 
-        settings = cli.settings()
+        settings = cli.settings(sqs_queue_url=queue_url)
         queue = dlq = None
         if not no_queue and settings.sqs_queue_url:
             from anomaly_cli.errors import ConfigError

@@ -19,6 +19,9 @@ def command(
         typer.Option("--sample-url", help="Recording to test read access on (default: the newest result's)."),
     ] = None,
     no_aws: Annotated[bool, typer.Option("--no-aws", help="Skip the SQS and S3 checks.")] = False,
+    queue_url: Annotated[
+        Optional[str], typer.Option("--queue-url", metavar="URL", help="The work queue to check (env SQS_QUEUE_URL).")
+    ] = None,
     no_model: Annotated[bool, typer.Option("--no-model", help="Skip loading the model.")] = False,
     explain: Annotated[
         bool,
@@ -38,7 +41,7 @@ def command(
     with o.errors():
         from anomaly_cli.ops.doctor import FAIL, run_checks, to_dicts
 
-        settings = cli.settings()
+        settings = cli.settings(sqs_queue_url=queue_url)
         checks = run_checks(
             settings,
             db=lambda: cli.db,
