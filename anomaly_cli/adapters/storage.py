@@ -29,6 +29,8 @@ from anomaly_cli.redact import redact_text, redact_url
 from anomaly_cli.retry import S3_GET
 
 if TYPE_CHECKING:
+    import urllib3
+
     from anomaly_cli.adapters.protocols import S3Client
 
 __all__ = ["Fetcher", "FetchedAudio", "parse_audio_url", "ensure_allowlist", "read_local", "presign"]
@@ -94,7 +96,7 @@ class Fetcher:
         self._sleep = sleep
         self._resolve = resolve
         self._ca_certs = ca_certs  # None: the system / certifi bundle
-        self._pools: dict[tuple[str, str, int, str], Any] = {}
+        self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
 
     # ----- public ------------------------------------------------------------------------
     def fetch(self, url: str) -> FetchedAudio:
@@ -241,7 +243,7 @@ class Fetcher:
             f"more than {MAX_REDIRECTS} redirects from {redact_url(target.url)}", code="too_many_redirects"
         )
 
-    def _pool(self, t: AudioUrl, ip: str) -> Any:
+    def _pool(self, t: AudioUrl, ip: str) -> urllib3.HTTPConnectionPool:
         import urllib3
 
         key = (t.kind, t.host, t.port, ip)
@@ -262,7 +264,7 @@ class Fetcher:
                 self._pools[key] = urllib3.HTTPConnectionPool(ip, t.port, maxsize=4, block=False)
         return self._pools[key]
 
-    def _stream(self, resp: Any, t: AudioUrl, deadline: float) -> bytes:
+    def _stream(self, resp: urllib3.BaseHTTPResponse, t: AudioUrl, deadline: float) -> bytes:
         import urllib3
 
         cap = self.settings.max_audio_bytes
