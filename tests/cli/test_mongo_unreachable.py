@@ -103,6 +103,13 @@ def test_doctor_reports_a_refused_host_as_a_failed_check(closed_port: int, tmp_p
 
 
 def test_a_name_that_does_not_resolve_is_reported_with_its_cause(tmp_path: Path) -> None:
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(OSError):
+        socket.getaddrinfo("db.invalid", 27017)  # .invalid never resolves (RFC 6761)
+    if time.monotonic() - started > 0.5:
+        pytest.skip("this machine's resolver takes more than the first-contact second to refuse a name")
     r = anomaly(["state", "list", "--json"], tmp_path, MONGO_URI="mongodb://db.invalid:27017", MONGO_TIMEOUT_MS="60000")
     assert r.returncode == exit_codes.RET_CONNECTION, r.stderr[-2000:]
     message = json.loads(r.stdout)["error"]["message"]
