@@ -14,6 +14,8 @@ Decisions:
   (a relative ``MODEL_DIR`` is relative to the working directory, as any path an operator types).
 - The version is the folder name; "newest" is the highest in natural order (``v2 < v10``), so
   operators can drop ``models/v2`` beside ``v1`` and the worker picks it up on restart.
+- Features added to the code since a version was trained do not make it unloadable
+  (:func:`check_metadata`); any other difference in the feature set does.
 - The metadata is read before the arrays: a mismatch is reported without reading another
   version's payload.
 - No pickle: the arrays are loaded with ``allow_pickle=False``, so a model folder cannot run
@@ -105,19 +107,26 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 
 def check_metadata(meta: dict[str, Any], feature_names: tuple[str, ...], where: Path) -> None:
-    """Raise :class:`ModelError` when the artifact was made for other code."""
+    """Raise :class:`ModelError` when the artifact was made for other code.
+
+    The model's feature names must be the code's, or the code's with features added since
+    (in the same order otherwise): newer code that only *adds* features still loads an older
+    version, which reads its own features by name (so results that name it can be re-checked).
+    A feature the code does not compute, or another order, is refused.
+    """
     if meta.get("format") != FORMAT:
         raise ModelError(
             f"{where}: artifact format {meta.get('format')!r}, this code reads format {FORMAT}",
             hint="retrain with `anomaly model train` using this version of the tool",
         )
     names = tuple(meta.get("feature_names") or ())
-    if names != tuple(feature_names):
+    known = set(names)
+    if not names or names != tuple(n for n in feature_names if n in known):
         missing = [n for n in feature_names if n not in names]
         extra = [n for n in names if n not in feature_names]
         raise ModelError(
             f"{where}: feature names differ from the code's (missing {missing[:5]}, unknown {extra[:5]}"
-            f"{', or another order' if not missing and not extra else ''})",
+            f"{', or another order' if not extra else ''})",
             hint="the model was trained with another feature set: retrain it with `anomaly model train`",
         )
 

@@ -205,10 +205,22 @@ DEFAULT_RULES = RuleSet(
             # no voice in a clean, clearly audible sound (beeps, chimes, drums): speech buried in noise,
             # whose voicing the noise hides, never sits this far above its floor
             [("voiced_speech_s", "<", 0.1, 0.1), ("band_snr_db", ">", 18.0, 6.0)],
+            # no voice and a speech-band level that moves no more than white noise's own 25 ms jitter
+            # (p90-p10 ~1.8 dB): steady noise, whatever a codec does to its modulation spectrum (AAC gives
+            # white noise a 2-8 Hz "rhythm" of 3-8 dB); speech buried in such noise at >= -5 dB spreads >= 2.3
+            [("voiced_speech_s", "<", 0.1, 0.1), ("dominance_db", "<", 2.1, 0.5)],
             # one steady tone holds its frequency bin through the sounding frames (test tone, whistle)
             [("voiced_speech_s", "<", 0.1, 0.1), ("stationary_tone_ratio", ">", 0.8, 0.2)],
             # a perfectly steady level in the speech band: continuous tones vary by < 1 dB
             [("voiced_speech_s", "<", 0.1, 0.1), ("band_snr_db", "<", 1.0, 0.5)],
+            # a tune over a beat whose vibrato passes for a little gliding voice: a regular beat (readers stay
+            # <= 0.37, and those that come near read fluently, voiced >= 30 % of the time), held notes, and
+            # voicing under 10 % of the time
+            [
+                ("flux_periodicity", ">", 0.38, 0.2),
+                ("voiced_speech_ratio", "<", 0.1, 0.05),
+                ("steady_pitch_s", ">", 0.3, 0.5),
+            ],
             # held notes outweigh speech-like voicing: melodies, ringtones, chimes over any beat
             [("steady_pitch_s", ">", 1.0, 1.0), ("voiced_speech_ratio", "<", 0.02, 0.01)],
             suppresses=("noisy",),
@@ -216,9 +228,18 @@ DEFAULT_RULES = RuleSet(
         ),
         _r(
             "noisy",
-            [("dominance_db", "<", 15.0, 4.0)],
-            doc="the loudest voice rises less than 15 dB above what is behind it (1 s windows): "
-            "speech buried in babble or broadband noise at <= ~0 dB SNR",
+            # since v3: the dominant voice by level spread (dominance_db) + harmonics-to-noise ratio of its
+            # loudest frames (voice_hnr_db), voice_clarity_db. A reader among 4-6 other voices at -5..0 dB may
+            # still spread 15-21 dB in level, but other voices fill its loudest frames: HNR <= ~10 dB, sum <=
+            # ~27.5. One voice over quiet babble (>= 10 dB) sums >= ~28.6 on the dev split, even where its level
+            # spread is under 15 (which v2 called noisy). A voice that is weakly periodic on its own (hoarse,
+            # radio, codec) can sum under 28 too, so past v2's level test the sum counts only when the pitch
+            # of the loudest frames hops between talkers (voice_pitch_jumps > 0.15; one voice <= ~0.12)
+            [("voice_clarity_db", "<", 28.0, 4.0), ("dominance_db", "<", 15.0, 4.0)],
+            [("voice_clarity_db", "<", 28.0, 4.0), ("voice_pitch_jumps", ">", 0.15, 0.1)],
+            doc="the loudest voice's level spread over what is behind it (1 s windows) and its harmonics-to-"
+            "noise ratio sum to less than 28 dB, and either the level spread is under 15 dB or the pitch of the "
+            "loudest frames hops between talkers: speech buried in babble or broadband noise at <= ~0 dB SNR",
         ),
         _r(
             "clipped",
@@ -226,8 +247,14 @@ DEFAULT_RULES = RuleSet(
             # after lossy re-encoding the flat tops ring below full scale: a plateau spike counts only in a
             # hot recording (loud frames within 10 dB of full scale), where clipping is physically likely
             [("clip_plateau_ratio", ">", 0.005, 0.01), ("level_p95_dbfs", ">", -10.0, 3.0)],
+            # ...or smeared so far that no plateau is left (AAC rings over the cut tops): the loud 25 ms
+            # frames sit within 6 dB of full scale and the peak reaches it. Speech peaks stand >= ~8 dB
+            # above a frame's RMS (a vowel's glottal pulses), so such frames had their peaks cut;
+            # usable readings sit at -12 dBFS or below (a phone's level control), clipped ones at -5..-1
+            [("level_p95_dbfs", ">", -6.0, 3.0), ("peak_dbfs", ">", -0.5, 1.0)],
             suppresses=("noisy",),
-            doc="more than 0.2 % of samples in runs at full scale, or 0.5 % on plateaus at the peak of a hot recording",
+            doc="more than 0.2 % of samples in runs at full scale, or 0.5 % on plateaus at the peak of a hot "
+            "recording, or loud frames within 6 dB of full scale with the peak at it",
         ),
         _r("dc_offset", [("dc_offset", "abs>", 0.03, 0.05)], doc="mean sample value beyond +-0.03 of full scale"),
     )

@@ -10,8 +10,10 @@ a change of them is visible per result.
 
 Decisions:
 - The level floors move both conditions of their rule: the 95th percentile at the floor and the
-  loudest 1 % at the floor + 4 dB (a reading that is mostly pauses keeps its loud frames).
-- Defaults are model v2's values; the settings are validated (ordered, finite) when loaded.
+  loudest 1 % at the floor + 4 dB (a reading that is mostly pauses keeps its loud frames). The
+  noise margin moves ``noisy``'s test: model v2's ``dominance_db`` at the margin, model v3's
+  ``voice_clarity_db`` (level spread + harmonics-to-noise ratio) at the margin + 13 dB.
+- Defaults are the shipped models' values; the settings are validated (ordered, finite) when loaded.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
     from anomaly_cli.model.rules import RuleSet
 
 P99_ABOVE_P95_DB = 4.0
+#: Model v3's ``noisy`` test (``voice_clarity_db``, level spread + harmonics-to-noise ratio) sits this far
+#: above the noise margin (v2's test, ``dominance_db``, sits at it): 15 + 13 = 28 dB by default.
+CLARITY_ABOVE_MARGIN_DB = 13.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class ProgrammeThresholds:
             ("low_volume", "level_p95_dbfs"): self.low_volume_dbfs,
             ("low_volume", "level_p99_dbfs"): self.low_volume_dbfs + P99_ABOVE_P95_DB,
             ("noisy", "dominance_db"): self.noise_margin_db,
+            ("noisy", "voice_clarity_db"): self.noise_margin_db + CLARITY_ABOVE_MARGIN_DB,
         }
         out = []
         for r in rules.rules:

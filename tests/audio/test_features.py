@@ -181,3 +181,18 @@ def test_coloured_noise_music_and_hum_are_not_speech(kind: str, speech: np.ndarr
     if kind in ("pink", "brown"):
         # in the speech band, noise has no syllable rhythm (broadband its low-frequency swell does)
         assert f["modulation_2_8hz"] < 0.25 < extract(speech)["modulation_2_8hz"]
+
+
+def test_one_voice_is_periodic_at_its_loudest_and_other_voices_at_its_level_hide_that(speech: np.ndarray) -> None:
+    # five other (formant) talkers at once, mixed by speech-band SNR over the reader's active frames
+    babble = sum(synth.formant_speech(np.random.default_rng(10 + i), 8.0)[: speech.size] for i in range(5))
+    mixes = (speech, synth.mix_at_snr(speech, babble, 10.0), synth.mix_at_snr(speech, babble, 0.0))
+    clean, over, buried = (extract(x) for x in mixes)
+    assert clean["voice_hnr_db"] > over["voice_hnr_db"] > buried["voice_hnr_db"] + 4.0
+    # the pitch of the loudest frames hops between talkers only when they share the reader's level
+    assert clean["voice_pitch_jumps"] < 0.05 and over["voice_pitch_jumps"] < 0.15 < buried["voice_pitch_jumps"]
+    assert over["voice_clarity_db"] > 30.0 > 25.0 > buried["voice_clarity_db"]
+    for f in (clean, over, buried):
+        assert f["voice_clarity_db"] == pytest.approx(f["dominance_db"] + f["voice_hnr_db"])
+    steady = extract(_noise())  # steady noise has no active frames: no voice to judge
+    assert steady["voice_hnr_db"] == 0.0 and steady["voice_pitch_jumps"] == 0.0

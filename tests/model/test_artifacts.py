@@ -65,6 +65,15 @@ def test_feature_mismatch_fails_before_reading_the_arrays(tmp_path, tiny_model):
         artifacts.load(path, NAMES)
 
 
+def test_a_model_of_fewer_features_loads_when_the_code_only_added_some(tmp_path, tiny_model):
+    # an older version, trained before features were added to the code, stays loadable
+    path = _write(tmp_path, "v1", tiny_model)
+    model, meta = artifacts.load(path, ("duration_s", "peak_dbfs", "rms_dbfs", "new_feature"))
+    assert model.feature_names == NAMES and meta["feature_names"] == list(NAMES)
+    with pytest.raises(ModelError, match="another order"):
+        artifacts.load(path, ("rms_dbfs", "peak_dbfs", "duration_s"))
+
+
 def test_format_mismatch_and_damaged_file(tmp_path, tiny_model):
     with pytest.raises(ModelError, match="artifact format 99"):
         artifacts.load(_write(tmp_path, "v1", tiny_model, fmt=99), NAMES)

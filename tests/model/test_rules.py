@@ -113,3 +113,85 @@ def test_shipped_rules_clipped_comes_before_content_judgements():
         "band_rhythm_db": 2.0,
     }
     assert [r.code for r, _ in DEFAULT_RULES.evaluate(clipped_music)] == ["clipped", "no_speech"]
+
+
+def _reading(**over: float) -> dict[str, float]:
+    """Features of a usable 30 s reading (values as measured on the real-voice dev split)."""
+    base = {
+        "duration_s": 30.0,
+        "level_p95_dbfs": -20.0,
+        "level_p99_dbfs": -17.0,
+        "peak_dbfs": -6.0,
+        "voiced_speech_s": 6.0,
+        "voiced_speech_ratio": 0.2,
+        "steady_pitch_s": 0.0,
+        "band_rhythm_db": 18.0,
+        "band_snr_db": 25.0,
+        "dominance_db": 22.0,
+        "voice_hnr_db": 12.0,
+        "voice_pitch_jumps": 0.03,
+        "flux_periodicity": 0.06,
+        "centroid_hz_std": 400.0,
+    }
+    base.update(over)
+    base["voice_clarity_db"] = base["dominance_db"] + base["voice_hnr_db"]
+    return base
+
+
+def _codes(f: dict[str, float]) -> list[str]:
+    from anomaly_cli.model.rules import DEFAULT_RULES
+
+    return [r.code for r, _ in DEFAULT_RULES.evaluate(f)]
+
+
+def test_shipped_rules_a_reader_among_other_voices_is_noisy_one_over_quiet_babble_is_not():
+    # buried among 4-6 voices at ~0 dB: the level still spreads 18 dB, but other voices fill the loud frames
+    # (little periodicity, the pitch hopping between talkers)
+    assert _codes(_reading(dominance_db=18.4, voice_hnr_db=4.3, voice_pitch_jumps=0.26)) == ["noisy"]
+    # a weakly periodic voice of its own (hoarse, radio) over quiet babble: its pitch does not hop
+    assert _codes(_reading(dominance_db=17.3, voice_hnr_db=4.7, voice_pitch_jumps=0.04)) == []
+    # under 15 dB of level spread, as v2, when the sum agrees
+    assert _codes(_reading(dominance_db=12.0, voice_hnr_db=5.0)) == ["noisy"]
+    # over babble at >= 10 dB: the same level spread, and the loudest frames are clearly one voice
+    assert _codes(_reading(dominance_db=18.1, voice_hnr_db=12.4)) == []
+    # ...even where the level spread is under 15 dB (v2 called this reader noisy)
+    assert _codes(_reading(dominance_db=14.6, voice_hnr_db=14.0)) == []
+    # a slow reader's clean but weakly periodic voice (codec, hoarse): the level spread carries it
+    assert _codes(_reading(dominance_db=36.5, voice_hnr_db=5.1, voiced_speech_s=1.2, voiced_speech_ratio=0.04)) == []
+
+
+def test_shipped_rules_white_noise_through_aac_is_no_speech_though_the_codec_gives_it_rhythm():
+    aac_white = _reading(
+        voiced_speech_s=0.0,
+        voiced_speech_ratio=0.0,
+        dominance_db=1.86,
+        voice_hnr_db=0.0,
+        band_rhythm_db=8.5,
+        band_snr_db=1.79,
+        flux_periodicity=0.03,
+        centroid_hz_std=268.0,
+    )
+    assert _codes(aac_white) == ["no_speech"]
+    # speech buried in white noise at -5 dB spreads more than the noise's own jitter: noisy, not no_speech
+    assert _codes({**aac_white, "dominance_db": 2.4, "voice_clarity_db": 2.4}) == ["noisy"]
+
+
+def test_shipped_rules_clipping_smeared_by_aac_is_seen_from_the_level_of_the_loud_frames():
+    smeared = _reading(level_p95_dbfs=-4.6, level_p99_dbfs=-3.2, peak_dbfs=0.7, clip_hard_ratio=0.0003)
+    assert _codes(smeared) == ["clipped"]
+    assert _codes(_reading(level_p95_dbfs=-12.3, level_p99_dbfs=-9.3, peak_dbfs=-0.2)) == []  # loudest usable
+
+
+def test_shipped_rules_a_tune_over_a_beat_with_vibrato_is_no_speech_a_fluent_reader_is_not():
+    tune = _reading(
+        voiced_speech_s=0.8,
+        voiced_speech_ratio=0.03,
+        steady_pitch_s=4.8,
+        flux_periodicity=0.42,
+        dominance_db=7.3,
+        voice_hnr_db=14.3,
+        centroid_hz_std=188.0,
+        band_snr_db=8.2,
+    )
+    assert _codes(tune) == ["no_speech"]
+    assert _codes(_reading(flux_periodicity=0.37, voiced_speech_ratio=0.42, steady_pitch_s=0.3)) == []

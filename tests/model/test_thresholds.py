@@ -34,9 +34,27 @@ def test_a_longer_minimum_duration_makes_a_reading_too_short_without_retraining(
 def test_the_noise_margin_and_level_floors_move_their_rules(shipped_model):
     t = ProgrammeThresholds(noise_margin_db=30.0, low_volume_dbfs=-30.0, silent_dbfs=-50.0)
     th = t.apply(shipped_model.rules).thresholds()
-    assert th["noisy"] == [[{"feature": "dominance_db", "op": "<", "threshold": 30.0}]]
+    # model v3 judges the dominant voice by level spread + harmonics-to-noise (the margin + 13 dB), and by
+    # its level spread at the margin, as v2
+    assert th["noisy"] == [
+        [
+            {"feature": "voice_clarity_db", "op": "<", "threshold": 43.0},
+            {"feature": "dominance_db", "op": "<", "threshold": 30.0},
+        ],
+        [
+            {"feature": "voice_clarity_db", "op": "<", "threshold": 43.0},
+            {"feature": "voice_pitch_jumps", "op": ">", "threshold": 0.15},
+        ],
+    ]
     assert th["low_volume"][0][0]["threshold"] == -30.0 and th["low_volume"][0][1]["threshold"] == -26.0
     assert th["silent"][0][0]["threshold"] == -50.0
+
+
+def test_the_noise_margin_still_moves_a_v2_model_that_compares_dominance_with_it(shipped_model):
+    from anomaly_cli.model.engine import load_model
+
+    v2 = load_model(shipped_model.path.parent, "v2", ProgrammeThresholds(noise_margin_db=30.0))
+    assert v2.rules.thresholds()["noisy"] == [[{"feature": "dominance_db", "op": "<", "threshold": 30.0}]]
 
 
 @pytest.mark.parametrize(
