@@ -27,9 +27,12 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anomaly_cli.errors import is_transient
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
@@ -112,7 +115,7 @@ class Policy:
         ``before_sleep(attempt, seconds, error)`` is called before each wait. ``wait(attempt, error)``
         replaces the delay (the cursor reopens at once after an idle-cursor kill).
         """
-        from tenacity import RetryCallState, Retrying, retry_if_exception
+        from tenacity import Retrying, retry_if_exception
 
         def stop(state: RetryCallState) -> bool:
             by_count = self.attempts is not None and state.attempt_number >= self.attempts
@@ -161,7 +164,7 @@ class Policy:
             n += 1
 
 
-def _error(state: Any) -> BaseException | None:
+def _error(state: RetryCallState) -> BaseException | None:
     return state.outcome.exception() if state.outcome is not None and state.outcome.failed else None
 
 

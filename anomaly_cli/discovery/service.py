@@ -32,7 +32,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from anomaly_cli import errors, retry
 from anomaly_cli.adapters.mongo import mongo_errors
@@ -55,6 +55,9 @@ from anomaly_cli.discovery.state import StateRepository, WatermarkKey, now_utc, 
 from anomaly_cli.log import get_logger
 from anomaly_cli.results.lookup import existing_results
 from anomaly_cli.sqs_quotas import MAX_BATCH_ENTRIES
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 log = get_logger("discovery")
 
@@ -268,7 +271,7 @@ class _Sender:
 
     def __init__(self, concurrency: int):
         self.concurrency = concurrency
-        self._pool: Any = None
+        self._pool: ThreadPoolExecutor | None = None
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         if self.concurrency <= 1 or len(items) <= 1:
