@@ -99,7 +99,10 @@ def evaluate_cmd(
         from anomaly_cli.model import evaluate as ev
 
         with progress("evaluate", total=synthetic, enabled=o.progress_enabled) as update:
-            step = lambda i: update(i, "screening")  # noqa: E731
+
+            def step(i: int) -> None:
+                update(i, "screening")
+
             if data is not None:
                 rep = ev.evaluate_dir(data, model, progress=step)
             else:
