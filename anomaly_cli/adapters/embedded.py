@@ -296,7 +296,11 @@ def _same_kind(x: object, want: object) -> bool:
 
 
 def decide(conds: tuple[Condition, ...], doc: object) -> bool | None:
-    """True/False where the document's values settle it, None where the double's matcher must."""
+    """True/False where the document's values settle it, None where the double's matcher must.
+
+    The double's matcher goes through the conditions in the filter's order and stops at the first that
+    fails; so a condition that fails after an unsure one is the double's to judge too (its own answer
+    there may be an error, e.g. a naive against an aware datetime), never a decided False."""
     unsure = False
     for path, ranges, want in conds:
         x: Any = doc
@@ -308,31 +312,32 @@ def decide(conds: tuple[Condition, ...], doc: object) -> bool | None:
             if x is _MISSING:
                 break
         if x is _MISSING:
-            return False  # neither an equality with a non-null value nor a range matches a missing field
+            # neither an equality with a non-null value nor a range matches a missing field
+            return None if unsure else False
         if x is _UNSURE:
             unsure = True
         elif type(want) is frozenset:  # $in of plain values: the value, or an element of the list, among them
             items = x if type(x) is list else (x,)
             if all(map(_decidable, items)):
                 if not any(e in want for e in items):
-                    return False
+                    return None if unsure else False
             else:
                 unsure = True
         elif ranges is None:
             if _same_kind(x, want):
                 if x != want:
-                    return False
+                    return None if unsure else False
             elif type(x) is list and all(_same_kind(e, want) for e in x):
                 if want not in x:
-                    return False
+                    return None if unsure else False
             else:
                 unsure = True
         elif all(_same_kind(x, b) for _, b in ranges):
             if not all(op(x, b) for op, b in ranges):
-                return False
+                return None if unsure else False
         elif type(x) is list and all(_same_kind(e, b) for e in x for _, b in ranges):
             if not all(any(op(e, b) for e in x) for op, b in ranges):  # each bound met by some element
-                return False
+                return None if unsure else False
         else:
             unsure = True
     return None if unsure else True
