@@ -178,6 +178,7 @@ class AnomalyGroup(typer.core.TyperGroup):
         except ClickException as e:
             e.show()
             sys.exit(e.exit_code)
-        except Abort:
+        except Abort:  # a confirmation answered with EOF or Ctrl-C (Click's "Aborted!")
+            Output(json_mode=json_out).error("aborted", "aborted", exit_code=exit_codes.RET_ERROR)
             sys.exit(exit_codes.RET_ERROR)
         sys.exit(rv if isinstance(rv, int) else exit_codes.RET_OK)

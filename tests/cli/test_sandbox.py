@@ -98,6 +98,31 @@ def test_the_first_failing_command_ends_the_script_with_its_code(tmp_path: Path)
     assert json_lines(r.stdout) == [[]]  # the first command ran, the third never did
 
 
+def test_an_unconfirmed_reset_is_an_error_event_and_deletes_nothing(tmp_path: Path) -> None:
+    # GIVEN a state document, WHEN state reset asks for confirmation and stdin ends (no answer)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MONGO_", "SQS_", "AUDIO_"))}
+    env.update({"HOME": str(tmp_path), "ANOMALY_ENV_FILE": str(tmp_path / "none.env")})
+    steps = ["discover --test-date 2025-12-20 --dry-run", "discover --test-date 2025-12-20", "state reset 2025-12-20"]
+    r = subprocess.run(
+        [sys.executable, "-m", "anomaly_cli", "sandbox", "--source", SOURCE, "--keep-going"]
+        + [a for s in steps + ["state show 2025-12-20 --json"] for a in ("--run", s)],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    # THEN the reset failed as an event (after the question, which has no newline of its own), and
+    # the state is still there
+    assert r.returncode == exit_codes.RET_ERROR, r.stderr[-3000:]
+    events = [json.loads(line[line.index('{"ts"') :]) for line in r.stderr.splitlines() if '{"ts"' in line]
+    assert [e["code"] for e in events if e["event"] == "command_failed"] == ["aborted"]
+    # (Click's prompt writes its trailing space to stdout, err=True or not)
+    assert json.loads(r.stdout.splitlines()[-1].strip())["status"] == "completed"
+
+
 def test_a_source_file_that_is_not_json_is_a_config_error(tmp_path: Path) -> None:
     bad = tmp_path / "docs.json"
     bad.write_text("{not json", encoding="utf-8")
