@@ -114,7 +114,7 @@ def fingerprint_and_query_keys(
     which a fixed (seeded) choice of :data:`KEY_BITS` is the key. Pooling energies, not bits, is
     what makes them survive: measured on real speech, a pooled-energy bit differs between a codec
     copy and its original 1-7 % of the time against 8-22 % for a vote of 8 word bits, and an error
-    falls among the 4 least reliable bits of its key (smallest relative change) 55-87 % of the time.
+    falls among the 4 least reliable bits of its key (smallest relative change) 53-87 % of the time.
     Keys carry no frame position (shift-invariant), and a sub-hop shift hardly moves a 256 ms sum,
     so the lookup needs no sub-frame phases. A key is kept when a hash of its value falls in 1 of
     :func:`key_sampling` buckets, so both sides of a copy keep the same values.
