@@ -72,6 +72,11 @@ MAX_KEYS = 1024
 #: Median relative change of the pooled energies under which a recording is *steady* (stationary
 #: noise, HF radio: its energy keys do not survive a codec) and also stores :func:`word_keys`.
 STEADY_RELIABILITY = 0.12
+#: A lookup asks word keys only when its own recording's median relative change is under this
+#: (looser than STEADY_RELIABILITY: measured, copies of the steady original at 0.051-0.076, every
+#: other copy at >= 0.146, every other recording at >= 0.21), so an ordinary recording's lookup does
+#: not meet the coarse word keys of a date's steady recordings.
+QUERY_WORDS_RELIABILITY = 0.2
 #: Word keys (steady recordings): bits voted over 8 frames, bits per key, bit subsets.
 WORD_KEY_BITS = 18
 WORD_KEY_SUBSETS = 4
@@ -120,9 +125,10 @@ def fingerprint_and_query_keys(
     :func:`key_sampling` buckets, so both sides of a copy keep the same values.
 
     Query keys: the stored ones plus each key with every combination of its :data:`QUERY_FLIPS`
-    least reliable bits flipped (16 variants, each kept by the same value rule), plus the
-    :func:`word_keys` of the audio (at :data:`QUERY_PHASES` sub-hop offsets when the recording is
-    steady, else at offset 0 only), which meet only the word keys that steady recordings store.
+    least reliable bits flipped (16 variants, each kept by the same value rule), plus, for a
+    recording that is (nearly) steady itself (:data:`QUERY_WORDS_RELIABILITY`), the
+    :func:`word_keys` of the audio (at :data:`QUERY_PHASES` sub-hop offsets when it is steady),
+    which meet only the word keys that steady recordings store.
     ``query=False`` skips them (:func:`compute`).
     """
     x = _at_rate(samples, sample_rate)
@@ -130,7 +136,8 @@ def fingerprint_and_query_keys(
     fp = words.view(Fingerprint)
     m = key_sampling(sound_frames(words))
     bits, rel = _energy_bits(bands, sound)
-    steady = _is_steady(bands, sound)
+    change = _median_change(bands, sound)
+    steady = change < STEADY_RELIABILITY
     fp.steady = steady
     stored = _energy_keys(bits, rel, m, flips=0)
     if steady:
@@ -138,7 +145,9 @@ def fingerprint_and_query_keys(
     fp.keys = _unique(stored)[:MAX_KEYS]
     if not query:
         return fp, []
-    keys = set(fp.keys) | set(_energy_keys(bits, rel, m, flips=QUERY_FLIPS)) | set(word_keys(words))
+    keys = set(fp.keys) | set(_energy_keys(bits, rel, m, flips=QUERY_FLIPS))
+    if change < QUERY_WORDS_RELIABILITY:
+        keys.update(word_keys(words))
     if steady:
         step = HOP // QUERY_PHASES
         for p in range(1, QUERY_PHASES):
@@ -258,12 +267,13 @@ def _block_changes(bands: np.ndarray, sound: np.ndarray) -> tuple[np.ndarray, np
     return d, rel, ok
 
 
-def _is_steady(bands: np.ndarray, sound: np.ndarray) -> bool:
-    """Energies that barely change block to block (median relative change < STEADY_RELIABILITY):
-    measured, an HF-radio recording at 0.064 against 0.21-0.38 for every other real and 0.36-0.49
-    for synthetic speech; its energy keys did not survive a single codec."""
+def _median_change(bands: np.ndarray, sound: np.ndarray) -> float:
+    """Median relative change of the pooled energies block to block (0 without blocks of sound).
+    Under STEADY_RELIABILITY the recording is steady: measured, an HF-radio recording at 0.064
+    against 0.21-0.38 for every other real and 0.32-0.49 for synthetic speech; its energy keys did
+    not survive a single codec."""
     _, rel, ok = _block_changes(bands, sound)
-    return (not ok.any()) or float(np.median(rel[ok])) < STEADY_RELIABILITY
+    return float(np.median(rel[ok])) if ok.any() else 0.0
 
 
 def _energy_bits(bands: np.ndarray, sound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -149,7 +149,7 @@ def test_lookup_keys_meet_no_stranger_but_the_copies(readings, copies) -> None:
     prints = [fp.fingerprint_and_query_keys(x) for x in readings]
     for i, (f, query) in enumerate(prints):
         assert f.keys and all(k >> 56 == fp.FAMILY_ENERGY for k in f.keys), "stored keys carry their family"
-        assert not f.steady
+        assert not f.steady and not any(k >> 56 == fp.FAMILY_WORDS for k in query)  # steady ones' keys not asked
         for fmt in ("mp3", "m4a"):
             assert len(set(fp.band_keys(copies[(i, fmt)])) & set(query)) >= 3, (i, fmt)
         for j, (g, _) in enumerate(prints):
