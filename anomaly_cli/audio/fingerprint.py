@@ -472,7 +472,8 @@ def _vote_keys(fp: np.ndarray, sets: np.ndarray, family: int | None, sampling: i
 def word_keys(fp: np.ndarray, sampling: int | None = None) -> list[int]:
     """Coarse keys from the words (format 2, family :data:`FAMILY_WORDS`): 4 fixed sets of 18 bits
     voted over 8 frames. Stored only by *steady* recordings (whose energy keys do not survive a
-    codec, measured); every lookup asks them, and they meet only those recordings' keys."""
+    codec, measured); a (nearly) steady recording's lookup asks them (and ``results dedupe``
+    always), and they meet only those recordings' keys."""
     return _vote_keys(fp, _vote_bit_sets(20261203, WORD_KEY_BITS, WORD_KEY_SUBSETS), FAMILY_WORDS, sampling)
 
 
