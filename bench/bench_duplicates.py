@@ -425,8 +425,8 @@ def main() -> None:
         f"Of the results a format-2 lookup meets, the steady ones (word keys; {n_steady_docs:,} of the 10^5 here): "
         f"mean {met_steady.mean():,.0f}, i.e. {met_steady.mean() / max(1, n_steady_docs):.0%} of them; the others "
         f"(energy keys): mean {other.mean():,.1f}, median {np.median(other):,.0f}, max {other.max():,}. "
-        "A date's lookup volume is therefore about its number of steady results (noisy recordings), met "
-        f"through their word keys, plus {other.mean():.1f} on average through energy keys.",
+        "Steady results are met only by the lookups of (nearly) steady recordings, which ask word keys; "
+        "index entries read include the recording's own repeats.",
     ]
     lines += [
         "",
