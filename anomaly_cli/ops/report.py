@@ -258,10 +258,11 @@ def fold_results(
 
 
 def previous_test_date(collection: ReadCollection, before: str) -> str | None:
-    """The latest test date with results before ``before`` (indexed sort, one document)."""
+    """The latest test date with results before ``before`` (indexed sort, one document: a batch of
+    one, so the Mongo double, which sorts in Python, copies one document, not every earlier result)."""
     with mongo_errors("report previous date"):
         docs = list(
-            collection.find({D.F_TEST_DATE: {"$lt": test_date_datetime(before)}}, {D.F_TEST_DATE: 1})
+            collection.find({D.F_TEST_DATE: {"$lt": test_date_datetime(before)}}, {D.F_TEST_DATE: 1}, batch_size=1)
             .sort([(D.F_TEST_DATE, -1)])
             .limit(1)
         )
