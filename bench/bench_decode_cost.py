@@ -1,6 +1,6 @@
 """Worst-case cost of one hostile input of at most 5 MB in a screening process (issue 12).
 
-Each case runs in a FRESH process that loads the model first (as a screening process does), then
+Each case runs in a FRESH process set up as a screening process is (``child.initialize``), then
 screens the bytes with the worker's own path (``child.screen_within_budget``): CPU seconds
 (user + system, from getrusage) and the peak resident memory that item added are reported. The
 claim: no input of <= 5 MB costs more than 2 s of CPU or 300 MB. Baseline in the same run: an
@@ -11,6 +11,7 @@ ordinary 60 s 16 kHz mono WAV.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -73,9 +74,8 @@ def cases() -> dict[str, bytes]:
 
 CHILD = r"""
 import resource, sys, json
-from anomaly_cli.model import engine
-engine.init_process("", None)
 from anomaly_cli.worker import child
+child.initialize("", None)  # as a screening process starts: one BLAS thread, heap kept between items, model loaded
 child.screen_within_budget(open(sys.argv[2], "rb").read(), 600.0)  # warm-up item, as in a running process
 data = open(sys.argv[1], "rb").read()
 def rss_mb(key):
@@ -111,18 +111,61 @@ def main() -> None:
             continue
         rows.append((name, len(data), json.loads(p.stdout.strip().splitlines()[-1])))
     base = next(r for n, _, r in rows if n.startswith("baseline"))
-    print(f"load average: {os.getloadavg()}")
-    print("| input | bytes | outcome | CPU s | x baseline | process peak RSS MB | added by the item MB |")
-    print("|---|---|---|---|---|---|---|")
+    load = os.getloadavg()
+    table = [
+        "| input | bytes | outcome | CPU s | x baseline | process peak RSS MB | added by the item MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, size, r in rows:
         if "error" in r:
-            print(f"| {name} | {size} | CRASH {r['error']!r} | | | | |")
+            table.append(f"| {name} | {size} | CRASH {r['error']!r} | | | | |")
             continue
         outcome = r["status"] + (f" `{r['code']}`" if r.get("code") else "")
-        print(
+        table.append(
             f"| {name} | {size:,} | {outcome} | {r['cpu_s']:.2f} | {r['cpu_s'] / max(base['cpu_s'], 1e-3):.1f} | "
             f"{r['peak_mb']:.0f} | {r['added_mb']:.0f} |"
         )
+    screened = [r for _, _, r in rows if "error" not in r]
+    worst_cpu = max(r["cpu_s"] for r in screened)
+    worst_mb = max(r["added_mb"] for r in screened)
+    crashed = [n for n, _, r in rows if "error" in r]
+    print(f"load average: {load}")
+    print("\n".join(table))
+    verdict = (
+        f"Worst input: {worst_cpu:.2f} s of CPU (goal <= 2 s: **{'met' if worst_cpu <= 2 else 'not met'}**), "
+        f"{worst_mb:.0f} MB added by one item (goal <= 300 MB: **{'met' if worst_mb <= 300 else 'not met'}**)"
+        + (f"; crashed: {', '.join(crashed)}" if crashed else "")
+        + "."
+    )
+    print(verdict)
+    section = f"""## Decode cost of hostile inputs (issue 12: no input of <= 5 MB may cost more than 2 s CPU or 300 MB)
+
+`.venv/bin/python bench/bench_decode_cost.py` ({dt.date.today().isoformat()}, 2 cores, Python
+{sys.version.split()[0]}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end: on a
+loaded machine CPU seconds are inflated, the ratio to the baseline item of the same run is the
+comparable figure). Each input runs in a fresh process set up as a screening process is
+(`child.initialize`: one BLAS thread, the heap kept between items, the model loaded) that screens
+one warm-up item first (as a running screening process has), then the input through the worker's
+own path (`child.screen_within_budget`). CPU = user + system of that item (getrusage); peak = VmHWM
+after resetting it before the item.
+
+{chr(10).join(table)}
+
+{verdict} The worst is {worst_cpu / max(base["cpu_s"], 1e-3):.1f}x the baseline 60 s item of
+this run. Here the baseline itself costs {base["cpu_s"]:.2f} s, where "Screening per item" measures
+75 ms for a 60 s WAV (median of 7 on a pinned core; here one item in a fresh process): scaled by
+that ratio the worst would be ~{worst_cpu / max(base["cpu_s"], 1e-3) * 0.075:.1f} s, an estimate, not a measurement. As measured,
+the 2 s goal is not shown; the memory goal is.
+
+Every header that asks for more than the caps is refused before decoding (`unsupported_rate`
+over 192 kHz, `too_many_channels` over 8, `decode_budget` when rate x channels x declared seconds
+exceeds 28.8 M samples, `frame_too_large` for an FFmpeg frame over 2^20 samples per channel).
+What the caps miss meets the per-item budgets of a screening process: `ITEM_CPU_SECONDS` (10 s,
+terminal `cpu_budget_exceeded`; RLIMIT_CPU at 2x as the kernel's backstop, the process replaced)
+and `ITEM_WALL_SECONDS` (30 s, watched by the worker: the process is killed and replaced, terminal
+`wall_budget_exceeded`).
+"""
+    (Path(__file__).resolve().parent / "sections" / "decode_cost.md").write_text(section, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ HERE = Path(__file__).resolve().parent
 ORDER = [
     "features",
     "decode",
+    "decode_cost",
     "pipeline",
     "pipeline_speech",
     "worker",

@@ -243,6 +243,20 @@ def screen_over_budget(data: bytes, cpu_seconds: float) -> Screening:
     )
 
 
+def screen_stopped(code: str, message: str, model_version: str, nbytes: int) -> Screening:
+    """The terminal result of an item whose screening process the worker stopped: killed at its
+    wall-clock budget (``wall_budget_exceeded``), or killed by the kernel at its CPU backstop
+    (``cpu_budget_exceeded``). The bytes are gone with the process: only their length is known."""
+    return Screening.failed(
+        code=code,
+        message=message,
+        stage="decode",
+        reason="corrupt",
+        model_version=model_version,
+        audio={"bytes": nbytes},
+    )
+
+
 def screen_in_process(data: bytes, max_duration_s: float = 600.0) -> Screening:
     """Screen ``data`` with the model :func:`init_process` loaded in this process."""
     if _PROCESS_MODEL is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from typing import Any, Callable
 
 from anomaly_cli.worker.heap import reuse_heap_between_items
 
@@ -105,16 +106,89 @@ def native_stderr_as_events() -> None:
     threading.Thread(target=pump, name="native-stderr", daemon=True).start()
 
 
+class ItemSlots:
+    """What each screening process of one pool is running, in shared memory: one slot per process
+    of ``(pid, token, started)``, ``started`` on the system's monotonic clock (the same in every
+    process), ``token`` 0 when idle. A process claims its slot once, at start-up (under the lock);
+    per item it writes only its own slot (no lock: a process killed in the middle of an item holds
+    nothing another one waits for). The worker reads the slots to find an item over its wall-clock
+    budget and the process running it (:class:`~anomaly_cli.worker.pool.ScreenPool`).
+    """
+
+    def __init__(self, ctx: Any, n: int):
+        self.n = n
+        self.values = ctx.RawArray("d", 3 * n)
+        self.lock = ctx.Lock()
+
+    def claim(self, pid: int) -> int:
+        """The slot of process ``pid`` (-1 when the table is full: that process is not watched)."""
+        with self.lock:
+            for i in range(self.n):
+                if self.values[3 * i] == 0:
+                    self.values[3 * i] = pid
+                    return i
+        return -1
+
+    def start(self, i: int, token: int) -> None:
+        self.values[3 * i + 2] = time.monotonic()
+        self.values[3 * i + 1] = token  # last: a reader that sees the token sees its start time
+
+    def finish(self, i: int) -> None:
+        self.values[3 * i + 1] = 0
+
+    def running(self) -> list[tuple[int, int, float]]:
+        """``(pid, token, started)`` of every slot whose process is running an item."""
+        out = []
+        for i in range(self.n):
+            token = int(self.values[3 * i + 1])
+            started = self.values[3 * i + 2]
+            if token and int(self.values[3 * i + 1]) == token:  # not changed while it was read
+                out.append((int(self.values[3 * i]), token, started))
+        return out
+
+    def pid_of(self, token: int) -> int | None:
+        """The process whose slot shows ``token`` (it died running it when it still does)."""
+        for i in range(self.n):
+            if token and int(self.values[3 * i + 1]) == token:
+                return int(self.values[3 * i])
+        return None
+
+
+#: This process's table and slot (:func:`initialize`), read by :func:`run_item`.
+_SLOTS: ItemSlots | None = None
+_SLOT = -1
+
+
+def run_item(token: int, task: Callable[..., Any], *args: Any) -> Any:
+    """Run ``task(*args)`` (one item) with this process's slot showing ``token`` meanwhile."""
+    slots, i = _SLOTS, _SLOT
+    if slots is not None and i >= 0:
+        slots.start(i, token)
+    try:
+        return task(*args)
+    finally:
+        if slots is not None and i >= 0:
+            slots.finish(i)
+
+
 def initialize(
-    model_dir: str, version: str | None, worker_pid: int | None = None, thresholds: dict[str, float] | None = None
+    model_dir: str,
+    version: str | None,
+    worker_pid: int | None = None,
+    thresholds: dict[str, float] | None = None,
+    slots: ItemSlots | None = None,
 ) -> None:
     """Screening process start-up: ignore stop signals, one BLAS thread, load the model once.
 
     ``worker_pid`` (the worker's pool passes it): exit with that process, and log native
     libraries' stderr lines as events (:func:`exit_with_worker`, :func:`native_stderr_as_events`).
+    ``slots``: the pool's :class:`ItemSlots`, where :func:`run_item` shows what this process runs.
     """
+    global _SLOTS, _SLOT
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if slots is not None:
+        _SLOTS, _SLOT = slots, slots.claim(os.getpid())
     if worker_pid is not None:
         exit_with_worker(worker_pid)
         native_stderr_as_events()
@@ -138,6 +212,11 @@ def initialize(
 #: CPU seconds one item may cost in a screening process. The decoder's caps keep every input of
 #: <= 5 MB far below it (see BENCHMARKS.md, decode cost); this is the backstop for what they miss.
 ITEM_CPU_SECONDS = 10.0
+#: Wall-clock seconds one item may run in a screening process before the worker kills the process
+#: and replaces it (a native call blocked without using CPU, a stopped process: nothing in the
+#: process can stop those). Above the CPU budget's kernel backstop (2x ITEM_CPU_SECONDS), so an
+#: item burning CPU meets that first; 15x the worst measured input (BENCHMARKS.md, decode cost).
+ITEM_WALL_SECONDS = 30.0
 
 
 class OverBudget(BaseException):
@@ -157,7 +236,9 @@ def screen_within_budget(data: bytes, max_duration_s: float, cpu_seconds: float 
     Two limits: ``ITIMER_PROF`` (CPU time) raises :class:`OverBudget` at the next bytecode, and the
     item becomes a terminal ``cpu_budget_exceeded`` result; ``RLIMIT_CPU`` at twice the budget is
     the kernel's backstop for native code that never returns to Python: SIGXCPU kills the process,
-    the pool replaces it and the item is retried as ``screening_process_lost`` (then the DLQ).
+    the pool replaces it and the worker gives the item the same terminal ``cpu_budget_exceeded``
+    (it knows the item from the process's slot and its exit signal). An item that neither uses CPU
+    nor returns is the worker's to stop (:data:`ITEM_WALL_SECONDS`: ``wall_budget_exceeded``).
     """
     import resource
 
