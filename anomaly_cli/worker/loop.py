@@ -233,6 +233,8 @@ class Worker:
             wait_s = min(wait_s, 1)
         if stop_in is not None:  # an idle stop: poll once more, ending at most a second after it
             wait_s = min(wait_s, math.ceil(stop_in))
+        if self.processor.breaker.tripped or self.processor.source_gone.tripped:
+            return 0  # a breaker opened since the loop's check: what its batch released is not received again
         try:
             msgs = self.queue.receive(n, wait_s, self.s.visibility_timeout_seconds)
         except errors.QueueUnavailable as e:
