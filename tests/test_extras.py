@@ -46,3 +46,23 @@ def test_the_embedded_mongo_uri_names_the_extra(tmp_path):
     assert r.returncode == 3, r.stdout + r.stderr
     assert "MONGO_URI=mongomock:// needs the embedded Mongo double" in r.stderr
     assert "pip install 'anomaly-cli[demo]'" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("module", "command", "extra"),
+    [
+        ("matplotlib", ["results", "report", "2025-12-20"], "report"),
+        ("sklearn", ["model", "train", "--out", "m/v9", "--synthetic", "5"], "train"),
+    ],
+)
+def test_a_command_that_draws_or_fits_names_its_extra(module, command, extra, tmp_path):
+    # GIVEN an install without the library (the container image's default: Containerfile, EXTRAS)
+    r = run_without(
+        module, *command, tmp_path=tmp_path, MONGO_URI="mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=100"
+    )
+    # THEN a configuration error naming the extra and how to get it, before anything is read
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert f"(the '{extra}' extra)" in r.stderr
+    assert f"pip install 'anomaly-cli[{extra}]'" in r.stderr and f"--build-arg EXTRAS={extra}" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "m").exists()

@@ -55,6 +55,9 @@ def train_cmd(
     with o.errors():
         cli.settings()
         _one_source(data, synthetic, o)
+        from anomaly_cli.extras import require
+
+        require("train", "anomaly model train")
         from anomaly_cli.model.train import train
 
         with progress("train", enabled=o.progress_enabled) as update:

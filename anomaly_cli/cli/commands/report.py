@@ -45,9 +45,11 @@ def command(
     cli = context.get(ctx)
     o = Output(json_out)
     with o.errors():
+        from anomaly_cli.extras import require
         from anomaly_cli.ops.report import build_report
         from anomaly_cli.report.page import write
 
+        require("report", "anomaly results report")  # before reading anything: the charts need matplotlib
         settings = cli.settings()
         with progress("report", enabled=o.progress_enabled) as update:
             data = build_report(
