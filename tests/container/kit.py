@@ -2,7 +2,7 @@
 built with debootstrap, builds with no network from a wheelhouse made on the host.
 
 Plain functions (no pytest) so a person can run a step by hand:
-``.venv/bin/python -m tests.container.kit base|wheelhouse|image``.
+``.venv/bin/python -m tests.container.kit base|wheelhouse|image|report``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "localhost/debian-python:bookworm"
+#: the build stage's base: the same plus binutils (strip), which the runtime must not carry
+BUILD_BASE_IMAGE = "localhost/debian-python-build:bookworm"
 IMAGE = "localhost/anomaly-cli:test"
 #: what the base needs: Python with venv (the Containerfile's contract), CA roots, and tini so
 #: that the runtime stage needs no package index (--network none)
 BASE_PACKAGES = "python3,python3-venv,ca-certificates,tini"
+BUILD_BASE_PACKAGES = "python3,python3-venv,ca-certificates,binutils"
 MIRROR = "http://deb.debian.org/debian"
 WORK = Path(os.environ.get("ANOMALY_CONTAINER_WORK", "/var/tmp/anomaly-container"))
 
@@ -45,15 +48,15 @@ def image_exists(name: str) -> bool:
     return podman("image", "exists", name, check=False).returncode == 0
 
 
-def ensure_base() -> float:
-    """The local Debian bookworm base (debootstrap, ~80 s, once); returns seconds spent."""
-    if image_exists(BASE_IMAGE):
+def ensure_base(image: str = BASE_IMAGE, packages: str = BASE_PACKAGES) -> float:
+    """A local Debian bookworm base (debootstrap, ~80 s, once); returns seconds spent."""
+    if image_exists(image):
         return 0.0
     t0 = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="debootstrap-", dir=WORK))
     try:
         subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", "bookworm", str(root), MIRROR],
+            ["debootstrap", "--variant=minbase", f"--include={packages}", "bookworm", str(root), MIRROR],
             check=True,
             capture_output=True,
             timeout=1800,
@@ -73,7 +76,7 @@ def ensure_base() -> float:
                 else:
                     p.unlink()
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        podman("import", "-", BASE_IMAGE, stdin=tar.stdout)
+        podman("import", "-", image, stdin=tar.stdout)
         assert tar.wait() == 0
     finally:
         # a debootstrap that failed midway can leave the target's /proc and /sys mounted: never
@@ -84,9 +87,15 @@ def ensure_base() -> float:
     return time.monotonic() - t0
 
 
+def ensure_bases() -> float:
+    """The runtime's base and the build stage's (with binutils); returns seconds spent."""
+    return ensure_base() + ensure_base(BUILD_BASE_IMAGE, BUILD_BASE_PACKAGES)
+
+
 def build_context() -> Path:
     """The repository's files as a clone has them (tracked + new, not ignored) plus wheelhouse/,
-    built on the host from constraints.txt (the build itself has no network)."""
+    built on the host from constraints.txt (the build itself has no network), with the optional
+    parts an image can have (the report extra) so that either image builds offline."""
     ctx = WORK / "context"
     shutil.rmtree(ctx, ignore_errors=True)
     ctx.mkdir(parents=True)
@@ -106,7 +115,17 @@ def build_context() -> Path:
     wheels.mkdir(exist_ok=True)
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
     subprocess.run(
-        [*pip, "wheel", "-w", str(wheels), "-c", str(ROOT / "constraints.txt"), str(ctx), "setuptools", "wheel"],
+        [
+            *pip,
+            "wheel",
+            "-w",
+            str(wheels),
+            "-c",
+            str(ROOT / "constraints.txt"),
+            f"{ctx}[report]",
+            "setuptools",
+            "wheel",
+        ],
         check=True,
         capture_output=True,
         timeout=1800,
@@ -117,8 +136,8 @@ def build_context() -> Path:
     return ctx
 
 
-def build_image() -> float:
-    """podman build of the Containerfile, offline, on the local base; returns seconds."""
+def build_image(image: str = IMAGE, extras: str = "") -> float:
+    """podman build of the Containerfile, offline, on the local bases; returns seconds."""
     ctx = build_context()
     t0 = time.monotonic()
     done = podman(
@@ -129,8 +148,12 @@ def build_image() -> float:
         "none",
         "--build-arg",
         f"BASE={BASE_IMAGE}",
+        "--build-arg",
+        f"BUILD_BASE={BUILD_BASE_IMAGE}",
+        "--build-arg",
+        f"EXTRAS={extras}",
         "-t",
-        IMAGE,
+        image,
         "-f",
         str(ctx / "Containerfile"),
         str(ctx),
@@ -145,9 +168,11 @@ def build_image() -> float:
 
 if __name__ == "__main__":
     step = sys.argv[1] if len(sys.argv) > 1 else "image"
-    if step in ("base", "image"):
-        print("base", ensure_base())
+    if step in ("base", "image", "report"):
+        print("base", ensure_bases())
     if step == "wheelhouse":
         print(build_context())
     if step == "image":
         print("image", build_image())
+    if step == "report":  # the image with `results report` too (--build-arg EXTRAS=report)
+        print("image", build_image("localhost/anomaly-cli:report", "report"))
