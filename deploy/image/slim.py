@@ -45,9 +45,10 @@ UNUSED_SUFFIXES = (".pyi", ".pyx", ".pxd", ".c", ".h")
 
 #: anomaly_cli's modules left out of the trace (their own bytecode is compiled, like all of
 #: anomaly_cli's): the synthetic-recording generator imports scipy.signal, and with it scipy.stats,
-#: optimize, linalg... (~10 MB of bytecode). Only `model evaluate --synthetic` runs it in the image
-#: (the demo needs the demo extra), a run of minutes to which compiling those modules adds ~1-2 s.
-UNTRACED = ("anomaly_cli.synth",)
+#: optimize, linalg... (~10 MB of bytecode), and so does the demo, which imports it at the top. In
+#: the image only `model evaluate --synthetic` runs the generator (the demo needs the demo extra,
+#: which no image has), a run of minutes to which compiling those modules adds ~1-2 s.
+UNTRACED = ("anomaly_cli.synth", "anomaly_cli.ops.demo")
 
 TRACE = (
     f"UNTRACED = {UNTRACED!r}\n"
