@@ -19,7 +19,7 @@ has what each one saves. Run with the environment's own interpreter, after ``pip
    Every stripped module is loaded afterwards; one that does not load fails the build.
 4. Bytecode, compiled at build time for what the commands import (the whole of ``anomaly_cli`` plus
    every module a trace run imports: every ``anomaly_cli`` module but the synthetic-recording
-   generator (``UNTRACED``), the screening processes' preload, a screening process's start and two
+   generator and the demo (``UNTRACED``), the screening processes' preload, a screening process's start and two
    items (WAV, m4a), a download from S3 and over https with retries,
    boto3's S3/SQS/STS clients making a request, pymongo selecting a server, ``anomaly --help``, and
    the report's charts when matplotlib is installed). The image runs read-only with

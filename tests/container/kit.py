@@ -2,7 +2,8 @@
 built with debootstrap, builds with no network from a wheelhouse made on the host.
 
 Plain functions (no pytest) so a person can run a step by hand:
-``.venv/bin/python -m tests.container.kit base|wheelhouse|image|report``.
+``.venv/bin/python -m tests.container.kit base|wheelhouse|image|report``, and paired cold starts
+``... kit coldstart IMAGE [IMAGE...]``.
 """
 
 from __future__ import annotations
@@ -166,6 +167,53 @@ def build_image(image: str = IMAGE, extras: str = "") -> float:
     return took
 
 
+def cold_starts(images: list[str], n: int = 5) -> dict[str, list[float]]:
+    """Seconds from ``podman run`` to the ready file, ``n`` starts of each image interleaved (same
+    load for all), on an empty queue of a moto server on the host (as the container test)."""
+    import uuid
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from tests.container import test_container as tc
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    tag = uuid.uuid4().hex[:6]
+    queue = boto3.client("sqs", region_name="ap-south-1", endpoint_url=endpoint, **creds).create_queue(
+        QueueName=f"cold-{tag}"
+    )["QueueUrl"]
+    stage = Path(tempfile.mkdtemp(prefix="cold-", dir=WORK)) / "test"
+    (stage / "lib").mkdir(parents=True)
+    shutil.copy2(Path(__file__).with_name("entry.py"), stage / "entry.py")
+    (stage / "source.json").write_text("[]", encoding="utf-8")
+    tc._copy_distributions(("mongomock-ng", "sentinels", "pytz", "packaging"), stage / "lib")
+    env = {
+        "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "ap-south-1", "SQS_QUEUE_URL": queue, "MONGO_URI": f"mongomock://cold-{tag}",
+        "AUDIO_URL_ALLOWLIST": "s3://none", "TEST_DATE": "2025-12-20", "CPU_WORKERS": "1",
+        "SQS_WAIT_SECONDS": "1", "WORKER_ADHOC_ONLY": "true", "PYTHONPATH": "/test/lib",
+    }  # fmt: skip
+    runs: dict[str, list[float]] = {image: [] for image in images}
+    global IMAGE
+    default = IMAGE
+    try:
+        for i in range(n):
+            for image in images:
+                IMAGE = image
+                runs[image].append(
+                    tc._cold_start(env, stage, f"cold-{tag}-{i}-{len(runs[image])}-{images.index(image)}")
+                )
+    finally:
+        IMAGE = default
+        moto.stop()
+        shutil.rmtree(stage.parent, ignore_errors=True)
+    return runs
+
+
 if __name__ == "__main__":
     step = sys.argv[1] if len(sys.argv) > 1 else "image"
     if step in ("base", "image", "report"):
@@ -176,3 +224,9 @@ if __name__ == "__main__":
         print("image", build_image())
     if step == "report":  # the image with `results report` too (--build-arg EXTRAS=report)
         print("image", build_image("localhost/anomaly-cli:report", "report"))
+    if step == "coldstart":  # python -m tests.container.kit coldstart IMAGE [IMAGE...]: paired starts
+        import statistics
+
+        for image, runs in cold_starts(sys.argv[2:] or [IMAGE]).items():
+            print(f"{image}: median {statistics.median(runs):.2f} s, runs {[round(r, 2) for r in runs]}")
+        print("load", os.getloadavg())

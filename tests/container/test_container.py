@@ -336,8 +336,14 @@ loading the model; the first run follows the build, the two others start on an e
 warm in all three: a node that has just pulled the image reads it from disk once more). Largest parts of
 the environment (MB, `du --apparent-size`): {biggest}.
 
-What made the image 614.6 MB on commit `e5c3858` (load 7.3: ready in 1.75 s; 6.51 s at load 18 before)
-and what each step of deploy/image/slim.py and of the extras takes off, measured on the host as MB of
+The ready time hardly depends on this work: `python -m tests.container.kit coldstart
+localhost/anomaly-cli:baseline localhost/anomaly-cli:test` (5 starts of each image interleaved, the image
+of `e5c3858` against that of `c497612`, 2026-12-02 17:37 UTC, load 0.4) gave medians of 0.81 s before and
+0.76 s after; with 4 busy-looping processes on the 2 cores, 1.20 s and 1.14 s. The 6.51 s recorded before
+was one start at load 18; the old image had bytecode for every module already (pip compiles on
+install), so there was no compiling at start to remove, and the 0.05 s is within the runs' spread.
+
+What made the image 614.6 MB on commit `e5c3858` and what each step of deploy/image/slim.py and of the extras takes off, measured on the host as MB of
 files in the virtual environment, one step after the other (a host venv from the same wheelhouse,
 then each step; the image's layer adds ~3 MB of tar headers, and the base):
 
