@@ -338,7 +338,7 @@ the environment (MB, `du --apparent-size`): {biggest}.
 
 The ready time hardly depends on this work: `python -m tests.container.kit coldstart
 localhost/anomaly-cli:baseline localhost/anomaly-cli:test` (5 starts of each image interleaved, the image
-of `e5c3858` against that of `c497612`, 2026-12-02 17:37 UTC, load 0.4) gave medians of 0.81 s before and
+of `e5c3858` against this change's, built before its last rebase onto main, 2026-12-02 17:37 UTC, load 0.4) gave medians of 0.81 s before and
 0.76 s after; with 4 busy-looping processes on the 2 cores, 1.20 s and 1.14 s. The 6.51 s recorded before
 was one start at load 18; the old image had bytecode for every module already (pip compiles on
 install), so there was no compiling at start to remove, and the 0.05 s is within the runs' spread.
