@@ -78,6 +78,23 @@ class BatchOutcome:
     failed: list[BatchFailure] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class BatchRetry:
+    """A caller's own retries of a batch call, in place of the adapter's
+    :data:`~anomaly_cli.retry.SQS_BATCH` (discovery: :data:`~anomaly_cli.retry.DISCOVERY_SEND`).
+
+    ``sleep`` and ``clock`` default to the queue's sleep and ``time.monotonic``; ``deadline`` is on
+    ``clock`` and is a patience (:meth:`~anomaly_cli.retry.Policy.retrying`); ``on_retry(attempt,
+    seconds, error)`` is called before each wait.
+    """
+
+    policy: retry.Policy
+    sleep: Callable[[float], None] | None = None
+    clock: Callable[[], float] | None = None
+    deadline: float | None = None
+    on_retry: Callable[[int, float, BaseException], None] | None = None
+
+
 class Unsent(QueueUnavailable):
     """Raised inside a batch call's retries when SQS answered but left entries unsent (``Failed[]``
     without a sender fault): transient, so the policy sends those entries again."""
@@ -137,39 +154,40 @@ class SqsQueue:
                     raise translate(e, what) from e
         raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
 
+    def _batches(
+        self, what: str, fn: Callable[..., Any], entries: list[dict[str, Any]], own: BatchRetry | None = None
+    ) -> BatchOutcome:
+        """``entries`` (each with ``Id``) in chunks of 10, each chunk under its own budget (:meth:`_batch`)."""
+        out = BatchOutcome()
+        for chunk in chunks(entries):
+            res = self._batch(what, fn, list(chunk), own)
+            out.succeeded += res.succeeded
+            out.failed += res.failed
+        return out
+
     def _batch(
-        self,
-        what: str,
-        fn: Callable[..., Any],
-        entries: list[dict[str, Any]],
-        *,
-        policy: retry.Policy | None = None,
-        sleep: Callable[[float], None] | None = None,
-        clock: Callable[[], float] | None = None,
-        deadline: float | None = None,
-        on_retry: Callable[[int, float, BaseException], None] | None = None,
+        self, what: str, fn: Callable[..., Any], entries: list[dict[str, Any]], own: BatchRetry | None = None
     ) -> BatchOutcome:
         """Send ``entries`` (<= 10, each with ``Id``) until every one succeeded or failed for good.
 
-        One budget of calls (``policy``, :data:`~anomaly_cli.retry.SQS_BATCH` by default) covers a
-        whole call that failed transiently and the entries ``Failed[]`` names without a sender
+        One budget of calls (``own.policy``, :data:`~anomaly_cli.retry.SQS_BATCH` by default) covers
+        a whole call that failed transiently and the entries ``Failed[]`` names without a sender
         fault. What is still unsent when it runs out (or when an interruptible ``sleep`` is
         interrupted) is reported failed; when no entry was ever answered, the last transient
         error is raised instead. A permanent error (no queue, no access) is raised at once.
-        ``deadline`` is on ``clock`` (a patience: :meth:`~anomaly_cli.retry.Policy.retrying`).
         """
         outcome = BatchOutcome()
         pending = {e["Id"]: e for e in entries}
         last: dict[str, BatchFailure] = {}
         answered = False
-        p = policy or self.batch_policy
-        retrying = p.retrying(
-            sleep=sleep or self._sleep,
+        own = own or BatchRetry(self.batch_policy)
+        retrying = own.policy.retrying(
+            sleep=own.sleep or self._sleep,
             rng=self._rng,
-            clock=clock or time.monotonic,
-            deadline=deadline,
-            deadline_is_patience=deadline is not None,
-            before_sleep=on_retry,
+            clock=own.clock or time.monotonic,
+            deadline=own.deadline,
+            deadline_is_patience=own.deadline is not None,
+            before_sleep=own.on_retry,
         )
         try:
             for attempt in retrying:
@@ -207,60 +225,27 @@ class SqsQueue:
         outcome.failed += [last.get(i) or BatchFailure(i, "unanswered", "", False) for i in pending]
         return outcome
 
-    def send_batch(
-        self,
-        entries: list[dict[str, Any]],
-        *,
-        policy: retry.Policy | None = None,
-        sleep: Callable[[float], None] | None = None,
-        clock: Callable[[], float] | None = None,
-        deadline: float | None = None,
-        on_retry: Callable[[int, float, BaseException], None] | None = None,
-    ) -> BatchOutcome:
+    def send_batch(self, entries: list[dict[str, Any]], *, own: BatchRetry | None = None) -> BatchOutcome:
         """``SendMessageBatch`` in chunks of 10; entries are dicts with ``Id``, ``MessageBody`` ...
 
         A caller with more patience than :data:`~anomaly_cli.retry.SQS_BATCH` passes its own
-        ``policy`` (and ``sleep``, ``clock``, ``deadline``, ``on_retry``) instead of retrying
-        around this call (discovery: :data:`~anomaly_cli.retry.DISCOVERY_SEND`).
+        retries (:class:`BatchRetry`) instead of retrying around this call (discovery:
+        :data:`~anomaly_cli.retry.DISCOVERY_SEND`).
         """
-        out = BatchOutcome()
-        for chunk in chunks(entries):
-            res = self._batch(
-                "SendMessageBatch",
-                self.client.send_message_batch,
-                list(chunk),
-                policy=policy,
-                sleep=sleep,
-                clock=clock,
-                deadline=deadline,
-                on_retry=on_retry,
-            )
-            out.succeeded += res.succeeded
-            out.failed += res.failed
-        return out
+        return self._batches("SendMessageBatch", self.client.send_message_batch, entries, own)
 
     def delete_batch(self, receipts: list[tuple[str, str]]) -> BatchOutcome:
         """Delete ``(id, receipt_handle)`` pairs in chunks of 10, checking ``Failed[]``."""
-        out = BatchOutcome()
-        for chunk in chunks(receipts):
-            entries = [{"Id": i, "ReceiptHandle": r} for i, r in chunk]
-            res = self._batch("DeleteMessageBatch", self.client.delete_message_batch, entries)
-            out.succeeded += res.succeeded
-            out.failed += res.failed
-        return out
+        entries = [{"Id": i, "ReceiptHandle": r} for i, r in receipts]
+        return self._batches("DeleteMessageBatch", self.client.delete_message_batch, entries)
 
     def change_visibility_batch(self, items: list[tuple[str, str, int]]) -> BatchOutcome:
         """Set visibility of ``(id, receipt_handle, seconds)`` triples in chunks of 10."""
-        out = BatchOutcome()
-        for chunk in chunks(items):
-            entries = [
-                {"Id": i, "ReceiptHandle": r, "VisibilityTimeout": max(0, min(int(s), MAX_VISIBILITY_TIMEOUT_SECONDS))}
-                for i, r, s in chunk
-            ]
-            res = self._batch("ChangeMessageVisibilityBatch", self.client.change_message_visibility_batch, entries)
-            out.succeeded += res.succeeded
-            out.failed += res.failed
-        return out
+        entries: list[dict[str, Any]] = [
+            {"Id": i, "ReceiptHandle": r, "VisibilityTimeout": max(0, min(int(s), MAX_VISIBILITY_TIMEOUT_SECONDS))}
+            for i, r, s in items
+        ]
+        return self._batches("ChangeMessageVisibilityBatch", self.client.change_message_visibility_batch, entries)
 
     def receive(
         self,

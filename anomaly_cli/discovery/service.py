@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Se
 from anomaly_cli import errors, retry
 from anomaly_cli.adapters.mongo import mongo_errors
 from anomaly_cli.adapters.protocols import Database, ReadCollection
-from anomaly_cli.adapters.sqs import BatchOutcome, SqsQueue, chunks
+from anomaly_cli.adapters.sqs import BatchOutcome, BatchRetry, SqsQueue, chunks
 from anomaly_cli.config import MODES, Settings
 from anomaly_cli.contract import (
     RejectedRow,
@@ -773,11 +773,13 @@ class DiscoveryService:
 
         return self.queue.send_batch(
             entries,
-            policy=retry.DISCOVERY_SEND,
-            sleep=retry.interruptible(self.stop.wait),
-            clock=clock,
-            deadline=clock() + self.s.discovery_send_patience_seconds,
-            on_retry=on_retry,
+            own=BatchRetry(
+                retry.DISCOVERY_SEND,
+                sleep=retry.interruptible(self.stop.wait),
+                clock=clock,
+                deadline=clock() + self.s.discovery_send_patience_seconds,
+                on_retry=on_retry,
+            ),
         )
 
     # ----- dry run: the time-zone trap -----
