@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from anomaly_cli.model.rules import Condition, Rule, RuleSet
+from anomaly_cli.model.rules import DEFAULT_RULES, Condition, Rule, RuleSet
 
 RULES = RuleSet(
     (
@@ -56,9 +56,12 @@ def test_round_trip_through_plain_data():
     assert again.features() == {"snr_db", "level", "dc", "speech", "tonal"}
 
 
-def test_shipped_rules_judge_speech_content_of_a_quiet_recording_but_not_its_snr():
-    from anomaly_cli.model.rules import DEFAULT_RULES
+def _codes(f: dict[str, float]) -> list[str]:
+    """The reason codes the shipped rules give features ``f``, in order."""
+    return [r.code for r, _ in DEFAULT_RULES.evaluate(f)]
 
+
+def test_shipped_rules_judge_speech_content_of_a_quiet_recording_but_not_its_snr():
     quiet_noise = {
         "duration_s": 20.0,
         "level_p95_dbfs": -55.4,
@@ -68,7 +71,7 @@ def test_shipped_rules_judge_speech_content_of_a_quiet_recording_but_not_its_snr
         "band_snr_db": 3.6,
         "flux_periodicity": 0.07,
     }
-    assert [r.code for r, _ in DEFAULT_RULES.evaluate(quiet_noise)] == ["low_volume", "no_speech"]
+    assert _codes(quiet_noise) == ["low_volume", "no_speech"]
     quiet_speech = {
         "duration_s": 20.0,
         "level_p95_dbfs": -51.4,
@@ -79,13 +82,11 @@ def test_shipped_rules_judge_speech_content_of_a_quiet_recording_but_not_its_snr
         "dominance_db": 8.0,
         "flux_periodicity": 0.1,
     }  # little dominance: not judged `noisy` when quiet
-    assert [r.code for r, _ in DEFAULT_RULES.evaluate(quiet_speech)] == ["low_volume"]
+    assert _codes(quiet_speech) == ["low_volume"]
 
 
 def test_shipped_rules_a_slow_reader_with_little_voicing_is_speech_and_a_sparse_reading_is_not_quiet():
     """One isolated syllable every 2 s: little voicing in all, no fluent rhythm, mostly pauses."""
-    from anomaly_cli.model.rules import DEFAULT_RULES
-
     slow = {
         "duration_s": 30.0,
         "level_p95_dbfs": -47.0,  # 95 % of the frames are pauses...
@@ -98,12 +99,10 @@ def test_shipped_rules_a_slow_reader_with_little_voicing_is_speech_and_a_sparse_
         "flux_periodicity": 0.05,
         "centroid_hz_std": 600.0,
     }
-    assert DEFAULT_RULES.evaluate(slow) == []
+    assert _codes(slow) == []
 
 
 def test_shipped_rules_clipped_comes_before_content_judgements():
-    from anomaly_cli.model.rules import DEFAULT_RULES
-
     clipped_music = {
         "duration_s": 20.0,
         "level_p95_dbfs": -8.0,
@@ -112,7 +111,7 @@ def test_shipped_rules_clipped_comes_before_content_judgements():
         "voiced_speech_s": 0.0,
         "band_rhythm_db": 2.0,
     }
-    assert [r.code for r, _ in DEFAULT_RULES.evaluate(clipped_music)] == ["clipped", "no_speech"]
+    assert _codes(clipped_music) == ["clipped", "no_speech"]
 
 
 def _reading(**over: float) -> dict[str, float]:
@@ -136,12 +135,6 @@ def _reading(**over: float) -> dict[str, float]:
     base.update(over)
     base["voice_clarity_db"] = base["dominance_db"] + base["voice_hnr_db"]
     return base
-
-
-def _codes(f: dict[str, float]) -> list[str]:
-    from anomaly_cli.model.rules import DEFAULT_RULES
-
-    return [r.code for r, _ in DEFAULT_RULES.evaluate(f)]
 
 
 def test_shipped_rules_a_reader_among_other_voices_is_noisy_one_over_quiet_babble_is_not():
