@@ -179,7 +179,9 @@ class Settings:
     fetch_retries: int = _spec("FETCH_RETRIES", "attempts for transient download errors", default=3)
     max_audio_bytes: int = _spec("MAX_AUDIO_BYTES", "byte cap enforced while streaming", default=50 * 1024 * 1024)
     max_duration_seconds: float = _spec(
-        "MAX_DURATION_SECONDS", "decode stops here; longer recordings are too_long", default=600.0
+        "MAX_DURATION_SECONDS",
+        "decode stops here: longer is failed duration_over_cap, reason too_long (keep it above MAX_READING_SECONDS)",
+        default=300.0,
     )
     # --- model ---
     model_dir: str = _spec(

@@ -41,13 +41,20 @@ MIN_RATE, MAX_RATE = 4000, 192000
 #: Phones record 1-2 channels at 8-48 kHz; 8 channels is 7.1 surround, 192 kHz the top studio rate.
 MAX_CHANNELS = 8
 #: Samples x channels one recording may decode: 10 minutes of 48 kHz mono, 5 of 48 kHz stereo, the
-#: whole 600 s cap at 16-24 kHz stereo. An oral-reading clip is 1-3 minutes; what costs more is
+#: 600 s at 16-24 kHz stereo (the cap itself, MAX_DURATION_SECONDS, is 300 s by default, so the
+#: budget matters when an operator raises it). An oral-reading clip is 1-3 minutes; what costs more is
 #: refused (``decode_budget``) so that no input of <= 5 MB costs a screening process more than ~10x
 #: an ordinary 60 s item (bench/bench_decode_cost.py, BENCHMARKS.md).
 MAX_DECODE_SAMPLES = 600 * 48000
 #: Samples per channel in one FFmpeg frame: real codecs use <= 8192; a single 50 MB PCM packet
 #: would become a ~900 MB float array before any duration cap could apply.
 MAX_FRAME_SAMPLES = 1 << 20
+#: Decoding stops here (``MAX_DURATION_SECONDS``'s default): 5 minutes, above the screening's
+#: ``MAX_READING_SECONDS`` (240 s, ``too_long``) so every recording the screening can judge is
+#: decoded whole. Cost grows with the duration decoded: at 600 s a 337 KB Opus file of noise cost
+#: 2.6 s of CPU, over the issue-12 bound of 2 s for any input of <= 5 MB; at 300 s it is about half
+#: (bench/bench_decode_cost.py, BENCHMARKS.md). Longer is ``duration_over_cap``, reason ``too_long``.
+DEFAULT_MAX_DURATION_S = 300.0
 # Frames read from libsndfile per call: small enough that a stream breaking mid-block loses
 # little (libsndfile returns nothing from a failed read), large enough to keep calls cheap.
 _BLOCK_FRAMES = 16384
@@ -142,7 +149,9 @@ class PolyphaseStream:
         return y.astype(np.float32, copy=False)
 
 
-def decode_bytes(data: bytes, *, max_duration_s: float = 600.0, target_rate: int = ANALYSIS_RATE) -> DecodedAudio:
+def decode_bytes(
+    data: bytes, *, max_duration_s: float = DEFAULT_MAX_DURATION_S, target_rate: int = ANALYSIS_RATE
+) -> DecodedAudio:
     """Decode ``data`` to mono float32 at ``target_rate``, stopping at ``max_duration_s``.
 
     Raises :class:`DecodeError` (and nothing else) when the bytes hold no usable audio.

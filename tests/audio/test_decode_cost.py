@@ -89,3 +89,21 @@ def test_ordinary_recordings_are_untouched() -> None:
     for rate, ch in ((48000, 2), (44100, 1), (8000, 1)):
         got = D.decode_bytes(_flac(3.0, rate, ch))
         assert got.channels == ch and abs(got.duration_s - 3.0) < 0.01
+
+
+def test_one_default_duration_cap_everywhere():
+    """MAX_DURATION_SECONDS's default is the decoder's, the engine's and the screening process's: the
+    cap is what bounds one item's cost (BENCHMARKS.md, decode cost), so no path may decode more by
+    default, and it stays above the reading cap so that every recording screened is decoded whole."""
+    import dataclasses
+    import inspect
+
+    from anomaly_cli import config
+    from anomaly_cli.audio import decode
+    from anomaly_cli.model import engine
+
+    default = {f.name: f.default for f in dataclasses.fields(config.Settings)}
+    assert default["max_duration_seconds"] == decode.DEFAULT_MAX_DURATION_S
+    for fn in (decode.decode_bytes, engine.screen_bytes, engine.screen_in_process):
+        assert inspect.signature(fn).parameters["max_duration_s"].default == decode.DEFAULT_MAX_DURATION_S, fn
+    assert decode.DEFAULT_MAX_DURATION_S > default["max_reading_seconds"]
