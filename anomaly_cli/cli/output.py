@@ -107,6 +107,40 @@ def emit_json(payload: Any) -> None:
     sys.stdout.flush()
 
 
+def _json_event(level: str, event: str, fields: dict[str, Any]) -> None:
+    """One JSON line on stderr: through logging where it is set up for this stderr, else written here
+    in the same shape (before the settings loaded)."""
+    if _log_stream is sys.stderr:
+        getattr(log, level)(event, **fields)
+        return
+    import logging
+
+    from anomaly_cli.log import JsonFormatter
+
+    record = logging.LogRecord("anomaly.cli", getattr(logging, level.upper()), __file__, 0, event, None, None)
+    record.event, record.fields = event, fields
+    sys.stderr.write(JsonFormatter().format(record) + "\n")
+    sys.stderr.flush()
+
+
+def confirm(question: str) -> bool:
+    """Ask ``question`` (yes/no, default no) before a destructive step.
+
+    On a terminal it is Click's prompt on stderr. Where stderr carries JSON lines (not a terminal,
+    or ``LOG_FORMAT=json``), the question is one ``confirmation_required`` event like every other
+    line there, and the answer one line read from stdin (``y`` / ``yes``; anything else is no);
+    nothing is written to stdout, which stays the command's data. End of input aborts (Click's
+    ``Abort``: an ``aborted`` error), as Ctrl-C does.
+    """
+    if not stderr_is_json():
+        return bool(typer.confirm(question, err=True))
+    _json_event("warning", "confirmation_required", {"question": question, "answer": "y or yes on stdin; --yes skips"})
+    line = sys.stdin.readline()
+    if not line:
+        raise typer.Abort()
+    return line.strip().lower() in ("y", "yes")
+
+
 def _print_error(code: str, message: str, hint: str | None, json_mode: bool, exit_code: int | None = None) -> None:
     """An error in the CLI's one shape: ``{"error": ...}`` on stdout under ``--json``; else on stderr
     human lines, or, where stderr carries JSON lines, one ``command_failed`` event like every other line."""
@@ -116,18 +150,7 @@ def _print_error(code: str, message: str, hint: str | None, json_mode: bool, exi
     if json_mode:
         emit_json({"error": {"code": code, "message": message, "hint": hint}})
     elif stderr_is_json():
-        fields = {"code": code, "message": message, "hint": hint, "exit_code": exit_code}
-        if _log_stream is sys.stderr:  # logging is set up for this stderr: the event goes through it
-            log.error("command_failed", **fields)
-        else:  # before the settings loaded: the same JSON line, written here
-            import logging
-
-            from anomaly_cli.log import JsonFormatter
-
-            record = logging.LogRecord("anomaly.cli", logging.ERROR, __file__, 0, "command_failed", None, None)
-            record.event, record.fields = "command_failed", fields
-            sys.stderr.write(JsonFormatter().format(record) + "\n")
-            sys.stderr.flush()
+        _json_event("error", "command_failed", {"code": code, "message": message, "hint": hint, "exit_code": exit_code})
     else:
         from rich.markup import escape
 

@@ -171,6 +171,28 @@ def test_state_show_list_and_reset(db: Any) -> None:
     )
 
 
+def test_state_reset_asks_in_json_lines_where_stderr_is_not_a_terminal(db: Any) -> None:
+    # GIVEN a state to reset, and a caller whose stderr is not a terminal (JSON lines there)
+    seed(db, 2)
+    assert run("discover").exit_code == 0
+    # WHEN it asks for confirmation under --json, answered "n" then "y" on stdin
+    no = run("state", "reset", DAY, "--json", input="n\n")
+    yes = run("state", "reset", DAY, "--json", input="y\n")
+    # THEN the question is a JSON event on stderr like every other line there, stdout holds only
+    # the command's one JSON document (no prompt residue), and the answer decides
+    for r in (no, yes):
+        lines = [json.loads(line) for line in r.stderr.splitlines() if line.strip()]
+        assert any(e["event"] == "confirmation_required" and DAY in e["question"] for e in lines), r.stderr
+        json.loads(r.stdout)  # one document, nothing before it
+    assert no.exit_code == exit_codes.RET_ERROR and json.loads(no.stdout)["error"]["code"] == "aborted"
+    assert yes.exit_code == 0 and json.loads(yes.stdout)["reset"] is True
+    # and no answer at all (end of input) aborts, it never resets
+    seed(db, 2)
+    assert run("discover").exit_code == 0
+    eof = run("state", "reset", DAY, "--json", input="")
+    assert eof.exit_code == exit_codes.RET_ERROR and db.anomaly_pipeline_state.count_documents({}) == 1
+
+
 def test_state_reset_refuses_a_live_lease_unless_forced(db: Any) -> None:
     from anomaly_cli.discovery.state import StateRepository
 
@@ -267,7 +289,6 @@ def test_sigterm_while_a_page_is_in_flight_stops_after_it_with_state_saved(
 def test_state_reset_keeps_a_lease_taken_while_it_waited_for_confirmation(db: Any, monkeypatch) -> None:
     # GIVEN a finished run's state, and a discover run that takes the lease while the operator
     # reads the confirmation prompt
-    import typer
 
     from anomaly_cli.discovery.state import StateRepository
 
@@ -284,7 +305,7 @@ def test_state_reset_keeps_a_lease_taken_while_it_waited_for_confirmation(db: An
         repo.acquire(DAY, "host:2:late-run", mode="incremental")
         return True
 
-    monkeypatch.setattr(typer, "confirm", confirm_while_a_run_starts)
+    monkeypatch.setattr("anomaly_cli.cli.commands.state.confirm", confirm_while_a_run_starts)
     # WHEN the operator confirms
     r = run("state", "reset", DAY, "--json")
     # THEN nothing is deleted: the delete was conditional on the state that was shown

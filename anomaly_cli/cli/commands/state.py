@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from anomaly_cli.cli import context, exit_codes
-from anomaly_cli.cli.output import Output, err, out
+from anomaly_cli.cli.output import Output, confirm, err, out
 from anomaly_cli.cli.params import DateArgument
 
 if TYPE_CHECKING:
@@ -218,10 +218,9 @@ def reset(
                 hint="stop that run first, or pass --force",
                 exit_code=exit_codes.RET_ERROR,
             )
-        if not yes and not typer.confirm(
+        if not yes and not confirm(
             f"Reset the discovery state of {test_date} "
-            f"(watermark, {(doc.get('stats') or {}).get('enqueued', 0)} enqueued counted)?",
-            err=True,
+            f"(watermark, {(doc.get('stats') or {}).get('enqueued', 0)} enqueued counted)?"
         ):
             o.fail("aborted", "not reset", exit_code=exit_codes.RET_ERROR)
         deleted = repo.reset(test_date, expected=doc)
