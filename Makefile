@@ -71,9 +71,11 @@ bench: $(STAMP) peer
 	$(PIP) install -q -c constraints.txt -e '.[dev,demo,bench]'
 	$(PY) bench/run_all.py
 
-# Model quality on the real-voice held-out split (and the peer on the same files): see MODEL_CARD.md
+# Model quality on the real-voice held-out split (and the peer on the same files): see MODEL_CARD.md.
+# VOICES_SEED 15 is model v3's clean test (built after v3's last change); seed 14 was seen while tuning.
 voices-eval: voices peer
-	$(PY) -m anomaly_cli.synth.voices build $(or $(VOICES_SET),/tmp/anomaly-voices-heldout) --split heldout
+	$(PY) -m anomaly_cli.synth.voices build $(or $(VOICES_SET),/tmp/anomaly-voices-heldout) --split heldout \
+	  --seed $(or $(VOICES_SEED),15)
 	$(VENV)/bin/anomaly model evaluate --data $(or $(VOICES_SET),/tmp/anomaly-voices-heldout)
 
 completions: $(STAMP)
