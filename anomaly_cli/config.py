@@ -22,6 +22,7 @@ from typing import Any
 
 from anomaly_cli.errors import ConfigError
 from anomaly_cli.redact import mask_secret
+from anomaly_cli.screening import DEFAULT_MAX_DURATION_S
 from anomaly_cli.sqs_quotas import MAX_LONG_POLL_SECONDS, MAX_VISIBILITY_TIMEOUT_SECONDS
 
 MODES = ("backfill", "incremental", "sweep")
@@ -181,7 +182,7 @@ class Settings:
     max_duration_seconds: float = _spec(
         "MAX_DURATION_SECONDS",
         "decode stops here: longer is failed duration_over_cap, reason too_long (keep it above MAX_READING_SECONDS)",
-        default=300.0,
+        default=DEFAULT_MAX_DURATION_S,
     )
     # --- model ---
     model_dir: str = _spec(

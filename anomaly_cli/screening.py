@@ -11,6 +11,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+#: Decoding stops here (``MAX_DURATION_SECONDS``'s default): 5 minutes, above the screening's
+#: ``MAX_READING_SECONDS`` (240 s, ``too_long``) so every recording the screening can judge is
+#: decoded whole. Cost grows with the duration decoded: at 600 s a 337 KB Opus file of noise cost
+#: 2.6 s of CPU, over the issue-12 bound of 2 s for any input of <= 5 MB; at 300 s it is about half
+#: (bench/bench_decode_cost.py, BENCHMARKS.md). Longer is ``duration_over_cap``, reason ``too_long``.
+#: Here, a light module, so that config, the engine and the decoder share one value.
+DEFAULT_MAX_DURATION_S = 300.0
+
 #: Every reason code, in the order they are reported when several apply (most basic first): plain
 #: measurements of the delivered file (length, level, clipping) before content judgements (no_speech, noisy).
 REASON_CODES = (

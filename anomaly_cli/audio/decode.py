@@ -33,6 +33,7 @@ import numpy as np
 
 from anomaly_cli.audio import sniff as sn
 from anomaly_cli.errors import DecodeError
+from anomaly_cli.screening import DEFAULT_MAX_DURATION_S
 
 ANALYSIS_RATE = 16000
 MIN_RATE, MAX_RATE = 4000, 192000
@@ -49,12 +50,6 @@ MAX_DECODE_SAMPLES = 600 * 48000
 #: Samples per channel in one FFmpeg frame: real codecs use <= 8192; a single 50 MB PCM packet
 #: would become a ~900 MB float array before any duration cap could apply.
 MAX_FRAME_SAMPLES = 1 << 20
-#: Decoding stops here (``MAX_DURATION_SECONDS``'s default): 5 minutes, above the screening's
-#: ``MAX_READING_SECONDS`` (240 s, ``too_long``) so every recording the screening can judge is
-#: decoded whole. Cost grows with the duration decoded: at 600 s a 337 KB Opus file of noise cost
-#: 2.6 s of CPU, over the issue-12 bound of 2 s for any input of <= 5 MB; at 300 s it is about half
-#: (bench/bench_decode_cost.py, BENCHMARKS.md). Longer is ``duration_over_cap``, reason ``too_long``.
-DEFAULT_MAX_DURATION_S = 300.0
 # Frames read from libsndfile per call: small enough that a stream breaking mid-block loses
 # little (libsndfile returns nothing from a failed read), large enough to keep calls cheap.
 _BLOCK_FRAMES = 16384

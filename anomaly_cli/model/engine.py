@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anomaly_cli import errors
-from anomaly_cli.screening import Reason, Screening
+from anomaly_cli.screening import DEFAULT_MAX_DURATION_S, Reason, Screening
 
 if TYPE_CHECKING:
     import numpy as np
@@ -104,7 +104,7 @@ def screen_fetch_error(exc: errors.FetchError, model_version: str) -> Screening:
     )
 
 
-def screen_bytes(data: bytes, model: LoadedModel, *, max_duration_s: float = 300.0) -> Screening:
+def screen_bytes(data: bytes, model: LoadedModel, *, max_duration_s: float = DEFAULT_MAX_DURATION_S) -> Screening:
     """Decode and screen one recording's bytes. Never raises for bad audio."""
     from anomaly_cli.audio.decode import decode_bytes
 
@@ -257,7 +257,7 @@ def screen_stopped(code: str, message: str, model_version: str, nbytes: int) -> 
     )
 
 
-def screen_in_process(data: bytes, max_duration_s: float = 300.0) -> Screening:
+def screen_in_process(data: bytes, max_duration_s: float = DEFAULT_MAX_DURATION_S) -> Screening:
     """Screen ``data`` with the model :func:`init_process` loaded in this process."""
     if _PROCESS_MODEL is None:
         raise errors.ModelError("init_process was not called in this worker process")
