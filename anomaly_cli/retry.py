@@ -156,9 +156,7 @@ class Policy:
             return self.attempts
         waited, n = 0.0, 1
         while True:
-            if self.attempts is not None and n >= self.attempts and waited >= patience_s:
-                return n
-            if self.attempts is None and waited >= patience_s:
+            if (self.attempts is None or n >= self.attempts) and waited >= patience_s:
                 return n
             waited += self.nominal(n) * (1.0 - self.jitter)
             n += 1

@@ -180,6 +180,10 @@ class SqsQueue:
         pending = {e["Id"]: e for e in entries}
         last: dict[str, BatchFailure] = {}
         answered = False
+
+        def unsent() -> list[BatchFailure]:  # what is still pending, each with its last failure
+            return [last.get(i) or BatchFailure(i, "unanswered", "", False) for i in pending]
+
         own = own or BatchRetry(self.batch_policy)
         retrying = own.policy.retrying(
             sleep=own.sleep or self._sleep,
@@ -214,7 +218,7 @@ class SqsQueue:
                         else:
                             last[f["Id"]] = failure
                     if pending:
-                        raise Unsent([last.get(i) or BatchFailure(i, "unanswered", "", False) for i in pending])
+                        raise Unsent(unsent())
         except Unsent:
             pass  # the budget ran out with entries SQS kept refusing: reported below
         except QueueUnavailable:
@@ -222,7 +226,7 @@ class SqsQueue:
                 raise
         except retry.Interrupted:
             pass  # a stop signal during a wait: what is unsent is reported below
-        outcome.failed += [last.get(i) or BatchFailure(i, "unanswered", "", False) for i in pending]
+        outcome.failed += unsent()
         return outcome
 
     def send_batch(self, entries: list[dict[str, Any]], *, own: BatchRetry | None = None) -> BatchOutcome:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Se
 from anomaly_cli import errors, retry
 from anomaly_cli.adapters.mongo import mongo_errors
 from anomaly_cli.adapters.protocols import Database, ReadCollection
-from anomaly_cli.adapters.sqs import BatchOutcome, BatchRetry, SqsQueue, chunks
+from anomaly_cli.adapters.sqs import BatchOutcome, BatchRetry, SqsQueue, Unsent, chunks
 from anomaly_cli.config import MODES, Settings
 from anomaly_cli.contract import (
     RejectedRow,
@@ -758,7 +758,7 @@ class DiscoveryService:
             return self.clock().timestamp()
 
         def on_retry(attempt: int, seconds: float, error: BaseException) -> None:
-            failures = getattr(error, "failures", None)
+            failures = error.failures if isinstance(error, Unsent) else None
             log.warning(
                 "enqueue_backoff",
                 test_date=test_date,

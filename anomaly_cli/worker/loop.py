@@ -39,12 +39,12 @@ from anomaly_cli.sqs_quotas import MAX_RECEIVE_MESSAGES
 from anomaly_cli.worker import outcome as O
 from anomaly_cli.worker.batch import BatchProcessor, BatchReport
 from anomaly_cli.worker.heap import trim_heap
-
-if TYPE_CHECKING:
-    from anomaly_cli.worker.pool import ScreenPool
 from anomaly_cli.worker.heartbeat import Heartbeat, Held, HeldMessages
 from anomaly_cli.worker.shutdown import ForcedStop, NeverStop, ShutdownController, StopPolicy, seconds_left
 from anomaly_cli.worker.stats import WorkerStats
+
+if TYPE_CHECKING:
+    from anomaly_cli.worker.pool import ScreenPool
 
 log = get_logger("worker")
 #: How often the loop returns free heap pages to the OS (:func:`~anomaly_cli.worker.pool.trim_heap`).
