@@ -169,8 +169,9 @@ def extract(samples: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
     out.update(_voiced_runs(spec["voicing"], spec["pitch_lag"], active, fps))
     out["voiced_speech_ratio"] = out["voiced_speech_s"] / max(n / sr, 1e-9)
     out["dominance_db"] = _dominance(bdb, fps)
-    out["voice_hnr_db"] = _voice_hnr(spec["voicing"], bdb, active)
-    out["voice_pitch_jumps"] = _pitch_jumps(spec["voicing"], spec["pitch_lag"], bdb, active)
+    loud = _loudest_active(bdb, active)
+    out["voice_hnr_db"] = _voice_hnr(spec["voicing"], loud)
+    out["voice_pitch_jumps"] = _pitch_jumps(spec["voicing"], spec["pitch_lag"], loud)
     out["voice_clarity_db"] = out["dominance_db"] + out["voice_hnr_db"]
     out.update(_mfcc(mel, sr))
     # Finite by construction; the guard turns any numerical surprise into 0, never NaN downstream.
@@ -350,7 +351,17 @@ def _dominance(bdb: np.ndarray, fps: float) -> float:
 _HNR_CAP_DB = 30.0
 
 
-def _voice_hnr(voicing: np.ndarray, bdb: np.ndarray, active: np.ndarray) -> float:
+def _loudest_active(bdb: np.ndarray, active: np.ndarray) -> np.ndarray | None:
+    """Indices of the loudest 20 % of active frames (speech-band level), the frames
+    :func:`_voice_hnr` and :func:`_pitch_jumps` judge; ``None`` under 10 active frames."""
+    idx = np.flatnonzero(active)
+    if idx.size < 10:
+        return None
+    level = bdb[idx]
+    return idx[level >= np.percentile(level, 80)]
+
+
+def _voice_hnr(voicing: np.ndarray, loud: np.ndarray | None) -> float:
     """Harmonics-to-noise ratio (dB) of the loudest voice (see FEATURE_DOCS).
 
     Decision: the dominant speaker is told by its periodicity as well as its level. In a frame
@@ -359,18 +370,15 @@ def _voice_hnr(voicing: np.ndarray, bdb: np.ndarray, active: np.ndarray) -> floa
     same level each have their own pitch and read as noise. The loudest 20 % of active frames are
     the reader's vowels whatever the pace (one letter a second has them too), and the 75th
     percentile of r over them ignores consonants and pitch-tracking slips. Under 10 active frames
-    there is no voice to judge: 0.
+    there is no voice to judge: 0 (``loud`` is None, :func:`_loudest_active`).
     """
-    idx = np.flatnonzero(active)
-    if idx.size < 10:
+    if loud is None:
         return 0.0
-    level = bdb[idx]
-    loud = idx[level >= np.percentile(level, 80)]
     r = float(np.clip(np.percentile(voicing[loud], 75), 1e-3, 1.0 - 1e-3))
     return float(np.clip(10.0 * np.log10(r / (1.0 - r)), -_HNR_CAP_DB, _HNR_CAP_DB))
 
 
-def _pitch_jumps(voicing: np.ndarray, lag: np.ndarray, bdb: np.ndarray, active: np.ndarray) -> float:
+def _pitch_jumps(voicing: np.ndarray, lag: np.ndarray, loud: np.ndarray | None) -> float:
     """Share of pitch jumps (> 2 semitones in 10 ms) between voiced frames of the loudest 20 % (see FEATURE_DOCS).
 
     Decision: a voice's pitch glides from frame to frame; when several voices share the loud frames
@@ -378,12 +386,11 @@ def _pitch_jumps(voicing: np.ndarray, lag: np.ndarray, bdb: np.ndarray, active: 
     from a reader whose own voice is weakly periodic (hoarse, breathy, a radio or codec channel),
     which ``voice_hnr_db`` alone cannot. Fewer than 10 such pairs: 0 (nothing to judge).
     """
-    idx = np.flatnonzero(active)
-    if idx.size < 10:
+    if loud is None:
         return 0.0
-    loud = np.zeros(active.size, dtype=bool)
-    loud[idx[bdb[idx] >= np.percentile(bdb[idx], 80)]] = True
-    voiced = loud & (voicing >= _VOICED)
+    voiced = np.zeros(voicing.size, dtype=bool)
+    voiced[loud] = True
+    voiced &= voicing >= _VOICED
     pair = voiced[1:] & voiced[:-1]
     if int(pair.sum()) < 10:
         return 0.0
