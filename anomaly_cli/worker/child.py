@@ -146,6 +146,10 @@ class ItemSlots:
                 out.append((int(self.values[3 * i]), token, started))
         return out
 
+    def tokens(self) -> list[int]:
+        """The token every slot shows (0: idle)."""
+        return [int(self.values[3 * i + 1]) for i in range(self.n)]
+
     def pid_of(self, token: int) -> int | None:
         """The process whose slot shows ``token`` (it died running it when it still does)."""
         for i in range(self.n):

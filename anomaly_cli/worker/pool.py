@@ -41,7 +41,7 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
@@ -168,8 +168,7 @@ class ScreenPool:
         if token in self._killed:
             return "wall_budget_exceeded"
         pid = slots.pid_of(token) if slots is not None else None
-        process = getattr(executor, "_processes", None) or {}
-        proc = process.get(pid) if pid is not None else None
+        proc = _processes(executor).get(pid) if pid is not None else None
         if proc is not None and proc.exitcode == -signal.SIGXCPU:
             return "cpu_budget_exceeded"
         return None
@@ -178,12 +177,11 @@ class ScreenPool:
         """Whether a process of ``executor`` was stopped for a budget (not a crash)."""
         if slots is None:
             return False
-        return any(self._over_budget(executor, slots, int(slots.values[3 * i + 1])) for i in range(slots.n))
+        return any(self._over_budget(executor, slots, token) for token in slots.tokens())
 
     def processes_alive(self) -> int:
         """Screening processes alive in the current pool (they start on demand, up to ``cpu_workers``)."""
-        process = getattr(self._cpu, "_processes", None) or {}
-        return sum(1 for p in list(process.values()) if p.is_alive())
+        return sum(1 for p in list(_processes(self._cpu).values()) if p.is_alive())
 
     def _replace_broken(
         self, broken: Executor | None, error: BaseException, slots: child.ItemSlots | None = None
@@ -199,8 +197,6 @@ class ScreenPool:
         the worker stops abnormally, as it does without this. A process stopped for an item's
         budget (``slots`` shows it) is no crash: that rebuild is not counted.
         """
-        from concurrent.futures import BrokenExecutor
-
         if not isinstance(error, BrokenExecutor) or self._closed:
             return error
         with self._rebuild_lock:
@@ -232,8 +228,6 @@ class ScreenPool:
         """
         if self._cpu is None:
             return
-        from concurrent.futures import BrokenExecutor
-
         try:
             futs = [self._cpu.submit(os.getpid) for _ in range(self.cpu_workers)]
             for f in futs:
@@ -306,8 +300,6 @@ class ScreenPool:
         cpu: Future,
     ) -> None:
         """Done callback of the CPU future (runs on the executor's thread): free the place, report."""
-        from concurrent.futures import BrokenExecutor
-
         from anomaly_cli.model import engine
 
         self._cpu_slots.release()
@@ -338,11 +330,17 @@ class ScreenPool:
             self._cpu.shutdown(wait=wait, cancel_futures=not wait)
 
 
+def _processes(executor: Executor | None) -> dict[int, Any]:
+    """``ProcessPoolExecutor``'s own pid -> process table (private; empty before the first submit
+    and once it has shut down)."""
+    return getattr(executor, "_processes", None) or {}
+
+
 def _kill_processes(executor: Executor) -> None:
     """SIGKILL what is left of a broken pool's processes. Their items have already failed (retried
     later); the executor's own clean-up sends SIGTERM, which screening processes ignore (stopping is
     the worker's decision), and then waits for each to finish its item before it reads the stop."""
-    for p in list((getattr(executor, "_processes", None) or {}).values()):
+    for p in list(_processes(executor).values()):
         try:
             p.kill()
         except (OSError, ValueError):  # already gone, or closed
