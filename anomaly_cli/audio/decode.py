@@ -50,6 +50,9 @@ MAX_DECODE_SAMPLES = 600 * 48000
 #: Samples per channel in one FFmpeg frame: real codecs use <= 8192; a single 50 MB PCM packet
 #: would become a ~900 MB float array before any duration cap could apply.
 MAX_FRAME_SAMPLES = 1 << 20
+#: Samples per channel gathered from FFmpeg frames before they are checked, mixed and resampled
+#: as one block (:class:`_Pending`): 2 s at 16 kHz, a few dozen AAC frames.
+_GATHER_FRAMES = 1 << 15
 # Frames read from libsndfile per call: small enough that a stream breaking mid-block loses
 # little (libsndfile returns nothing from a failed read), large enough to keep calls cheap.
 _BLOCK_FRAMES = 16384
@@ -236,8 +239,12 @@ class _Collector:
         self._rs = PolyphaseStream(src_rate, target_rate)
         self._out: list[np.ndarray] = []
 
-    def add(self, block: np.ndarray) -> bool:
-        """Add ``(frames, channels)`` samples; False once the cap is reached (stop decoding)."""
+    def add(self, block: np.ndarray, parts: list[int] | None = None) -> bool:
+        """Add ``(frames, channels)`` samples; False once the cap is reached (stop decoding).
+
+        ``parts``: the lengths of the decoder frames ``block`` joins (None: one). A NaN/inf error
+        counts the bad samples of the frame holding the first one, as adding frame by frame did.
+        """
         if len(block) == 0:
             return True
         if min(self.frames + len(block), self.cap_frames) > self.budget_frames:
@@ -251,9 +258,14 @@ class _Collector:
             block, self.capped = block[:room], True
         bad = ~np.isfinite(block)
         if bad.any():
-            first = int(np.argmax(bad.any(axis=1))) + self.frames
+            first = int(np.argmax(bad.any(axis=1)))
+            lo, hi = 0, len(block)
+            if parts:
+                ends = np.cumsum(parts)
+                k = int(np.searchsorted(ends, first, side="right"))
+                lo, hi = int(ends[k - 1]) if k else 0, int(ends[k])
             raise DecodeError(
-                f"{int(bad.sum())} NaN/inf samples, the first at {first / self.src_rate:.3f} s",
+                f"{int(bad[lo:hi].sum())} NaN/inf samples, the first at {(first + self.frames) / self.src_rate:.3f} s",
                 code="nonfinite_samples",
             )
         mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
@@ -366,37 +378,97 @@ def _decode_av(data: bytes, fmt: str | None, cap_s: float, target_rate: int) -> 
         notes = ["MP4 box runs past the end of the bytes"] if cut else []
         to_fltp = av.AudioResampler(format="fltp")  # keeps rate and layout; float planar out
         col: _Collector | None = None
-        truncated = bool(cut)
+        pending = _Pending()
+        failure: Exception | None = None
         try:
-            for block in _av_blocks(container, stream, to_fltp):
+            for frame in _av_frames(container, stream, to_fltp):
                 if col is None:
                     col = _Collector(
-                        stream.rate or stream.codec_context.sample_rate, block.shape[1], cap_s, target_rate
+                        stream.rate or stream.codec_context.sample_rate, frame.layout.nb_channels, cap_s, target_rate
                     )
-                if not col.add(block):
+                if not pending.take(frame, col):
                     break
-        except DecodeError:
-            raise
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - raised or noted below, once the gathered frames are in
+            failure = e
+        if col is not None:  # the frames decoded before a failure count, as when each was added at once
+            pending.flush(col)
+        if isinstance(failure, DecodeError):
+            raise failure
+        truncated = bool(cut)
+        if failure is not None:
             if col is None or col.frames == 0:
-                raise DecodeError(f"ffmpeg could not decode {fmt}/{codec}: {e}", code="undecodable") from e
+                raise DecodeError(f"ffmpeg could not decode {fmt}/{codec}: {failure}", code="undecodable") from failure
             truncated = True
-            notes.append(f"decoder stopped early: {e}")
+            notes.append(f"decoder stopped early: {failure}")
         if col is None:
             raise DecodeError(f"{fmt} container holds no audio samples", code="empty")
         return _finish(col, fmt, codec, declared, target_rate, truncated, notes)
 
 
-def _av_blocks(container: Any, stream: Any, to_fltp: Any) -> Iterator[np.ndarray]:
+def _av_frames(container: Any, stream: Any, to_fltp: Any) -> Iterator[Any]:
+    """The decoded frames, checked, as float planar frames (the resampler passes fltp ones through)."""
     for frame in container.decode(stream):
         if frame.samples > MAX_FRAME_SAMPLES:  # refuse before it becomes a float array
             raise DecodeError(
                 f"one decoded frame holds {frame.samples} samples per channel (at most {MAX_FRAME_SAMPLES})",
                 code="frame_too_large",
             )
-        check_channels(len(frame.layout.channels))
-        for f in to_fltp.resample(frame):
-            yield f.to_ndarray().T  # (channels, n) planar -> (n, channels)
+        check_channels(frame.layout.nb_channels)
+        yield from to_fltp.resample(frame)
+
+
+class _Pending:
+    """Decoded float planar frames waiting to reach a :class:`_Collector` as one block.
+
+    Checking, mixing and resampling each frame as it came cost more in numpy calls than in work
+    (an AAC frame is 1024 samples, an AMR one 160). A block is handed on once it holds
+    :data:`_GATHER_FRAMES` samples, reaches the cap (decoding stops at the frame it always stopped
+    at) or would pass the decode budget (the frame that passes it goes alone, so a NaN in an
+    earlier frame is still the error reported). Blocks have the layout the per-frame arrays had,
+    ``(samples, channels)`` with each channel contiguous.
+
+    Channels are read one plane at a time by index: PyAV's ``frame.planes`` looks for a NULL pointer
+    after the last channel, which a frame of 8 channels (all of FFmpeg's data pointers) lacks, and
+    read past them (a 7.1 m4a crashed the process with a segfault, av 18.1).
+    """
+
+    def __init__(self) -> None:
+        from av.audio.plane import AudioPlane
+
+        self._plane: Any = AudioPlane  # typed stubs do not say it exports a buffer
+        self._planes: list[list[np.ndarray]] = []
+        self._sizes: list[int] = []
+        self._count = 0
+
+    def take(self, frame: Any, col: _Collector) -> bool:
+        """Queue one frame; False once ``col`` has reached the cap (stop decoding)."""
+        if frame.format.name != "fltp":  # the codec changed format after a pass-through start
+            return self.flush(col) and col.add(frame.to_ndarray().T)
+        channels, n = frame.layout.nb_channels, frame.samples
+        if self._sizes and (channels != len(self._planes) or col.frames + self._count + n > col.budget_frames):
+            if not self.flush(col):
+                return False
+        if not self._sizes:
+            self._planes = [[] for _ in range(channels)]
+        for i, queue in enumerate(self._planes):
+            queue.append(np.frombuffer(self._plane(frame, i), np.float32, n))
+        self._sizes.append(n)
+        self._count += n
+        queued = col.frames + self._count
+        if self._count >= _GATHER_FRAMES or queued >= col.cap_frames or queued > col.budget_frames:
+            return self.flush(col)
+        return True
+
+    def flush(self, col: _Collector) -> bool:
+        """Hand the queued frames to ``col`` as one block; False once the cap is reached."""
+        if not self._sizes:
+            return True
+        planes, sizes = self._planes, self._sizes
+        self._planes, self._sizes, self._count = [], [], 0
+        block = np.empty((len(planes), sum(sizes)), np.float32)
+        for row, queue in zip(block, planes):
+            np.concatenate(queue, out=row)
+        return col.add(block.T, sizes)
 
 
 def _av_channels(stream: Any) -> int:
