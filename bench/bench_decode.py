@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import sys
 import time
@@ -92,6 +93,8 @@ def main() -> None:
             f"{base * 1000:.1f} | {ratio:.2f}x | {rtf:.0f}x | {'yes' if met else 'NO'} |"
         )
     cmd = "bench/bench_decode.py" + (" --quick" if args.quick else "")
+    load = os.getloadavg()[0]
+    busy = "an idle machine" if load < 1.5 else "other jobs shared the machine: rerun on an idle one for clean figures"
     md = (
         f"""## Decode: 60 s per format to 16 kHz mono
 
@@ -107,7 +110,7 @@ resamples with the numpy port in `audio/resample.py`, which is ~10 ms per minute
 |---|---|---|---|---|---|---|---|---|---|
 """
         + "\n".join(rows)
-        + f"\n\nAll goals met: {'yes' if ok else 'no'}.\n"
+        + f"\n\nAll goals met: {'yes' if ok else 'no'}. Load average during the run: {load:.1f} ({busy}).\n"
     )
     write_section("decode", md)
 
