@@ -91,6 +91,15 @@ _BASE_DOCS: dict[str, str] = {
     "one level take turns (a reader buried among 4-6 others ~0.15-0.45) (0-1)",
     "voice_clarity_db": "dominance_db + voice_hnr_db: how clearly one voice stands out, by level and by "
     "periodicity together; a reader over babble at >= 10 dB SNR >= ~30 dB, buried under it <= ~27 dB (dB)",
+    "pitch_grid": "how closely the pitch of the voiced sounding frames sits on one 12-tone grid: length of the "
+    "mean of exp(2*pi*i*semitones); notes of a tune (any tuning) ~0.6-1, speech glides through every "
+    "fraction of a semitone (<= ~0.3); 0 under 0.5 s of voiced frames (0-1)",
+    "loud_over_median_db": "99th minus 50th percentile of the 300-3400 Hz frame level: the reader's loudest "
+    "frames over what fills the median frame (the pauses of a sparse reading, the reader's own speech of a "
+    "fluent one); a reader over quiet babble >= ~13 dB, buried among 4-6 voices or in noise <= ~12 dB (dB)",
+    "median_clarity_db": "loud_over_median_db + voice_hnr_db: how clearly the loudest voice stands out over the "
+    "median frame, by level and periodicity; a reader buried among 4-6 voices <= ~20 dB, a voice alone at its "
+    "loudest that reads without pauses (its median frame is its own speech) >= ~24 dB (dB)",
 }
 _MFCC_DOCS = {
     f"mfcc{i}_{s}": f"{'mean' if s == 'mean' else 'standard deviation'} of mel-cepstral "
@@ -173,6 +182,9 @@ def extract(samples: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
     out["voice_hnr_db"] = _voice_hnr(spec["voicing"], loud)
     out["voice_pitch_jumps"] = _pitch_jumps(spec["voicing"], spec["pitch_lag"], loud)
     out["voice_clarity_db"] = out["dominance_db"] + out["voice_hnr_db"]
+    out["pitch_grid"] = _pitch_grid(spec["voicing"], spec["pitch_lag"], sounding)
+    out["loud_over_median_db"] = _loud_over_median(bdb)
+    out["median_clarity_db"] = out["loud_over_median_db"] + out["voice_hnr_db"]
     out.update(_mfcc(mel, sr))
     # Finite by construction; the guard turns any numerical surprise into 0, never NaN downstream.
     return {k: (float(out[k]) if np.isfinite(out[k]) else 0.0) for k in FEATURE_NAMES}
@@ -637,3 +649,41 @@ def _run_fraction(mask: np.ndarray, n: int, min_run: int = 3) -> float:
     d = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
     lengths = np.flatnonzero(d == -1) - np.flatnonzero(d == 1)
     return float(lengths[lengths >= min_run].sum() / n)
+
+
+_GRID_MIN_FRAMES = 50  # 0.5 s of voiced frames: fewer give a grid by chance (n random phases ~ 1/sqrt(n))
+
+
+def _pitch_grid(voicing: np.ndarray, lag: np.ndarray, sounding: np.ndarray) -> float:
+    """How closely the voiced frames' pitch sits on one 12-tone grid (see FEATURE_DOCS).
+
+    Decision: a tune is made of notes, and the notes of one piece share a tuning: every pitch is
+    the tuning's reference plus a whole number of semitones, so the fractional part of the pitch in
+    semitones is the same for every note (vibrato and glides between notes blur it a little;
+    octave errors of the pitch tracker do not move it). Speech has no such grid: within one
+    syllable the pitch glides through every fraction of a semitone. The mean of
+    ``exp(2*pi*i*semitones)`` over the voiced frames has length ~1 on a grid and ~0 off it. All
+    sounding frames count, not only "active" ones: a tune over a steady beat barely rises above its
+    own level, so few of its frames are active.
+    """
+    v = sounding & (voicing >= _VOICED)
+    if int(v.sum()) < _GRID_MIN_FRAMES:
+        return 0.0
+    semis = 12.0 * np.log2(np.maximum(lag[v].astype(np.float64), 1.0))
+    return float(np.abs(np.mean(np.exp(2j * np.pi * semis))))
+
+
+def _loud_over_median(bdb: np.ndarray) -> float:
+    """99th minus 50th percentile of the speech-band frame level in dB (see FEATURE_DOCS).
+
+    Decision: what sits behind the reader is read at the median frame, not at a low percentile.
+    Babble of 4-6 voices dips between words, so its 10th percentile lies far under its typical
+    level and a 90th-10th spread (``band_snr_db``, ``dominance_db``) reads a buried reader as
+    17-24 dB clear; its median is its typical level, which fills the reader's pauses. A reader at
+    <= 0 dB among such voices rises <= ~11 dB over it at its loudest 1 %; a reader over quiet babble
+    (>= 10 dB), or a fluent reader whose median frame is its own speech, >= ~13 dB.
+    """
+    if bdb.size == 0:
+        return 0.0
+    p50, p99 = np.percentile(bdb, [50, 99])
+    return float(p99 - p50)

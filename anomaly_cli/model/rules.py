@@ -223,6 +223,10 @@ DEFAULT_RULES = RuleSet(
             ],
             # held notes outweigh speech-like voicing: melodies, ringtones, chimes over any beat
             [("steady_pitch_s", ">", 1.0, 1.0), ("voiced_speech_ratio", "<", 0.02, 0.01)],
+            # since v4: a tune, whatever its beat and vibrato: the pitch of its voiced frames sits on one 12-tone
+            # grid (notes share a tuning), which speech, gliding through every fraction of a semitone, never
+            # does (readers and buried readers <= ~0.44 on the dev split; tunes, chimes, ringtones >= ~0.53)
+            [("pitch_grid", ">", 0.5, 0.2)],
             suppresses=("noisy",),
             doc="audible, but no voice: noise, hum, tones, music, notification sounds (speech-like voicing < 0.1 s)",
         ),
@@ -235,11 +239,31 @@ DEFAULT_RULES = RuleSet(
             # spread is under 15 (which v2 called noisy). A voice that is weakly periodic on its own (hoarse,
             # radio, codec) can sum under 28 too, so past v2's level test the sum counts only when the pitch
             # of the loudest frames hops between talkers (voice_pitch_jumps > 0.15; one voice <= ~0.12)
-            [("voice_clarity_db", "<", 28.0, 4.0), ("dominance_db", "<", 15.0, 4.0)],
-            [("voice_clarity_db", "<", 28.0, 4.0), ("voice_pitch_jumps", ">", 0.15, 0.1)],
+            # since v4, both only when the loudest frames rise < 14 dB over the median frame (loud_over_median_db):
+            # a reader over quiet babble rises >= ~13.6 dB over it (v3 called 6 of 80 such dev readers noisy, at
+            # 14.9-19.7 dB), a buried one <= ~12.7
+            [
+                ("voice_clarity_db", "<", 28.0, 4.0),
+                ("dominance_db", "<", 15.0, 4.0),
+                ("loud_over_median_db", "<", 14.0, 3.0),
+            ],
+            [
+                ("voice_clarity_db", "<", 28.0, 4.0),
+                ("voice_pitch_jumps", ">", 0.15, 0.1),
+                ("loud_over_median_db", "<", 14.0, 3.0),
+            ],
+            # since v4: what is behind the reader, read at the median frame. Babble dips between words, so the
+            # 10th percentiles behind dominance_db and band_snr_db read a buried reader as 17-24 dB clear; its
+            # median fills the reader's pauses, and a reader at <= 0 dB among 4-6 voices rises <= ~11 dB over it,
+            # with other voices in its loudest frames: level and HNR sum to <= ~20.4 dB (median_clarity_db). A voice
+            # alone at its loudest that reads without pauses (the formant voice, its median frame its own speech)
+            # sums >= ~24.6 dB with babble at +10..+20 dB
+            [("loud_over_median_db", "<", 12.0, 3.0), ("median_clarity_db", "<", 22.5, 4.0)],
             doc="the loudest voice's level spread over what is behind it (1 s windows) and its harmonics-to-"
             "noise ratio sum to less than 28 dB, and either the level spread is under 15 dB or the pitch of the "
-            "loudest frames hops between talkers: speech buried in babble or broadband noise at <= ~0 dB SNR",
+            "loudest frames hops between talkers, while its loudest frames rise less than 14 dB over the median "
+            "frame; or they rise less than 12 dB over it and less than 22.5 dB with its HNR added: speech buried "
+            "in babble or broadband noise at <= ~0 dB SNR",
         ),
         _r(
             "clipped",

@@ -12,7 +12,9 @@ Decisions:
 - The level floors move both conditions of their rule: the 95th percentile at the floor and the
   loudest 1 % at the floor + 4 dB (a reading that is mostly pauses keeps its loud frames). The
   noise margin moves ``noisy``'s test: model v2's ``dominance_db`` at the margin, model v3's
-  ``voice_clarity_db`` (level spread + harmonics-to-noise ratio) at the margin + 13 dB.
+  ``voice_clarity_db`` (level spread + harmonics-to-noise ratio) at the margin + 13 dB, model v4's
+  ``loud_over_median_db`` and ``median_clarity_db`` conditions by the margin's change from its default
+  (the artifact is written at the defaults: 14, 12 and 22.5 dB at the default 15).
 - Defaults are the shipped models' values; the settings are validated (ordered, finite) when loaded.
 """
 
@@ -26,12 +28,16 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from anomaly_cli.config import Settings
-    from anomaly_cli.model.rules import RuleSet
+    from anomaly_cli.model.rules import Condition, RuleSet
 
 P99_ABOVE_P95_DB = 4.0
 #: Model v3's ``noisy`` test (``voice_clarity_db``, level spread + harmonics-to-noise ratio) sits this far
 #: above the noise margin (v2's test, ``dominance_db``, sits at it): 15 + 13 = 28 dB by default.
 CLARITY_ABOVE_MARGIN_DB = 13.0
+#: Model v4's ``noisy`` conditions on the loudest frames over the median frame (``loud_over_median_db``, 14 and
+#: 12 dB in the artifact; ``median_clarity_db``, with the voice's HNR added, 22.5 dB) are written at the
+#: default margin (15); a margin of M moves them by M - 15.
+SHIFTED_BY_MARGIN = frozenset({("noisy", "loud_over_median_db"), ("noisy", "median_clarity_db")})
 
 
 @dataclass(frozen=True)
@@ -82,17 +88,18 @@ class ProgrammeThresholds:
             ("noisy", "dominance_db"): self.noise_margin_db,
             ("noisy", "voice_clarity_db"): self.noise_margin_db + CLARITY_ABOVE_MARGIN_DB,
         }
+        shift = self.noise_margin_db - ProgrammeThresholds.noise_margin_db
+
+        def moved(code: str, c: Condition) -> Condition:
+            if (code, c.feature) in targets:
+                return dataclasses.replace(c, threshold=targets[(code, c.feature)])
+            if (code, c.feature) in SHIFTED_BY_MARGIN:
+                return dataclasses.replace(c, threshold=c.threshold + shift)
+            return c
+
         out = []
         for r in rules.rules:
-            when = tuple(
-                tuple(
-                    dataclasses.replace(c, threshold=targets[(r.code, c.feature)])
-                    if (r.code, c.feature) in targets
-                    else c
-                    for c in g
-                )
-                for g in r.when
-            )
+            when = tuple(tuple(moved(r.code, c) for c in g) for g in r.when)
             out.append(Rule(r.code, when, r.suppresses, r.doc))
         return RuleSet(tuple(out))
 

@@ -196,3 +196,33 @@ def test_one_voice_is_periodic_at_its_loudest_and_other_voices_at_its_level_hide
         assert f["voice_clarity_db"] == pytest.approx(f["dominance_db"] + f["voice_hnr_db"])
     steady = extract(_noise())  # steady noise has no active frames: no voice to judge
     assert steady["voice_hnr_db"] == 0.0 and steady["voice_pitch_jumps"] == 0.0
+
+
+def _tune(rng: np.random.Generator, s: float = 8.0, tuning: float = 0.0) -> np.ndarray:
+    """Notes of 0.15-0.6 s, each a whole number of semitones from one reference (``tuning`` semitones off A)."""
+    out = []
+    while sum(x.size for x in out) < s * SR:
+        f = 220.0 * 2 ** ((int(rng.integers(0, 13)) + tuning) / 12)
+        t = np.arange(int(rng.uniform(0.15, 0.6) * SR)) / SR
+        note = sum(0.6**k * np.sin(2 * np.pi * f * (k + 1) * t) for k in range(4)) * np.exp(-t * 2.0)
+        out.append(note)
+    return synth.set_level(np.concatenate(out)[: int(s * SR)].astype(np.float32), SR, -20.0)
+
+
+@pytest.mark.parametrize("tuning", [0.0, 0.37])
+def test_the_notes_of_a_tune_sit_on_a_12_tone_grid_and_speech_does_not(tuning: float, speech: np.ndarray) -> None:
+    # the grid is the tune's own: any reference pitch (a detuned instrument) gives it
+    assert extract(_tune(np.random.default_rng(5), tuning=tuning))["pitch_grid"] > 0.8
+    assert extract(speech)["pitch_grid"] < 0.3
+    # too little voicing to judge (< 0.5 s of voiced frames): 0
+    assert extract(_tune(np.random.default_rng(5), s=0.3))["pitch_grid"] == 0.0
+    assert extract(_noise())["pitch_grid"] == 0.0
+
+
+def test_what_fills_the_median_frame_tells_a_buried_reader_from_one_over_quiet_babble(speech: np.ndarray) -> None:
+    # a sparse reading (half of it pauses) under five other (formant) talkers
+    sparse = np.concatenate([speech, np.zeros_like(speech)])
+    babble = sum(synth.formant_speech(np.random.default_rng(20 + i), 16.0)[: sparse.size] for i in range(5))
+    over, buried = (extract(synth.mix_at_snr(sparse, babble, snr))["loud_over_median_db"] for snr in (10.0, 0.0))
+    assert over > 14.0 and buried < 12.0
+    assert extract(_noise())["loud_over_median_db"] < 3.0  # steady noise: its level hardly moves

@@ -131,20 +131,25 @@ def _reading(**over: float) -> dict[str, float]:
         "voice_pitch_jumps": 0.03,
         "flux_periodicity": 0.06,
         "centroid_hz_std": 400.0,
+        "loud_over_median_db": 20.0,
+        "pitch_grid": 0.08,
     }
     base.update(over)
     base["voice_clarity_db"] = base["dominance_db"] + base["voice_hnr_db"]
+    base["median_clarity_db"] = base["loud_over_median_db"] + base["voice_hnr_db"]
     return base
 
 
 def test_shipped_rules_a_reader_among_other_voices_is_noisy_one_over_quiet_babble_is_not():
     # buried among 4-6 voices at ~0 dB: the level still spreads 18 dB, but other voices fill the loud frames
     # (little periodicity, the pitch hopping between talkers)
-    assert _codes(_reading(dominance_db=18.4, voice_hnr_db=4.3, voice_pitch_jumps=0.26)) == ["noisy"]
+    assert _codes(_reading(dominance_db=18.4, voice_hnr_db=4.3, voice_pitch_jumps=0.26, loud_over_median_db=10.0)) == [
+        "noisy"
+    ]
     # a weakly periodic voice of its own (hoarse, radio) over quiet babble: its pitch does not hop
     assert _codes(_reading(dominance_db=17.3, voice_hnr_db=4.7, voice_pitch_jumps=0.04)) == []
     # under 15 dB of level spread, as v2, when the sum agrees
-    assert _codes(_reading(dominance_db=12.0, voice_hnr_db=5.0)) == ["noisy"]
+    assert _codes(_reading(dominance_db=12.0, voice_hnr_db=5.0, loud_over_median_db=13.0)) == ["noisy"]
     # over babble at >= 10 dB: the same level spread, and the loudest frames are clearly one voice
     assert _codes(_reading(dominance_db=18.1, voice_hnr_db=12.4)) == []
     # ...even where the level spread is under 15 dB (v2 called this reader noisy)
@@ -166,7 +171,7 @@ def test_shipped_rules_white_noise_through_aac_is_no_speech_though_the_codec_giv
     )
     assert _codes(aac_white) == ["no_speech"]
     # speech buried in white noise at -5 dB spreads more than the noise's own jitter: noisy, not no_speech
-    assert _codes({**aac_white, "dominance_db": 2.4, "voice_clarity_db": 2.4}) == ["noisy"]
+    assert _codes({**aac_white, "dominance_db": 2.4, "voice_clarity_db": 2.4, "loud_over_median_db": 4.0}) == ["noisy"]
 
 
 def test_shipped_rules_clipping_smeared_by_aac_is_seen_from_the_level_of_the_loud_frames():
@@ -188,3 +193,41 @@ def test_shipped_rules_a_tune_over_a_beat_with_vibrato_is_no_speech_a_fluent_rea
     )
     assert _codes(tune) == ["no_speech"]
     assert _codes(_reading(flux_periodicity=0.37, voiced_speech_ratio=0.42, steady_pitch_s=0.3)) == []
+
+
+def test_shipped_rules_a_reader_stays_normal_when_the_loudest_frames_rise_well_over_the_median_frame():
+    # v3 called these dev readers over quiet babble noisy (clarity 25-27.7 dB, pitch hopping 0.17-0.28): their
+    # loudest frames rise 14.9-19.7 dB over the median frame, which a buried reader's never do (<= ~12.7)
+    over_quiet_babble = {"dominance_db": 16.1, "voice_hnr_db": 9.0, "voice_pitch_jumps": 0.17}
+    assert _codes(_reading(**over_quiet_babble, loud_over_median_db=17.9)) == []
+    assert _codes(_reading(**over_quiet_babble, loud_over_median_db=13.0)) == ["noisy"]
+
+
+def test_shipped_rules_a_reader_buried_in_babble_is_noisy_from_the_median_frame_alone():
+    # dev readers among 4-6 voices that v3 passed: level spread 16-21 dB, HNR 8-12 dB, no pitch hopping; the
+    # other voices fill the median frame, <= ~11 dB under the reader's loudest frames
+    buried = dict(dominance_db=20.3, voice_hnr_db=8.9, voice_pitch_jumps=0.13, band_snr_db=26.0)
+    assert _codes(_reading(**buried)) == []
+    assert _codes(_reading(**buried, loud_over_median_db=10.6)) == ["noisy"]
+    # a voice alone at its loudest that reads without pauses (the formant voice over babble at +10 dB): its
+    # median frame is its own speech, but level and HNR together keep it clear
+    assert (
+        _codes(_reading(dominance_db=15.8, voice_hnr_db=13.6, voice_pitch_jumps=0.09, loud_over_median_db=11.0)) == []
+    )
+
+
+def test_shipped_rules_a_tune_on_a_12_tone_grid_is_no_speech_whatever_its_beat():
+    # a dev melody v3 called noisy: beat 0.33 (under the 0.38 of the vibrato rule), 5.7 s of gliding "voicing"
+    tune = _reading(
+        voiced_speech_s=5.7,
+        voiced_speech_ratio=0.19,
+        steady_pitch_s=6.8,
+        flux_periodicity=0.33,
+        dominance_db=8.0,
+        voice_hnr_db=18.6,
+        loud_over_median_db=3.2,
+        pitch_grid=0.89,
+    )
+    assert _codes(tune) == ["no_speech"]
+    # speech glides through every fraction of a semitone: readers stay <= ~0.3
+    assert _codes({**tune, "pitch_grid": 0.3}) == ["noisy"]

@@ -34,16 +34,23 @@ def test_a_longer_minimum_duration_makes_a_reading_too_short_without_retraining(
 def test_the_noise_margin_and_level_floors_move_their_rules(shipped_model):
     t = ProgrammeThresholds(noise_margin_db=30.0, low_volume_dbfs=-30.0, silent_dbfs=-50.0)
     th = t.apply(shipped_model.rules).thresholds()
-    # model v3 judges the dominant voice by level spread + harmonics-to-noise (the margin + 13 dB), and by
-    # its level spread at the margin, as v2
+    # model v4 judges the dominant voice by level spread + harmonics-to-noise (the margin + 13 dB), and by
+    # its level spread at the margin, as v2 and v3; the loudest frames over the median frame (14 and 12 dB at
+    # the default margin of 15) move by the margin's change
     assert th["noisy"] == [
         [
             {"feature": "voice_clarity_db", "op": "<", "threshold": 43.0},
             {"feature": "dominance_db", "op": "<", "threshold": 30.0},
+            {"feature": "loud_over_median_db", "op": "<", "threshold": 29.0},
         ],
         [
             {"feature": "voice_clarity_db", "op": "<", "threshold": 43.0},
             {"feature": "voice_pitch_jumps", "op": ">", "threshold": 0.15},
+            {"feature": "loud_over_median_db", "op": "<", "threshold": 29.0},
+        ],
+        [
+            {"feature": "loud_over_median_db", "op": "<", "threshold": 27.0},
+            {"feature": "median_clarity_db", "op": "<", "threshold": 37.5},
         ],
     ]
     assert th["low_volume"][0][0]["threshold"] == -30.0 and th["low_volume"][0][1]["threshold"] == -26.0
@@ -55,6 +62,15 @@ def test_the_noise_margin_still_moves_a_v2_model_that_compares_dominance_with_it
 
     v2 = load_model(shipped_model.path.parent, "v2", ProgrammeThresholds(noise_margin_db=30.0))
     assert v2.rules.thresholds()["noisy"] == [[{"feature": "dominance_db", "op": "<", "threshold": 30.0}]]
+
+
+def test_the_default_margin_leaves_the_shipped_noisy_thresholds_as_trained(shipped_model):
+    from anomaly_cli.model.rules import RuleSet
+
+    trained = RuleSet.from_list(shipped_model.metadata["rules"]).thresholds()["noisy"]
+    assert (
+        ProgrammeThresholds().apply(RuleSet.from_list(shipped_model.metadata["rules"])).thresholds()["noisy"] == trained
+    )
 
 
 @pytest.mark.parametrize(
