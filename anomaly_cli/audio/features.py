@@ -314,6 +314,11 @@ def _voicing(ac: np.ndarray, wcorr: np.ndarray, lo: int, hi: int) -> tuple[np.nd
     return np.clip(y1, 0.0, 1.0), (best + lo - 1 + off).astype(np.float32)
 
 
+def _semitones(lag: np.ndarray) -> np.ndarray:
+    """Pitch lags (samples; the caller's dtype is kept) in semitones; a lag under 1 reads as 1."""
+    return 12.0 * np.log2(np.maximum(lag, 1.0))
+
+
 _VOICED = 0.6  # window-corrected pitch strength of a voiced frame (speech vowels 0.8-1.0, noise < 0.5)
 _MIN_RUN = 4  # frames (40 ms): shortest voiced stretch counted
 _GLIDE = 0.05  # semitones per 10 ms: below this median change a voiced run is a held note
@@ -329,7 +334,7 @@ def _voiced_runs(voicing: np.ndarray, lag: np.ndarray, active: np.ndarray, fps: 
     fluent reading does per syllable.
     """
     voiced = active & (voicing >= _VOICED)
-    semis = 12.0 * np.log2(np.maximum(lag, 1.0))
+    semis = _semitones(lag)
     jump = np.ones(voiced.size, dtype=bool)
     jump[1:] = np.abs(np.diff(semis)) > 2.0
     starts = voiced & (jump | ~np.concatenate(([False], voiced[:-1])))
@@ -406,7 +411,7 @@ def _pitch_jumps(voicing: np.ndarray, lag: np.ndarray, loud: np.ndarray | None) 
     pair = voiced[1:] & voiced[:-1]
     if int(pair.sum()) < 10:
         return 0.0
-    semis = 12.0 * np.log2(np.maximum(lag.astype(np.float64), 1.0))
+    semis = _semitones(lag.astype(np.float64))
     return float(np.mean(np.abs(np.diff(semis))[pair] > 2.0))
 
 
@@ -556,7 +561,7 @@ def _periodicity(strength: np.ndarray, lag: np.ndarray) -> dict[str, float]:
     voiced = strength > 0.5
     pitch_std = 0.0
     if voiced.sum() >= 3:
-        pitch_std = float((12.0 * np.log2(lag[voiced].astype(np.float64))).std())
+        pitch_std = float(_semitones(lag[voiced].astype(np.float64)).std())
     return {"periodicity_mean": float(strength.mean()), "pitch_std_semitones": pitch_std}
 
 
@@ -669,7 +674,7 @@ def _pitch_grid(voicing: np.ndarray, lag: np.ndarray, sounding: np.ndarray) -> f
     v = sounding & (voicing >= _VOICED)
     if int(v.sum()) < _GRID_MIN_FRAMES:
         return 0.0
-    semis = 12.0 * np.log2(np.maximum(lag[v].astype(np.float64), 1.0))
+    semis = _semitones(lag[v].astype(np.float64))
     return float(np.abs(np.mean(np.exp(2j * np.pi * semis))))
 
 
